@@ -1,0 +1,235 @@
+// Package config loads walship's YAML configuration: the SQLite databases
+// to replicate, the replicas each one ships its WAL to, and how walship logs.
+// Key names follow Litestream 0.5, so a litestream.yml that only uses
+// features walship supports can be used as is.
+//
+// A minimal file:
+//
+//	logging:
+//	  level: info
+//	dbs:
+//	  - path: /var/lib/app/app.db
+//	    sync-interval: 1s
+//	    replica:
+//	      url: file:///backups/app
+//
+// # Locating the file
+//
+// [Path] picks the file: an explicit path (the -config flag), else the
+// WALSHIP_CONFIG environment variable, else [DefaultPath].
+//
+// # Environment variables
+//
+// Unless disabled, $VAR and ${VAR} references anywhere in the raw text,
+// comments included, are replaced with the variable's value before the YAML
+// is parsed, as Litestream does ([os.ExpandEnv] semantics: an unset variable
+// becomes the empty string, and a literal "$" cannot be escaped). Pass
+// expandEnv=false to [Load] or [Parse] when values such as passwords contain
+// "$". A value containing a newline shifts the line numbers reported in
+// later errors.
+//
+// # Paths
+//
+// A database's path and meta-path beginning with "~/" (or equal to "~") are
+// expanded to the current user's home directory, and relative ones are made
+// absolute relative to the current working directory of the process — not
+// the directory holding the configuration file. A replica's path is kept
+// exactly as written; the caller interprets it.
+//
+// # Unset versus zero
+//
+// Optional settings are pointers that are nil when the key is absent (or
+// null), so the caller applies its own default. A zero duration is valid and
+// is kept as a non-nil pointer to 0: "sync-interval: 0" means "ship as soon
+// as a commit is seen", which differs from leaving it out (default 1s).
+// Durations are Go duration strings ("500ms", "1s", "24h"); a bare 0 is also
+// accepted.
+//
+// # Validation and errors
+//
+// The document is walked as a [yaml.Node] tree so every problem is reported
+// with the file name, the line and the full key, for example:
+//
+//	/etc/walship.yml:7: dbs[0].sync-interval: invalid duration "fast" (use a Go duration such as 1s or 500ms)
+//
+// Unknown keys are errors at every level, so a misspelt key is never
+// silently ignored; the exceptions are keys reserved for features walship
+// does not implement yet: top-level keys listed in [Config.Unused], and
+// replica backend options, kept in [Replica.Extra]. All problems found in a
+// file are reported together, one per line, ordered by line. Values of keys
+// whose names contain "secret", "password", "key" or "token" are never
+// echoed in messages.
+//
+// YAML anchors, aliases and merge keys ("<<: *defaults") are supported;
+// duplicate keys within one mapping and multiple YAML documents in one file
+// are errors.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// DefaultPath is the configuration file used when neither an explicit path
+// nor $WALSHIP_CONFIG is given.
+const DefaultPath = "/etc/walship.yml"
+
+// PathEnv names the environment variable that overrides [DefaultPath].
+const PathEnv = "WALSHIP_CONFIG"
+
+// Path returns the config path to use: explicit if non-empty, else
+// $WALSHIP_CONFIG if set to a non-empty value, else [DefaultPath].
+func Path(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if p := os.Getenv(PathEnv); p != "" {
+		return p
+	}
+	return DefaultPath
+}
+
+// Default values applied by [Load] and [Parse] to [Logging].
+const (
+	DefaultLogLevel = "info"
+	DefaultLogType  = "text"
+)
+
+// Config is a parsed and validated configuration file.
+type Config struct {
+	DBs     []*DB   `yaml:"dbs"`
+	Logging Logging `yaml:"logging"`
+
+	// Unused lists, in file order, the top-level keys that walship accepts
+	// for compatibility with Litestream configuration files but does not act
+	// on yet ("addr", "levels", "snapshot", "l0-retention",
+	// "l0-retention-check-interval", "retention", "mcp-addr",
+	// "access-key-id", "secret-access-key"), so the caller can warn that
+	// they have no effect. Their values are not kept.
+	Unused []Key `yaml:"-"`
+}
+
+// Key identifies a key in the configuration file.
+type Key struct {
+	Name string // e.g. "snapshot"
+	Line int    // 1-based line in the file
+}
+
+// Logging configures walship's own log output.
+type Logging struct {
+	// Level is one of "debug", "info", "warn" or "error"; default "info".
+	// The file may use any letter case and "warning" for "warn"; Level
+	// always holds the normalized form.
+	Level string `yaml:"level"`
+	// Type is "text" or "json"; default "text" (normalized to lower case).
+	Type string `yaml:"type"`
+	// Stderr sends logs to standard error instead of standard output.
+	Stderr bool `yaml:"stderr"`
+}
+
+// DB is one entry of the top-level "dbs" list: a database to replicate.
+type DB struct {
+	// Path is the database file ("path", required); "~/" is expanded and
+	// the result is absolute and cleaned.
+	Path string `yaml:"path"`
+	// MetaPath is "meta-path", expanded and made absolute like Path; empty
+	// when unset.
+	MetaPath string `yaml:"meta-path"`
+
+	// SyncInterval is "sync-interval"; nil when unset (engine default 1s).
+	// Zero is valid and means "as soon as a commit is seen".
+	SyncInterval *time.Duration `yaml:"sync-interval"`
+	// CheckpointInterval is "checkpoint-interval".
+	CheckpointInterval *time.Duration `yaml:"checkpoint-interval"`
+	// MinCheckpointPageN is "min-checkpoint-page-count".
+	MinCheckpointPageN *int `yaml:"min-checkpoint-page-count"`
+	// TruncatePageN is "truncate-page-n".
+	TruncatePageN *int `yaml:"truncate-page-n"`
+	// BusyTimeout is "busy-timeout".
+	BusyTimeout *time.Duration `yaml:"busy-timeout"`
+	// MonitorInterval is "monitor-interval".
+	MonitorInterval *time.Duration `yaml:"monitor-interval"`
+
+	// Replica is the single-replica form "replica"; a file may use it or
+	// Replicas, not both. Use [DB.AllReplicas] to get either.
+	Replica *Replica `yaml:"replica"`
+	// Replicas is the list form "replicas".
+	Replicas []*Replica `yaml:"replicas"`
+
+	// Line is the 1-based line of the entry in the file, for messages.
+	Line int `yaml:"-"`
+}
+
+// AllReplicas returns Replica (if set) followed by Replicas.
+func (db *DB) AllReplicas() []*Replica {
+	var out []*Replica
+	if db.Replica != nil {
+		out = append(out, db.Replica)
+	}
+	return append(out, db.Replicas...)
+}
+
+// Replica is a destination a database's changes are shipped to. Exactly one
+// of URL and Path is set.
+type Replica struct {
+	// Name is "name"; optional, but unique within a DB when given.
+	Name string `yaml:"name"`
+	// Type is "type" as written ("file", later "s3", "gs", "abs", "sftp",
+	// "webdav", "nats"); empty when unset. Checking it, and deriving it from
+	// URL or Path when empty, is the caller's job.
+	Type string `yaml:"type"`
+	// URL is "url", e.g. "file:///backups/app".
+	URL string `yaml:"url"`
+	// Path is "path", kept exactly as written.
+	Path string `yaml:"path"`
+	// SyncInterval is "sync-interval"; nil when unset.
+	SyncInterval *time.Duration `yaml:"sync-interval"`
+
+	// Extra holds backend options that later versions will interpret
+	// (access-key-id, secret-access-key, region, endpoint, bucket,
+	// force-path-style, skip-verify, part-size, concurrency,
+	// sse-customer-key, sse-kms-key-id, account-name, account-key,
+	// sas-token, key-path, password, host-key, retention,
+	// retention-check-interval, validation-interval, user, host), keyed by
+	// key name, with the scalar value as written ("true", "5MB", ...). Nil
+	// when the replica has none.
+	Extra map[string]string `yaml:"-"`
+
+	// Line is the 1-based line of the replica in the file, for messages.
+	Line int `yaml:"-"`
+}
+
+// Load reads and validates the configuration file at path. Environment
+// variables ($VAR, ${VAR}) are expanded in the raw text before parsing
+// unless expandEnv is false; see the package documentation.
+//
+// If the file does not exist the error wraps [fs.ErrNotExist] and tells the
+// operator how to point walship at another file.
+func Load(path string, expandEnv bool) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s not found (use -config PATH or set %s to point at another file): %w",
+				path, PathEnv, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("cannot read config file %s: %w", path, err)
+	}
+	return Parse(path, data, expandEnv)
+}
+
+// Parse is [Load] on bytes already read; name (normally the file's path) is
+// used in error messages.
+func Parse(name string, data []byte, expandEnv bool) (*Config, error) {
+	if expandEnv {
+		data = []byte(os.ExpandEnv(string(data)))
+	}
+	p := &parser{name: name}
+	cfg := p.parse(data)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,787 @@
+// Package walship replicates live SQLite databases. It tails each database's
+// write-ahead log, turns every sync's committed transactions into one LTX file
+// with exact pre- and post-apply checksums, stages it durably beside the
+// database, and ships it to one or more replicas. See DESIGN.md for the
+// invariants this package keeps.
+package walship
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/superfly/ltx"
+	_ "modernc.org/sqlite" // pure-Go driver: keeps the binary static
+
+	"github.com/walship/walship/internal/wal"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
+)
+
+// Defaults for Options.
+const (
+	DefaultSyncInterval       = time.Second
+	DefaultCheckpointInterval = time.Minute
+	DefaultMinCheckpointPageN = 1000
+	DefaultTruncatePageN      = 121359 // ~500 MB of 4 KiB pages
+	DefaultBusyTimeout        = time.Second
+)
+
+// Options tune one database's replication. The zero value of each field means
+// its default, except SyncInterval, whose zero means "as soon as a commit is
+// seen" when SyncIntervalSet is true.
+type Options struct {
+	SyncInterval       time.Duration
+	SyncIntervalSet    bool
+	CheckpointInterval time.Duration
+	MinCheckpointPageN int
+	TruncatePageN      int
+	BusyTimeout        time.Duration
+	MetaPath           string // local staging directory; default "<dir>/.<name>-walship"
+	Logger             *slog.Logger
+}
+
+func (o *Options) setDefaults(dbPath string) {
+	if !o.SyncIntervalSet && o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.MinCheckpointPageN <= 0 {
+		o.MinCheckpointPageN = DefaultMinCheckpointPageN
+	}
+	if o.TruncatePageN <= 0 {
+		o.TruncatePageN = DefaultTruncatePageN
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.MetaPath == "" {
+		o.MetaPath = MetaPath(dbPath)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// MetaPath returns the default staging directory of the database at dbPath.
+func MetaPath(dbPath string) string {
+	dir, name := filepath.Split(dbPath)
+	return filepath.Join(dir, "."+name+"-walship")
+}
+
+// errDiverged means the WAL no longer continues from the captured position: the
+// next file must be a full copy of the database.
+var errDiverged = errors.New("wal diverged from the replicated position")
+
+// DB replicates one SQLite database.
+type DB struct {
+	path    string
+	walPath string
+	opts    Options
+	log     *slog.Logger
+	staging *file.Client
+
+	replicas []*Replica
+
+	// mu serialises capture (sync, checkpoint, snapshot) and guards the fields
+	// below.
+	mu      sync.Mutex
+	sqldb   *sql.DB
+	pinConn *sql.Conn // holds the read transaction that pins the WAL
+	pinTx   *sql.Tx
+	lockConn *sql.Conn // takes the write barrier around checkpoints
+	ckptConn *sql.Conn
+	dbFile  *os.File // the database file, read for pages not in the WAL
+	walFile *os.File // nil until the WAL exists
+	dbIno   uint64
+
+	pos      ltx.Pos      // newest staged file
+	walPos   wal.Position // WAL position the staged state corresponds to; zero Offset if none
+	state    *pageState   // checksums of the staged state
+	walPages int          // frames in the WAL since its last restart, as last seen
+	needFull bool         // the next sync must write a full copy
+	wantSnapshot bool     // a replica needs a snapshot to continue from
+	ckptPos  wal.Position // walPos at the last checkpoint
+	kickC    chan struct{} // wakes the monitor loop
+
+	lastCheckpoint time.Time
+	notify         chan struct{} // wakes replicas when a file is staged
+}
+
+// NewDB returns a DB for the database at path, replicating to replicas. It does
+// no I/O until Open.
+func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("database path %q: %w", path, err)
+	}
+	opts.setDefaults(abs)
+	db := &DB{
+		path:     abs,
+		walPath:  abs + "-wal",
+		opts:     opts,
+		log:      opts.Logger.With("db", abs),
+		staging:  file.New(opts.MetaPath),
+		replicas: replicas,
+		notify:   make(chan struct{}, 1),
+		kickC:    make(chan struct{}, 1),
+	}
+	for _, r := range replicas {
+		r.db = db
+		r.log = db.log.With("replica", r.Name)
+	}
+	return db, nil
+}
+
+// Path returns the database's absolute path.
+func (db *DB) Path() string { return db.path }
+
+// Replicas returns the database's replicas.
+func (db *DB) Replicas() []*Replica { return db.replicas }
+
+// Pos returns the position of the newest staged file.
+func (db *DB) Pos() ltx.Pos {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.pos
+}
+
+// WaitExists blocks until the database file exists and is not empty, logging
+// once that it is waiting.
+func (db *DB) WaitExists(ctx context.Context, poll time.Duration) error {
+	logged := false
+	for {
+		fi, err := os.Stat(db.path)
+		if err == nil && fi.Size() > 0 {
+			return nil
+		}
+		if err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("database %s: %w", db.path, err)
+		}
+		if !logged {
+			db.log.Info("waiting for the database to be created")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Open checks the database, switches it to WAL mode if needed, pins the WAL,
+// learns every replica's position and brings the staged state up to date with
+// the database. The database file must exist.
+func (db *DB) Open(ctx context.Context) (err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+
+	f, err := os.Open(db.path)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	hdr, err := readDBHeader(f, db.path)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	db.dbFile = f
+	db.dbIno = inode(f)
+	defer func() {
+		if err != nil {
+			db.closeLocked()
+		}
+	}()
+	_ = hdr
+
+	if err := db.openSQL(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(db.opts.MetaPath, 0o755); err != nil {
+		return fmt.Errorf("create staging directory %s: %w", db.opts.MetaPath, err)
+	}
+	if err := db.staging.RemoveTempFiles(); err != nil {
+		return fmt.Errorf("clean staging directory: %w", err)
+	}
+	if err := db.pin(ctx); err != nil {
+		return err
+	}
+	for _, r := range db.replicas {
+		if err := r.loadPos(ctx); err != nil {
+			return err
+		}
+	}
+	hint, err := db.resolvePos(ctx)
+	if err != nil {
+		return err
+	}
+	if err := db.resume(ctx, hint); err != nil {
+		return err
+	}
+	db.lastCheckpoint = time.Now()
+	return nil
+}
+
+func (db *DB) openSQL(ctx context.Context) error {
+	dsn := fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(%d)", db.path, db.opts.BusyTimeout.Milliseconds())
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", db.path, err)
+	}
+	db.sqldb = sqldb
+	var mode string
+	if err := sqldb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("database %s: %w", db.path, err)
+	}
+	if mode != "wal" {
+		if err := sqldb.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil || mode != "wal" {
+			return fmt.Errorf("database %s: cannot switch to WAL mode (journal mode is %q): %v; stop other writers or set PRAGMA journal_mode=WAL yourself", db.path, mode, err)
+		}
+		db.log.Info("switched the database to WAL mode")
+	}
+	for _, c := range []**sql.Conn{&db.pinConn, &db.lockConn, &db.ckptConn} {
+		conn, err := sqldb.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("database %s: %w", db.path, err)
+		}
+		*c = conn
+	}
+	// The engine never lets SQLite checkpoint on its own connections.
+	for _, c := range []*sql.Conn{db.pinConn, db.lockConn, db.ckptConn} {
+		if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+			return fmt.Errorf("database %s: %w", db.path, err)
+		}
+	}
+	return nil
+}
+
+// pin starts the read transaction that stops any other connection from
+// restarting the WAL past frames the engine has not read.
+func (db *DB) pin(ctx context.Context) error {
+	tx, err := db.pinConn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("pin wal: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(1) FROM sqlite_master").Scan(&n); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("pin wal: %w", err)
+	}
+	db.pinTx = tx
+	return nil
+}
+
+func (db *DB) unpin() error {
+	if db.pinTx == nil {
+		return nil
+	}
+	err := db.pinTx.Rollback()
+	db.pinTx = nil
+	return err
+}
+
+// Close syncs what has been committed, releases the database and stops.
+func (db *DB) Close(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	var err error
+	if db.sqldb != nil && db.state != nil {
+		_, err = db.syncLocked(ctx)
+	}
+	return errors.Join(err, db.closeLocked())
+}
+
+func (db *DB) closeLocked() error {
+	var errs []error
+	errs = append(errs, db.unpin())
+	for _, c := range []**sql.Conn{&db.pinConn, &db.lockConn, &db.ckptConn} {
+		if *c != nil {
+			errs = append(errs, (*c).Close())
+			*c = nil
+		}
+	}
+	if db.sqldb != nil {
+		errs = append(errs, db.sqldb.Close())
+		db.sqldb = nil
+	}
+	for _, f := range []**os.File{&db.dbFile, &db.walFile} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openWAL opens the WAL file if it exists and is the one at the WAL path.
+func (db *DB) openWAL() (*os.File, error) {
+	if db.walFile != nil {
+		fi, err := os.Stat(db.walPath)
+		if err == nil && sameFile(fi, db.walFile) {
+			return db.walFile, nil
+		}
+		db.walFile.Close()
+		db.walFile = nil
+		if err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
+	f, err := os.Open(db.walPath)
+	if os.IsNotExist(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("open wal: %w", err)
+	}
+	db.walFile = f
+	return f, nil
+}
+
+// readWAL returns the current WAL header and its committed frames from from
+// (or from the start of the generation when from is in another generation).
+// A missing or empty WAL returns a nil scan.
+func (db *DB) readWAL(from wal.Position) (*wal.Scan, *os.File, error) {
+	f, err := db.openWAL()
+	if err != nil || f == nil {
+		return nil, nil, err
+	}
+	hdr, err := wal.ReadHeader(f)
+	if errors.Is(err, wal.ErrNoHeader) {
+		return nil, f, nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("wal %s: %w", db.walPath, err)
+	}
+	if from.Offset == 0 || !from.SameGeneration(hdr) {
+		from = wal.Start(hdr)
+	}
+	scan, err := wal.Read(f, hdr, from, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal %s: %w", db.walPath, err)
+	}
+	return scan, f, nil
+}
+
+// dbReplaced reports whether the file at the database path is no longer the one
+// the engine opened (the application replaced or restored it).
+func (db *DB) dbReplaced() bool {
+	fi, err := os.Stat(db.path)
+	return err != nil || !sameFile(fi, db.dbFile)
+}
+
+// Sync captures the transactions committed since the last sync into one staged
+// LTX file and returns the new position. When nothing was committed it writes
+// nothing.
+func (db *DB) Sync(ctx context.Context) (ltx.Pos, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.state == nil {
+		return ltx.Pos{}, errors.New("database is not open")
+	}
+	_, err := db.syncLocked(ctx)
+	return db.pos, err
+}
+
+func (db *DB) syncLocked(ctx context.Context) (bool, error) {
+	if db.needFull {
+		return true, db.writeFull(ctx, "resuming after a failed sync")
+	}
+	if db.dbReplaced() {
+		return true, db.reopenFull(ctx, "the database file was replaced")
+	}
+	scan, walf, err := db.readWAL(db.walPos)
+	if err != nil {
+		return false, err
+	}
+	if scan == nil {
+		return false, nil
+	}
+	db.walPages = int((scan.End.Offset - wal.HeaderSize) / scan.Header.FrameSize())
+	if !db.walPos.SameGeneration(scan.Header) {
+		// The log restarted. The pin guarantees every frame of the old
+		// generation was captured (see DESIGN §2.1), so the new one continues
+		// the staged state.
+		db.log.Debug("wal restarted", "salt1", scan.Header.Salt1)
+	}
+	if scan.Header.PageSize != db.state.pageSize {
+		return true, db.writeFull(ctx, "the page size changed")
+	}
+	if len(scan.Frames) == 0 {
+		db.walPos = scan.End
+		return false, nil
+	}
+	if err := db.writeDelta(ctx, scan, walf); err != nil {
+		if errors.Is(err, errDiverged) {
+			return true, db.writeFull(ctx, err.Error())
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// writeDelta stages the pages committed in scan as the next LTX file.
+func (db *DB) writeDelta(ctx context.Context, scan *wal.Scan, walf *os.File) error {
+	pr := newPageReader(db.dbFile, walf, db.state.pageSize, scan.Frames)
+	oldCommit := db.state.commit()
+	commit := scan.Commit
+	lock := ltx.LockPgno(db.state.pageSize)
+
+	pgnos := make([]uint32, 0, len(pr.inWAL))
+	for pgno := range pr.inWAL {
+		if pgno <= commit && pgno != lock {
+			pgnos = append(pgnos, pgno)
+		}
+	}
+	// Pages that became part of the database without a WAL copy (SQLite
+	// allocates by writing, so normally none) are read from the file so the
+	// delta alone defines the new state.
+	for pgno := oldCommit + 1; pgno <= commit; pgno++ {
+		if _, ok := pr.inWAL[pgno]; !ok && pgno != lock {
+			pgnos = append(pgnos, pgno)
+		}
+	}
+	sort.Slice(pgnos, func(i, j int) bool { return pgnos[i] < pgnos[j] })
+
+	next := db.state.clone()
+	next.truncate(commit)
+	first := scan.Frames[0].Offset
+	hdr := db.header(db.pos.TXID+1, db.pos.TXID+1, commit, db.pos.PostApplyChecksum)
+	hdr.WALOffset, hdr.WALSize = first, scan.End.Offset-first
+	hdr.WALSalt1, hdr.WALSalt2 = scan.Header.Salt1, scan.Header.Salt2
+
+	info, err := db.stage(ctx, 0, hdr, func(enc *ltx.Encoder) error {
+		buf := make([]byte, db.state.pageSize)
+		h := ltx.NewHasher()
+		for _, pgno := range pgnos {
+			if err := pr.read(pgno, buf); err != nil {
+				return err
+			}
+			next.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
+				return err
+			}
+		}
+		// Frames can only have been overwritten by a restart of the log,
+		// which changes its salts: if they are unchanged, every page read
+		// above is the committed copy.
+		if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
+			return errDiverged
+		}
+		enc.SetPostApplyChecksum(next.total)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.commitStaged(info, next, scan.End)
+	return nil
+}
+
+func (db *DB) header(minTXID, maxTXID ltx.TXID, commit uint32, pre ltx.Checksum) ltx.Header {
+	// Deltas keep the page size of the staged state.
+	return ltx.Header{
+		Version:          ltx.Version,
+		PageSize:         db.state.pageSize,
+		Commit:           commit,
+		MinTXID:          minTXID,
+		MaxTXID:          maxTXID,
+		Timestamp:        time.Now().UnixMilli(),
+		PreApplyChecksum: pre,
+	}
+}
+
+// stage encodes one LTX file into the staging directory, atomically: body
+// writes the pages and sets the post-apply checksum; if it fails, nothing is
+// left behind.
+func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*ltx.Encoder) error) (*ltx.FileInfo, error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := func() error {
+			enc, err := ltx.NewEncoder(pw)
+			if err != nil {
+				return err
+			}
+			defer enc.Cleanup()
+			if err := enc.EncodeHeader(hdr); err != nil {
+				return err
+			}
+			if err := body(enc); err != nil {
+				return err
+			}
+			return enc.Close()
+		}()
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	info, werr := db.staging.WriteLTXFile(ctx, level, hdr.MinTXID, hdr.MaxTXID, pr, time.UnixMilli(hdr.Timestamp))
+	pr.CloseWithError(errors.New("staging write ended"))
+	if err := <-done; err != nil {
+		if errors.Is(err, errDiverged) {
+			return nil, errDiverged
+		}
+		return nil, fmt.Errorf("stage %s: %w", storage.Describe(level, hdr.MinTXID, hdr.MaxTXID), err)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("stage %s in %s: %w", storage.Describe(level, hdr.MinTXID, hdr.MaxTXID), db.opts.MetaPath, werr)
+	}
+	return info, nil
+}
+
+func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState, walPos wal.Position) {
+	db.pos = ltx.NewPos(info.MaxTXID, next.total)
+	db.state = next
+	db.walPos = walPos
+	db.needFull = false
+	db.log.Debug("staged", "file", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), "size", info.Size)
+	select {
+	case db.notify <- struct{}{}:
+	default:
+	}
+	for _, r := range db.replicas {
+		r.wake()
+	}
+}
+
+// reopenFull reopens the database file after it was replaced and stages a full
+// copy.
+func (db *DB) reopenFull(ctx context.Context, why string) error {
+	db.closeLocked()
+	f, err := os.Open(db.path)
+	if err != nil {
+		db.needFull = true
+		return fmt.Errorf("reopen database: %w", err)
+	}
+	if _, err := readDBHeader(f, db.path); err != nil {
+		f.Close()
+		db.needFull = true
+		return err
+	}
+	db.dbFile, db.dbIno = f, inode(f)
+	if err := db.openSQL(ctx); err != nil {
+		db.needFull = true
+		return err
+	}
+	if err := db.pin(ctx); err != nil {
+		db.needFull = true
+		return err
+	}
+	return db.writeFull(ctx, why)
+}
+
+// writeFull stages a full copy of the database as the next file: a snapshot
+// when the replica is empty, otherwise a level-0 file holding every page (so the
+// TXID chain stays contiguous). It reads the state under the pin, so backfill
+// cannot change a page under it.
+func (db *DB) writeFull(ctx context.Context, why string) error {
+	db.needFull = true
+	if db.pos.TXID > 0 {
+		db.log.Warn("writing a full copy of the database", "reason", why)
+	}
+	scan, walf, err := db.readWAL(wal.Position{})
+	if err != nil {
+		return err
+	}
+	minTXID, pre := db.pos.TXID+1, db.pos.PostApplyChecksum
+	if db.pos.TXID == 0 {
+		minTXID, pre = 1, 0
+	}
+	info, next, err := db.stageCopy(ctx, 0, minTXID, db.pos.TXID+1, pre, scan, walf)
+	if err != nil {
+		return err
+	}
+	walPos := wal.Position{}
+	if scan != nil {
+		walPos = scan.End
+	}
+	db.commitStaged(info, next, walPos)
+	db.log.Info("staged a full copy of the database", "txid", info.MaxTXID.String(), "pages", next.commit(), "size", info.Size)
+	return nil
+}
+
+// snapshotLocked stages a level-9 snapshot of the state at db.pos, for a
+// replica whose history the staged files no longer reach.
+func (db *DB) snapshotLocked(ctx context.Context) error {
+	if _, err := db.syncLocked(ctx); err != nil {
+		return err
+	}
+	if db.pos.TXID == 0 {
+		return nil
+	}
+	var scan *wal.Scan
+	var walf *os.File
+	if db.walPos.Offset != 0 {
+		var err error
+		if walf, err = db.openWAL(); err != nil || walf == nil {
+			return fmt.Errorf("snapshot: wal %s disappeared: %v", db.walPath, err)
+		}
+		hdr, err := wal.ReadHeader(walf)
+		if err != nil || !db.walPos.SameGeneration(hdr) {
+			db.needFull = true
+			return fmt.Errorf("snapshot: the wal restarted; retrying after the next sync")
+		}
+		if scan, err = wal.Read(walf, hdr, wal.Start(hdr), db.walPos.Offset); err != nil {
+			return err
+		}
+	}
+	info, st, err := db.stageCopy(ctx, storage.SnapshotLevel, 1, db.pos.TXID, 0, scan, walf)
+	if err != nil {
+		return err
+	}
+	if st.total != db.pos.PostApplyChecksum {
+		// Never publish a snapshot that differs from the chain it stands for.
+		db.staging.DeleteLTXFiles(ctx, []*ltx.FileInfo{info})
+		db.needFull = true
+		return fmt.Errorf("snapshot at TXID %s does not match the staged checksum; a full copy follows", db.pos.TXID)
+	}
+	db.log.Info("staged a snapshot", "txid", info.MaxTXID.String(), "size", info.Size)
+	for _, r := range db.replicas {
+		r.wake()
+	}
+	return nil
+}
+
+// stageCopy stages every page of the state after the committed frames of scan
+// (nil: the database file alone) as one file.
+func (db *DB) stageCopy(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, pre ltx.Checksum, scan *wal.Scan, walf *os.File) (*ltx.FileInfo, *pageState, error) {
+	pageSize, commit, frames, err := db.layout(scan)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr := newPageReader(db.dbFile, walf, pageSize, frames)
+	next := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
+	hdr := ltx.Header{
+		Version:          ltx.Version,
+		PageSize:         pageSize,
+		Commit:           commit,
+		MinTXID:          minTXID,
+		MaxTXID:          maxTXID,
+		Timestamp:        time.Now().UnixMilli(),
+		PreApplyChecksum: pre,
+	}
+	if scan != nil && len(scan.Frames) > 0 {
+		hdr.WALOffset, hdr.WALSize = wal.HeaderSize, scan.End.Offset-wal.HeaderSize
+		hdr.WALSalt1, hdr.WALSalt2 = scan.Header.Salt1, scan.Header.Salt2
+	}
+	lock := ltx.LockPgno(pageSize)
+	info, err := db.stage(ctx, level, hdr, func(enc *ltx.Encoder) error {
+		buf := make([]byte, pageSize)
+		h := ltx.NewHasher()
+		for pgno := uint32(1); pgno <= commit; pgno++ {
+			if pgno == lock {
+				next.set(pgno, 0)
+				continue
+			}
+			if err := pr.read(pgno, buf); err != nil {
+				return err
+			}
+			next.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
+				return err
+			}
+		}
+		if scan != nil {
+			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
+				return errors.New("the wal restarted while the database was being copied; will retry")
+			}
+		}
+		enc.SetPostApplyChecksum(next.total)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, next, nil
+}
+
+// layout returns the page size, the database size in pages and the committed
+// WAL frames of the current state.
+func (db *DB) layout(scan *wal.Scan) (pageSize, commit uint32, frames []wal.Frame, err error) {
+	hdr, err := readDBHeader(db.dbFile, db.path)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	pageSize = hdr.pageSize
+	if scan != nil && len(scan.Frames) > 0 {
+		if scan.Header.PageSize != pageSize {
+			// The WAL wins: SQLite reads page 1 from it.
+			pageSize = scan.Header.PageSize
+		}
+		return pageSize, scan.Commit, scan.Frames, nil
+	}
+	commit, err = dbPageCount(db.dbFile, hdr)
+	return pageSize, commit, nil, err
+}
+
+// computeState computes the page checksums of the state after the committed
+// frames of scan up to offset end (the whole scan if end is 0).
+func (db *DB) computeState(scan *wal.Scan, walf *os.File, end int64) (*pageState, error) {
+	var frames []wal.Frame
+	var commit uint32
+	hdr, err := readDBHeader(db.dbFile, db.path)
+	if err != nil {
+		return nil, err
+	}
+	pageSize := hdr.pageSize
+	if scan != nil {
+		for _, f := range scan.Frames {
+			if end != 0 && f.Offset >= end {
+				break
+			}
+			frames = append(frames, f)
+			if f.Commit != 0 {
+				commit = f.Commit
+			}
+		}
+		if len(frames) > 0 {
+			pageSize = scan.Header.PageSize
+		}
+	}
+	if len(frames) == 0 {
+		if commit, err = dbPageCount(db.dbFile, hdr); err != nil {
+			return nil, err
+		}
+	}
+	pr := newPageReader(db.dbFile, walf, pageSize, frames)
+	st := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
+	buf := make([]byte, pageSize)
+	h := ltx.NewHasher()
+	lock := ltx.LockPgno(pageSize)
+	for pgno := uint32(1); pgno <= commit; pgno++ {
+		if pgno == lock {
+			st.set(pgno, 0)
+			continue
+		}
+		if err := pr.read(pgno, buf); err != nil {
+			return nil, err
+		}
+		st.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
+	}
+	return st, nil
+}
+
+func inode(f *os.File) uint64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+func sameFile(fi os.FileInfo, f *os.File) bool {
+	ofi, err := f.Stat()
+	return err == nil && os.SameFile(fi, ofi)
+}

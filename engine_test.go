@@ -1,0 +1,168 @@
+package walship_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage/file"
+)
+
+// harness is one application database replicated to a directory, with the
+// oracle's record of the database image at every TXID the engine produced.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	dir     string
+	path    string
+	app     *sql.DB
+	replica *file.Client
+	db      *walship.DB
+	images  map[ltx.TXID]testutil.Image
+}
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("WALSHIP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func openApp(t *testing.T, path string, pragmas ...string) *sql.DB {
+	t.Helper()
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)"
+	for _, p := range pragmas {
+		dsn += "&_pragma=" + p
+	}
+	app, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetMaxOpenConns(1)
+	t.Cleanup(func() { app.Close() })
+	return app
+}
+
+func newHarness(t *testing.T, pragmas ...string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t, ctx: context.Background(), dir: dir, path: filepath.Join(dir, "app.db"),
+		replica: file.New(filepath.Join(dir, "replica")), images: map[ltx.TXID]testutil.Image{}}
+	h.app = openApp(t, h.path, pragmas...)
+	h.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, n INTEGER)")
+	return h
+}
+
+func (h *harness) exec(q string, args ...any) {
+	h.t.Helper()
+	if _, err := h.app.ExecContext(h.ctx, q, args...); err != nil {
+		h.t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func (h *harness) open(opts walship.Options) {
+	h.t.Helper()
+	opts.Logger = quietLogger()
+	db, err := walship.NewDB(h.path, opts, walship.NewReplica("dir", h.replica))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := db.Open(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	h.db = db
+	h.t.Cleanup(func() { db.Close(context.Background()) })
+	h.record()
+}
+
+// sync captures what the application committed, ships it, and records the
+// oracle's image of the database at the new TXID.
+func (h *harness) sync() ltx.TXID {
+	h.t.Helper()
+	if _, err := h.db.Sync(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.record()
+}
+
+func (h *harness) record() ltx.TXID {
+	h.t.Helper()
+	if err := walship.Upload(h.ctx, h.db); err != nil {
+		h.t.Fatal(err)
+	}
+	pos := h.db.Pos()
+	img, err := testutil.LogicalImage(h.ctx, h.path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if prev, ok := h.images[pos.TXID]; ok && prev != img {
+		h.t.Fatalf("TXID %s: database changed (%d pages) but no new TXID was produced", pos.TXID, img.Pages)
+	}
+	h.images[pos.TXID] = img
+	return pos.TXID
+}
+
+// verifyAll restores every recorded TXID and compares it page for page.
+func (h *harness) verifyAll() {
+	h.t.Helper()
+	if len(h.images) < 2 {
+		h.t.Fatalf("only %d TXIDs recorded", len(h.images))
+	}
+	for txid, want := range h.images {
+		out := filepath.Join(h.t.TempDir(), fmt.Sprintf("restored-%s.db", txid))
+		res, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: "full"})
+		if err != nil {
+			h.t.Fatalf("restore TXID %s: %v", txid, err)
+		}
+		got, err := testutil.FileImage(out, int(res.PageSize))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if got != want {
+			h.t.Fatalf("TXID %s: restored %d pages %s, database had %d pages %s", txid, got.Pages, got.Hash[:12], want.Pages, want.Hash[:12])
+		}
+	}
+}
+
+func (h *harness) randomWrites(rng *rand.Rand, n int) {
+	for range n {
+		switch rng.IntN(4) {
+		case 0, 1:
+			h.exec("INSERT INTO t (v, n) VALUES (?, ?)", randBytes(rng, rng.IntN(3000)), rng.Int64())
+		case 2:
+			h.exec("UPDATE t SET v = ?, n = n + 1 WHERE id IN (SELECT id FROM t ORDER BY random() LIMIT 3)", randBytes(rng, rng.IntN(2000)))
+		case 3:
+			h.exec("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY random() LIMIT 2)")
+		}
+	}
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func TestRandomWorkload(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 30 {
+		h.randomWrites(rng, 1+rng.IntN(20))
+		h.sync()
+	}
+	h.verifyAll()
+}

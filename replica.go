@@ -1,0 +1,272 @@
+package walship
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/storage"
+)
+
+// Replica ships a database's staged LTX files to one destination. Each replica
+// progresses on its own: a slow or failing one holds back neither the others
+// nor the database.
+type Replica struct {
+	Name   string
+	Client storage.Client
+
+	db  *DB
+	log *slog.Logger
+
+	mu         sync.Mutex
+	pos        ltx.Pos     // newest file the replica holds
+	lastHeader *ltx.Header // header of that file
+	err        error       // last upload error, nil once it recovers
+	wakeC      chan struct{}
+}
+
+// NewReplica returns a replica named name that writes through client.
+func NewReplica(name string, client storage.Client) *Replica {
+	if name == "" {
+		name = client.Type()
+	}
+	return &Replica{Name: name, Client: client, wakeC: make(chan struct{}, 1), log: slog.Default()}
+}
+
+// Pos returns the newest position the replica holds.
+func (r *Replica) Pos() ltx.Pos {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+// Err returns the error of the last failed upload, or nil.
+func (r *Replica) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func (r *Replica) wake() {
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// loadPos learns the replica's newest file, retrying while the destination is
+// unreachable: the engine must never hand out a TXID the replica already has.
+func (r *Replica) loadPos(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		pos, hdr, err := ReplicaPos(ctx, r.Client)
+		if err == nil {
+			r.mu.Lock()
+			r.pos, r.lastHeader, r.err = pos, hdr, nil
+			r.mu.Unlock()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := backoff(attempt)
+		r.log.Error("cannot read the replica's position; retrying", "error", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// ReplicaPos returns the position of the newest file in a replica (levels 0 and
+// the snapshot level) and that file's header; a zero Pos for an empty replica.
+func ReplicaPos(ctx context.Context, c storage.Client) (ltx.Pos, *ltx.Header, error) {
+	var newest *ltx.FileInfo
+	for _, level := range []int{0, storage.SnapshotLevel} {
+		files, err := c.LTXFiles(ctx, level)
+		if err != nil {
+			return ltx.Pos{}, nil, fmt.Errorf("replica %s: %w", c, err)
+		}
+		if n := len(files); n > 0 && (newest == nil || files[n-1].MaxTXID > newest.MaxTXID) {
+			newest = files[n-1]
+		}
+	}
+	if newest == nil {
+		return ltx.Pos{}, nil, nil
+	}
+	hdr, trailer, err := ReadHeaderTrailer(ctx, c, newest)
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	return ltx.NewPos(newest.MaxTXID, trailer.PostApplyChecksum), &hdr, nil
+}
+
+// ReadHeaderTrailer reads the header and trailer of one file with two ranged
+// reads.
+func ReadHeaderTrailer(ctx context.Context, c storage.Client, f *ltx.FileInfo) (ltx.Header, ltx.Trailer, error) {
+	var hdr ltx.Header
+	var trailer ltx.Trailer
+	name := storage.Describe(f.Level, f.MinTXID, f.MaxTXID)
+	if f.Size < ltx.HeaderSize+ltx.TrailerSize {
+		return hdr, trailer, fmt.Errorf("replica %s: %s is truncated (%d bytes)", c, name, f.Size)
+	}
+	b, err := readRange(ctx, c, f, 0, ltx.HeaderSize)
+	if err != nil {
+		return hdr, trailer, err
+	}
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad header: %w", c, name, err)
+	}
+	if b, err = readRange(ctx, c, f, f.Size-ltx.TrailerSize, ltx.TrailerSize); err != nil {
+		return hdr, trailer, err
+	}
+	if err := trailer.UnmarshalBinary(b); err != nil {
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad trailer: %w", c, name, err)
+	}
+	if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
+		return hdr, trailer, fmt.Errorf("replica %s: %s has TXIDs %s-%s in its header", c, name, hdr.MinTXID, hdr.MaxTXID)
+	}
+	return hdr, trailer, nil
+}
+
+func readRange(ctx context.Context, c storage.Client, f *ltx.FileInfo, off, n int64) ([]byte, error) {
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("replica %s: read %s: %w", c, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), err)
+	}
+	return b, nil
+}
+
+// run uploads staged files until ctx ends, backing off while the destination
+// fails.
+func (r *Replica) run(ctx context.Context) {
+	attempt := 0
+	for {
+		err := r.upload(ctx)
+		var wait <-chan time.Time
+		if err != nil && ctx.Err() == nil {
+			d := backoff(attempt)
+			attempt++
+			r.log.Error("replication to the replica failed; the database is unaffected and staged files are kept until it recovers", "error", err, "retry_in", d.String())
+			wait = time.After(d)
+		} else {
+			attempt = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wakeC:
+		case <-wait:
+		}
+	}
+}
+
+// upload ships every staged file newer than the replica's position, in order.
+func (r *Replica) upload(ctx context.Context) error {
+	err := r.uploadOnce(ctx)
+	r.mu.Lock()
+	prev := r.err
+	r.err = err
+	r.mu.Unlock()
+	if err == nil && prev != nil {
+		r.log.Info("replica recovered", "txid", r.Pos().TXID.String())
+	}
+	return err
+}
+
+func (r *Replica) uploadOnce(ctx context.Context) error {
+	staging := r.db.staging
+	files, err := staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("list staged files: %w", err)
+	}
+	for _, f := range files {
+		pos := r.Pos()
+		if f.MaxTXID <= pos.TXID {
+			continue
+		}
+		hdr, trailer, err := ReadHeaderTrailer(ctx, staging, f)
+		if err != nil {
+			return err
+		}
+		if f.MinTXID != pos.TXID+1 || (!hdr.IsSnapshot() && hdr.PreApplyChecksum != pos.PostApplyChecksum) {
+			// The staged history does not reach back to the replica's
+			// position (it is empty, or it was away while staging was
+			// pruned): ship a snapshot, then continue after it.
+			ok, err := r.uploadSnapshot(ctx, f.MinTXID-1)
+			if err != nil || !ok {
+				return err
+			}
+			continue
+		}
+		if err := r.put(ctx, f, hdr, trailer); err != nil {
+			return err
+		}
+	}
+	return r.db.pruneStaging(ctx)
+}
+
+// put uploads one staged level-0 file; a file that starts at TXID 1 is a
+// snapshot and is written to the snapshot level as well.
+func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trailer ltx.Trailer) error {
+	levels := []int{f.Level}
+	if f.Level == 0 && hdr.IsSnapshot() {
+		levels = append(levels, storage.SnapshotLevel)
+	}
+	for _, level := range levels {
+		rc, err := r.db.staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+		if err != nil {
+			return err
+		}
+		_, err = r.Client.WriteLTXFile(ctx, level, f.MinTXID, f.MaxTXID, rc, time.UnixMilli(hdr.Timestamp))
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.pos = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
+	r.lastHeader = &hdr
+	r.mu.Unlock()
+	r.log.Debug("uploaded", "file", storage.Describe(f.Level, f.MinTXID, f.MaxTXID))
+	return nil
+}
+
+// uploadSnapshot ships the newest staged snapshot that reaches at least TXID
+// atLeast. If there is none it asks the engine for one and reports false.
+func (r *Replica) uploadSnapshot(ctx context.Context, atLeast ltx.TXID) (bool, error) {
+	snaps, err := r.db.staging.LTXFiles(ctx, storage.SnapshotLevel)
+	if err != nil {
+		return false, fmt.Errorf("list staged snapshots: %w", err)
+	}
+	if n := len(snaps); n == 0 || snaps[n-1].MaxTXID < atLeast {
+		r.db.requestSnapshot(fmt.Sprintf("replica %s is at TXID %s and the staged files start after it", r.Name, r.Pos().TXID))
+		return false, nil
+	}
+	snap := snaps[len(snaps)-1]
+	hdr, trailer, err := ReadHeaderTrailer(ctx, r.db.staging, snap)
+	if err != nil {
+		return false, err
+	}
+	r.log.Warn("the replica's history has a gap; shipping a snapshot to continue from", "snapshot", storage.Describe(snap.Level, snap.MinTXID, snap.MaxTXID), "replica_txid", r.Pos().TXID.String())
+	return true, r.put(ctx, snap, hdr, trailer)
+}
+
+// backoff returns the wait before retry number attempt: exponential from
+// 100ms to 30s, with jitter.
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 9)
+	d = min(d, 30*time.Second)
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,160 @@
+// Package restore rebuilds a database from a replica: it plans the shortest
+// contiguous chain of LTX files that reaches the target (a TXID, a time, or the
+// latest state), applies it to a temporary file while verifying every checksum,
+// and only then renames the result into place. A restore either produces the
+// exact database that was replicated or fails and leaves nothing behind.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/storage"
+)
+
+// ErrNoFiles is returned when the replica holds no LTX file at all.
+var ErrNoFiles = errors.New("the replica holds no backup")
+
+// Target says what state to restore: the zero value means the latest.
+type Target struct {
+	TXID      ltx.TXID  // restore exactly this TXID
+	Timestamp time.Time // restore the newest state written at or before this time
+}
+
+func (t Target) String() string {
+	switch {
+	case t.TXID != 0:
+		return "TXID " + t.TXID.String()
+	case !t.Timestamp.IsZero():
+		return "time " + t.Timestamp.UTC().Format(time.RFC3339Nano)
+	default:
+		return "the latest state"
+	}
+}
+
+// eligible reports whether f may be part of a restore to t.
+func (t Target) eligible(f *ltx.FileInfo) bool {
+	if t.TXID != 0 && f.MaxTXID > t.TXID {
+		return false
+	}
+	if !t.Timestamp.IsZero() && f.CreatedAt.After(t.Timestamp) {
+		return false
+	}
+	return true
+}
+
+// Plan lists the files to apply, in order.
+type Plan struct {
+	Files []*ltx.FileInfo
+}
+
+// TXID returns the TXID the plan restores.
+func (p *Plan) TXID() ltx.TXID {
+	if len(p.Files) == 0 {
+		return 0
+	}
+	return p.Files[len(p.Files)-1].MaxTXID
+}
+
+// Size returns the total size of the plan's files.
+func (p *Plan) Size() int64 {
+	var n int64
+	for _, f := range p.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// CalcPlan finds the newest snapshot at or before the target, then repeatedly
+// takes, from any level, the file that continues the chain and reaches
+// furthest, until the target is reached. A hole in the chain is an error that
+// names the missing TXID range.
+func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, error) {
+	levels := make([][]*ltx.FileInfo, storage.MaxLevel+1)
+	var newest ltx.TXID
+	any := false
+	for level := range levels {
+		files, err := c.LTXFiles(ctx, level)
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: %w", c, err)
+		}
+		levels[level] = files
+		for _, f := range files {
+			any = true
+			newest = max(newest, f.MaxTXID)
+		}
+	}
+	if !any {
+		return nil, fmt.Errorf("replica %s: %w", c, ErrNoFiles)
+	}
+	if target.TXID > newest {
+		return nil, fmt.Errorf("replica %s: TXID %s is not in the backup: the newest TXID is %s", c, target.TXID, newest)
+	}
+
+	plan := &Plan{}
+	var cur ltx.TXID
+	// Start from the newest eligible snapshot.
+	for _, f := range levels[storage.SnapshotLevel] {
+		if f.MinTXID == 1 && target.eligible(f) && f.MaxTXID > cur {
+			plan.Files, cur = []*ltx.FileInfo{f}, f.MaxTXID
+		}
+	}
+	for target.TXID == 0 || cur < target.TXID {
+		var best *ltx.FileInfo
+		for level := storage.MaxLevel; level >= 0; level-- {
+			for _, f := range levels[level] {
+				if f.MinTXID > cur+1 || f.MaxTXID <= cur || !target.eligible(f) {
+					continue
+				}
+				if cur == 0 && f.MinTXID != 1 {
+					continue
+				}
+				if best == nil || f.MaxTXID > best.MaxTXID {
+					best = f
+				}
+			}
+		}
+		if best == nil {
+			break
+		}
+		plan.Files = append(plan.Files, best)
+		cur = best.MaxTXID
+	}
+
+	// Did the chain stop short of where it should reach?
+	want := target.TXID
+	if want == 0 {
+		for _, files := range levels {
+			for _, f := range files {
+				if target.eligible(f) {
+					want = max(want, f.MaxTXID)
+				}
+			}
+		}
+	}
+	if cur < want || len(plan.Files) == 0 {
+		next := want + 1
+		for _, files := range levels {
+			for _, f := range files {
+				if f.MinTXID > cur && f.MinTXID < next {
+					next = f.MinTXID
+				}
+			}
+		}
+		if len(plan.Files) == 0 && cur == 0 {
+			if target.TXID == 0 && !target.Timestamp.IsZero() {
+				return nil, fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
+			}
+		}
+		return nil, fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
+			c, target, cur+1, max(next-1, cur+1), cur+1)
+	}
+	if target.TXID != 0 && cur != target.TXID {
+		return nil, fmt.Errorf("replica %s: cannot restore exactly TXID %s: the files around it cover up to %s", c, target.TXID, cur)
+	}
+	return plan, nil
+}

@@ -1,0 +1,149 @@
+package walship
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/wal"
+	"github.com/walship/walship/storage"
+)
+
+// resolvePos sets db.pos to the newest position that continues every replica:
+// the newest replica position, extended by staged files that chain onto it.
+// Staged files that do not chain were never published and are removed. It
+// returns the header of the file at db.pos, whose WAL fields say where in the
+// WAL that state was captured.
+func (db *DB) resolvePos(ctx context.Context) (*ltx.Header, error) {
+	var pos ltx.Pos
+	var hint *ltx.Header
+	for _, r := range db.replicas {
+		if p := r.Pos(); p.TXID > pos.TXID || hint == nil {
+			pos, hint = p, r.lastHeader
+		}
+	}
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list staged files in %s: %w", db.opts.MetaPath, err)
+	}
+	for i, f := range files {
+		hdr, trailer, err := ReadHeaderTrailer(ctx, db.staging, f)
+		if err != nil {
+			db.log.Warn("discarding an unreadable staged file", "error", err)
+			if err := db.staging.DeleteLTXFiles(ctx, files[i:]); err != nil {
+				return nil, err
+			}
+			break
+		}
+		if f.MaxTXID <= pos.TXID {
+			if f.MaxTXID == pos.TXID && trailer.PostApplyChecksum == pos.PostApplyChecksum {
+				hint = &hdr
+			}
+			continue
+		}
+		chains := f.MinTXID == pos.TXID+1 &&
+			(hdr.PreApplyChecksum == pos.PostApplyChecksum || (pos.TXID == 0 && hdr.IsSnapshot()))
+		if !chains {
+			db.log.Warn("discarding staged files that do not continue the replica's history",
+				"first", storage.Describe(0, f.MinTXID, f.MaxTXID), "replica_txid", pos.TXID.String())
+			if err := db.staging.DeleteLTXFiles(ctx, files[i:]); err != nil {
+				return nil, err
+			}
+			break
+		}
+		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), &hdr
+	}
+	db.pos = pos
+	return hint, nil
+}
+
+// resume establishes the page state that matches db.pos, so that the next sync
+// can write a delta. It tries, in order: the WAL position recorded in the file
+// at db.pos, then the database as it is now. If neither reproduces the
+// replicated checksum, the database changed in a way no delta can describe and
+// a full copy is staged.
+func (db *DB) resume(ctx context.Context, hint *ltx.Header) error {
+	if db.pos.TXID == 0 {
+		return db.writeFull(ctx, "first sync")
+	}
+	scan, walf, err := db.readWAL(wal.Position{})
+	if err != nil {
+		return err
+	}
+	if hint != nil && hint.WALOffset != 0 && scan != nil &&
+		scan.Header.Salt1 == hint.WALSalt1 && scan.Header.Salt2 == hint.WALSalt2 {
+		end := hint.WALOffset + hint.WALSize
+		at, err := wal.Read(walf, scan.Header, wal.Start(scan.Header), end)
+		if err != nil {
+			return err
+		}
+		if at.End.Offset == end {
+			st, err := db.computeState(at, walf, 0)
+			if err != nil {
+				return err
+			}
+			if st.total == db.pos.PostApplyChecksum {
+				db.state, db.walPos = st, at.End
+				db.log.Info("resuming from the replicated position", "txid", db.pos.TXID.String())
+				return nil
+			}
+		}
+	}
+	st, err := db.computeState(scan, walf, 0)
+	if err != nil {
+		return err
+	}
+	db.state = st
+	if st.total == db.pos.PostApplyChecksum {
+		if scan != nil {
+			db.walPos = scan.End
+		}
+		db.log.Info("resuming: the database matches the replicated position", "txid", db.pos.TXID.String())
+		return nil
+	}
+	return db.writeFull(ctx, "the database changed while walship was not running in a way the WAL no longer shows")
+}
+
+// requestSnapshot makes the engine stage a snapshot at its next wake-up.
+func (db *DB) requestSnapshot(why string) {
+	db.mu.Lock()
+	if !db.wantSnapshot {
+		db.log.Warn("a snapshot will be staged", "reason", why)
+	}
+	db.wantSnapshot = true
+	db.mu.Unlock()
+	db.kick()
+}
+
+// pruneStaging removes staged files that every replica holds, keeping the
+// newest, whose header records where in the WAL the state was captured.
+func (db *DB) pruneStaging(ctx context.Context) error {
+	done := db.Pos().TXID
+	for _, r := range db.replicas {
+		done = min(done, r.Pos().TXID)
+	}
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return err
+	}
+	var old []*ltx.FileInfo
+	for i, f := range files {
+		if f.MaxTXID <= done && i < len(files)-1 {
+			old = append(old, f)
+		}
+	}
+	snaps, err := db.staging.LTXFiles(ctx, storage.SnapshotLevel)
+	if err != nil {
+		return err
+	}
+	for _, f := range snaps {
+		if f.MaxTXID <= done {
+			old = append(old, f)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	return db.staging.DeleteLTXFiles(ctx, old)
+}

@@ -1,0 +1,281 @@
+package walship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// fallbackPoll is how often the monitor looks at the WAL when no file event
+// arrived, in case the file system does not report changes.
+const fallbackPoll = 10 * time.Second
+
+func (db *DB) kick() {
+	select {
+	case db.kickC <- struct{}{}:
+	default:
+	}
+}
+
+// Checkpoint seals and checkpoints the WAL (see checkpointLocked).
+func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.checkpointLocked(ctx, truncate)
+}
+
+// checkpointLocked copies the WAL into the database without losing a frame:
+// it takes the write barrier, captures every committed frame, checkpoints, and
+// pins the WAL again before the barrier is released. The next writer may then
+// restart the log, and the engine continues from the new generation. With
+// truncate, it then also shrinks the WAL file to zero if nothing new arrived.
+func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
+	if _, err := db.lockConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("checkpoint: wait for the write lock: %w", err)
+	}
+	rollback := func() {
+		if _, err := db.lockConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+			db.log.Error("checkpoint: release write lock", "error", err)
+		}
+	}
+	if _, err := db.syncLocked(ctx); err != nil {
+		rollback()
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := db.unpin(); err != nil {
+		rollback()
+		return fmt.Errorf("checkpoint: release pin: %w", err)
+	}
+	var busy, logN, ckptN int
+	ckptErr := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
+	pinErr := db.pin(context.Background())
+	rollback()
+	if pinErr != nil {
+		// Without the pin the log may restart under us: only a full copy is
+		// safe after this.
+		db.needFull = true
+		return fmt.Errorf("checkpoint: %w", pinErr)
+	}
+	if ckptErr != nil {
+		return fmt.Errorf("checkpoint: %w", ckptErr)
+	}
+	db.ckptPos = db.walPos
+	db.lastCheckpoint = time.Now()
+	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN)
+	if !truncate || ckptN != logN {
+		return nil
+	}
+	// Everything is backfilled and the pin reads the database file only, so
+	// SQLite can truncate the log only if no frame arrived since the seal:
+	// one that did cannot be backfilled under the pin, and TRUNCATE then
+	// reports busy and leaves the log alone.
+	if _, err := db.ckptConn.ExecContext(ctx, "PRAGMA busy_timeout=0"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
+	if _, e := db.ckptConn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: truncate wal: %w", err)
+	}
+	db.log.Debug("truncated wal", "busy", busy)
+	return nil
+}
+
+// maybeCheckpoint checkpoints when the log has grown past the thresholds or
+// the checkpoint interval has passed with frames in the log.
+func (db *DB) maybeCheckpoint(ctx context.Context) error {
+	if db.walPos == db.ckptPos || db.walPages == 0 {
+		return nil
+	}
+	fileFrames := 0
+	if fi, err := os.Stat(db.walPath); err == nil && db.state != nil {
+		fileFrames = int(fi.Size() / (24 + int64(db.state.pageSize)))
+	}
+	truncate := fileFrames >= db.opts.TruncatePageN
+	if db.walPages >= db.opts.MinCheckpointPageN || truncate || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
+		return db.checkpointLocked(ctx, truncate)
+	}
+	return nil
+}
+
+// step is one wake-up of the monitor: a snapshot if a replica asked for one,
+// else a sync, then a checkpoint if one is due.
+func (db *DB) step(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.wantSnapshot {
+		if err := db.snapshotLocked(ctx); err != nil {
+			return err
+		}
+		db.wantSnapshot = false
+	} else if _, err := db.syncLocked(ctx); err != nil {
+		return err
+	}
+	return db.maybeCheckpoint(ctx)
+}
+
+// Run replicates the database until ctx ends: it waits for the file to exist,
+// opens it, ships staged files to every replica, and syncs whenever the WAL
+// changes, at most once per sync interval. When ctx ends it captures what was
+// committed, gives the replicas up to flushTimeout to upload it, and closes.
+func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
+	if err := db.WaitExists(ctx, time.Second); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	if err := db.Open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	rctx, stopReplicas := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, r := range db.replicas {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.run(rctx) }()
+		r.wake()
+	}
+	db.monitor(ctx)
+
+	closeErr := db.Close(context.WithoutCancel(ctx))
+	for _, r := range db.replicas {
+		r.wake()
+	}
+	db.waitReplicas(flushTimeout)
+	stopReplicas()
+	wg.Wait()
+	return closeErr
+}
+
+// waitReplicas waits until every replica holds the newest staged file or
+// timeout passes.
+func (db *DB) waitReplicas(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		pos, behind := db.Pos(), 0
+		for _, r := range db.replicas {
+			if r.Pos().TXID < pos.TXID {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			db.log.Warn("stopping with files not yet uploaded; they stay staged and are shipped at the next start", "replicas_behind", behind)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// monitor syncs on WAL changes until ctx ends.
+func (db *DB) monitor(ctx context.Context) {
+	events, closeWatch := db.watch()
+	defer closeWatch()
+	poll := time.NewTicker(fallbackPoll)
+	defer poll.Stop()
+	timer := time.NewTimer(0)
+	<-timer.C
+	armed, dirty := false, true
+	var lastSync time.Time
+	var lastSize int64
+	var lastMod time.Time
+	attempt := 0
+	for {
+		if dirty && !armed {
+			d := time.Until(lastSync.Add(db.opts.SyncInterval))
+			timer.Reset(max(d, 0))
+			armed = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-events:
+			dirty = true
+		case <-db.kickC:
+			dirty = true
+		case <-poll.C:
+			if fi, err := os.Stat(db.walPath); err == nil && (fi.Size() != lastSize || !fi.ModTime().Equal(lastMod)) {
+				lastSize, lastMod = fi.Size(), fi.ModTime()
+				dirty = true
+			} else if time.Since(db.lastCheckpointTime()) >= db.opts.CheckpointInterval {
+				dirty = true
+			}
+		case <-timer.C:
+			armed, dirty = false, false
+			lastSync = time.Now()
+			if err := db.step(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d := backoff(attempt)
+				attempt++
+				db.log.Error("sync failed; retrying", "error", err, "retry_in", d.String())
+				timer.Reset(d)
+				armed, dirty = true, true
+				continue
+			}
+			attempt = 0
+		}
+	}
+}
+
+func (db *DB) lastCheckpointTime() time.Time {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.lastCheckpoint
+}
+
+// watch reports changes to the database and its WAL as they happen. If the
+// file system cannot be watched, the fallback poll alone drives syncs.
+func (db *DB) watch() (<-chan struct{}, func()) {
+	out := make(chan struct{}, 1)
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(filepath.Dir(db.path))
+	}
+	if err != nil {
+		db.log.Warn("cannot watch the database directory; polling instead", "error", err, "interval", fallbackPoll.String())
+		if w != nil {
+			w.Close()
+		}
+		return out, func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Name == db.walPath || ev.Name == db.path {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				db.log.Warn("file watch error", "error", err)
+			}
+		}
+	}()
+	return out, func() { close(done); w.Close() }
+}
