@@ -96,24 +96,24 @@ type DB struct {
 
 	// mu serialises capture (sync, checkpoint, snapshot) and guards the fields
 	// below.
-	mu      sync.Mutex
-	sqldb   *sql.DB
-	pinConn *sql.Conn // holds the read transaction that pins the WAL
-	pinTx   *sql.Tx
+	mu       sync.Mutex
+	sqldb    *sql.DB
+	pinConn  *sql.Conn // holds the read transaction that pins the WAL
+	pinTx    *sql.Tx
 	lockConn *sql.Conn // takes the write barrier around checkpoints
 	ckptConn *sql.Conn
-	dbFile  *os.File // the database file, read for pages not in the WAL
-	walFile *os.File // nil until the WAL exists
-	dbIno   uint64
+	dbFile   *os.File // the database file, read for pages not in the WAL
+	walFile  *os.File // nil until the WAL exists
+	dbIno    uint64
 
-	pos      ltx.Pos      // newest staged file
-	walPos   wal.Position // WAL position the staged state corresponds to; zero Offset if none
-	state    *pageState   // checksums of the staged state
-	walPages int          // frames in the WAL since its last restart, as last seen
-	needFull bool         // the next sync must write a full copy
-	wantSnapshot bool     // a replica needs a snapshot to continue from
-	ckptPos  wal.Position // walPos at the last checkpoint
-	kickC    chan struct{} // wakes the monitor loop
+	pos          ltx.Pos       // newest staged file
+	walPos       wal.Position  // WAL position the staged state corresponds to; zero Offset if none
+	state        *pageState    // checksums of the staged state
+	walPages     int           // frames in the WAL since its last restart, as last seen
+	needFull     bool          // the next sync must write a full copy
+	wantSnapshot bool          // a replica needs a snapshot to continue from
+	ckptPos      wal.Position  // walPos at the last checkpoint
+	kickC        chan struct{} // wakes the monitor loop
 
 	lastCheckpoint time.Time
 	notify         chan struct{} // wakes replicas when a file is staged
