@@ -270,6 +270,9 @@ func (db *DB) openSQL(ctx context.Context) error {
 // pin starts the read transaction that stops any other connection from
 // restarting the WAL past frames the engine has not read.
 func (db *DB) pin(ctx context.Context) error {
+	// database/sql rolls a transaction back when its context ends; the pin
+	// must outlive the call that took it.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := db.pinConn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("pin wal: %w", err)
@@ -407,7 +410,7 @@ func (db *DB) syncLocked(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	db.walPages = int((scan.End.Offset - wal.HeaderSize) / scan.Header.FrameSize())
-	if !db.walPos.SameGeneration(scan.Header) {
+	if db.walPos.Offset != 0 && !db.walPos.SameGeneration(scan.Header) {
 		// The log restarted. The pin guarantees every frame of the old
 		// generation was captured (see DESIGN §2.1), so the new one continues
 		// the staged state.
@@ -526,14 +529,16 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 	}()
 	info, werr := db.staging.WriteLTXFile(ctx, level, hdr.MinTXID, hdr.MaxTXID, pr, time.UnixMilli(hdr.Timestamp))
 	pr.CloseWithError(errors.New("staging write ended"))
-	if err := <-done; err != nil {
-		if errors.Is(err, errDiverged) {
-			return nil, errDiverged
-		}
-		return nil, fmt.Errorf("stage %s: %w", storage.Describe(level, hdr.MinTXID, hdr.MaxTXID), err)
-	}
-	if werr != nil {
+	encErr := <-done
+	switch {
+	case errors.Is(encErr, errDiverged):
+		return nil, errDiverged
+	case werr != nil:
+		// The write's error names the staging path and the cause (a full
+		// disk, say); the encoder then only saw its pipe close.
 		return nil, fmt.Errorf("stage %s in %s: %w", storage.Describe(level, hdr.MinTXID, hdr.MaxTXID), db.opts.MetaPath, werr)
+	case encErr != nil:
+		return nil, fmt.Errorf("stage %s: %w", storage.Describe(level, hdr.MinTXID, hdr.MaxTXID), encErr)
 	}
 	return info, nil
 }

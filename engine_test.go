@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/superfly/ltx"
@@ -16,6 +17,7 @@ import (
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
 
@@ -41,10 +43,11 @@ func quietLogger() *slog.Logger {
 
 func openApp(t *testing.T, path string, pragmas ...string) *sql.DB {
 	t.Helper()
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)"
 	for _, p := range pragmas {
 		dsn += "&_pragma=" + p
 	}
+	dsn += "&_pragma=journal_mode(wal)&_pragma=synchronous(normal)"
 	app, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +62,21 @@ func newHarness(t *testing.T, pragmas ...string) *harness {
 	dir := t.TempDir()
 	h := &harness{t: t, ctx: context.Background(), dir: dir, path: filepath.Join(dir, "app.db"),
 		replica: file.New(filepath.Join(dir, "replica")), images: map[ltx.TXID]testutil.Image{}}
-	h.app = openApp(t, h.path, pragmas...)
-	h.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, n INTEGER)")
+	// Settings that fix the file's layout must precede WAL mode.
+	init, err := sql.Open("sqlite", "file:"+h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pragmas {
+		if _, err := init.Exec("PRAGMA " + strings.Replace(strings.TrimSuffix(p, ")"), "(", "=", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := init.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, n INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	init.Close()
+	h.app = openApp(t, h.path)
 	return h
 }
 
@@ -83,7 +99,7 @@ func (h *harness) open(opts walship.Options) {
 	}
 	h.db = db
 	h.t.Cleanup(func() { db.Close(context.Background()) })
-	h.record()
+	h.sync()
 }
 
 // sync captures what the application committed, ships it, and records the
@@ -116,12 +132,17 @@ func (h *harness) record() ltx.TXID {
 // verifyAll restores every recorded TXID and compares it page for page.
 func (h *harness) verifyAll() {
 	h.t.Helper()
+	h.verifyAllWith("full")
+}
+
+func (h *harness) verifyAllWith(integrity string) {
+	h.t.Helper()
 	if len(h.images) < 2 {
 		h.t.Fatalf("only %d TXIDs recorded", len(h.images))
 	}
 	for txid, want := range h.images {
 		out := filepath.Join(h.t.TempDir(), fmt.Sprintf("restored-%s.db", txid))
-		res, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: "full"})
+		res, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: integrity})
 		if err != nil {
 			h.t.Fatalf("restore TXID %s: %v", txid, err)
 		}
@@ -132,7 +153,52 @@ func (h *harness) verifyAll() {
 		if got != want {
 			h.t.Fatalf("TXID %s: restored %d pages %s, database had %d pages %s", txid, got.Pages, got.Hash[:12], want.Pages, want.Hash[:12])
 		}
+		os.Remove(out)
 	}
+}
+
+// verifyChain checks that the replica's level-0 files form one contiguous
+// chain from TXID 1 whose checksums link, and that every TXID restores to a
+// database that passes SQLite's integrity check.
+func (h *harness) verifyChain() {
+	h.t.Helper()
+	last := checkChain(h.t, h.ctx, h.replica)
+	for txid := ltx.TXID(1); txid <= last; txid++ {
+		out := filepath.Join(h.t.TempDir(), "chain.db")
+		if _, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: "full"}); err != nil {
+			h.t.Fatalf("restore TXID %s: %v", txid, err)
+		}
+		os.Remove(out)
+	}
+}
+
+// checkChain asserts the level-0 files of c are TXIDs 1..N, one file each, each
+// file's pre-apply checksum equal to the previous file's post-apply checksum.
+// It returns N.
+func checkChain(t *testing.T, ctx context.Context, c storage.Client) ltx.TXID {
+	t.Helper()
+	files, err := c.LTXFiles(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev ltx.Pos
+	for i, f := range files {
+		if f.MinTXID != ltx.TXID(i+1) || f.MaxTXID != f.MinTXID {
+			t.Fatalf("level 0 file %d is %s-%s: the chain has a gap or a repeated TXID", i, f.MinTXID, f.MaxTXID)
+		}
+		hdr, trailer, err := walship.ReadHeaderTrailer(ctx, c, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && hdr.PreApplyChecksum != prev.PostApplyChecksum {
+			t.Fatalf("TXID %s: pre-apply checksum %s, previous post-apply %s", f.MinTXID, hdr.PreApplyChecksum, prev.PostApplyChecksum)
+		}
+		prev = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
+	}
+	if len(files) == 0 {
+		t.Fatal("the replica has no level-0 files")
+	}
+	return prev.TXID
 }
 
 func (h *harness) randomWrites(rng *rand.Rand, n int) {
@@ -165,4 +231,12 @@ func TestRandomWorkload(t *testing.T) {
 		h.sync()
 	}
 	h.verifyAll()
+}
+
+func randFor(t *testing.T) *rand.Rand {
+	seed := uint64(0)
+	for _, c := range t.Name() {
+		seed = seed*31 + uint64(c)
+	}
+	return rand.New(rand.NewPCG(seed, 99))
 }

@@ -1,0 +1,246 @@
+package walship_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage/file"
+)
+
+func TestNotASQLiteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "notes.txt")
+	content := bytes.Repeat([]byte("this is not a database\n"), 100)
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	replicaDir := filepath.Join(dir, "replica")
+	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("dir", file.New(replicaDir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a SQLite database") {
+		t.Fatalf("got %v; want an error naming %s as not a SQLite database", err, path)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, content) {
+		t.Fatal("the file was modified")
+	}
+	for _, p := range []string{replicaDir, path + "-wal", walship.MetaPath(path)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s was created", p)
+		}
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestWaitsForDatabase(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "later.db")
+	var logs syncBuffer
+	replica := file.New(filepath.Join(dir, "replica"))
+	db, err := walship.NewDB(path, walship.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), SyncInterval: 0, SyncIntervalSet: true}, walship.NewReplica("dir", replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.Run(ctx, 5*time.Second) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for the database") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no waiting message; logs: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before the database existed", err)
+	case <-time.After(1500 * time.Millisecond): // two polls
+	}
+	createDB(t, path)
+	// Replication starts by itself once the file appears.
+	for {
+		files, _ := replica.LTXFiles(ctx, 0)
+		if len(files) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing replicated; logs: %s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "waiting for the database"); n != 1 {
+		t.Fatalf("said it was waiting %d times", n)
+	}
+}
+
+// The replica directory disappears (replaced by a file) and comes back: the
+// application is unaffected, the error names the directory, and replication
+// resumes with no gap.
+func TestReplicaUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	h.randomWrites(randFor(t), 10)
+	h.sync()
+	dir := h.replica.Dir()
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for range 5 {
+		h.randomWrites(randFor(t), 5) // the application keeps working
+		if _, err := h.db.Sync(h.ctx); err != nil {
+			t.Fatalf("staging must not depend on the replica: %v", err)
+		}
+		lastErr = walship.Upload(h.ctx, h.db)
+		if lastErr == nil || !strings.Contains(lastErr.Error(), dir) {
+			t.Fatalf("upload error %v does not name %s", lastErr, dir)
+		}
+	}
+	os.Remove(dir)
+	if err := os.Rename(dir+".away", dir); err != nil {
+		t.Fatal(err)
+	}
+	h.randomWrites(randFor(t), 5)
+	h.sync() // uploads the backlog
+	h.verifyAll()
+	h.verifyChain()
+}
+
+// The staging directory's file system fills up: syncs fail with an error that
+// names the directory, nothing half-written is trusted, and once space is
+// freed the chain continues. Needs root to mount a small tmpfs (CI runs as
+// root).
+func TestStagingDiskFull(t *testing.T) {
+	meta := t.TempDir()
+	if err := syscall.Mount("tmpfs", meta, "tmpfs", 0, "size=512k"); err != nil {
+		t.Fatalf("mount a 512 KiB tmpfs for the staging directory (this test needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(meta, 0) })
+	h := newHarness(t)
+	h.open(walship.Options{MetaPath: meta})
+	filler := filepath.Join(meta, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	rng := randFor(t)
+	for range 3 {
+		h.randomWrites(rng, 20)
+		_, err := h.db.Sync(h.ctx)
+		if err == nil || !strings.Contains(err.Error(), meta) {
+			t.Fatalf("sync on a full disk: %v; want an error naming %s", err, meta)
+		}
+	}
+	// A restart meanwhile must not trust anything the failed syncs left.
+	if err := h.db.Close(h.ctx); err == nil {
+		t.Fatal("close on a full disk reported no error")
+	}
+	os.Remove(filler)
+	h.open(walship.Options{MetaPath: meta})
+	h.randomWrites(rng, 5)
+	h.sync()
+	h.verifyAll()
+	h.verifyChain()
+}
+
+func TestRestoreRejectsBadReplica(t *testing.T) {
+	build := func(t *testing.T) *harness {
+		h := newHarness(t)
+		h.open(walship.Options{})
+		rng := randFor(t)
+		for range 5 {
+			h.randomWrites(rng, 5)
+			h.sync()
+		}
+		return h
+	}
+	level0 := func(h *harness, txid ltx.TXID) string {
+		return filepath.Join(h.replica.Dir(), "ltx", "0", ltx.FormatFilename(txid, txid))
+	}
+	cases := []struct {
+		name   string
+		damage func(h *harness) string // returns text the error must contain
+	}{
+		{"truncated", func(h *harness) string {
+			p := level0(h, 3)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+			return ltx.FormatFilename(3, 3)
+		}},
+		{"flipped byte", func(h *harness) string {
+			p := level0(h, 4)
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o644)
+			return ltx.FormatFilename(4, 4)
+		}},
+		{"gap", func(h *harness) string {
+			os.Remove(level0(h, 3))
+			return "missing TXIDs 0000000000000003-0000000000000003"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := build(t)
+			want := c.damage(h)
+			out := filepath.Join(t.TempDir(), "out.db")
+			_, err := restore.Restore(h.ctx, h.replica, out, restore.Options{})
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("restore: %v; want an error containing %q", err, want)
+			}
+			for _, p := range []string{out, out + ".tmp"} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Fatalf("%s was left behind", p)
+				}
+			}
+		})
+	}
+}

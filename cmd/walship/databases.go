@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+)
+
+const databasesDescription = `
+Lists the databases of the config file and the replicas each one ships to.
+Credentials are never printed.`
+
+type replicaJSON struct {
+	Name         string `json:"name"`
+	Type         string `json:"type"`
+	URL          string `json:"url,omitempty"`
+	Path         string `json:"path,omitempty"`
+	SyncInterval string `json:"sync_interval,omitempty"`
+}
+
+type databaseJSON struct {
+	Path         string        `json:"path"`
+	MetaPath     string        `json:"meta_path,omitempty"`
+	SyncInterval string        `json:"sync_interval,omitempty"`
+	Replicas     []replicaJSON `json:"replicas"`
+}
+
+func runDatabases(ctx context.Context, e *env, args []string) error {
+	flags := newFlagSet(e, "databases", "[flags]", databasesDescription)
+	cf := addConfigFlags(flags)
+	jsonOut := flags.Bool("json", false, "print a JSON array")
+	pos, err := parseArgs(flags, args)
+	if err != nil {
+		return err
+	}
+	e.jsonErrors = *jsonOut
+	if len(pos) != 0 {
+		return usagef("databases takes no argument (got %d); choose the config file with -config", len(pos))
+	}
+	cfg, err := cf.load(false)
+	if err != nil {
+		return err
+	}
+
+	out := make([]databaseJSON, 0, len(cfg.DBs))
+	for _, db := range cfg.DBs {
+		d := databaseJSON{Path: db.Path, MetaPath: db.MetaPath, Replicas: []replicaJSON{}}
+		if db.SyncInterval != nil {
+			d.SyncInterval = db.SyncInterval.String()
+		}
+		for _, r := range db.AllReplicas() {
+			rj := replicaJSON{Name: replicaName(r), Type: replicaType(r), Path: r.Path}
+			if r.URL != "" {
+				rj.URL = redactURL(r.URL)
+			}
+			if r.SyncInterval != nil {
+				rj.SyncInterval = r.SyncInterval.String()
+			}
+			d.Replicas = append(d.Replicas, rj)
+		}
+		out = append(out, d)
+	}
+	if *jsonOut {
+		return e.printJSON(out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(e.stderr, "config %s lists no database\n", *cf.path)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tREPLICA\tTYPE\tDESTINATION")
+	for i, d := range out {
+		if len(d.Replicas) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t(no replica)\n", d.Path)
+		}
+		for j, r := range cfg.DBs[i].AllReplicas() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Path, d.Replicas[j].Name, d.Replicas[j].Type, replicaDest(r))
+		}
+	}
+	return tw.Flush()
+}

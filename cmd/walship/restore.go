@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/restore"
+)
+
+const restoreDescription = `
+Restores a database from a replica. The argument is a replica (file:///path or
+a directory path; -o is then required) or the path of a database listed in the
+config file (its first replica, or the one named by -replica; -o defaults to
+the database path).
+
+The restore is written to OUT.tmp, verified against the checksums in the LTX
+files and by SQLite, and only then renamed to OUT: it either produces the
+replicated database or leaves nothing behind.`
+
+// fileJSON is an LTX file in JSON output.
+type fileJSON struct {
+	Level     int      `json:"level"`
+	MinTXID   ltx.TXID `json:"min_txid"`
+	MaxTXID   ltx.TXID `json:"max_txid"`
+	Size      int64    `json:"size"`
+	CreatedAt string   `json:"created_at"`
+}
+
+func toFileJSON(f *ltx.FileInfo) fileJSON {
+	return fileJSON{Level: f.Level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Size: f.Size, CreatedAt: f.CreatedAt.UTC().Format(timeFormat)}
+}
+
+// planJSON is the output of restore -dry-run -json.
+type planJSON struct {
+	DryRun  bool       `json:"dry_run"`
+	Replica string     `json:"replica"`
+	Output  string     `json:"output"`
+	Target  string     `json:"target"`
+	TXID    ltx.TXID   `json:"txid"`
+	Bytes   int64      `json:"bytes"`
+	Files   []fileJSON `json:"files"`
+	Note    string     `json:"note,omitempty"`
+}
+
+// skippedJSON is the JSON output when -if-db-not-exists or
+// -if-replica-exists made restore do nothing.
+type skippedJSON struct {
+	Skipped bool   `json:"skipped"`
+	Reason  string `json:"reason"`
+	Output  string `json:"output"`
+}
+
+func runRestore(ctx context.Context, e *env, args []string) error {
+	flags := newFlagSet(e, "restore", "[flags] DB_PATH|REPLICA_URL", restoreDescription)
+	cf := addConfigFlags(flags)
+	out := flags.String("o", "", "write the restored database to this `path` (required with a replica URL; default: the configured database path)")
+	txidStr := flags.String("txid", "", "restore the state at exactly this `TXID` (hex, e.g. 1f or 000000000000001f)")
+	tsStr := flags.String("timestamp", "", "restore the newest state written at or before this RFC 3339 `time` (e.g. 2025-01-02T15:04:05Z)")
+	ifDBNotExists := flags.Bool("if-db-not-exists", false, "do nothing (exit 0) if the output database already exists")
+	ifReplicaExists := flags.Bool("if-replica-exists", false, "do nothing (exit 0) if the replica holds no backup")
+	integrity := flags.String("integrity-check", "quick", "check the restored database with SQLite: `mode` none, quick or full")
+	var force bool
+	flags.BoolVar(&force, "force", false, "replace the output database if it exists")
+	flags.BoolVar(&force, "f", false, "same as -force")
+	jsonOut := flags.Bool("json", false, "print the result (or the plan with -dry-run) as JSON; errors are printed as JSON on stderr")
+	dryRun := flags.Bool("dry-run", false, "print the files the restore would apply and exit without writing")
+	replicaName := flags.String("replica", "", "with a configured database: restore from the replica with this `name` (default: the first)")
+	pos, err := parseArgs(flags, args)
+	if err != nil {
+		return err
+	}
+	e.jsonErrors = *jsonOut
+	if len(pos) != 1 {
+		return usagef("restore takes one argument, the replica URL or the configured database path (got %d)", len(pos))
+	}
+
+	var opts restore.Options
+	switch *integrity {
+	case "none", "quick", "full":
+		opts.IntegrityCheck = *integrity
+	default:
+		return usagef("-integrity-check %q: use none, quick or full", *integrity)
+	}
+	opts.Force = force
+	if *txidStr != "" && *tsStr != "" {
+		return usagef("-txid and -timestamp cannot be used together; pick one target")
+	}
+	if *txidStr != "" {
+		if opts.Target.TXID, err = parseTXID(*txidStr); err != nil {
+			return err
+		}
+	}
+	if *tsStr != "" {
+		t, err := time.Parse(time.RFC3339, *tsStr)
+		if err != nil {
+			return usagef("-timestamp %q is not an RFC 3339 time; write it like 2025-01-02T15:04:05Z or 2025-01-02T15:04:05+02:00", *tsStr)
+		}
+		opts.Target.Timestamp = t
+	}
+
+	src, err := resolveSource(pos[0], cf, *replicaName)
+	if err != nil {
+		return err
+	}
+	outPath := *out
+	if outPath == "" {
+		if src.db == nil {
+			return usagef("-o is required when restoring from a replica: where should the database be written? (e.g. -o /var/lib/app/app.db)")
+		}
+		outPath = src.db.Path
+	}
+	if outPath, err = filepath.Abs(outPath); err != nil {
+		return err
+	}
+
+	if *ifDBNotExists {
+		if _, err := os.Stat(outPath); err == nil {
+			msg := fmt.Sprintf("database %s already exists; nothing restored (-if-db-not-exists)", outPath)
+			if *jsonOut {
+				return e.printJSON(skippedJSON{Skipped: true, Reason: msg, Output: outPath})
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check output %s: %w", outPath, err)
+		}
+	}
+	var outExists string // the existing file a restore would need -force to replace
+	if !force {
+		for _, p := range []string{outPath, outPath + "-wal"} {
+			if _, err := os.Stat(p); err == nil {
+				outExists = p
+				break
+			}
+		}
+		if outExists != "" && !*dryRun {
+			return fmt.Errorf("%s already exists; restore to another path with -o, pass -force to replace it, or -if-db-not-exists to keep it", outExists)
+		}
+	}
+	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() {
+		return fmt.Errorf("output %s is a directory; -o takes the path of the database file to write", outPath)
+	}
+
+	start := time.Now()
+	plan, err := restore.CalcPlan(ctx, src.client, opts.Target)
+	if err != nil {
+		if *ifReplicaExists && errors.Is(err, restore.ErrNoFiles) {
+			msg := fmt.Sprintf("replica %s holds no backup; nothing restored (-if-replica-exists)", src.client)
+			if *jsonOut {
+				return e.printJSON(skippedJSON{Skipped: true, Reason: msg, Output: outPath})
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return nil
+		}
+		if errors.Is(err, restore.ErrNoFiles) {
+			return fmt.Errorf("%w; check the replica URL, or pass -if-replica-exists to succeed without restoring", err)
+		}
+		return err
+	}
+
+	if *dryRun {
+		return printPlan(e, *jsonOut, src, plan, opts.Target, outPath, outExists)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+		return fmt.Errorf("create the output directory: %w", err)
+	}
+	res, err := restore.Apply(ctx, src.client, plan, outPath, opts)
+	if err != nil {
+		return err
+	}
+	res.Duration = time.Since(start)
+	if *jsonOut {
+		return e.printJSON(res)
+	}
+	fmt.Fprintf(e.stdout, "restored TXID %s to %s (%d %s, %s, %s)\n",
+		res.TXID, res.Path, res.Files, plural(res.Files, "file", "files"), formatBytes(res.Bytes), formatDuration(res.Duration))
+	return nil
+}
+
+func printPlan(e *env, asJSON bool, src *source, plan *restore.Plan, target restore.Target, outPath, outExists string) error {
+	note := ""
+	if outExists != "" {
+		note = outExists + " already exists: the restore would fail without -force"
+	}
+	if asJSON {
+		p := planJSON{DryRun: true, Replica: src.client.String(), Output: outPath, Target: target.String(), TXID: plan.TXID(), Bytes: plan.Size(), Files: []fileJSON{}, Note: note}
+		for _, f := range plan.Files {
+			p.Files = append(p.Files, toFileJSON(f))
+		}
+		return e.printJSON(p)
+	}
+	fmt.Fprintf(e.stdout, "restore of %s from %s to %s would apply %d %s (%s) and reach TXID %s:\n\n",
+		target, src.client, outPath, len(plan.Files), plural(len(plan.Files), "file", "files"), formatBytes(plan.Size()), plan.TXID())
+	if err := printFiles(e, plan.Files); err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintf(e.stdout, "\nnote: %s\n", note)
+	}
+	fmt.Fprintf(e.stdout, "\ndry run: nothing was written\n")
+	return nil
+}
+
+// printFiles prints LTX files as an aligned table.
+func printFiles(e *env, files []*ltx.FileInfo) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEVEL\tMIN_TXID\tMAX_TXID\tSIZE\tCREATED")
+	for _, f := range files {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", f.Level, f.MinTXID, f.MaxTXID, f.Size, f.CreatedAt.UTC().Format(timeFormat))
+	}
+	return tw.Flush()
+}
+
+// parseTXID parses a TXID in hex, accepting fewer than 16 digits.
+func parseTXID(s string) (ltx.TXID, error) {
+	h := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
+	if h == "" || len(h) > 16 {
+		return 0, usagef("-txid %q: give a TXID in hex with up to 16 digits (e.g. 1f or 000000000000001f)", s)
+	}
+	txid, err := ltx.ParseTXID(strings.Repeat("0", 16-len(h)) + strings.ToLower(h))
+	if err != nil {
+		return 0, usagef("-txid %q is not a hex TXID (e.g. 1f or 000000000000001f)", s)
+	}
+	if txid == 0 {
+		return 0, usagef("-txid must be at least 1 (TXIDs start at 1); leave it out to restore the latest state")
+	}
+	return txid, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,57 @@
+package walship_test
+
+import (
+	"testing"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship"
+)
+
+// TestPastOneGiB grows a database past 1 GiB, so it has a lock page (the page
+// holding byte offset 2^30, which SQLite never writes), and changes pages on
+// both sides of it.
+func TestPastOneGiB(t *testing.T) {
+	if testing.Short() {
+		t.Fatal("TestPastOneGiB is part of the required suite; run it without -short")
+	}
+	h := newHarness(t)
+	h.open(walship.Options{})
+	lock := int(ltx.LockPgno(4096))
+	batch := func(n int, blob string) {
+		tx, err := h.app.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := tx.Exec("INSERT INTO t (v) VALUES (" + blob + ")"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.db.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.db.Checkpoint(h.ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Mostly compressible pages to keep the test quick, random ones around
+	// the lock page.
+	for pageCount(t, h) < lock-3000 {
+		batch(64, "zeroblob(1000000)")
+	}
+	for pageCount(t, h) < lock+3000 {
+		batch(4, "randomblob(1000000)")
+	}
+	h.record()
+	h.exec("UPDATE t SET v = randomblob(1000000) WHERE id IN (SELECT id FROM t ORDER BY id DESC LIMIT 8)")
+	h.exec("DELETE FROM t WHERE id % 50 = 0")
+	h.sync()
+	if n := pageCount(t, h); n <= lock {
+		t.Fatalf("database has %d pages; the lock page is %d", n, lock)
+	}
+	h.verifyAllWith("quick")
+}
