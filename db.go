@@ -93,6 +93,7 @@ type DB struct {
 	staging *file.Client
 
 	replicas []*Replica
+	oneShot  bool // RunOnce: fail instead of waiting for an unreachable replica
 
 	// mu serialises capture (sync, checkpoint, snapshot) and guards the fields
 	// below.

@@ -74,6 +74,9 @@ func (r *Replica) loadPos(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if r.db.oneShot {
+			return err
+		}
 		d := backoff(attempt)
 		r.log.Error("cannot read the replica's position; retrying", "error", err, "retry_in", d.String())
 		select {

@@ -35,6 +35,7 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 // RunOnce syncs the database once (a full snapshot if the replica is empty),
 // uploads what is staged to every replica, and closes it.
 func (db *DB) RunOnce(ctx context.Context) error {
+	db.oneShot = true
 	if err := db.Open(ctx); err != nil {
 		return err
 	}

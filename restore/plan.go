@@ -149,6 +149,7 @@ func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, erro
 			if target.TXID == 0 && !target.Timestamp.IsZero() {
 				return nil, fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
 			}
+			return nil, fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
 		}
 		return nil, fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
 			c, target, cur+1, max(next-1, cur+1), cur+1)

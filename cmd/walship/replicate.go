@@ -167,13 +167,6 @@ func syncOnce(ctx context.Context, db *walship.DB) error {
 	case fi.IsDir():
 		return fmt.Errorf("%s is a directory, not a SQLite database", db.Path())
 	}
-	// The engine retries an unreachable replica forever; a one-shot run
-	// should fail instead.
-	for _, r := range db.Replicas() {
-		if _, _, err := walship.ReplicaPos(ctx, r.Client); err != nil {
-			return fmt.Errorf("replica %s of %s cannot be read: %w", r.Name, db.Path(), err)
-		}
-	}
 	if err := db.RunOnce(ctx); err != nil {
 		return fmt.Errorf("sync %s: %w", db.Path(), err)
 	}
