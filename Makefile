@@ -1,0 +1,21 @@
+# walship — see README.md.
+GO ?= go
+
+.PHONY: build demo test vet
+
+# A static binary: the SQLite driver is pure Go.
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/walship ./cmd/walship
+
+# Replicate a sample database under load, restore it, compare.
+demo: build
+	$(GO) run ./internal/demo ./bin/walship
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+# Every test, with the race detector. Some tests mount a small tmpfs and so
+# need root (CI runs as root).
+test: vet
+	$(GO) test -race -count=1 -timeout 50m ./...
