@@ -14,7 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -99,7 +99,8 @@ type DB struct {
 	// below.
 	mu       sync.Mutex
 	sqldb    *sql.DB
-	pinConn  *sql.Conn // holds the read transaction that pins the WAL
+	pinConns [2]*sql.Conn // the pin is held on one, and moved to the other to advance it
+	pinIdx   int          // which of pinConns holds the pin
 	pinTx    *sql.Tx
 	lockConn *sql.Conn // takes the write barrier around checkpoints
 	ckptConn *sql.Conn
@@ -108,7 +109,12 @@ type DB struct {
 	dbIno    uint64
 
 	pos          ltx.Pos       // newest staged file
-	walPos       wal.Position  // WAL position the staged state corresponds to; zero Offset if none
+	walPos       wal.Position  // how far the WAL has been read: a commit boundary; zero Offset if none
+	walHdr       wal.Header    // header of the generation walPos is in
+	inWAL        map[uint32]int64    // this generation: page -> offset of its newest committed copy read so far
+	pending      map[uint32]struct{} // pages changed since pos, in any generation
+	commit       uint32              // database size in pages after the newest commit read
+	deltaStart   int64               // offset in this generation where the frames since pos begin
 	state        *pageState    // checksums of the staged state
 	walPages     int           // frames in the WAL since its last restart, as last seen
 	needFull     bool          // the next sync must write a full copy
@@ -137,6 +143,8 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		replicas: replicas,
 		notify:   make(chan struct{}, 1),
 		kickC:    make(chan struct{}, 1),
+		inWAL:    make(map[uint32]int64),
+		pending:  make(map[uint32]struct{}),
 	}
 	for _, r := range replicas {
 		r.db = db
@@ -252,7 +260,7 @@ func (db *DB) openSQL(ctx context.Context) error {
 		}
 		db.log.Info("switched the database to WAL mode")
 	}
-	for _, c := range []**sql.Conn{&db.pinConn, &db.lockConn, &db.ckptConn} {
+	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1], &db.lockConn, &db.ckptConn} {
 		conn, err := sqldb.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", db.path, err)
@@ -260,7 +268,7 @@ func (db *DB) openSQL(ctx context.Context) error {
 		*c = conn
 	}
 	// The engine never lets SQLite checkpoint on its own connections.
-	for _, c := range []*sql.Conn{db.pinConn, db.lockConn, db.ckptConn} {
+	for _, c := range []*sql.Conn{db.pinConns[0], db.pinConns[1], db.lockConn, db.ckptConn} {
 		if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
 			return fmt.Errorf("database %s: %w", db.path, err)
 		}
@@ -271,19 +279,50 @@ func (db *DB) openSQL(ctx context.Context) error {
 // pin starts the read transaction that stops any other connection from
 // restarting the WAL past frames the engine has not read.
 func (db *DB) pin(ctx context.Context) error {
-	// database/sql rolls a transaction back when its context ends; the pin
-	// must outlive the call that took it.
-	ctx = context.WithoutCancel(ctx)
-	tx, err := db.pinConn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.beginRead(ctx, db.pinConns[db.pinIdx])
 	if err != nil {
 		return fmt.Errorf("pin wal: %w", err)
+	}
+	db.pinTx = tx
+	return nil
+}
+
+func (db *DB) beginRead(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+	// database/sql rolls a transaction back when its context ends; the pin
+	// must outlive the call that took it.
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(1) FROM sqlite_master").Scan(&n); err != nil {
 		tx.Rollback()
-		return fmt.Errorf("pin wal: %w", err)
+		return nil, err
 	}
-	db.pinTx = tx
+	return tx, nil
+}
+
+// advancePin moves the pin to the WAL's current end without the write lock,
+// so that checkpoints may backfill further. The new read transaction starts
+// while the old one still holds the log; the engine reads the log to its end
+// before letting the old one go. If the new one reads the database file only
+// (everything was backfilled), SQLite may then restart the log once, and every
+// frame before that restart has been read.
+func (db *DB) advancePin(ctx context.Context) error {
+	next := 1 - db.pinIdx
+	tx, err := db.beginRead(ctx, db.pinConns[next])
+	if err != nil {
+		return fmt.Errorf("advance wal pin: %w", err)
+	}
+	if err := db.scanLocked(); err != nil {
+		tx.Rollback()
+		return err
+	}
+	old := db.pinTx
+	db.pinTx, db.pinIdx = tx, next
+	if err := old.Rollback(); err != nil {
+		return fmt.Errorf("advance wal pin: %w", err)
+	}
 	return nil
 }
 
@@ -310,7 +349,7 @@ func (db *DB) Close(ctx context.Context) error {
 func (db *DB) closeLocked() error {
 	var errs []error
 	errs = append(errs, db.unpin())
-	for _, c := range []**sql.Conn{&db.pinConn, &db.lockConn, &db.ckptConn} {
+	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1], &db.lockConn, &db.ckptConn} {
 		if *c != nil {
 			errs = append(errs, (*c).Close())
 			*c = nil
@@ -397,51 +436,92 @@ func (db *DB) Sync(ctx context.Context) (ltx.Pos, error) {
 }
 
 func (db *DB) syncLocked(ctx context.Context) (bool, error) {
-	if db.needFull {
-		return true, db.writeFull(ctx, "resuming after a failed sync")
-	}
-	if db.dbReplaced() {
-		return true, db.reopenFull(ctx, "the database file was replaced")
-	}
-	scan, walf, err := db.readWAL(db.walPos)
-	if err != nil {
-		return false, err
-	}
-	if scan == nil {
-		return false, nil
-	}
-	db.walPages = int((scan.End.Offset - wal.HeaderSize) / scan.Header.FrameSize())
-	if db.walPos.Offset != 0 && !db.walPos.SameGeneration(scan.Header) {
-		// The log restarted. The pin guarantees every frame of the old
-		// generation was captured (see DESIGN §2.1), so the new one continues
-		// the staged state.
-		db.log.Debug("wal restarted", "salt1", scan.Header.Salt1)
-	}
-	if scan.Header.PageSize != db.state.pageSize {
-		return true, db.writeFull(ctx, "the page size changed")
-	}
-	if len(scan.Frames) == 0 {
-		db.walPos = scan.End
-		return false, nil
-	}
-	if err := db.writeDelta(ctx, scan, walf); err != nil {
-		if errors.Is(err, errDiverged) {
+	for attempt := 0; ; attempt++ {
+		if db.needFull {
+			return true, db.writeFull(ctx, "resuming after a failed sync")
+		}
+		if db.dbReplaced() {
+			return true, db.reopenFull(ctx, "the database file was replaced")
+		}
+		if err := db.scanLocked(); err != nil {
+			return false, err
+		}
+		if len(db.pending) == 0 && db.commit == db.state.commit() {
+			return false, nil
+		}
+		err := db.writeDelta(ctx)
+		if errors.Is(err, errRestarted) && attempt < 3 {
+			// The log restarted while pages were read from it. The pin
+			// allows that only once every frame was backfilled, so a
+			// rescan reads them from the database file.
+			continue
+		}
+		if errors.Is(err, errDiverged) || errors.Is(err, errRestarted) {
 			return true, db.writeFull(ctx, err.Error())
 		}
-		return false, err
+		return err == nil, err
 	}
-	return true, nil
 }
 
-// writeDelta stages the pages committed in scan as the next LTX file.
-func (db *DB) writeDelta(ctx context.Context, scan *wal.Scan, walf *os.File) error {
-	pr := newPageReader(db.dbFile, walf, db.state.pageSize, scan.Frames)
-	oldCommit := db.state.commit()
-	commit := scan.Commit
+// errRestarted means the WAL restarted while pages were being read from it.
+var errRestarted = errors.New("the wal restarted while it was being read")
+
+// scanLocked reads the WAL's committed frames past walPos: it records the
+// newest copy of each page in inWAL and the page in pending. When the log has
+// restarted, it continues from the new generation's first frame: the pin
+// guarantees that every frame of the old one was read and backfilled (DESIGN
+// §2.1), so pending pages missing from the new generation are current in the
+// database file.
+func (db *DB) scanLocked() error {
+	f, err := db.openWAL()
+	if err != nil || f == nil {
+		return err
+	}
+	hdr, err := wal.ReadHeader(f)
+	if errors.Is(err, wal.ErrNoHeader) {
+		return nil // empty or truncated: nothing new until the next writer
+	} else if err != nil {
+		return fmt.Errorf("wal %s: %w", db.walPath, err)
+	}
+	if hdr.PageSize != db.state.pageSize {
+		db.needFull = true
+		return fmt.Errorf("wal %s: page size %d differs from the database's %d; a full copy follows", db.walPath, hdr.PageSize, db.state.pageSize)
+	}
+	from := db.walPos
+	if from.Offset == 0 || !from.SameGeneration(hdr) {
+		if from.Offset != 0 {
+			db.log.Debug("wal restarted", "salt1", hdr.Salt1)
+		}
+		from = wal.Start(hdr)
+		clear(db.inWAL)
+		db.deltaStart = wal.HeaderSize
+	}
+	scan, err := wal.Read(f, hdr, from, 0)
+	if err != nil {
+		return fmt.Errorf("wal %s: %w", db.walPath, err)
+	}
+	for _, fr := range scan.Frames {
+		db.inWAL[fr.Pgno] = fr.DataOffset()
+		db.pending[fr.Pgno] = struct{}{}
+		if fr.Commit != 0 {
+			db.commit = fr.Commit
+		}
+	}
+	db.walPos = scan.End
+	db.walHdr = hdr
+	db.walPages = int((scan.End.Offset - wal.HeaderSize) / hdr.FrameSize())
+	return nil
+}
+
+// writeDelta stages the pending pages as the next LTX file.
+func (db *DB) writeDelta(ctx context.Context) error {
+	walf := db.walFile
+	pr := &pageReader{db: db.dbFile, wal: walf, pageSize: db.state.pageSize, inWAL: db.inWAL}
+	oldCommit, commit := db.state.commit(), db.commit
 	lock := ltx.LockPgno(db.state.pageSize)
 
-	pgnos := make([]uint32, 0, len(pr.inWAL))
-	for pgno := range pr.inWAL {
+	pgnos := make([]uint32, 0, len(db.pending))
+	for pgno := range db.pending {
 		if pgno <= commit && pgno != lock {
 			pgnos = append(pgnos, pgno)
 		}
@@ -450,18 +530,20 @@ func (db *DB) writeDelta(ctx context.Context, scan *wal.Scan, walf *os.File) err
 	// allocates by writing, so normally none) are read from the file so the
 	// delta alone defines the new state.
 	for pgno := oldCommit + 1; pgno <= commit; pgno++ {
-		if _, ok := pr.inWAL[pgno]; !ok && pgno != lock {
+		if _, ok := db.pending[pgno]; !ok && pgno != lock {
 			pgnos = append(pgnos, pgno)
 		}
 	}
-	sort.Slice(pgnos, func(i, j int) bool { return pgnos[i] < pgnos[j] })
+	slices.Sort(pgnos)
 
 	next := db.state.clone()
 	next.truncate(commit)
-	first := scan.Frames[0].Offset
 	hdr := db.header(db.pos.TXID+1, db.pos.TXID+1, commit, db.pos.PostApplyChecksum)
-	hdr.WALOffset, hdr.WALSize = first, scan.End.Offset-first
-	hdr.WALSalt1, hdr.WALSalt2 = scan.Header.Salt1, scan.Header.Salt2
+	walHdr, walPos := db.walHdr, db.walPos
+	if walPos.Offset != 0 {
+		hdr.WALOffset, hdr.WALSize = db.deltaStart, walPos.Offset-db.deltaStart
+		hdr.WALSalt1, hdr.WALSalt2 = walHdr.Salt1, walHdr.Salt2
+	}
 
 	info, err := db.stage(ctx, 0, hdr, func(enc *ltx.Encoder) error {
 		buf := make([]byte, db.state.pageSize)
@@ -478,8 +560,10 @@ func (db *DB) writeDelta(ctx context.Context, scan *wal.Scan, walf *os.File) err
 		// Frames can only have been overwritten by a restart of the log,
 		// which changes its salts: if they are unchanged, every page read
 		// above is the committed copy.
-		if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
-			return errDiverged
+		if walPos.Offset != 0 && walf != nil {
+			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != walHdr.Salt1 || h.Salt2 != walHdr.Salt2 {
+				return errRestarted
+			}
 		}
 		enc.SetPostApplyChecksum(next.total)
 		return nil
@@ -487,7 +571,7 @@ func (db *DB) writeDelta(ctx context.Context, scan *wal.Scan, walf *os.File) err
 	if err != nil {
 		return err
 	}
-	db.commitStaged(info, next, scan.End)
+	db.commitStaged(info, next)
 	return nil
 }
 
@@ -532,8 +616,8 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 	pr.CloseWithError(errors.New("staging write ended"))
 	encErr := <-done
 	switch {
-	case errors.Is(encErr, errDiverged):
-		return nil, errDiverged
+	case errors.Is(encErr, errDiverged), errors.Is(encErr, errRestarted):
+		return nil, encErr
 	case werr != nil:
 		// The write's error names the staging path and the cause (a full
 		// disk, say); the encoder then only saw its pipe close.
@@ -544,10 +628,14 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 	return info, nil
 }
 
-func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState, walPos wal.Position) {
+// commitStaged makes a staged file the new position: the pending pages are in
+// it, and the next delta's WAL segment starts where this one ended.
+func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState) {
 	db.pos = ltx.NewPos(info.MaxTXID, next.total)
 	db.state = next
-	db.walPos = walPos
+	db.commit = next.commit()
+	clear(db.pending)
+	db.deltaStart = db.walPos.Offset
 	db.needFull = false
 	db.log.Debug("staged", "file", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), "size", info.Size)
 	select {
@@ -606,11 +694,15 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 	if err != nil {
 		return err
 	}
-	walPos := wal.Position{}
+	clear(db.inWAL)
+	db.walPos = wal.Position{}
 	if scan != nil {
-		walPos = scan.End
+		db.walPos, db.walHdr = scan.End, scan.Header
+		for _, f := range scan.Frames {
+			db.inWAL[f.Pgno] = f.DataOffset()
+		}
 	}
-	db.commitStaged(info, next, walPos)
+	db.commitStaged(info, next)
 	db.log.Info("staged a full copy of the database", "txid", info.MaxTXID.String(), "pages", next.commit(), "size", info.Size)
 	return nil
 }

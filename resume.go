@@ -84,7 +84,8 @@ func (db *DB) resume(ctx context.Context, hint *ltx.Header) error {
 				return err
 			}
 			if st.total == db.pos.PostApplyChecksum {
-				db.state, db.walPos = st, at.End
+				db.state, db.walPos, db.walHdr, db.commit = st, at.End, at.Header, st.commit()
+				db.deltaStart = at.End.Offset
 				db.log.Info("resuming from the replicated position", "txid", db.pos.TXID.String())
 				return nil
 			}
@@ -94,10 +95,10 @@ func (db *DB) resume(ctx context.Context, hint *ltx.Header) error {
 	if err != nil {
 		return err
 	}
-	db.state = st
+	db.state, db.commit = st, st.commit()
 	if st.total == db.pos.PostApplyChecksum {
 		if scan != nil {
-			db.walPos = scan.End
+			db.walPos, db.walHdr, db.deltaStart = scan.End, scan.Header, scan.End.Offset
 		}
 		db.log.Info("resuming: the database matches the replicated position", "txid", db.pos.TXID.String())
 		return nil

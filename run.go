@@ -36,6 +36,22 @@ func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
 // restart the log, and the engine continues from the new generation. With
 // truncate, it then also shrinks the WAL file to zero if nothing new arrived.
 func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
+	begun := time.Now()
+	// Most of the copying, and its fsync, happens first, while the
+	// application keeps writing: advance the pin and backfill up to it.
+	if err := db.scanLocked(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := db.advancePin(ctx); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	var busy, logN, ckptN int
+	if err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+
+	// Then the seal: under the write lock, read the last frames, backfill
+	// them, and pin again before any writer can restart the log.
 	if _, err := db.lockConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("checkpoint: wait for the write lock: %w", err)
 	}
@@ -44,7 +60,7 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 			db.log.Error("checkpoint: release write lock", "error", err)
 		}
 	}
-	if _, err := db.syncLocked(ctx); err != nil {
+	if err := db.scanLocked(); err != nil {
 		rollback()
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -52,9 +68,18 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 		rollback()
 		return fmt.Errorf("checkpoint: release pin: %w", err)
 	}
-	var busy, logN, ckptN int
-	ckptErr := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
-	pinErr := db.pin(context.Background())
+	// The application's own autocheckpoint may hold the checkpoint lock for a
+	// moment (it runs after its commit, outside the write lock); a passive
+	// checkpoint does not wait for it, so retry briefly.
+	var ckptErr error
+	for range 50 {
+		ckptErr = db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
+		if ckptErr != nil || logN >= 0 {
+			break
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	pinErr := db.pin(ctx)
 	rollback()
 	if pinErr != nil {
 		// Without the pin the log may restart under us: only a full copy is
@@ -67,7 +92,7 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	}
 	db.ckptPos = db.walPos
 	db.lastCheckpoint = time.Now()
-	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN)
+	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN, "wal_pages", db.walPages, "took", time.Since(begun).String())
 	if !truncate || ckptN != logN {
 		return nil
 	}
@@ -102,6 +127,30 @@ func (db *DB) maybeCheckpoint(ctx context.Context) error {
 	truncate := fileFrames >= db.opts.TruncatePageN
 	if db.walPages >= db.opts.MinCheckpointPageN || truncate || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
 		return db.checkpointLocked(ctx, truncate)
+	}
+	return nil
+}
+
+// observeDelay is how soon after a WAL write the engine reads the new frames
+// to see whether a checkpoint is due, between syncs. Checkpointing by WAL size
+// rather than by sync keeps the log short (and in the page cache) under heavy
+// writes, whatever the sync interval.
+const observeDelay = 5 * time.Millisecond
+
+// observe reads new WAL frames and checkpoints if the log has grown past the
+// threshold. It writes no LTX file: the frames' pages stay pending until the
+// next sync.
+func (db *DB) observe(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.needFull || db.state == nil {
+		return nil
+	}
+	if err := db.scanLocked(); err != nil {
+		return err
+	}
+	if db.walPages >= db.opts.MinCheckpointPageN {
+		return db.maybeCheckpoint(ctx)
 	}
 	return nil
 }
@@ -188,6 +237,9 @@ func (db *DB) monitor(ctx context.Context) {
 	defer poll.Stop()
 	timer := time.NewTimer(0)
 	<-timer.C
+	observeTimer := time.NewTimer(0)
+	<-observeTimer.C
+	observing := false
 	armed, dirty := false, true
 	var lastSync time.Time
 	var lastSize int64
@@ -204,6 +256,15 @@ func (db *DB) monitor(ctx context.Context) {
 			return
 		case <-events:
 			dirty = true
+			if !observing && db.opts.SyncInterval > observeDelay {
+				observeTimer.Reset(observeDelay)
+				observing = true
+			}
+		case <-observeTimer.C:
+			observing = false
+			if err := db.observe(ctx); err != nil && ctx.Err() == nil {
+				db.log.Warn("checkpoint failed; will retry", "error", err)
+			}
 		case <-db.kickC:
 			dirty = true
 		case <-poll.C:
@@ -253,6 +314,7 @@ func (db *DB) watch() (<-chan struct{}, func()) {
 		}
 		return out, func() {}
 	}
+	pause := min(observeDelay, max(db.opts.SyncInterval/2, time.Millisecond))
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -268,6 +330,10 @@ func (db *DB) watch() (<-chan struct{}, func()) {
 					case out <- struct{}{}:
 					default:
 					}
+					// A busy database writes the WAL thousands of times a
+					// second. Pausing here lets the kernel merge those
+					// events into one instead of waking us for each.
+					time.Sleep(pause)
 				}
 			case err, ok := <-w.Errors:
 				if !ok {

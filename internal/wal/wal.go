@@ -137,26 +137,36 @@ func Read(r io.ReaderAt, hdr Header, from Position, limit int64) (*Scan, error) 
 		return nil, errors.New("position is not in this wal generation")
 	}
 	scan := &Scan{Header: hdr, End: from}
-	buf := make([]byte, hdr.FrameSize())
+	frameSize := hdr.FrameSize()
+	// Read many frames per system call: a busy log grows by thousands of
+	// frames a second.
+	chunk := make([]byte, frameSize*max(1, readAhead/frameSize))
+	var buf []byte // unread frames of the current chunk
 	s1, s2 := from.Checksum1, from.Checksum2
 	var pending []Frame
-	for off := from.Offset; limit <= 0 || off < limit; off += hdr.FrameSize() {
-		if n, err := r.ReadAt(buf, off); n < len(buf) {
-			if err == io.EOF || err == nil {
-				break
+	for off := from.Offset; limit <= 0 || off < limit; off += frameSize {
+		if len(buf) < int(frameSize) {
+			n, err := r.ReadAt(chunk, off)
+			if n < int(frameSize) {
+				if err == io.EOF || err == nil {
+					break
+				}
+				return nil, fmt.Errorf("read wal frame at offset %d: %w", off, err)
 			}
-			return nil, fmt.Errorf("read wal frame at offset %d: %w", off, err)
+			buf = chunk[:n-n%int(frameSize)]
 		}
-		if binary.BigEndian.Uint32(buf[8:]) != hdr.Salt1 || binary.BigEndian.Uint32(buf[12:]) != hdr.Salt2 {
+		frame := buf[:frameSize]
+		buf = buf[frameSize:]
+		if binary.BigEndian.Uint32(frame[8:]) != hdr.Salt1 || binary.BigEndian.Uint32(frame[12:]) != hdr.Salt2 {
 			break
 		}
-		c1, c2 := Checksum(hdr.BigEndian(), s1, s2, buf[:8])
-		c1, c2 = Checksum(hdr.BigEndian(), c1, c2, buf[FrameHeaderSize:])
-		if c1 != binary.BigEndian.Uint32(buf[16:]) || c2 != binary.BigEndian.Uint32(buf[20:]) {
+		c1, c2 := Checksum(hdr.BigEndian(), s1, s2, frame[:8])
+		c1, c2 = Checksum(hdr.BigEndian(), c1, c2, frame[FrameHeaderSize:])
+		if c1 != binary.BigEndian.Uint32(frame[16:]) || c2 != binary.BigEndian.Uint32(frame[20:]) {
 			break
 		}
 		s1, s2 = c1, c2
-		f := Frame{Offset: off, Pgno: binary.BigEndian.Uint32(buf[0:]), Commit: binary.BigEndian.Uint32(buf[4:])}
+		f := Frame{Offset: off, Pgno: binary.BigEndian.Uint32(frame[0:]), Commit: binary.BigEndian.Uint32(frame[4:])}
 		if f.Pgno == 0 {
 			break
 		}
@@ -165,11 +175,14 @@ func Read(r io.ReaderAt, hdr Header, from Position, limit int64) (*Scan, error) 
 			scan.Frames = append(scan.Frames, pending...)
 			pending = pending[:0]
 			scan.Commit = f.Commit
-			scan.End = Position{Salt1: hdr.Salt1, Salt2: hdr.Salt2, Offset: off + hdr.FrameSize(), Checksum1: s1, Checksum2: s2}
+			scan.End = Position{Salt1: hdr.Salt1, Salt2: hdr.Salt2, Offset: off + frameSize, Checksum1: s1, Checksum2: s2}
 		}
 	}
 	return scan, nil
 }
+
+// readAhead is how many bytes Read asks for at a time.
+const readAhead = 1 << 20
 
 // ReadHeader reads and verifies the header of the log r.
 func ReadHeader(r io.ReaderAt) (Header, error) {
