@@ -108,19 +108,19 @@ type DB struct {
 	walFile  *os.File // nil until the WAL exists
 	dbIno    uint64
 
-	pos          ltx.Pos       // newest staged file
-	walPos       wal.Position  // how far the WAL has been read: a commit boundary; zero Offset if none
-	walHdr       wal.Header    // header of the generation walPos is in
+	pos          ltx.Pos             // newest staged file
+	walPos       wal.Position        // how far the WAL has been read: a commit boundary; zero Offset if none
+	walHdr       wal.Header          // header of the generation walPos is in
 	inWAL        map[uint32]int64    // this generation: page -> offset of its newest committed copy read so far
 	pending      map[uint32]struct{} // pages changed since pos, in any generation
 	commit       uint32              // database size in pages after the newest commit read
 	deltaStart   int64               // offset in this generation where the frames since pos begin
-	state        *pageState    // checksums of the staged state
-	walPages     int           // frames in the WAL since its last restart, as last seen
-	needFull     bool          // the next sync must write a full copy
-	wantSnapshot bool          // a replica needs a snapshot to continue from
-	ckptPos      wal.Position  // walPos at the last checkpoint
-	kickC        chan struct{} // wakes the monitor loop
+	state        *pageState          // checksums of the staged state
+	walPages     int                 // frames in the WAL since its last restart, as last seen
+	needFull     bool                // the next sync must write a full copy
+	wantSnapshot bool                // a replica needs a snapshot to continue from
+	ckptPos      wal.Position        // walPos at the last checkpoint
+	kickC        chan struct{}       // wakes the monitor loop
 
 	lastCheckpoint time.Time
 	notify         chan struct{} // wakes replicas when a file is staged
