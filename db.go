@@ -637,6 +637,7 @@ func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState) {
 	clear(db.pending)
 	db.deltaStart = db.walPos.Offset
 	db.needFull = false
+	db.writePositionFile()
 	db.log.Debug("staged", "file", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), "size", info.Size)
 	select {
 	case db.notify <- struct{}{}:

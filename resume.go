@@ -3,6 +3,8 @@ package walship
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/superfly/ltx"
 
@@ -15,12 +17,12 @@ import (
 // Staged files that do not chain were never published and are removed. It
 // returns the header of the file at db.pos, whose WAL fields say where in the
 // WAL that state was captured.
-func (db *DB) resolvePos(ctx context.Context) (*ltx.Header, error) {
+func (db *DB) resolvePos(ctx context.Context) (*walHint, error) {
 	var pos ltx.Pos
-	var hint *ltx.Header
-	for _, r := range db.replicas {
-		if p := r.Pos(); p.TXID > pos.TXID || hint == nil {
-			pos, hint = p, r.lastHeader
+	var hint *walHint
+	for i, r := range db.replicas {
+		if p := r.Pos(); p.TXID > pos.TXID || i == 0 {
+			pos, hint = p, hintFromHeader(r.lastHeader)
 		}
 	}
 	files, err := db.staging.LTXFiles(ctx, 0)
@@ -38,7 +40,7 @@ func (db *DB) resolvePos(ctx context.Context) (*ltx.Header, error) {
 		}
 		if f.MaxTXID <= pos.TXID {
 			if f.MaxTXID == pos.TXID && trailer.PostApplyChecksum == pos.PostApplyChecksum {
-				hint = &hdr
+				hint = hintFromHeader(&hdr)
 			}
 			continue
 		}
@@ -52,9 +54,12 @@ func (db *DB) resolvePos(ctx context.Context) (*ltx.Header, error) {
 			}
 			break
 		}
-		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), &hdr
+		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), hintFromHeader(&hdr)
 	}
 	db.pos = pos
+	if p, h, err := db.readPositionFile(); err == nil && p == pos {
+		hint = h
+	}
 	return hint, nil
 }
 
@@ -63,7 +68,7 @@ func (db *DB) resolvePos(ctx context.Context) (*ltx.Header, error) {
 // at db.pos, then the database as it is now. If neither reproduces the
 // replicated checksum, the database changed in a way no delta can describe and
 // a full copy is staged.
-func (db *DB) resume(ctx context.Context, hint *ltx.Header) error {
+func (db *DB) resume(ctx context.Context, hint *walHint) error {
 	if db.pos.TXID == 0 {
 		return db.writeFull(ctx, "first sync")
 	}
@@ -71,9 +76,8 @@ func (db *DB) resume(ctx context.Context, hint *ltx.Header) error {
 	if err != nil {
 		return err
 	}
-	if hint != nil && hint.WALOffset != 0 && scan != nil &&
-		scan.Header.Salt1 == hint.WALSalt1 && scan.Header.Salt2 == hint.WALSalt2 {
-		end := hint.WALOffset + hint.WALSize
+	if hint != nil && scan != nil && scan.Header.Salt1 == hint.Salt1 && scan.Header.Salt2 == hint.Salt2 {
+		end := hint.End
 		at, err := wal.Read(walf, scan.Header, wal.Start(scan.Header), end)
 		if err != nil {
 			return err
@@ -117,8 +121,7 @@ func (db *DB) requestSnapshot(why string) {
 	db.kick()
 }
 
-// pruneStaging removes staged files that every replica holds, keeping the
-// newest, whose header records where in the WAL the state was captured.
+// pruneStaging removes staged files that every replica holds.
 func (db *DB) pruneStaging(ctx context.Context) error {
 	done := db.Pos().TXID
 	for _, r := range db.replicas {
@@ -129,8 +132,8 @@ func (db *DB) pruneStaging(ctx context.Context) error {
 		return err
 	}
 	var old []*ltx.FileInfo
-	for i, f := range files {
-		if f.MaxTXID <= done && i < len(files)-1 {
+	for _, f := range files {
+		if f.MaxTXID <= done {
 			old = append(old, f)
 		}
 	}
@@ -147,4 +150,63 @@ func (db *DB) pruneStaging(ctx context.Context) error {
 		return nil
 	}
 	return db.staging.DeleteLTXFiles(ctx, old)
+}
+
+// walHint is where in the WAL a replicated state was captured: the end of the
+// frames it includes, in the generation with these salts.
+type walHint struct {
+	Salt1, Salt2 uint32
+	End          int64
+}
+
+func hintFromHeader(h *ltx.Header) *walHint {
+	if h == nil || h.WALOffset == 0 {
+		return nil
+	}
+	return &walHint{Salt1: h.WALSalt1, Salt2: h.WALSalt2, End: h.WALOffset + h.WALSize}
+}
+
+// positionFile is a small file in the staging directory that records the WAL
+// position of the newest staged state, so a restart can resume with a delta
+// without reading a file back from the replica. It is a hint: resume checks it
+// by recomputing the database checksum, so it is not fsynced.
+func (db *DB) positionFile() string { return filepath.Join(db.opts.MetaPath, "position") }
+
+func (db *DB) writePositionFile() {
+	line := fmt.Sprintf("%s %s %d %d %d\n", db.pos.TXID, db.pos.PostApplyChecksum, db.walHdr.Salt1, db.walHdr.Salt2, db.walPos.Offset)
+	if db.walPos.Offset == 0 {
+		line = fmt.Sprintf("%s %s 0 0 0\n", db.pos.TXID, db.pos.PostApplyChecksum)
+	}
+	tmp := db.positionFile() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+		db.log.Debug("cannot record the wal position", "error", err)
+		return
+	}
+	if err := os.Rename(tmp, db.positionFile()); err != nil {
+		db.log.Debug("cannot record the wal position", "error", err)
+	}
+}
+
+func (db *DB) readPositionFile() (ltx.Pos, *walHint, error) {
+	b, err := os.ReadFile(db.positionFile())
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	var txid, sum string
+	var h walHint
+	if _, err := fmt.Sscanf(string(b), "%s %s %d %d %d", &txid, &sum, &h.Salt1, &h.Salt2, &h.End); err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	t, err := ltx.ParseTXID(txid)
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	c, err := ltx.ParseChecksum(sum)
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	if h.End == 0 {
+		return ltx.NewPos(t, c), nil, nil
+	}
+	return ltx.NewPos(t, c), &h, nil
 }
