@@ -22,6 +22,7 @@ import (
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite" // pure-Go driver: keeps the binary static
 
+	"github.com/walship/walship/internal/sqliteuri"
 	"github.com/walship/walship/internal/wal"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
@@ -118,6 +119,7 @@ type DB struct {
 	state        *pageState          // checksums of the staged state
 	walPages     int                 // frames in the WAL since its last restart, as last seen
 	needFull     bool                // the next sync must write a full copy
+	fullReason   string              // why needFull is set, for the log
 	wantSnapshot bool                // a replica needs a snapshot to continue from
 	ckptPos      wal.Position        // walPos at the last checkpoint
 	kickC        chan struct{}       // wakes the monitor loop
@@ -244,7 +246,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 }
 
 func (db *DB) openSQL(ctx context.Context) error {
-	dsn := fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(%d)", db.path, db.opts.BusyTimeout.Milliseconds())
+	dsn := sqliteuri.File(db.path, fmt.Sprintf("mode=rw&_pragma=busy_timeout(%d)", db.opts.BusyTimeout.Milliseconds()))
 	sqldb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", db.path, err)
@@ -309,6 +311,9 @@ func (db *DB) beginRead(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
 // (everything was backfilled), SQLite may then restart the log once, and every
 // frame before that restart has been read.
 func (db *DB) advancePin(ctx context.Context) error {
+	if db.pinTx == nil {
+		return errNotPinned
+	}
 	next := 1 - db.pinIdx
 	tx, err := db.beginRead(ctx, db.pinConns[next])
 	if err != nil {
@@ -436,12 +441,12 @@ func (db *DB) Sync(ctx context.Context) (ltx.Pos, error) {
 }
 
 func (db *DB) syncLocked(ctx context.Context) (bool, error) {
+	if err := db.ensurePinned(ctx); err != nil {
+		return false, err
+	}
 	for attempt := 0; ; attempt++ {
 		if db.needFull {
-			return true, db.writeFull(ctx, "resuming after a failed sync")
-		}
-		if db.dbReplaced() {
-			return true, db.reopenFull(ctx, "the database file was replaced")
+			return true, db.writeFull(ctx, db.fullReason)
 		}
 		if err := db.scanLocked(); err != nil {
 			return false, err
@@ -457,11 +462,43 @@ func (db *DB) syncLocked(ctx context.Context) (bool, error) {
 			continue
 		}
 		if errors.Is(err, errDiverged) || errors.Is(err, errRestarted) {
-			return true, db.writeFull(ctx, err.Error())
+			db.setNeedFull(err.Error())
+			return true, db.writeFull(ctx, db.fullReason)
 		}
 		return err == nil, err
 	}
 }
+
+// setNeedFull makes the next sync stage a full copy of the database.
+func (db *DB) setNeedFull(why string) {
+	if !db.needFull {
+		db.needFull, db.fullReason = true, why
+	}
+}
+
+// ensurePinned makes sure the engine reads the database it was pointed at,
+// under a pin. If the file was replaced, or the pin was lost (a failed
+// checkpoint), the WAL may have restarted unseen, so the next file is a full
+// copy.
+func (db *DB) ensurePinned(ctx context.Context) error {
+	if db.dbFile == nil || db.dbReplaced() {
+		if err := db.reopen(ctx); err != nil {
+			return err
+		}
+		db.setNeedFull("the database file was replaced")
+	}
+	if db.pinTx == nil {
+		if err := db.pin(ctx); err != nil {
+			return err
+		}
+		db.setNeedFull("the wal pin was lost")
+	}
+	return nil
+}
+
+// errNotPinned means the WAL cannot be read safely until the next sync
+// reopens the database or pins the WAL again.
+var errNotPinned = errors.New("the database was replaced or its wal is not pinned; the next sync recovers")
 
 // errRestarted means the WAL restarted while pages were being read from it.
 var errRestarted = errors.New("the wal restarted while it was being read")
@@ -473,6 +510,9 @@ var errRestarted = errors.New("the wal restarted while it was being read")
 // §2.1), so pending pages missing from the new generation are current in the
 // database file.
 func (db *DB) scanLocked() error {
+	if db.dbFile == nil || db.pinTx == nil || db.dbReplaced() {
+		return errNotPinned
+	}
 	f, err := db.openWAL()
 	if err != nil || f == nil {
 		return err
@@ -484,7 +524,7 @@ func (db *DB) scanLocked() error {
 		return fmt.Errorf("wal %s: %w", db.walPath, err)
 	}
 	if hdr.PageSize != db.state.pageSize {
-		db.needFull = true
+		db.setNeedFull("the page size changed")
 		return fmt.Errorf("wal %s: page size %d differs from the database's %d; a full copy follows", db.walPath, hdr.PageSize, db.state.pageSize)
 	}
 	from := db.walPos
@@ -615,6 +655,12 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 	info, werr := db.staging.WriteLTXFile(ctx, level, hdr.MinTXID, hdr.MaxTXID, pr, time.UnixMilli(hdr.Timestamp))
 	pr.CloseWithError(errors.New("staging write ended"))
 	encErr := <-done
+	if werr != nil || encErr != nil {
+		// A file renamed into place before a later step failed (the
+		// directory fsync, say) is not part of the history: remove it so
+		// nothing uploads it, since the TXID will be written again.
+		db.staging.DeleteLTXFiles(context.WithoutCancel(ctx), []*ltx.FileInfo{{Level: level, MinTXID: hdr.MinTXID, MaxTXID: hdr.MaxTXID}})
+	}
 	switch {
 	case errors.Is(encErr, errDiverged), errors.Is(encErr, errRestarted):
 		return nil, encErr
@@ -648,30 +694,23 @@ func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState) {
 	}
 }
 
-// reopenFull reopens the database file after it was replaced and stages a full
-// copy.
-func (db *DB) reopenFull(ctx context.Context, why string) error {
+// reopen opens the database at its path again after it was replaced.
+func (db *DB) reopen(ctx context.Context) error {
 	db.closeLocked()
 	f, err := os.Open(db.path)
 	if err != nil {
-		db.needFull = true
 		return fmt.Errorf("reopen database: %w", err)
 	}
 	if _, err := readDBHeader(f, db.path); err != nil {
 		f.Close()
-		db.needFull = true
 		return err
 	}
 	db.dbFile, db.dbIno = f, inode(f)
 	if err := db.openSQL(ctx); err != nil {
-		db.needFull = true
+		db.closeLocked()
 		return err
 	}
-	if err := db.pin(ctx); err != nil {
-		db.needFull = true
-		return err
-	}
-	return db.writeFull(ctx, why)
+	return nil
 }
 
 // writeFull stages a full copy of the database as the next file: a snapshot
@@ -679,7 +718,10 @@ func (db *DB) reopenFull(ctx context.Context, why string) error {
 // TXID chain stays contiguous). It reads the state under the pin, so backfill
 // cannot change a page under it.
 func (db *DB) writeFull(ctx context.Context, why string) error {
-	db.needFull = true
+	db.setNeedFull(why)
+	if err := db.ensurePinned(ctx); err != nil {
+		return err
+	}
 	if db.pos.TXID > 0 {
 		db.log.Warn("writing a full copy of the database", "reason", why)
 	}
@@ -705,15 +747,31 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 	}
 	db.commitStaged(info, next)
 	db.log.Info("staged a full copy of the database", "txid", info.MaxTXID.String(), "pages", next.commit(), "size", info.Size)
+	if info.MinTXID == 1 {
+		return nil // it is a snapshot already
+	}
+	// Restores after this point start from a snapshot rather than replay the
+	// chain through a full copy (whose page size may even differ).
+	if err := db.stageSnapshot(ctx); err != nil {
+		db.log.Warn("cannot stage a snapshot after the full copy; the next request will retry", "error", err)
+		db.wantSnapshot = true
+	}
 	return nil
 }
 
-// snapshotLocked stages a level-9 snapshot of the state at db.pos, for a
+// snapshotLocked stages a level-9 snapshot of the current state, for a
 // replica whose history the staged files no longer reach.
 func (db *DB) snapshotLocked(ctx context.Context) error {
 	if _, err := db.syncLocked(ctx); err != nil {
 		return err
 	}
+	return db.stageSnapshot(ctx)
+}
+
+// stageSnapshot stages a level-9 snapshot of the state at db.pos, read from the
+// WAL up to walPos and the database file, and checks it against db.pos before
+// it can be uploaded.
+func (db *DB) stageSnapshot(ctx context.Context) error {
 	if db.pos.TXID == 0 {
 		return nil
 	}
@@ -721,16 +779,18 @@ func (db *DB) snapshotLocked(ctx context.Context) error {
 	var walf *os.File
 	if db.walPos.Offset != 0 {
 		var err error
-		if walf, err = db.openWAL(); err != nil || walf == nil {
-			return fmt.Errorf("snapshot: wal %s disappeared: %v", db.walPath, err)
-		}
-		hdr, err := wal.ReadHeader(walf)
-		if err != nil || !db.walPos.SameGeneration(hdr) {
-			db.needFull = true
-			return fmt.Errorf("snapshot: the wal restarted; retrying after the next sync")
-		}
-		if scan, err = wal.Read(walf, hdr, wal.Start(hdr), db.walPos.Offset); err != nil {
+		if walf, err = db.openWAL(); err != nil {
 			return err
+		}
+		// If the log restarted since walPos, the pin guarantees all of it
+		// was backfilled and nothing since: the database file alone holds
+		// the state at db.pos.
+		if walf != nil {
+			if hdr, err := wal.ReadHeader(walf); err == nil && db.walPos.SameGeneration(hdr) {
+				if scan, err = wal.Read(walf, hdr, wal.Start(hdr), db.walPos.Offset); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	info, st, err := db.stageCopy(ctx, storage.SnapshotLevel, 1, db.pos.TXID, 0, scan, walf)
@@ -740,7 +800,7 @@ func (db *DB) snapshotLocked(ctx context.Context) error {
 	if st.total != db.pos.PostApplyChecksum {
 		// Never publish a snapshot that differs from the chain it stands for.
 		db.staging.DeleteLTXFiles(ctx, []*ltx.FileInfo{info})
-		db.needFull = true
+		db.setNeedFull("a snapshot did not match the staged checksum")
 		return fmt.Errorf("snapshot at TXID %s does not match the staged checksum; a full copy follows", db.pos.TXID)
 	}
 	db.log.Info("staged a snapshot", "txid", info.MaxTXID.String(), "size", info.Size)

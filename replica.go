@@ -26,6 +26,7 @@ type Replica struct {
 
 	mu         sync.Mutex
 	pos        ltx.Pos     // newest file the replica holds
+	snapTXID   ltx.TXID    // newest snapshot the replica holds
 	lastHeader *ltx.Header // header of that file
 	err        error       // last upload error, nil once it recovers
 	wakeC      chan struct{}
@@ -65,9 +66,16 @@ func (r *Replica) wake() {
 func (r *Replica) loadPos(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		pos, hdr, err := ReplicaPos(ctx, r.Client)
+		var snaps []*ltx.FileInfo
+		if err == nil {
+			snaps, err = r.Client.LTXFiles(ctx, storage.SnapshotLevel)
+		}
 		if err == nil {
 			r.mu.Lock()
 			r.pos, r.lastHeader, r.err = pos, hdr, nil
+			if n := len(snaps); n > 0 {
+				r.snapTXID = snaps[n-1].MaxTXID
+			}
 			r.mu.Unlock()
 			return nil
 		}
@@ -194,9 +202,15 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list staged files: %w", err)
 	}
-	for _, f := range files {
+	committed := r.db.Pos().TXID
+	for i := 0; i < len(files); {
+		f := files[i]
+		if f.MaxTXID > committed {
+			break // being written, or left by a failed write: not part of the history
+		}
 		pos := r.Pos()
 		if f.MaxTXID <= pos.TXID {
+			i++
 			continue
 		}
 		hdr, trailer, err := ReadHeaderTrailer(ctx, staging, f)
@@ -211,13 +225,42 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			if err != nil || !ok {
 				return err
 			}
-			continue
+			continue // f again, against the new position
 		}
 		if err := r.put(ctx, f, hdr, trailer); err != nil {
 			return err
 		}
+		i++
+	}
+	if err := r.uploadSnapshots(ctx); err != nil {
+		return err
 	}
 	return r.db.pruneStaging(ctx)
+}
+
+// uploadSnapshots ships staged snapshots of points the replica has reached
+// (the engine stages one after each full copy) that it does not have yet.
+func (r *Replica) uploadSnapshots(ctx context.Context) error {
+	snaps, err := r.db.staging.LTXFiles(ctx, storage.SnapshotLevel)
+	if err != nil {
+		return fmt.Errorf("list staged snapshots: %w", err)
+	}
+	for _, snap := range snaps {
+		r.mu.Lock()
+		want := snap.MaxTXID > r.snapTXID && snap.MaxTXID <= r.pos.TXID
+		r.mu.Unlock()
+		if !want {
+			continue
+		}
+		hdr, trailer, err := ReadHeaderTrailer(ctx, r.db.staging, snap)
+		if err != nil {
+			return err
+		}
+		if err := r.put(ctx, snap, hdr, trailer); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // put uploads one staged level-0 file; a file that starts at TXID 1 is a
@@ -239,8 +282,13 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 		}
 	}
 	r.mu.Lock()
-	r.pos = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
-	r.lastHeader = &hdr
+	if f.MaxTXID > r.pos.TXID {
+		r.pos = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
+		r.lastHeader = &hdr
+	}
+	if levels[len(levels)-1] == storage.SnapshotLevel {
+		r.snapTXID = max(r.snapTXID, f.MaxTXID)
+	}
 	r.mu.Unlock()
 	r.log.Debug("uploaded", "file", storage.Describe(f.Level, f.MinTXID, f.MaxTXID))
 	return nil

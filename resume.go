@@ -64,50 +64,93 @@ func (db *DB) resolvePos(ctx context.Context) (*walHint, error) {
 }
 
 // resume establishes the page state that matches db.pos, so that the next sync
-// can write a delta. It tries, in order: the WAL position recorded in the file
-// at db.pos, then the database as it is now. If neither reproduces the
-// replicated checksum, the database changed in a way no delta can describe and
-// a full copy is staged.
+// can write a delta. It tries, in order: the WAL position recorded for db.pos,
+// then the database as it is now. If neither reproduces the replicated
+// checksum, the database changed in a way no delta can describe and a full copy
+// is staged.
 func (db *DB) resume(ctx context.Context, hint *walHint) error {
 	if db.pos.TXID == 0 {
 		return db.writeFull(ctx, "first sync")
 	}
-	scan, walf, err := db.readWAL(wal.Position{})
-	if err != nil {
-		return err
-	}
-	if hint != nil && scan != nil && scan.Header.Salt1 == hint.Salt1 && scan.Header.Salt2 == hint.Salt2 {
-		end := hint.End
-		at, err := wal.Read(walf, scan.Header, wal.Start(scan.Header), end)
-		if err != nil {
+	for range 3 {
+		ok, restarted, err := db.tryResume(hint)
+		if err != nil || ok {
 			return err
 		}
-		if at.End.Offset == end {
+		if !restarted {
+			break
+		}
+	}
+	return db.writeFull(ctx, "the database changed while walship was not running in a way the WAL no longer shows")
+}
+
+// tryResume is one attempt of resume. It reads the whole current WAL
+// generation first, so that the frames past the replicated position are known
+// before anything can restart the log: they become pending, and if the log
+// restarts later the pin guarantees they were backfilled, so the next sync
+// reads their pages from the database file.
+func (db *DB) tryResume(hint *walHint) (resumed, restartedMeanwhile bool, err error) {
+	scan, walf, err := db.readWAL(wal.Position{})
+	if err != nil {
+		return false, false, err
+	}
+	// restarted reports whether the log restarted since scan, which would make
+	// pages just read from it suspect.
+	restarted := func() bool {
+		if scan == nil {
+			return false
+		}
+		h, err := wal.ReadHeader(walf)
+		return err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2
+	}
+	if hint != nil && scan != nil && scan.Header.Salt1 == hint.Salt1 && scan.Header.Salt2 == hint.Salt2 {
+		at, err := wal.Read(walf, scan.Header, wal.Start(scan.Header), hint.End)
+		if err != nil {
+			return false, false, err
+		}
+		if at.End.Offset == hint.End && hint.End <= scan.End.Offset {
 			st, err := db.computeState(at, walf, 0)
 			if err != nil {
-				return err
+				return false, false, err
+			}
+			if restarted() {
+				return false, true, nil
 			}
 			if st.total == db.pos.PostApplyChecksum {
-				db.state, db.walPos, db.walHdr, db.commit = st, at.End, at.Header, st.commit()
-				db.deltaStart = at.End.Offset
-				db.log.Info("resuming from the replicated position", "txid", db.pos.TXID.String())
-				return nil
+				db.state, db.commit = st, st.commit()
+				db.walHdr, db.deltaStart = scan.Header, hint.End
+				clear(db.inWAL)
+				for _, f := range scan.Frames {
+					if f.Offset >= hint.End {
+						db.inWAL[f.Pgno] = f.DataOffset()
+						db.pending[f.Pgno] = struct{}{}
+						if f.Commit != 0 {
+							db.commit = f.Commit
+						}
+					}
+				}
+				db.walPos = scan.End
+				db.log.Info("resuming from the replicated position", "txid", db.pos.TXID.String(), "pending_pages", len(db.pending))
+				return true, false, nil
 			}
 		}
 	}
 	st, err := db.computeState(scan, walf, 0)
 	if err != nil {
-		return err
+		return false, false, err
+	}
+	if restarted() {
+		return false, true, nil
 	}
 	db.state, db.commit = st, st.commit()
-	if st.total == db.pos.PostApplyChecksum {
-		if scan != nil {
-			db.walPos, db.walHdr, db.deltaStart = scan.End, scan.Header, scan.End.Offset
-		}
-		db.log.Info("resuming: the database matches the replicated position", "txid", db.pos.TXID.String())
-		return nil
+	if st.total != db.pos.PostApplyChecksum {
+		return false, false, nil
 	}
-	return db.writeFull(ctx, "the database changed while walship was not running in a way the WAL no longer shows")
+	if scan != nil {
+		db.walPos, db.walHdr, db.deltaStart = scan.End, scan.Header, scan.End.Offset
+	}
+	db.log.Info("resuming: the database matches the replicated position", "txid", db.pos.TXID.String())
+	return true, false, nil
 }
 
 // requestSnapshot makes the engine stage a snapshot at its next wake-up.
@@ -123,9 +166,11 @@ func (db *DB) requestSnapshot(why string) {
 
 // pruneStaging removes staged files that every replica holds.
 func (db *DB) pruneStaging(ctx context.Context) error {
-	done := db.Pos().TXID
+	done, snapDone := db.Pos().TXID, db.Pos().TXID
 	for _, r := range db.replicas {
-		done = min(done, r.Pos().TXID)
+		r.mu.Lock()
+		done, snapDone = min(done, r.pos.TXID), min(snapDone, r.snapTXID)
+		r.mu.Unlock()
 	}
 	files, err := db.staging.LTXFiles(ctx, 0)
 	if err != nil {
@@ -142,7 +187,7 @@ func (db *DB) pruneStaging(ctx context.Context) error {
 		return err
 	}
 	for _, f := range snaps {
-		if f.MaxTXID <= done {
+		if f.MaxTXID <= snapDone {
 			old = append(old, f)
 		}
 	}

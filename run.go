@@ -51,14 +51,18 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	}
 
 	// Then the seal: under the write lock, read the last frames, backfill
-	// them, and pin again before any writer can restart the log.
-	if _, err := db.lockConn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("checkpoint: wait for the write lock: %w", err)
-	}
+	// them, and pin again before any writer can restart the log. These
+	// statements ignore cancellation: the driver may report a cancelled
+	// context after BEGIN IMMEDIATE took the lock, and the lock must be
+	// released whatever happens.
+	bg := context.WithoutCancel(ctx)
 	rollback := func() {
-		if _, err := db.lockConn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-			db.log.Error("checkpoint: release write lock", "error", err)
-		}
+		// Harmless if BEGIN failed: there is no transaction to end.
+		db.lockConn.ExecContext(bg, "ROLLBACK")
+	}
+	if _, err := db.lockConn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		rollback()
+		return fmt.Errorf("checkpoint: wait for the write lock: %w", err)
 	}
 	if err := db.scanLocked(); err != nil {
 		rollback()
@@ -66,6 +70,7 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	}
 	if err := db.unpin(); err != nil {
 		rollback()
+		db.setNeedFull("the wal pin was lost during a checkpoint")
 		return fmt.Errorf("checkpoint: release pin: %w", err)
 	}
 	// The application's own autocheckpoint may hold the checkpoint lock for a
@@ -73,18 +78,18 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	// checkpoint does not wait for it, so retry briefly.
 	var ckptErr error
 	for range 50 {
-		ckptErr = db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
+		ckptErr = db.ckptConn.QueryRowContext(bg, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
 		if ckptErr != nil || logN >= 0 {
 			break
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
-	pinErr := db.pin(ctx)
+	pinErr := db.pin(bg)
 	rollback()
 	if pinErr != nil {
-		// Without the pin the log may restart under us: only a full copy is
-		// safe after this.
-		db.needFull = true
+		// Without the pin the log may restart unseen: only a full copy is
+		// safe after this. The next sync pins again.
+		db.setNeedFull("the wal pin was lost during a checkpoint")
 		return fmt.Errorf("checkpoint: %w", pinErr)
 	}
 	if ckptErr != nil {
@@ -100,11 +105,11 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	// SQLite can truncate the log only if no frame arrived since the seal:
 	// one that did cannot be backfilled under the pin, and TRUNCATE then
 	// reports busy and leaves the log alone.
-	if _, err := db.ckptConn.ExecContext(ctx, "PRAGMA busy_timeout=0"); err != nil {
+	if _, err := db.ckptConn.ExecContext(bg, "PRAGMA busy_timeout=0"); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
-	if _, e := db.ckptConn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
+	err := db.ckptConn.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
+	if _, e := db.ckptConn.ExecContext(bg, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
 		err = e
 	}
 	if err != nil {

@@ -136,26 +136,38 @@ func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, erro
 			}
 		}
 	}
-	if cur < want || len(plan.Files) == 0 {
-		next := want + 1
+	if cur >= want && len(plan.Files) > 0 {
+		return plan, nil
+	}
+	if len(plan.Files) == 0 {
+		anyEligible := false
 		for _, files := range levels {
 			for _, f := range files {
-				if f.MinTXID > cur && f.MinTXID < next {
-					next = f.MinTXID
-				}
+				anyEligible = anyEligible || target.eligible(f)
 			}
 		}
-		if len(plan.Files) == 0 && cur == 0 {
-			if target.TXID == 0 && !target.Timestamp.IsZero() {
-				return nil, fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
-			}
-			return nil, fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
+		if !anyEligible && !target.Timestamp.IsZero() {
+			return nil, fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
 		}
-		return nil, fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
-			c, target, cur+1, max(next-1, cur+1), cur+1)
+		return nil, fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
 	}
-	if target.TXID != 0 && cur != target.TXID {
-		return nil, fmt.Errorf("replica %s: cannot restore exactly TXID %s: the files around it cover up to %s", c, target.TXID, cur)
+	// A TXID inside a compacted file cannot be reached exactly.
+	for _, files := range levels {
+		for _, f := range files {
+			if target.TXID != 0 && f.MinTXID <= cur+1 && f.MaxTXID > target.TXID {
+				return nil, fmt.Errorf("replica %s: cannot restore exactly TXID %s: it lies inside %s, which merges several TXIDs; restore TXID %s or %s instead",
+					c, target.TXID, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), cur, f.MaxTXID)
+			}
+		}
 	}
-	return plan, nil
+	next := want + 1
+	for _, files := range levels {
+		for _, f := range files {
+			if f.MinTXID > cur && f.MinTXID < next {
+				next = f.MinTXID
+			}
+		}
+	}
+	return nil, fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
+		c, target, cur+1, max(next-1, cur+1), cur+1)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite" // integrity checks of the restored file
 
+	"github.com/walship/walship/internal/sqliteuri"
 	"github.com/walship/walship/storage"
 )
 
@@ -260,7 +261,7 @@ func integrityCheck(ctx context.Context, path, mode string) error {
 	default:
 		return fmt.Errorf("unknown integrity check %q: use none, quick or full", mode)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro&immutable=1"))
 	if err != nil {
 		return err
 	}

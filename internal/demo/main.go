@@ -28,6 +28,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/walship/walship/internal/sqliteuri"
 )
 
 const (
@@ -102,7 +104,7 @@ func demo(bin string, keep bool) (err error) {
 	restored := filepath.Join(dir, "restored.db")
 
 	step("create a sample database")
-	app, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
+	app, err := sql.Open("sqlite", sqliteuri.File(dbPath, "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)"))
 	if err != nil {
 		return err
 	}
@@ -290,7 +292,7 @@ func printTail(out string, n int) {
 // fingerprint returns the row count of orders and the SHA-256 of all its rows
 // in id order.
 func fingerprint(path string) (int, string, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro"))
 	if err != nil {
 		return 0, "", err
 	}

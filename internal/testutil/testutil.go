@@ -12,6 +12,8 @@ import (
 	"os"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/walship/walship/internal/sqliteuri"
 )
 
 // Image is the identity of a database's logical content: the hash of all its
@@ -25,7 +27,7 @@ type Image struct {
 // sqlite_dbpage table in one read transaction. It is independent of walship's
 // WAL reader.
 func LogicalImage(ctx context.Context, path string) (Image, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro"))
 	if err != nil {
 		return Image{}, err
 	}
@@ -100,7 +102,7 @@ func FileImage(path string, pageSize int) (Image, error) {
 
 // IntegrityCheck runs PRAGMA integrity_check on the database at path.
 func IntegrityCheck(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro&immutable=1"))
 	if err != nil {
 		return err
 	}
