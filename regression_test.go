@@ -33,6 +33,22 @@ func makeDB(t *testing.T, path string, pageSize int, v string) {
 	}
 }
 
+// openEngine opens the engine on the database at path, replicating to a
+// directory.
+func openEngine(t *testing.T, path, replicaDir string) (*walship.DB, *file.Client) {
+	t.Helper()
+	replica := file.New(replicaDir)
+	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("r", replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return db, replica
+}
+
 // restoreLatestMatches restores the latest state of replica and compares it
 // page for page with the database at path.
 func restoreLatestMatches(t *testing.T, replica *file.Client, path string) {
@@ -89,16 +105,8 @@ func TestReplacedWithAnotherPageSize(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	makeDB(t, path, 4096, "old")
-	replica := file.New(filepath.Join(dir, "replica"))
-	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("r", replica))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, replica := openEngine(t, path, filepath.Join(dir, "replica"))
 	ctx := context.Background()
-	if err := db.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
 	if err := walship.Upload(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +134,8 @@ func TestDatabaseMissingDuringReplace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	makeDB(t, path, 4096, "old")
-	replica := file.New(filepath.Join(dir, "replica"))
-	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("r", replica))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, replica := openEngine(t, path, filepath.Join(dir, "replica"))
 	ctx := context.Background()
-	if err := db.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
 	if err := os.Rename(path, path+".old"); err != nil {
 		t.Fatal(err)
 	}
