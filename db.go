@@ -120,6 +120,7 @@ type DB struct {
 	walPages     int                 // frames in the WAL since its last restart, as last seen
 	needFull     bool                // the next sync must write a full copy
 	fullReason   string              // why needFull is set, for the log
+	sums         *checksumFile       // page checksums of the staged state, for resuming with a diff
 	wantSnapshot bool                // a replica needs a snapshot to continue from
 	ckptPos      wal.Position        // walPos at the last checkpoint
 	kickC        chan struct{}       // wakes the monitor loop
@@ -225,6 +226,11 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	}
 	if err := db.staging.RemoveTempFiles(); err != nil {
 		return fmt.Errorf("clean staging directory: %w", err)
+	}
+	if db.sums == nil {
+		if db.sums, err = openChecksumFile(db.opts.MetaPath); err != nil {
+			return err
+		}
 	}
 	if err := db.pin(ctx); err != nil {
 		return err
@@ -348,7 +354,12 @@ func (db *DB) Close(ctx context.Context) error {
 	if db.sqldb != nil && db.state != nil {
 		_, err = db.syncLocked(ctx)
 	}
-	return errors.Join(err, db.closeLocked())
+	err = errors.Join(err, db.closeLocked())
+	if db.sums != nil {
+		err = errors.Join(err, db.sums.Close())
+		db.sums = nil
+	}
+	return err
 }
 
 func (db *DB) closeLocked() error {
@@ -364,6 +375,7 @@ func (db *DB) closeLocked() error {
 		errs = append(errs, db.sqldb.Close())
 		db.sqldb = nil
 	}
+
 	for _, f := range []**os.File{&db.dbFile, &db.walFile} {
 		if *f != nil {
 			(*f).Close()
@@ -677,6 +689,9 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 // commitStaged makes a staged file the new position: the pending pages are in
 // it, and the next delta's WAL segment starts where this one ended.
 func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState) {
+	if err := db.sums.save(info.MaxTXID, db.state, next); err != nil {
+		db.log.Warn("cannot record page checksums; a restart will need a full copy", "error", err)
+	}
 	db.pos = ltx.NewPos(info.MaxTXID, next.total)
 	db.state = next
 	db.commit = next.commit()
@@ -722,12 +737,24 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 	if err := db.ensurePinned(ctx); err != nil {
 		return err
 	}
-	if db.pos.TXID > 0 {
-		db.log.Warn("writing a full copy of the database", "reason", why)
-	}
 	scan, walf, err := db.readWAL(wal.Position{})
 	if err != nil {
 		return err
+	}
+	if db.pos.TXID > 0 && db.state != nil && db.state.total == db.pos.PostApplyChecksum {
+		info, next, changed, err := db.stageDiff(ctx, scan, walf)
+		if err == nil {
+			db.afterCopy(scan)
+			db.commitStaged(info, next)
+			db.log.Info("staged the pages that differ from the replicated state", "reason", why, "txid", info.MaxTXID.String(), "pages", changed, "size", info.Size)
+			return nil
+		}
+		if !errors.Is(err, errNoDiff) {
+			return err
+		}
+	}
+	if db.pos.TXID > 0 {
+		db.log.Warn("writing a full copy of the database", "reason", why)
 	}
 	minTXID, pre := db.pos.TXID+1, db.pos.PostApplyChecksum
 	if db.pos.TXID == 0 {
@@ -737,14 +764,7 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 	if err != nil {
 		return err
 	}
-	clear(db.inWAL)
-	db.walPos = wal.Position{}
-	if scan != nil {
-		db.walPos, db.walHdr = scan.End, scan.Header
-		for _, f := range scan.Frames {
-			db.inWAL[f.Pgno] = f.DataOffset()
-		}
-	}
+	db.afterCopy(scan)
 	db.commitStaged(info, next)
 	db.log.Info("staged a full copy of the database", "txid", info.MaxTXID.String(), "pages", next.commit(), "size", info.Size)
 	if info.MinTXID == 1 {
@@ -757,6 +777,93 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 		db.wantSnapshot = true
 	}
 	return nil
+}
+
+// afterCopy positions the WAL reader after a file that holds the whole state
+// of scan.
+func (db *DB) afterCopy(scan *wal.Scan) {
+	clear(db.inWAL)
+	db.walPos = wal.Position{}
+	if scan != nil {
+		db.walPos, db.walHdr = scan.End, scan.Header
+		for _, f := range scan.Frames {
+			db.inWAL[f.Pgno] = f.DataOffset()
+		}
+	}
+}
+
+// errNoDiff means the current state cannot be described as a diff from the
+// staged one (the page size changed).
+var errNoDiff = errors.New("no diff possible")
+
+// stageDiff stages, as the next file, the pages in which the current state
+// (after scan) differs from the staged state db.state: it compares the
+// checksum of every page, then reads and encodes the pages that differ.
+func (db *DB) stageDiff(ctx context.Context, scan *wal.Scan, walf *os.File) (*ltx.FileInfo, *pageState, int, error) {
+	cur, err := db.computeState(scan, walf, 0)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if cur.pageSize != db.state.pageSize {
+		return nil, nil, 0, errNoDiff
+	}
+	lock := ltx.LockPgno(cur.pageSize)
+	base := db.state
+	var pgnos []uint32
+	for i, c := range cur.sums {
+		if pgno := uint32(i + 1); pgno != lock && (i >= len(base.sums) || base.sums[i] != c) {
+			pgnos = append(pgnos, pgno)
+		}
+	}
+	var frames []wal.Frame
+	if scan != nil {
+		frames = scan.Frames
+	}
+	pr := newPageReader(db.dbFile, walf, cur.pageSize, frames)
+	next := base.clone()
+	next.truncate(cur.commit())
+	hdr := db.header(db.pos.TXID+1, db.pos.TXID+1, cur.commit(), db.pos.PostApplyChecksum)
+	setWALFields(&hdr, scan)
+	info, err := db.stage(ctx, 0, hdr, func(enc *ltx.Encoder) error {
+		buf := make([]byte, cur.pageSize)
+		h := ltx.NewHasher()
+		for _, pgno := range pgnos {
+			if err := pr.read(pgno, buf); err != nil {
+				return err
+			}
+			c := ltx.ChecksumPageWithHasher(h, pgno, buf)
+			if c != cur.sums[pgno-1] {
+				return errRestarted // the page changed between the two reads
+			}
+			next.set(pgno, c)
+			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
+				return err
+			}
+		}
+		if next.total != cur.total {
+			return fmt.Errorf("the diff does not reproduce the database's checksum")
+		}
+		if scan != nil {
+			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
+				return errRestarted
+			}
+		}
+		enc.SetPostApplyChecksum(next.total)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return info, next, len(pgnos), nil
+}
+
+// setWALFields records in hdr which WAL frames a file holding the state after
+// scan was read from.
+func setWALFields(hdr *ltx.Header, scan *wal.Scan) {
+	if scan != nil && len(scan.Frames) > 0 {
+		hdr.WALOffset, hdr.WALSize = wal.HeaderSize, scan.End.Offset-wal.HeaderSize
+		hdr.WALSalt1, hdr.WALSalt2 = scan.Header.Salt1, scan.Header.Salt2
+	}
 }
 
 // snapshotLocked stages a level-9 snapshot of the current state, for a
@@ -828,10 +935,7 @@ func (db *DB) stageCopy(ctx context.Context, level int, minTXID, maxTXID ltx.TXI
 		Timestamp:        time.Now().UnixMilli(),
 		PreApplyChecksum: pre,
 	}
-	if scan != nil && len(scan.Frames) > 0 {
-		hdr.WALOffset, hdr.WALSize = wal.HeaderSize, scan.End.Offset-wal.HeaderSize
-		hdr.WALSalt1, hdr.WALSalt2 = scan.Header.Salt1, scan.Header.Salt2
-	}
+	setWALFields(&hdr, scan)
 	lock := ltx.LockPgno(pageSize)
 	info, err := db.stage(ctx, level, hdr, func(enc *ltx.Encoder) error {
 		buf := make([]byte, pageSize)

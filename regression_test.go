@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
@@ -205,4 +207,67 @@ func TestCheckpointCancelledAnywhere(t *testing.T) {
 	if !completed {
 		t.Fatal("no checkpoint ran to completion: the test never passed the last cancellation point")
 	}
+}
+
+// When the WAL no longer shows the way from the replicated state (the
+// application checkpointed and truncated it while walship was stopped), the
+// engine stages only the pages that differ, found by the page checksums it
+// recorded, rather than a full copy.
+func TestResumeStagesOnlyChangedPages(t *testing.T) {
+	h := newHarness(t)
+	rng := randFor(t)
+	for range 200 {
+		h.exec("INSERT INTO t (v) VALUES (?)", randBytes(rng, 1000))
+	}
+	h.open(walship.Options{})
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("UPDATE t SET n = 7 WHERE id = 3")
+	h.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	h.open(walship.Options{})
+	pages := pagesInFile(t, h.replica, 0, h.db.Pos().TXID)
+	if total := pageCount(t, h); pages == 0 || pages > 5 {
+		t.Fatalf("the resumed file holds %d of the database's %d pages; want only the changed ones", pages, total)
+	}
+	h.verifyAll()
+	h.verifyChain()
+
+	// A stale record (from an older TXID) is not trusted: a full copy follows.
+	sums := filepath.Join(walship.MetaPath(h.path), "checksums")
+	old, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.exec("UPDATE t SET n = 8 WHERE id = 4")
+	h.sync()
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sums, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("UPDATE t SET n = 9 WHERE id = 5")
+	h.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	h.open(walship.Options{})
+	if pages, total := pagesInFile(t, h.replica, 0, h.db.Pos().TXID), pageCount(t, h); pages != total {
+		t.Fatalf("with a stale checksum record the file holds %d of %d pages; want a full copy", pages, total)
+	}
+	h.verifyAll()
+	h.verifyChain()
+}
+
+// pagesInFile counts the pages of one replica file.
+func pagesInFile(t *testing.T, c *file.Client, level int, txid ltx.TXID) int {
+	t.Helper()
+	rc, err := c.OpenLTXFile(context.Background(), level, txid, txid, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	dec := ltx.NewDecoder(rc)
+	if err := dec.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	return dec.PageN()
 }

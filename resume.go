@@ -72,6 +72,11 @@ func (db *DB) resume(ctx context.Context, hint *walHint) error {
 	if db.pos.TXID == 0 {
 		return db.writeFull(ctx, "first sync")
 	}
+	base, err := db.sums.load(db.pos)
+	if err != nil {
+		db.log.Debug("no usable page checksums for the replicated state", "reason", err)
+		db.sums.stale = true // rewrite it whole at the next save
+	}
 	for range 3 {
 		ok, restarted, err := db.tryResume(hint)
 		if err != nil || ok {
@@ -80,6 +85,13 @@ func (db *DB) resume(ctx context.Context, hint *walHint) error {
 		if !restarted {
 			break
 		}
+	}
+	// The WAL no longer shows the way from the replicated state; the
+	// recorded page checksums of that state, if valid, let writeFull stage
+	// only the pages that differ.
+	db.state = base
+	if base != nil {
+		db.commit = base.commit()
 	}
 	return db.writeFull(ctx, "the database changed while walship was not running in a way the WAL no longer shows")
 }
@@ -142,10 +154,10 @@ func (db *DB) tryResume(hint *walHint) (resumed, restartedMeanwhile bool, err er
 	if restarted() {
 		return false, true, nil
 	}
-	db.state, db.commit = st, st.commit()
 	if st.total != db.pos.PostApplyChecksum {
 		return false, false, nil
 	}
+	db.state, db.commit = st, st.commit()
 	if scan != nil {
 		db.walPos, db.walHdr, db.deltaStart = scan.End, scan.Header, scan.End.Offset
 	}
