@@ -564,3 +564,46 @@ func TestNewReplicaClient(t *testing.T) {
 		}
 	}
 }
+
+// Several databases from one config file, replicated by one process until it
+// is stopped.
+func TestReplicateConfigSeveralDatabases(t *testing.T) {
+	dir := t.TempDir()
+	var apps []*appDB
+	var cfg strings.Builder
+	cfg.WriteString("dbs:\n")
+	for i := range 3 {
+		db := filepath.Join(dir, fmt.Sprintf("tenant%d.db", i))
+		apps = append(apps, newAppDB(t, db, 2))
+		fmt.Fprintf(&cfg, "  - path: %s\n    sync-interval: 20ms\n    replica:\n      path: %s\n", db, filepath.Join(dir, fmt.Sprintf("replica%d", i)))
+	}
+	cfgPath := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var code int
+	var stderr string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, _, stderr = runCLICtx(ctx, "replicate", "-config", cfgPath)
+	}()
+	for range 10 {
+		for _, a := range apps {
+			a.insert(2)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	for i, a := range apps {
+		out := filepath.Join(dir, fmt.Sprintf("restored%d.db", i))
+		mustRun(t, "restore", "-o", out, filepath.Join(dir, fmt.Sprintf("replica%d", i)))
+		sameRows(t, contents(t, out), contents(t, a.path))
+	}
+}
