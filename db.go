@@ -22,6 +22,7 @@ import (
 
 	"github.com/walship/walship/internal/sqliteuri"
 	"github.com/walship/walship/internal/wal"
+	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
 
@@ -46,7 +47,39 @@ type Options struct {
 	BusyTimeout        time.Duration
 	MetaPath           string // local staging directory; default "<dir>/.<name>-walship"
 	Logger             *slog.Logger
+
+	// Levels are the compaction intervals of levels 1, 2, ...: each level
+	// merges the newer files of the level below this often. Nil means
+	// DefaultLevels; an empty, non-nil slice means no compaction.
+	Levels []time.Duration
+	// SnapshotInterval is how often a snapshot is taken (if anything
+	// changed); SnapshotRetention how far back restore points are kept.
+	SnapshotInterval  time.Duration
+	SnapshotRetention time.Duration
+	// L0Retention is how long level-0 files stay once a higher level covers
+	// them; retention runs every L0RetentionCheckInterval.
+	L0Retention              time.Duration
+	L0RetentionCheckInterval time.Duration
+	// RetentionDisabled leaves deleting old files to the storage's own
+	// lifecycle rules.
+	RetentionDisabled bool
+	// MaxLocalBytes caps the staging directory while a replica is
+	// unreachable: past it the staged history is dropped and the replica
+	// gets a snapshot when it is back.
+	MaxLocalBytes int64
 }
+
+// DefaultLevels are the compaction intervals of levels 1 to 3.
+var DefaultLevels = []time.Duration{30 * time.Second, 5 * time.Minute, time.Hour}
+
+// Defaults for snapshots, retention and local staging.
+const (
+	DefaultSnapshotInterval         = 24 * time.Hour
+	DefaultSnapshotRetention        = 24 * time.Hour
+	DefaultL0Retention              = 5 * time.Minute
+	DefaultL0RetentionCheckInterval = 15 * time.Second
+	DefaultMaxLocalBytes            = 1 << 30
+)
 
 func (o *Options) setDefaults(dbPath string) {
 	if !o.SyncIntervalSet && o.SyncInterval == 0 {
@@ -69,6 +102,27 @@ func (o *Options) setDefaults(dbPath string) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Levels == nil {
+		o.Levels = DefaultLevels
+	}
+	if len(o.Levels) > storage.SnapshotLevel-1 {
+		o.Levels = o.Levels[:storage.SnapshotLevel-1]
+	}
+	if o.SnapshotInterval <= 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if o.SnapshotRetention <= 0 {
+		o.SnapshotRetention = DefaultSnapshotRetention
+	}
+	if o.L0Retention <= 0 {
+		o.L0Retention = DefaultL0Retention
+	}
+	if o.L0RetentionCheckInterval <= 0 {
+		o.L0RetentionCheckInterval = DefaultL0RetentionCheckInterval
+	}
+	if o.MaxLocalBytes <= 0 {
+		o.MaxLocalBytes = DefaultMaxLocalBytes
 	}
 }
 
@@ -102,21 +156,26 @@ type DB struct {
 	walFile  *os.File // nil until the WAL exists
 	dbIno    uint64
 
-	pos          ltx.Pos             // newest staged file
-	walPos       wal.Position        // how far the WAL has been read: a commit boundary; zero Offset if none
-	walHdr       wal.Header          // header of the generation walPos is in
-	inWAL        map[uint32]int64    // this generation: page -> offset of its newest committed copy read so far
-	pending      map[uint32]struct{} // pages changed since pos, in any generation
-	commit       uint32              // database size in pages after the newest commit read
-	deltaStart   int64               // offset in this generation where the frames since pos begin
-	state        *pageState          // checksums of the staged state
-	walPages     int                 // frames in the WAL since its last restart, as last seen
-	needFull     bool                // the next sync must write a full copy
-	fullReason   string              // why needFull is set, for the log
-	sums         *checksumFile       // page checksums of the staged state, for resuming with a diff
-	wantSnapshot bool                // a replica needs a snapshot to continue from
-	ckptPos      wal.Position        // walPos at the last checkpoint
-	kickC        chan struct{}       // wakes the monitor loop
+	pos        ltx.Pos             // newest staged file
+	walPos     wal.Position        // how far the WAL has been read: a commit boundary; zero Offset if none
+	walHdr     wal.Header          // header of the generation walPos is in
+	inWAL      map[uint32]int64    // this generation: page -> offset of its newest committed copy read so far
+	pending    map[uint32]struct{} // pages changed since pos, in any generation
+	commit     uint32              // database size in pages after the newest commit read
+	deltaStart int64               // offset in this generation where the frames since pos begin
+	state      *pageState          // checksums of the staged state
+	walPages   int                 // frames in the WAL since its last restart, as last seen
+	needFull   bool                // the next sync must write a full copy
+	fullReason string              // why needFull is set, for the log
+	sums       *checksumFile       // page checksums of the staged state, for resuming with a diff
+
+	// cmu guards compaction state; compaction runs beside syncs.
+	cmu          sync.Mutex
+	compacted    [storage.MaxLevel + 1]ltx.TXID // newest TXID merged into each level
+	lastSnapshot ltx.TXID                       // newest staged or replicated snapshot
+	wantSnapshot bool                           // a replica needs a snapshot to continue from
+	ckptPos      wal.Position                   // walPos at the last checkpoint
+	kickC        chan struct{}                  // wakes the monitor loop
 
 	lastCheckpoint time.Time
 	notify         chan struct{} // wakes replicas when a file is staged
@@ -235,6 +294,9 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	}
 	hint, err := db.resolvePos(ctx)
 	if err != nil {
+		return err
+	}
+	if err := db.initCompacted(ctx); err != nil {
 		return err
 	}
 	if err := db.resume(ctx, hint); err != nil {

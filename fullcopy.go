@@ -72,7 +72,8 @@ func (db *DB) writeFull(ctx context.Context, why string) error {
 	db.commitStaged(info, next)
 	db.log.Info("staged a full copy of the database", "txid", info.MaxTXID.String(), "pages", next.commit(), "size", info.Size)
 	if info.MinTXID == 1 {
-		return nil // it is a snapshot already
+		db.lastSnapshot = info.MaxTXID
+		return nil // it is a snapshot already, shipped to both levels
 	}
 	// Restores after this point start from a snapshot rather than replay the
 	// chain through a full copy (whose page size may even differ).
@@ -214,6 +215,7 @@ func (db *DB) stageSnapshot(ctx context.Context) error {
 		db.setNeedFull("a snapshot did not match the staged checksum")
 		return fmt.Errorf("snapshot at TXID %s does not match the staged checksum; a full copy follows", db.pos.TXID)
 	}
+	db.lastSnapshot = max(db.lastSnapshot, info.MaxTXID)
 	db.log.Info("staged a snapshot", "txid", info.MaxTXID.String(), "size", info.Size)
 	for _, r := range db.replicas {
 		r.wake()

@@ -1,11 +1,13 @@
 package walship
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,10 +28,13 @@ type Replica struct {
 
 	mu         sync.Mutex
 	pos        ltx.Pos     // newest file the replica holds
-	snapTXID   ltx.TXID    // newest snapshot the replica holds
 	lastHeader *ltx.Header // header of that file
 	err        error       // last upload error, nil once it recovers
 	wakeC      chan struct{}
+	// index lists the replica's files by level, sorted by MinTXID. It is
+	// read once at start and then kept up to date by the replica's own
+	// writes and deletes, so retention needs no listing.
+	index [storage.MaxLevel + 1][]*ltx.FileInfo
 }
 
 // NewReplica returns a replica named name that writes through client.
@@ -61,21 +66,20 @@ func (r *Replica) wake() {
 	}
 }
 
-// loadPos learns the replica's newest file, retrying while the destination is
-// unreachable: the engine must never hand out a TXID the replica already has.
+// loadPos lists the replica and learns its newest file, retrying while the
+// destination is unreachable: the engine must never hand out a TXID the
+// replica already has.
 func (r *Replica) loadPos(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		pos, hdr, err := ReplicaPos(ctx, r.Client)
-		var snaps []*ltx.FileInfo
+		index, err := listAll(ctx, r.Client)
+		var pos ltx.Pos
+		var hdr *ltx.Header
 		if err == nil {
-			snaps, err = r.Client.LTXFiles(ctx, storage.SnapshotLevel)
+			pos, hdr, err = newestPos(ctx, r.Client, &index)
 		}
 		if err == nil {
 			r.mu.Lock()
-			r.pos, r.lastHeader, r.err = pos, hdr, nil
-			if n := len(snaps); n > 0 {
-				r.snapTXID = snaps[n-1].MaxTXID
-			}
+			r.pos, r.lastHeader, r.err, r.index = pos, hdr, nil, index
 			r.mu.Unlock()
 			return nil
 		}
@@ -95,15 +99,20 @@ func (r *Replica) loadPos(ctx context.Context) error {
 	}
 }
 
-// ReplicaPos returns the position of the newest file in a replica (levels 0 and
-// the snapshot level) and that file's header; a zero Pos for an empty replica.
-func ReplicaPos(ctx context.Context, c storage.Client) (ltx.Pos, *ltx.Header, error) {
-	var newest *ltx.FileInfo
-	for _, level := range []int{0, storage.SnapshotLevel} {
-		files, err := c.LTXFiles(ctx, level)
-		if err != nil {
-			return ltx.Pos{}, nil, fmt.Errorf("replica %s: %w", c, err)
+func listAll(ctx context.Context, c storage.Client) (index [storage.MaxLevel + 1][]*ltx.FileInfo, err error) {
+	for level := range index {
+		if index[level], err = c.LTXFiles(ctx, level); err != nil {
+			return index, fmt.Errorf("replica %s: %w", c, err)
 		}
+	}
+	return index, nil
+}
+
+// newestPos returns the position of the newest file of an index and that
+// file's header; a zero Pos for an empty replica.
+func newestPos(ctx context.Context, c storage.Client, index *[storage.MaxLevel + 1][]*ltx.FileInfo) (ltx.Pos, *ltx.Header, error) {
+	var newest *ltx.FileInfo
+	for _, files := range index {
 		if n := len(files); n > 0 && (newest == nil || files[n-1].MaxTXID > newest.MaxTXID) {
 			newest = files[n-1]
 		}
@@ -116,6 +125,26 @@ func ReplicaPos(ctx context.Context, c storage.Client) (ltx.Pos, *ltx.Header, er
 		return ltx.Pos{}, nil, err
 	}
 	return ltx.NewPos(newest.MaxTXID, trailer.PostApplyChecksum), &hdr, nil
+}
+
+// ReplicaPos returns the position of the newest file in a replica and that
+// file's header; a zero Pos for an empty replica.
+func ReplicaPos(ctx context.Context, c storage.Client) (ltx.Pos, *ltx.Header, error) {
+	index, err := listAll(ctx, c)
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	return newestPos(ctx, c, &index)
+}
+
+// levelMax returns the newest TXID the replica holds at a level.
+func (r *Replica) levelMax(level int) ltx.TXID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fs := r.index[level]; len(fs) > 0 {
+		return fs[len(fs)-1].MaxTXID
+	}
+	return 0
 }
 
 // ReadHeaderTrailer reads the header and trailer of one file with two ranged
@@ -232,31 +261,34 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 		}
 		i++
 	}
-	if err := r.uploadSnapshots(ctx); err != nil {
+	for level := 1; level < storage.SnapshotLevel; level++ {
+		if err := r.uploadLevel(ctx, level); err != nil {
+			return err
+		}
+	}
+	if err := r.uploadLevel(ctx, storage.SnapshotLevel); err != nil {
 		return err
 	}
 	return r.db.pruneStaging(ctx)
 }
 
-// uploadSnapshots ships staged snapshots of points the replica has reached
-// (the engine stages one after each full copy) that it does not have yet.
-func (r *Replica) uploadSnapshots(ctx context.Context) error {
-	snaps, err := r.db.staging.LTXFiles(ctx, storage.SnapshotLevel)
+// uploadLevel ships the staged files of a compaction level, or the staged
+// snapshots, that the replica does not hold yet. A snapshot is shipped only
+// once the replica's chain has reached it.
+func (r *Replica) uploadLevel(ctx context.Context, level int) error {
+	files, err := r.db.staging.LTXFiles(ctx, level)
 	if err != nil {
-		return fmt.Errorf("list staged snapshots: %w", err)
+		return fmt.Errorf("list staged level %d files: %w", level, err)
 	}
-	for _, snap := range snaps {
-		r.mu.Lock()
-		want := snap.MaxTXID > r.snapTXID && snap.MaxTXID <= r.pos.TXID
-		r.mu.Unlock()
-		if !want {
+	for _, f := range files {
+		if f.MaxTXID <= r.levelMax(level) || (level == storage.SnapshotLevel && f.MaxTXID > r.Pos().TXID) {
 			continue
 		}
-		hdr, trailer, err := ReadHeaderTrailer(ctx, r.db.staging, snap)
+		hdr, trailer, err := ReadHeaderTrailer(ctx, r.db.staging, f)
 		if err != nil {
 			return err
 		}
-		if err := r.put(ctx, snap, hdr, trailer); err != nil {
+		if err := r.put(ctx, f, hdr, trailer); err != nil {
 			return err
 		}
 	}
@@ -286,8 +318,8 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 		r.pos = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
 		r.lastHeader = &hdr
 	}
-	if levels[len(levels)-1] == storage.SnapshotLevel {
-		r.snapTXID = max(r.snapTXID, f.MaxTXID)
+	for _, level := range levels {
+		r.addToIndex(&ltx.FileInfo{Level: level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Size: f.Size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
 	}
 	r.mu.Unlock()
 	r.log.Debug("uploaded", "file", storage.Describe(f.Level, f.MinTXID, f.MaxTXID))
@@ -312,6 +344,45 @@ func (r *Replica) uploadSnapshot(ctx context.Context, atLeast ltx.TXID) (bool, e
 	}
 	r.log.Warn("the replica's history has a gap; shipping a snapshot to continue from", "snapshot", storage.Describe(snap.Level, snap.MinTXID, snap.MaxTXID), "replica_txid", r.Pos().TXID.String())
 	return true, r.put(ctx, snap, hdr, trailer)
+}
+
+// addToIndex records a file the replica now holds. r.mu must be held.
+func (r *Replica) addToIndex(f *ltx.FileInfo) {
+	fs := r.index[f.Level]
+	i, found := slices.BinarySearchFunc(fs, f, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
+	if found {
+		fs[i] = f
+	} else {
+		r.index[f.Level] = slices.Insert(fs, i, f)
+	}
+}
+
+// enforceRetention deletes the replica's files that no restore point inside
+// the policy needs. It decides from the index, so it lists nothing, and when
+// nothing expired it sends no request at all.
+func (r *Replica) enforceRetention(ctx context.Context, policy RetentionPolicy, now time.Time) error {
+	r.mu.Lock()
+	expired := policy.Expired(&r.index, now)
+	r.mu.Unlock()
+	if len(expired) == 0 {
+		return nil
+	}
+	if err := r.Client.DeleteLTXFiles(ctx, expired); err != nil {
+		return fmt.Errorf("replica %s: retention: %w", r.Name, err)
+	}
+	gone := make(map[*ltx.FileInfo]bool, len(expired))
+	for _, f := range expired {
+		gone[f] = true
+	}
+	r.mu.Lock()
+	for level := range r.index {
+		r.index[level] = slices.DeleteFunc(r.index[level], func(f *ltx.FileInfo) bool { return gone[f] })
+	}
+	r.mu.Unlock()
+	r.log.Debug("retention", "deleted", len(expired))
+	return nil
 }
 
 // backoff returns the wait before retry number attempt: exponential from

@@ -176,37 +176,47 @@ func (db *DB) requestSnapshot(why string) {
 	db.kick()
 }
 
-// pruneStaging removes staged files that every replica holds.
+// pruneStaging removes staged files that are no longer needed: a file every
+// replica holds, that the next compaction level (if any) has consumed. Staged
+// snapshots go once every replica holds them.
 func (db *DB) pruneStaging(ctx context.Context) error {
-	done, snapDone := db.Pos().TXID, db.Pos().TXID
-	for _, r := range db.replicas {
-		r.mu.Lock()
-		done, snapDone = min(done, r.pos.TXID), min(snapDone, r.snapTXID)
-		r.mu.Unlock()
-	}
-	files, err := db.staging.LTXFiles(ctx, 0)
-	if err != nil {
-		return err
-	}
 	var old []*ltx.FileInfo
-	for _, f := range files {
-		if f.MaxTXID <= done {
-			old = append(old, f)
+	for level := 0; level <= storage.MaxLevel; level++ {
+		if level > len(db.opts.Levels) && level != storage.SnapshotLevel {
+			continue
 		}
-	}
-	snaps, err := db.staging.LTXFiles(ctx, storage.SnapshotLevel)
-	if err != nil {
-		return err
-	}
-	for _, f := range snaps {
-		if f.MaxTXID <= snapDone {
-			old = append(old, f)
+		files, err := db.staging.LTXFiles(ctx, level)
+		if err != nil {
+			return err
+		}
+		consumed := ltx.TXID(1<<63 - 1)
+		if level < len(db.opts.Levels) {
+			consumed = db.compactedTo(level + 1)
+		}
+		for _, f := range files {
+			if f.MaxTXID <= consumed && db.allReplicasHold(f) {
+				old = append(old, f)
+			}
 		}
 	}
 	if len(old) == 0 {
 		return nil
 	}
 	return db.staging.DeleteLTXFiles(ctx, old)
+}
+
+// allReplicasHold reports whether every replica has f or has moved past it.
+func (db *DB) allReplicasHold(f *ltx.FileInfo) bool {
+	for _, r := range db.replicas {
+		if f.Level == 0 {
+			if r.Pos().TXID < f.MaxTXID {
+				return false
+			}
+		} else if r.levelMax(f.Level) < f.MaxTXID {
+			return false
+		}
+	}
+	return true
 }
 
 // walHint is where in the WAL a replicated state was captured: the end of the

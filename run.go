@@ -173,6 +173,9 @@ func (db *DB) step(ctx context.Context) error {
 	} else if _, err := db.syncLocked(ctx); err != nil {
 		return err
 	}
+	if err := db.capStaging(ctx); err != nil {
+		db.log.Warn("cannot check the staging directory's size", "error", err)
+	}
 	return db.maybeCheckpoint(ctx)
 }
 
@@ -200,7 +203,12 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 		go func() { defer wg.Done(); r.run(rctx) }()
 		r.wake()
 	}
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { defer close(maintained); db.maintain(mctx) }()
 	db.monitor(ctx)
+	stopMaintenance()
+	<-maintained
 
 	closeErr := db.Close(context.WithoutCancel(ctx))
 	for _, r := range db.replicas {

@@ -13,6 +13,26 @@
 //	    replica:
 //	      url: file:///backups/app
 //
+// A fuller one, with the top-level settings that apply to every database:
+//
+//	levels:                 # compaction levels 1, 2, 3 (at most 8)
+//	  - interval: 30s
+//	  - interval: 5m
+//	  - interval: 1h
+//	snapshot:
+//	  interval: 24h
+//	  retention: 168h
+//	l0-retention: 5m
+//	l0-retention-check-interval: 15s
+//	retention:
+//	  enabled: true
+//	max-local-bytes: 1GiB   # walship only
+//	dbs:
+//	  - path: /var/lib/app/app.db
+//	    max-local-bytes: 512MB
+//	    replica:
+//	      url: file:///backups/app
+//
 // # Locating the file
 //
 // [Path] picks the file: an explicit path (the -config flag), else the
@@ -43,7 +63,17 @@
 // is kept as a non-nil pointer to 0: "sync-interval: 0" means "ship as soon
 // as a commit is seen", which differs from leaving it out (default 1s).
 // Durations are Go duration strings ("500ms", "1s", "24h"); a bare 0 is also
-// accepted.
+// accepted. Some durations cannot be 0: the interval of each level,
+// snapshot.interval, snapshot.retention and l0-retention-check-interval
+// must be greater than 0.
+//
+// # Sizes
+//
+// "max-local-bytes" is a number of bytes, either a plain integer
+// (1073741824) or a whole number followed by a unit, in any letter case and
+// optionally separated by spaces: B, KB, MB, GB and TB are powers of 1000
+// ("512MB" is 512000000 bytes), KiB, MiB, GiB and TiB powers of 1024
+// ("1GiB" is 1073741824 bytes). Fractions ("1.5GB") are not accepted.
 //
 // # Validation and errors
 //
@@ -103,13 +133,63 @@ type Config struct {
 	DBs     []*DB   `yaml:"dbs"`
 	Logging Logging `yaml:"logging"`
 
+	// Levels is "levels", the compaction levels 1, 2, ... in file order;
+	// nil when unset (caller's default: 30s, 5m, 1h). When set it holds 1
+	// to 8 levels (level 9 holds snapshots), each with an interval greater
+	// than 0 and greater than the interval of the level before it.
+	Levels []Level `yaml:"levels"`
+	// Snapshot is "snapshot".
+	Snapshot Snapshot `yaml:"snapshot"`
+	// L0Retention is "l0-retention", how long level-0 files are kept after
+	// they have been compacted; nil when unset. Zero is valid.
+	L0Retention *time.Duration `yaml:"l0-retention"`
+	// L0RetentionCheckInterval is "l0-retention-check-interval", how often
+	// expired level-0 files are looked for; nil when unset, else greater
+	// than 0.
+	L0RetentionCheckInterval *time.Duration `yaml:"l0-retention-check-interval"`
+	// Retention is "retention".
+	Retention Retention `yaml:"retention"`
+	// MaxLocalBytes is "max-local-bytes" (a walship key, not Litestream's),
+	// in bytes; nil when unset, else greater than 0. It applies to every
+	// database that does not set its own [DB.MaxLocalBytes]. The file gives
+	// it as a size (see "Sizes" in the package documentation).
+	MaxLocalBytes *int64 `yaml:"max-local-bytes"`
+
 	// Unused lists, in file order, the top-level keys that walship accepts
 	// for compatibility with Litestream configuration files but does not act
-	// on yet ("addr", "levels", "snapshot", "l0-retention",
-	// "l0-retention-check-interval", "retention", "mcp-addr",
-	// "access-key-id", "secret-access-key"), so the caller can warn that
-	// they have no effect. Their values are not kept.
+	// on yet ("addr", "mcp-addr", "access-key-id", "secret-access-key"), so
+	// the caller can warn that they have no effect. Their values are not
+	// kept.
 	Unused []Key `yaml:"-"`
+}
+
+// Level is one entry of the top-level "levels" list: a compaction level.
+// The first entry is level 1.
+type Level struct {
+	// Interval is "interval" (required, greater than 0): how often the
+	// level's files are compacted.
+	Interval time.Duration `yaml:"interval"`
+	// Line is the 1-based line of the entry in the file, for messages.
+	Line int `yaml:"-"`
+}
+
+// Snapshot is the top-level "snapshot" mapping. Both settings are nil when
+// unset and greater than 0 when set; Retention may be shorter than
+// Interval.
+type Snapshot struct {
+	// Interval is "interval": how often a full snapshot is taken.
+	Interval *time.Duration `yaml:"interval"`
+	// Retention is "retention": how long snapshots, and the files needed to
+	// restore from them, are kept.
+	Retention *time.Duration `yaml:"retention"`
+}
+
+// Retention is the top-level "retention" mapping.
+type Retention struct {
+	// Enabled is "enabled"; nil when unset (caller's default: true). False
+	// keeps every file on the replicas, leaving removal to the storage
+	// (for example a bucket lifecycle rule).
+	Enabled *bool `yaml:"enabled"`
 }
 
 // Key identifies a key in the configuration file.
@@ -152,6 +232,9 @@ type DB struct {
 	BusyTimeout *time.Duration `yaml:"busy-timeout"`
 	// MonitorInterval is "monitor-interval".
 	MonitorInterval *time.Duration `yaml:"monitor-interval"`
+	// MaxLocalBytes is "max-local-bytes", in bytes, greater than 0; nil
+	// when unset, in which case [Config.MaxLocalBytes] applies.
+	MaxLocalBytes *int64 `yaml:"max-local-bytes"`
 
 	// Replica is the single-replica form "replica"; a file may use it or
 	// Replicas, not both. Use [DB.AllReplicas] to get either.

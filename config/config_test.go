@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,6 +26,33 @@ func writeConfig(t *testing.T, content string) string {
 
 func dur(d time.Duration) *time.Duration { return &d }
 func intp(n int) *int                    { return &n }
+func int64p(n int64) *int64              { return &n }
+func boolp(b bool) *bool                 { return &b }
+
+// topLevel formats cfg's top-level settings, dereferencing pointers, for
+// test messages.
+func topLevel(cfg *Config) string {
+	deref := func(v any) string {
+		switch p := v.(type) {
+		case *time.Duration:
+			if p != nil {
+				return p.String()
+			}
+		case *int64:
+			if p != nil {
+				return fmt.Sprint(*p)
+			}
+		case *bool:
+			if p != nil {
+				return fmt.Sprint(*p)
+			}
+		}
+		return "nil"
+	}
+	return fmt.Sprintf("{Levels:%+v Snapshot:{Interval:%s Retention:%s} L0Retention:%s L0RetentionCheckInterval:%s Retention:{Enabled:%s} MaxLocalBytes:%s Logging:%+v Unused:%+v}",
+		cfg.Levels, deref(cfg.Snapshot.Interval), deref(cfg.Snapshot.Retention), deref(cfg.L0Retention),
+		deref(cfg.L0RetentionCheckInterval), deref(cfg.Retention.Enabled), deref(cfg.MaxLocalBytes), cfg.Logging, cfg.Unused)
+}
 
 func TestPath(t *testing.T) {
 	tests := []struct {
@@ -289,6 +317,295 @@ func TestLoadErrors(t *testing.T) {
 			yaml: "dbs: []\n---\nlogging: {}\n",
 			line: 2, key: "more than one YAML document",
 		},
+		// levels
+		{
+			name: "levels not a list",
+			yaml: "levels:\n  interval: 5m\n",
+			line: 1, key: "levels: must be a list of compaction levels", also: []string{"not a mapping"},
+		},
+		{
+			name: "levels empty list",
+			yaml: "dbs: []\nlevels: []\n",
+			line: 2, key: "levels: must list at least one level", also: []string{"leave levels out"},
+		},
+		{
+			name: "level not a mapping",
+			yaml: "levels:\n  - interval: 30s\n  - 5m\n",
+			line: 3, key: "levels[1]: each level must be a mapping with an interval", also: []string{"not a single value"},
+		},
+		{
+			name: "level without interval",
+			yaml: "levels:\n  - interval: 30s\n  - {}\n",
+			line: 3, key: `levels[1]: missing required key "interval"`,
+		},
+		{
+			name: "level with null interval",
+			yaml: "levels:\n  - interval: 30s\n  - interval:\n",
+			line: 3, key: `levels[1]: missing required key "interval"`,
+		},
+		{
+			name: "level interval zero",
+			yaml: "levels:\n  - interval: 0\n",
+			line: 2, key: `levels[0].interval: duration must be greater than 0 (got "0")`,
+		},
+		{
+			name: "level interval zero seconds",
+			yaml: "levels:\n  - interval: 30s\n  - interval: 0s\n",
+			line: 3, key: `levels[1].interval: duration must be greater than 0 (got "0s")`,
+			notWant: []string{"levels[0] at"},
+		},
+		{
+			name: "level interval negative",
+			yaml: "levels:\n  - interval: -5m\n",
+			line: 2, key: `levels[0].interval: duration must be greater than 0 (got "-5m")`,
+		},
+		{
+			name: "level interval invalid",
+			yaml: "levels:\n  - interval: 5 minutes\n",
+			line: 2, key: `levels[0].interval: invalid duration "5 minutes"`,
+		},
+		{
+			name: "level interval in days",
+			yaml: "levels:\n  - interval: 1d\n",
+			line: 2, key: `levels[0].interval: invalid duration "1d"`, also: []string{"24h"},
+		},
+		{
+			name: "level interval a list",
+			yaml: "levels:\n  - interval: [30s]\n",
+			line: 2, key: "levels[0].interval: must be a duration", also: []string{"not a list"},
+		},
+		{
+			name: "level intervals equal",
+			yaml: "levels:\n  - interval: 30s\n  - interval: 5m\n  - interval: 300s\n",
+			line: 4, key: `levels[2].interval: interval "300s" must be greater than the interval of the level before it`,
+			also: []string{`levels[1].interval at line 3 is "5m"`, "shortest interval to the longest"},
+		},
+		{
+			name: "level intervals decreasing",
+			yaml: "levels:\n  - interval: 1h\n  - interval: 5m\n",
+			line: 3, key: `levels[1].interval: interval "5m" must be greater than`, also: []string{`levels[0].interval at line 2 is "1h"`},
+		},
+		{
+			name: "level compared with the last valid level",
+			yaml: "levels:\n  - interval: 1m\n  - interval: bad\n  - interval: 30s\n",
+			line: 4, key: `levels[2].interval: interval "30s" must be greater than`, also: []string{`levels[0].interval at line 2`},
+		},
+		{
+			name: "more than 8 levels",
+			yaml: "levels:\n  - interval: 1s\n  - interval: 2s\n  - interval: 3s\n  - interval: 4s\n  - interval: 5s\n" +
+				"  - interval: 6s\n  - interval: 7s\n  - interval: 8s\n  - interval: 9s\n  - interval: 10s\n",
+			line: 10, key: "levels[8]: too many levels (10 listed); at most 8 are allowed",
+			also: []string{"level 9 holds snapshots"}, notWant: []string{"levels[9]"},
+		},
+		{
+			name: "unknown key in a level",
+			yaml: "levels:\n  - interval: 30s\n    intervall: 1m\n",
+			line: 3, key: `unknown key "intervall" in levels[0]`, also: []string{`did you mean "interval"?`, "valid keys here: interval"},
+		},
+		{
+			name: "unknown key in a later level",
+			yaml: "levels:\n  - interval: 30s\n  - interval: 5m\n    retention: 1h\n",
+			line: 4, key: `unknown key "retention" in levels[1]`,
+		},
+		// snapshot
+		{
+			name: "snapshot not a mapping",
+			yaml: "snapshot: 24h\n",
+			line: 1, key: "snapshot: must be a mapping with keys interval: and retention:", also: []string{"not a single value"},
+		},
+		{
+			name: "snapshot interval zero",
+			yaml: "snapshot:\n  interval: 0\n",
+			line: 2, key: `snapshot.interval: duration must be greater than 0 (got "0")`,
+		},
+		{
+			name: "snapshot interval negative",
+			yaml: "snapshot:\n  interval: -1h\n",
+			line: 2, key: `snapshot.interval: duration must be greater than 0 (got "-1h")`,
+		},
+		{
+			name: "snapshot retention zero",
+			yaml: "snapshot:\n  interval: 24h\n  retention: 0s\n",
+			line: 3, key: `snapshot.retention: duration must be greater than 0 (got "0s")`,
+		},
+		{
+			name: "snapshot retention in days",
+			yaml: "snapshot:\n  retention: 7d\n",
+			line: 2, key: `snapshot.retention: invalid duration "7d"`, also: []string{"24h"},
+		},
+		{
+			name: "snapshot retention bare number",
+			yaml: "snapshot:\n  retention: 3600\n",
+			line: 2, key: `snapshot.retention: invalid duration "3600"`, also: []string{"3600s"},
+		},
+		{
+			name: "unknown snapshot key",
+			yaml: "snapshot:\n  interval: 1h\n  retenion: 24h\n",
+			line: 3, key: `unknown key "retenion" in snapshot`, also: []string{`did you mean "retention"?`, "valid keys here: interval, retention"},
+		},
+		{
+			name: "snapshot under a database",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    snapshot:\n      interval: 1h\n",
+			line: 3, key: `unknown key "snapshot" in dbs[0]`, also: []string{"check placement", "top-level setting"},
+		},
+		{
+			name: "l0-retention under a replica",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///a\n      l0-retention: 5m\n",
+			line: 5, key: `unknown key "l0-retention" in dbs[0].replica`, also: []string{"check placement", "top-level setting"},
+		},
+		// l0-retention, l0-retention-check-interval
+		{
+			name: "l0-retention invalid",
+			yaml: "l0-retention: soon\n",
+			line: 1, key: `l0-retention: invalid duration "soon"`,
+		},
+		{
+			name: "l0-retention negative",
+			yaml: "dbs: []\nl0-retention: -1m\n",
+			line: 2, key: `l0-retention: duration must not be negative (got "-1m")`,
+		},
+		{
+			name: "l0-retention a mapping",
+			yaml: "l0-retention:\n  period: 5m\n",
+			line: 1, key: "l0-retention: must be a duration", also: []string{"not a mapping"},
+		},
+		{
+			name: "l0-retention under a database",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    l0-retention: 5m\n",
+			line: 3, key: `unknown key "l0-retention" in dbs[0]`, also: []string{"check placement", "top-level setting"},
+		},
+		{
+			name: "l0-retention-check-interval zero",
+			yaml: "l0-retention-check-interval: 0\n",
+			line: 1, key: `l0-retention-check-interval: duration must be greater than 0 (got "0")`,
+		},
+		{
+			name: "l0-retention-check-interval invalid",
+			yaml: "l0-retention: 5m\nl0-retention-check-interval: 15\n",
+			line: 2, key: `l0-retention-check-interval: invalid duration "15"`, also: []string{"15s"},
+		},
+		// retention
+		{
+			name: "retention not a mapping",
+			yaml: "retention: 24h\n",
+			line: 1, key: "retention: must be a mapping with the key enabled:", also: []string{"snapshot.retention"},
+		},
+		{
+			name: "retention a list",
+			yaml: "retention: [true]\n",
+			line: 1, key: "retention: must be a mapping", also: []string{"not a list"}, notWant: []string{"snapshot.retention"},
+		},
+		{
+			name: "retention enabled invalid",
+			yaml: "retention:\n  enabled: sometimes\n",
+			line: 2, key: `retention.enabled: invalid boolean "sometimes" (use true or false)`,
+		},
+		{
+			name: "retention enabled quoted",
+			yaml: "retention:\n  enabled: \"false\"\n",
+			line: 2, key: `retention.enabled: invalid boolean "false" (use true or false, without quotes)`,
+		},
+		{
+			name: "retention enabled a list",
+			yaml: "retention:\n  enabled: [true]\n",
+			line: 2, key: "retention.enabled: invalid boolean",
+		},
+		{
+			name: "unknown retention key",
+			yaml: "retention:\n  enable: false\n",
+			line: 2, key: `unknown key "enable" in retention`, also: []string{`did you mean "enabled"?`},
+		},
+		// max-local-bytes
+		{
+			name: "max-local-bytes zero",
+			yaml: "max-local-bytes: 0\n",
+			line: 1, key: `max-local-bytes: size must be greater than 0 (got "0")`,
+		},
+		{
+			name: "max-local-bytes zero with unit",
+			yaml: "max-local-bytes: 0GB\n",
+			line: 1, key: `max-local-bytes: size must be greater than 0 (got "0GB")`,
+		},
+		{
+			name: "max-local-bytes negative",
+			yaml: "max-local-bytes: -1\n",
+			line: 1, key: `max-local-bytes: size must be greater than 0 (got "-1")`,
+		},
+		{
+			name: "max-local-bytes negative with unit",
+			yaml: "max-local-bytes: -5MB\n",
+			line: 1, key: `max-local-bytes: size must be greater than 0 (got "-5MB")`,
+		},
+		{
+			name: "max-local-bytes fraction with unit",
+			yaml: "max-local-bytes: 1.5GB\n",
+			line: 1, key: `max-local-bytes: invalid size "1.5GB"`, also: []string{"whole number", "1536MiB"},
+		},
+		{
+			name: "max-local-bytes float",
+			yaml: "max-local-bytes: 1.5\n",
+			line: 1, key: `max-local-bytes: invalid size "1.5"`, also: []string{"whole number"},
+		},
+		{
+			name: "max-local-bytes exponent",
+			yaml: "max-local-bytes: 1e9\n",
+			line: 1, key: `max-local-bytes: invalid size "1e9"`,
+		},
+		{
+			name: "max-local-bytes unknown unit",
+			yaml: "max-local-bytes: 10 XB\n",
+			line: 1, key: `max-local-bytes: invalid size "10 XB"`, also: []string{`unknown unit "XB"`, "KiB, MiB, GiB, TiB"},
+		},
+		{
+			name: "max-local-bytes short unit",
+			yaml: "max-local-bytes: 512M\n",
+			line: 1, key: `max-local-bytes: invalid size "512M"`, also: []string{`unknown unit "M"`},
+		},
+		{
+			name: "max-local-bytes unit only",
+			yaml: "max-local-bytes: GB\n",
+			line: 1, key: `max-local-bytes: invalid size "GB"`,
+		},
+		{
+			name: "max-local-bytes words",
+			yaml: "max-local-bytes: lots\n",
+			line: 1, key: `max-local-bytes: invalid size "lots"`,
+		},
+		{
+			name: "max-local-bytes boolean",
+			yaml: "max-local-bytes: true\n",
+			line: 1, key: `max-local-bytes: invalid size "true"`,
+		},
+		{
+			name: "max-local-bytes too large with unit",
+			yaml: "max-local-bytes: 9999999TB\n",
+			line: 1, key: `max-local-bytes: size "9999999TB" is too large`,
+		},
+		{
+			name: "max-local-bytes too large integer",
+			yaml: "max-local-bytes: 99999999999999999999\n",
+			line: 1, key: `max-local-bytes: size "99999999999999999999" is too large`,
+		},
+		{
+			name: "max-local-bytes a list",
+			yaml: "max-local-bytes: [1GB]\n",
+			line: 1, key: "max-local-bytes: must be a size", also: []string{"not a list"},
+		},
+		{
+			name: "db max-local-bytes zero",
+			yaml: "max-local-bytes: 1GB\ndbs:\n  - path: /tmp/a.db\n    max-local-bytes: 0MiB\n",
+			line: 4, key: `dbs[0].max-local-bytes: size must be greater than 0 (got "0MiB")`,
+		},
+		{
+			name: "db max-local-bytes invalid",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    max-local-bytes: 1 gigabyte\n",
+			line: 3, key: `dbs[0].max-local-bytes: invalid size "1 gigabyte"`, also: []string{`unknown unit "gigabyte"`},
+		},
+		{
+			name: "max-local-bytes misspelt",
+			yaml: "max-local-byte: 1GB\n",
+			line: 1, key: `unknown key "max-local-byte" at top level`, also: []string{`did you mean "max-local-bytes"?`},
+		},
 		{
 			name: "secret value not echoed",
 			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: s3://bucket/a\n      secret-access-key: {v: SUPERSECRET}\n",
@@ -380,6 +697,9 @@ func TestDefaults(t *testing.T) {
 		{"empty file", ""},
 		{"only comments", "# nothing yet\n"},
 		{"null values", "dbs:\nlogging:\n"},
+		{"null top-level settings", "levels:\nsnapshot:\nl0-retention:\nl0-retention-check-interval:\nretention:\nmax-local-bytes:\n"},
+		{"empty mappings", "snapshot: {}\nretention: {}\n"},
+		{"null nested settings", "snapshot:\n  interval:\n  retention: ~\nretention:\n  enabled:\n"},
 		{"one bare db", "dbs:\n  - path: /tmp/a.db\n"},
 	}
 	for _, tt := range tests {
@@ -395,9 +715,14 @@ func TestDefaults(t *testing.T) {
 			if len(cfg.Unused) != 0 {
 				t.Errorf("Unused = %v, want none", cfg.Unused)
 			}
+			if cfg.Levels != nil || cfg.Snapshot != (Snapshot{}) || cfg.L0Retention != nil ||
+				cfg.L0RetentionCheckInterval != nil || cfg.Retention != (Retention{}) || cfg.MaxLocalBytes != nil {
+				t.Errorf("unset top-level options are not nil: %+v", cfg)
+			}
 			for _, db := range cfg.DBs {
 				if db.SyncInterval != nil || db.CheckpointInterval != nil || db.BusyTimeout != nil ||
-					db.MonitorInterval != nil || db.MinCheckpointPageN != nil || db.TruncatePageN != nil {
+					db.MonitorInterval != nil || db.MinCheckpointPageN != nil || db.TruncatePageN != nil ||
+					db.MaxLocalBytes != nil {
 					t.Errorf("unset options are not nil: %+v", db)
 				}
 				if db.MetaPath != "" || db.Replica != nil || db.Replicas != nil || len(db.AllReplicas()) != 0 {
@@ -581,6 +906,17 @@ dbs:
       - name: local
         path: /backups/users
   - path: /var/lib/empty.db
+    max-local-bytes: 256 MiB
+levels:
+  - interval: 30s
+  - interval: 5m
+  - interval: 1h
+l0-retention: 5m
+l0-retention-check-interval: 15s
+retention:
+  enabled: false
+max-local-bytes: 2GB
+mcp-addr: ":3001"
 `)
 	// replica-defaults is not a valid key: make sure that is the only
 	// problem, then load the file without it.
@@ -604,7 +940,17 @@ dbs:
 	}
 	want := &Config{
 		Logging: Logging{Level: "debug", Type: "json", Stderr: true},
-		Unused:  []Key{{Name: "addr", Line: 2}, {Name: "snapshot", Line: 7}},
+		Unused:  []Key{{Name: "addr", Line: 2}, {Name: "mcp-addr", Line: 53}},
+		Levels: []Level{
+			{Interval: 30 * time.Second, Line: 45},
+			{Interval: 5 * time.Minute, Line: 46},
+			{Interval: time.Hour, Line: 47},
+		},
+		Snapshot:                 Snapshot{Interval: dur(24 * time.Hour), Retention: dur(168 * time.Hour)},
+		L0Retention:              dur(5 * time.Minute),
+		L0RetentionCheckInterval: dur(15 * time.Second),
+		Retention:                Retention{Enabled: boolp(false)},
+		MaxLocalBytes:            int64p(2_000_000_000),
 		DBs: []*DB{
 			{
 				Path:               "/var/lib/app/app.db",
@@ -634,7 +980,7 @@ dbs:
 				},
 				Line: 24,
 			},
-			{Path: "/var/lib/empty.db", Line: 42},
+			{Path: "/var/lib/empty.db", MaxLocalBytes: int64p(256 << 20), Line: 42},
 		},
 	}
 	if !reflect.DeepEqual(cfg.Logging, want.Logging) {
@@ -642,6 +988,11 @@ dbs:
 	}
 	if !reflect.DeepEqual(cfg.Unused, want.Unused) {
 		t.Errorf("Unused = %+v, want %+v", cfg.Unused, want.Unused)
+	}
+	gotTop, wantTop := *cfg, *want
+	gotTop.DBs, wantTop.DBs = nil, nil
+	if !reflect.DeepEqual(gotTop, wantTop) {
+		t.Errorf("top-level settings = %s, want %s", topLevel(&gotTop), topLevel(&wantTop))
 	}
 	if len(cfg.DBs) != len(want.DBs) {
 		t.Fatalf("got %d dbs, want %d", len(cfg.DBs), len(want.DBs))
@@ -705,5 +1056,258 @@ func TestLoggingNormalization(t *testing.T) {
 				t.Errorf("Logging = %+v, want %+v", cfg.Logging, tt.want)
 			}
 		})
+	}
+}
+
+func TestLevels(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []Level
+	}{
+		{"unset", "dbs: []\n", nil},
+		{"null", "levels:\n", nil},
+		{"one level", "levels:\n  - interval: 5m\n", []Level{{5 * time.Minute, 2}}},
+		{
+			"Litestream defaults",
+			"levels:\n  - interval: 30s\n  - interval: 5m\n  - interval: 1h\n",
+			[]Level{{30 * time.Second, 2}, {5 * time.Minute, 3}, {time.Hour, 4}},
+		},
+		{
+			"flow style",
+			"levels: [{interval: 500ms}, {interval: 1s}]\n",
+			[]Level{{500 * time.Millisecond, 1}, {time.Second, 1}},
+		},
+		{
+			"mixed units, strictly increasing",
+			"levels:\n  - interval: 59s\n  - interval: 1m\n  - interval: 1m0.5s\n  - interval: 90m\n  - interval: 2h\n",
+			[]Level{{59 * time.Second, 2}, {time.Minute, 3}, {time.Minute + 500*time.Millisecond, 4}, {90 * time.Minute, 5}, {2 * time.Hour, 6}},
+		},
+		{
+			"eight levels",
+			"levels:\n  - interval: 1s\n  - interval: 2s\n  - interval: 3s\n  - interval: 4s\n" +
+				"  - interval: 5s\n  - interval: 6s\n  - interval: 7s\n  - interval: 8s\n",
+			[]Level{
+				{1 * time.Second, 2}, {2 * time.Second, 3}, {3 * time.Second, 4}, {4 * time.Second, 5},
+				{5 * time.Second, 6}, {6 * time.Second, 7}, {7 * time.Second, 8}, {8 * time.Second, 9},
+			},
+		},
+		{
+			"anchor and merge",
+			"levels:\n  - &l1\n    interval: 10s\n  - <<: *l1\n    interval: 1m\n",
+			[]Level{{10 * time.Second, 2}, {time.Minute, 4}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(writeConfig(t, tt.yaml), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Levels, tt.want) {
+				t.Errorf("Levels = %+v, want %+v", cfg.Levels, tt.want)
+			}
+			if len(cfg.Unused) != 0 {
+				t.Errorf("Unused = %v, want none", cfg.Unused)
+			}
+		})
+	}
+}
+
+func TestSnapshot(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want Snapshot
+	}{
+		{"unset", "dbs: []\n", Snapshot{}},
+		{"null", "snapshot:\n", Snapshot{}},
+		{"both", "snapshot:\n  interval: 24h\n  retention: 168h\n", Snapshot{dur(24 * time.Hour), dur(168 * time.Hour)}},
+		{"interval only", "snapshot:\n  interval: 6h\n", Snapshot{Interval: dur(6 * time.Hour)}},
+		{"retention only", "snapshot:\n  retention: 720h\n", Snapshot{Retention: dur(720 * time.Hour)}},
+		{"retention shorter than interval", "snapshot:\n  interval: 24h\n  retention: 1h\n", Snapshot{dur(24 * time.Hour), dur(time.Hour)}},
+		{"flow style", "snapshot: {interval: 30m, retention: 90m}\n", Snapshot{dur(30 * time.Minute), dur(90 * time.Minute)}},
+		{"sub-second", "snapshot:\n  interval: 1ms\n", Snapshot{Interval: dur(time.Millisecond)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(writeConfig(t, tt.yaml), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Snapshot, tt.want) {
+				t.Errorf("Snapshot = {%s %s}, want {%s %s}", cfg.Snapshot.Interval, cfg.Snapshot.Retention,
+					tt.want.Interval, tt.want.Retention)
+			}
+		})
+	}
+}
+
+func TestL0Retention(t *testing.T) {
+	tests := []struct {
+		name            string
+		yaml            string
+		retention, each *time.Duration
+	}{
+		{"unset", "dbs: []\n", nil, nil},
+		{"null", "l0-retention:\nl0-retention-check-interval:\n", nil, nil},
+		{"both", "l0-retention: 5m\nl0-retention-check-interval: 15s\n", dur(5 * time.Minute), dur(15 * time.Second)},
+		{"zero retention", "l0-retention: 0\n", dur(0), nil},
+		{"check interval only", "l0-retention-check-interval: 1m30s\n", nil, dur(90 * time.Second)},
+		{"check interval longer than retention", "l0-retention: 1s\nl0-retention-check-interval: 1h\n", dur(time.Second), dur(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(writeConfig(t, tt.yaml), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.L0Retention, tt.retention) {
+				t.Errorf("L0Retention = %v, want %v", cfg.L0Retention, tt.retention)
+			}
+			if !reflect.DeepEqual(cfg.L0RetentionCheckInterval, tt.each) {
+				t.Errorf("L0RetentionCheckInterval = %v, want %v", cfg.L0RetentionCheckInterval, tt.each)
+			}
+		})
+	}
+}
+
+func TestRetention(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want *bool
+	}{
+		{"unset", "dbs: []\n", nil},
+		{"null", "retention:\n", nil},
+		{"empty mapping", "retention: {}\n", nil},
+		{"null enabled", "retention:\n  enabled: ~\n", nil},
+		{"enabled", "retention:\n  enabled: true\n", boolp(true)},
+		{"disabled", "retention:\n  enabled: false\n", boolp(false)},
+		{"yes", "retention: {enabled: yes}\n", boolp(true)},
+		{"off", "retention:\n  enabled: off\n", boolp(false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(writeConfig(t, tt.yaml), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Retention.Enabled, tt.want) {
+				t.Errorf("Retention.Enabled = %s, want %s", fmtBool(cfg.Retention.Enabled), fmtBool(tt.want))
+			}
+		})
+	}
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*b)
+}
+
+func TestMaxLocalBytes(t *testing.T) {
+	tests := []struct {
+		value string
+		want  int64
+	}{
+		{"1073741824", 1 << 30},
+		{"1", 1},
+		{`"4096"`, 4096},
+		{"0x400", 1024},
+		{"9223372036854775807", math.MaxInt64},
+		{"1B", 1},
+		{"10 b", 10},
+		{"1KB", 1_000},
+		{"2kb", 2_000},
+		{"3 Kb", 3_000},
+		{"512MB", 512_000_000},
+		{"512 mb", 512_000_000},
+		{"2GB", 2_000_000_000},
+		{"2gB", 2_000_000_000},
+		{"1TB", 1_000_000_000_000},
+		{"9tb", 9_000_000_000_000},
+		{"1KiB", 1 << 10},
+		{"4 kib", 4 << 10},
+		{"1MiB", 1 << 20},
+		{"256mib", 256 << 20},
+		{"1GiB", 1 << 30},
+		{"1 GIB", 1 << 30},
+		{"1536MiB", 1536 << 20},
+		{"1TiB", 1 << 40},
+		{"2 tib", 2 << 40},
+		{"8388607TiB", 8388607 << 40},
+		{`" 2GB "`, 2_000_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			// The same value at the top level and for one database; the
+			// other database inherits nothing at parse time.
+			cfg, err := Load(writeConfig(t, fmt.Sprintf(
+				"max-local-bytes: %s\ndbs:\n  - path: /tmp/a.db\n    max-local-bytes: %s\n  - path: /tmp/b.db\n", tt.value, tt.value)), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MaxLocalBytes == nil || *cfg.MaxLocalBytes != tt.want {
+				t.Errorf("max-local-bytes = %v, want %d", fmtInt64(cfg.MaxLocalBytes), tt.want)
+			}
+			if got := cfg.DBs[0].MaxLocalBytes; got == nil || *got != tt.want {
+				t.Errorf("dbs[0].max-local-bytes = %v, want %d", fmtInt64(got), tt.want)
+			}
+			if got := cfg.DBs[1].MaxLocalBytes; got != nil {
+				t.Errorf("dbs[1].max-local-bytes = %d, want nil", *got)
+			}
+		})
+	}
+}
+
+func fmtInt64(n *int64) string {
+	if n == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*n)
+}
+
+func TestMaxLocalBytesPerDatabase(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `dbs:
+  - path: /tmp/a.db
+    max-local-bytes: 100MB
+  - path: /tmp/b.db
+max-local-bytes: 1GiB
+`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmtInt64(cfg.MaxLocalBytes); got != "1073741824" {
+		t.Errorf("max-local-bytes = %s, want 1073741824", got)
+	}
+	if got := fmtInt64(cfg.DBs[0].MaxLocalBytes); got != "100000000" {
+		t.Errorf("dbs[0].max-local-bytes = %s, want 100000000", got)
+	}
+	if got := fmtInt64(cfg.DBs[1].MaxLocalBytes); got != "nil" {
+		t.Errorf("dbs[1].max-local-bytes = %s, want nil", got)
+	}
+}
+
+func TestUnusedKeys(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `addr: ":9090"
+levels:
+  - interval: 1m
+mcp-addr: ":3001"
+snapshot:
+  interval: 1h
+access-key-id: AKIA
+secret-access-key: shh
+retention:
+  enabled: true
+l0-retention: 1m
+`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Key{{"addr", 1}, {"mcp-addr", 4}, {"access-key-id", 7}, {"secret-access-key", 8}}
+	if !reflect.DeepEqual(cfg.Unused, want) {
+		t.Errorf("Unused = %+v, want %+v", cfg.Unused, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,21 +21,23 @@ import (
 // Keys accepted at each level. Each list drives both the parser's switch and
 // the "valid keys" hint of unknown-key errors.
 var (
-	topKeys     = []string{"dbs", "logging"}
-	loggingKeys = []string{"level", "type", "stderr"}
-	dbKeys      = []string{
+	topKeys = []string{
+		"dbs", "logging", "levels", "snapshot", "l0-retention",
+		"l0-retention-check-interval", "retention", "max-local-bytes",
+	}
+	loggingKeys   = []string{"level", "type", "stderr"}
+	levelKeys     = []string{"interval"}
+	snapshotKeys  = []string{"interval", "retention"}
+	retentionKeys = []string{"enabled"}
+	dbKeys        = []string{
 		"path", "meta-path", "sync-interval", "checkpoint-interval",
 		"min-checkpoint-page-count", "truncate-page-n", "busy-timeout",
-		"monitor-interval", "replica", "replicas",
+		"monitor-interval", "max-local-bytes", "replica", "replicas",
 	}
 	replicaKeys = []string{"name", "type", "url", "path", "sync-interval"}
 
 	// reservedTopKeys are accepted and ignored (reported in Config.Unused).
-	reservedTopKeys = []string{
-		"addr", "levels", "snapshot", "l0-retention",
-		"l0-retention-check-interval", "retention", "mcp-addr",
-		"access-key-id", "secret-access-key",
-	}
+	reservedTopKeys = []string{"addr", "mcp-addr", "access-key-id", "secret-access-key"}
 	// replicaExtraKeys are accepted and kept in Replica.Extra.
 	replicaExtraKeys = []string{
 		"access-key-id", "secret-access-key", "region", "endpoint", "bucket",
@@ -202,6 +205,18 @@ func (p *parser) parse(data []byte) *Config {
 			cfg.DBs = p.dbs(kv)
 		case "logging":
 			p.logging(kv, &cfg.Logging)
+		case "levels":
+			cfg.Levels = p.levels(kv)
+		case "snapshot":
+			p.snapshot(kv, &cfg.Snapshot)
+		case "l0-retention":
+			cfg.L0Retention = p.duration(kv)
+		case "l0-retention-check-interval":
+			cfg.L0RetentionCheckInterval = p.positiveDuration(kv)
+		case "retention":
+			p.retention(kv, &cfg.Retention)
+		case "max-local-bytes":
+			cfg.MaxLocalBytes = p.size(kv)
 		default:
 			if slices.Contains(reservedTopKeys, kv.key) {
 				cfg.Unused = append(cfg.Unused, Key{Name: kv.key, Line: kv.line})
@@ -312,6 +327,8 @@ func (p *parser) unknown(kv pair, where string, valid []string, moreLabel string
 	case strings.HasPrefix(where, "dbs[") && !strings.Contains(where, ".") &&
 		(slices.Contains(replicaKeys, kv.key) || slices.Contains(replicaExtraKeys, kv.key)):
 		hint = fmt.Sprintf("check placement: %q is a replica setting; put it under replica: or replicas:", kv.key)
+	case strings.HasPrefix(where, "dbs[") && slices.Contains(topKeys, kv.key):
+		hint = fmt.Sprintf("check placement: %q is a top-level setting that applies to all databases; put it at the top level, not under dbs:", kv.key)
 	default:
 		hint = "check spelling"
 		if s := suggest(kv.key, append(slices.Clone(valid), more...)); s != "" {
@@ -364,6 +381,121 @@ func (p *parser) logging(kv pair, l *Logging) {
 			l.Stderr = p.boolean(e)
 		default:
 			p.unknown(e, kv.path, loggingKeys, "", nil)
+		}
+	}
+}
+
+// maxLevels is the number of compaction levels a file may list: levels 1
+// to 8, level 9 being snapshots.
+const maxLevels = 8
+
+// levels parses the "levels" list: compaction levels 1, 2, ... in order,
+// each with an interval greater than 0 and greater than the one before.
+func (p *parser) levels(kv pair) []Level {
+	if isNull(kv.val) {
+		return nil
+	}
+	if kv.val.Kind != yaml.SequenceNode {
+		p.errorf(kv.line, "%s: must be a list of compaction levels (each entry starting with \"- interval: ...\"), not %s", kv.path, kindName(kv.val))
+		return nil
+	}
+	if len(kv.val.Content) == 0 {
+		p.errorf(kv.line, "%s: must list at least one level; leave levels out to use the default levels (30s, 5m, 1h)", kv.path)
+		return nil
+	}
+	out := []Level{}
+	type prevLevel struct {
+		where string
+		value string
+		line  int
+		d     time.Duration
+	}
+	var prev *prevLevel
+	for i, item := range kv.val.Content {
+		where := fmt.Sprintf("%s[%d]", kv.path, i)
+		n := resolve(item)
+		if i == maxLevels {
+			p.errorf(n.Line, "%s: too many levels (%d listed); at most %d are allowed (levels 1 to %d; level %d holds snapshots, set by snapshot:)",
+				where, len(kv.val.Content), maxLevels, maxLevels, maxLevels+1)
+		}
+		if n.Kind != yaml.MappingNode {
+			p.errorf(n.Line, "%s: each level must be a mapping with an interval (e.g. \"- interval: 5m\"), not %s", where, kindName(n))
+			continue
+		}
+		lvl := Level{Line: n.Line}
+		var interval *pair
+		for _, e := range p.pairs(n, where) {
+			switch e.key {
+			case "interval":
+				interval = &e
+				if d := p.positiveDuration(e); d != nil {
+					lvl.Interval = *d
+				}
+			default:
+				p.unknown(e, where, levelKeys, "", nil)
+			}
+		}
+		if interval == nil || isNull(interval.val) {
+			line := n.Line
+			if interval != nil {
+				line = interval.line
+			}
+			p.errorf(line, "%s: missing required key \"interval\" (how often the level is compacted, e.g. \"interval: 5m\")", where)
+			continue
+		}
+		if lvl.Interval == 0 { // invalid; already reported
+			continue
+		}
+		if prev != nil && lvl.Interval <= prev.d {
+			p.errorf(interval.line, "%s: interval %s must be greater than the interval of the level before it (%s at line %d is %s); list levels from the shortest interval to the longest",
+				interval.path, show(interval.key, strings.TrimSpace(interval.val.Value)), prev.where, prev.line, show(interval.key, prev.value))
+		}
+		prev = &prevLevel{where: interval.path, value: strings.TrimSpace(interval.val.Value), line: interval.line, d: lvl.Interval}
+		out = append(out, lvl)
+	}
+	return out
+}
+
+// snapshot parses the "snapshot" mapping.
+func (p *parser) snapshot(kv pair, s *Snapshot) {
+	if isNull(kv.val) {
+		return
+	}
+	if kv.val.Kind != yaml.MappingNode {
+		p.errorf(kv.line, "%s: must be a mapping with keys interval: and retention: (e.g. \"interval: 24h\"), not %s", kv.path, kindName(kv.val))
+		return
+	}
+	for _, e := range p.pairs(kv.val, kv.path) {
+		switch e.key {
+		case "interval":
+			s.Interval = p.positiveDuration(e)
+		case "retention":
+			s.Retention = p.positiveDuration(e)
+		default:
+			p.unknown(e, kv.path, snapshotKeys, "", nil)
+		}
+	}
+}
+
+// retention parses the "retention" mapping.
+func (p *parser) retention(kv pair, r *Retention) {
+	if isNull(kv.val) {
+		return
+	}
+	if kv.val.Kind != yaml.MappingNode {
+		hint := ""
+		if kv.val.Kind == yaml.ScalarNode {
+			hint = "; to keep snapshots for a period use snapshot.retention"
+		}
+		p.errorf(kv.line, "%s: must be a mapping with the key enabled: (e.g. \"enabled: false\"), not %s%s", kv.path, kindName(kv.val), hint)
+		return
+	}
+	for _, e := range p.pairs(kv.val, kv.path) {
+		switch e.key {
+		case "enabled":
+			r.Enabled = p.optBoolean(e)
+		default:
+			p.unknown(e, kv.path, retentionKeys, "", nil)
 		}
 	}
 }
@@ -437,6 +569,8 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			db.BusyTimeout = p.duration(kv)
 		case "monitor-interval":
 			db.MonitorInterval = p.duration(kv)
+		case "max-local-bytes":
+			db.MaxLocalBytes = p.size(kv)
 		case "replica":
 			if !isNull(kv.val) {
 				replica = &kv
@@ -571,6 +705,18 @@ var dayRE = regexp.MustCompile(`^\d+d$`)
 // duration parses a non-negative Go duration ("1s", "500ms", "0"); null is
 // unset (nil).
 func (p *parser) duration(kv pair) *time.Duration {
+	return p.parseDuration(kv, false)
+}
+
+// positiveDuration is [parser.duration] for settings where 0 makes no
+// sense, such as the interval of a periodic task.
+func (p *parser) positiveDuration(kv pair) *time.Duration {
+	return p.parseDuration(kv, true)
+}
+
+// parseDuration parses a Go duration, which must be greater than 0 if
+// positive is set and not negative otherwise; null is unset (nil).
+func (p *parser) parseDuration(kv pair, positive bool) *time.Duration {
 	if isNull(kv.val) {
 		return nil
 	}
@@ -591,11 +737,99 @@ func (p *parser) duration(kv pair) *time.Duration {
 		p.errorf(kv.line, "%s: invalid duration %s (use a Go duration such as 1s or 500ms%s)", kv.path, show(kv.key, s), hint)
 		return nil
 	}
+	if positive && d <= 0 {
+		p.errorf(kv.line, "%s: duration must be greater than 0 (got %s)", kv.path, show(kv.key, s))
+		return nil
+	}
 	if d < 0 {
 		p.errorf(kv.line, "%s: duration must not be negative (got %s)", kv.path, show(kv.key, s))
 		return nil
 	}
 	return &d
+}
+
+// sizeRE matches a byte size such as "512MB", "1 GiB" or "1024": a whole
+// number and an optional unit.
+var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]*)$`)
+
+// sizeUnits maps lower-case size units to their number of bytes.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+// sizeHelp lists the accepted size forms, for messages.
+const sizeHelp = "use a whole number of bytes or a number with a unit such as 512MB or 1GiB; units: B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024)"
+
+// size parses a byte size greater than 0: a YAML integer (bytes) or a
+// string of a whole number and an optional unit (see sizeUnits, any letter
+// case, optionally separated by spaces). Null is unset (nil).
+func (p *parser) size(kv pair) *int64 {
+	if isNull(kv.val) {
+		return nil
+	}
+	if kv.val.Kind != yaml.ScalarNode {
+		p.errorf(kv.line, "%s: must be a size such as 1073741824, 512MB or 1GiB, not %s", kv.path, kindName(kv.val))
+		return nil
+	}
+	raw := strings.TrimSpace(kv.val.Value)
+	invalid := func(hint string) *int64 {
+		p.errorf(kv.line, "%s: invalid size %s (%s%s)", kv.path, show(kv.key, raw), sizeHelp, hint)
+		return nil
+	}
+	var n int64
+	switch kv.val.ShortTag() {
+	case "!!int":
+		if err := kv.val.Decode(&n); err != nil {
+			if strings.HasPrefix(raw, "-") {
+				return p.nonPositiveSize(kv, raw)
+			}
+			return p.sizeTooLarge(kv, raw)
+		}
+	case "!!str":
+		if strings.HasPrefix(raw, "-") {
+			return p.nonPositiveSize(kv, raw)
+		}
+		m := sizeRE.FindStringSubmatch(raw)
+		if m == nil {
+			hint := ""
+			if strings.ContainsAny(raw, ".,") {
+				hint = "; write a whole number, with a smaller unit if needed (e.g. 1536MiB rather than 1.5GiB)"
+			}
+			return invalid(hint)
+		}
+		mult, ok := sizeUnits[strings.ToLower(m[2])]
+		if !ok {
+			return invalid(fmt.Sprintf("; unknown unit %q", m[2]))
+		}
+		v, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || v > math.MaxInt64/mult {
+			return p.sizeTooLarge(kv, raw)
+		}
+		n = v * mult
+	case "!!float":
+		if strings.Trim(raw, "+0123456789") == "" { // an integer too large for !!int
+			return p.sizeTooLarge(kv, raw)
+		}
+		return invalid("; write a whole number, with a smaller unit if needed (e.g. 1536MiB rather than 1.5GiB)")
+	default:
+		return invalid("")
+	}
+	if n <= 0 {
+		return p.nonPositiveSize(kv, raw)
+	}
+	return &n
+}
+
+func (p *parser) nonPositiveSize(kv pair, raw string) *int64 {
+	p.errorf(kv.line, "%s: size must be greater than 0 (got %s)", kv.path, show(kv.key, raw))
+	return nil
+}
+
+func (p *parser) sizeTooLarge(kv pair, raw string) *int64 {
+	p.errorf(kv.line, "%s: size %s is too large (at most %d bytes)", kv.path, show(kv.key, raw), int64(math.MaxInt64))
+	return nil
 }
 
 // count parses a non-negative integer (a page count); null is unset (nil).
@@ -635,10 +869,23 @@ func (p *parser) boolean(kv pair) bool {
 	}
 	var b bool
 	if kv.val.Kind != yaml.ScalarNode || kv.val.Decode(&b) != nil {
-		p.errorf(kv.line, "%s: invalid boolean %s (use true or false)", kv.path, show(kv.key, kv.val.Value))
+		hint := ""
+		if kv.val.Kind == yaml.ScalarNode && kv.val.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+			hint = ", without quotes"
+		}
+		p.errorf(kv.line, "%s: invalid boolean %s (use true or false%s)", kv.path, show(kv.key, kv.val.Value), hint)
 		return false
 	}
 	return b
+}
+
+// optBoolean parses true/false; null is unset (nil).
+func (p *parser) optBoolean(kv pair) *bool {
+	if isNull(kv.val) {
+		return nil
+	}
+	b := p.boolean(kv)
+	return &b
 }
 
 // resolve follows YAML aliases to the anchored node.

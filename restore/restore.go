@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -22,7 +24,18 @@ type Options struct {
 	Target         Target
 	IntegrityCheck string // "none", "quick" (default) or "full"
 	Force          bool   // replace an existing database at the output path
+
+	// Parallelism is how many LTX files are downloaded at once: 0 means
+	// DefaultParallelism, 1 streams each file straight into the database as
+	// it is applied. With more, the files after the one being applied are
+	// downloaded concurrently into temporary files next to the output
+	// (OUT.tmp-fetch-N) and applied strictly in plan order.
+	Parallelism int
 }
+
+// DefaultParallelism is the number of concurrent downloads when
+// Options.Parallelism is zero.
+const DefaultParallelism = 8
 
 // Result describes a finished restore.
 type Result struct {
@@ -75,8 +88,16 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if err := checkOutput(outPath, opts.Force); err != nil {
 		return nil, err
 	}
+	n := opts.Parallelism
+	if n == 0 {
+		n = DefaultParallelism
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("invalid parallelism %d: it must be at least 1", n)
+	}
 	tmpPath := outPath + ".tmp"
 	_ = os.Remove(tmpPath)
+	removeStaleFetches(tmpPath)
 	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", tmpPath, err)
@@ -91,10 +112,13 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	}()
 
 	a := &applier{f: f, client: c}
-	for i, fi := range plan.Files {
-		if err := a.apply(ctx, fi, i == 0); err != nil {
-			return nil, err
-		}
+	if n == 1 || len(plan.Files) < 2 {
+		err = a.applySequential(ctx, plan.Files)
+	} else {
+		err = a.applyParallel(ctx, plan.Files, tmpPath, n)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("sync %s: %w", tmpPath, err)
@@ -154,17 +178,212 @@ func (a *applier) set(pgno uint32, c ltx.Checksum) {
 	a.sums[pgno-1] = c
 }
 
-func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, first bool) error {
-	name := storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID)
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("replica %s: %s: %s; the restore was abandoned and no output was written", a.client, name, fmt.Sprintf(format, args...))
-	}
-	rc, err := a.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, 0, 0)
+// open opens one file of the plan on the replica.
+func (a *applier) open(ctx context.Context, fi *ltx.FileInfo) (io.ReadCloser, error) {
+	return a.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, 0, 0)
+}
+
+// streamFile applies a file read straight from the replica.
+func (a *applier) streamFile(ctx context.Context, fi *ltx.FileInfo, first bool) error {
+	rc, err := a.open(ctx, fi)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	dec := ltx.NewDecoder(rc)
+	return a.apply(ctx, fi, rc, first)
+}
+
+// applySequential applies the files in order, each streamed from the replica
+// as it is applied.
+func (a *applier) applySequential(ctx context.Context, files []*ltx.FileInfo) error {
+	for i, fi := range files {
+		if err := a.streamFile(ctx, fi, i == 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetched is the outcome of downloading one file of the plan.
+type fetched struct {
+	path string // the temporary file holding it
+	err  error
+}
+
+// fetchPath is the temporary file that file i of the plan is downloaded to.
+func fetchPath(tmpPath string, i int) string {
+	return fmt.Sprintf("%s-fetch-%d", tmpPath, i)
+}
+
+// removeStaleFetches removes the temporary downloads an interrupted restore
+// to the same output left behind.
+func removeStaleFetches(tmpPath string) {
+	entries, err := os.ReadDir(filepath.Dir(tmpPath))
+	if err != nil {
+		return
+	}
+	prefix := filepath.Base(tmpPath) + "-fetch-"
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || e.IsDir() {
+			continue
+		}
+		_ = os.Remove(filepath.Join(filepath.Dir(tmpPath), e.Name()))
+	}
+}
+
+// applyParallel applies the files in order while downloading up to n of
+// them at once. The first file is streamed straight into the database; each
+// later one is downloaded into its own temporary file, up to n files ahead of
+// the one being applied, and that file is deleted as soon as it is applied.
+// Every download holds one of n slots from when it starts until its file is
+// taken up by the applier (the first file: until it is applied), so at most n
+// files are downloading, and at most n+1 temporary files exist, at any time.
+// The first error, of a download or of the applier, cancels everything else
+// and every temporary file is removed before applyParallel returns.
+func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpPath string, n int) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	slots := make(chan struct{}, n)
+	results := make([]chan fetched, len(files))
+	for i := range results {
+		results[i] = make(chan fetched, 1)
+	}
+	next := 1 // the first file whose result the applier has not taken
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(errAbandoned)
+		wg.Wait()
+		// Downloads finished but not applied.
+		for i := next; i < len(files); i++ {
+			select {
+			case r := <-results[i]:
+				if r.path != "" {
+					_ = os.Remove(r.path)
+				}
+			default:
+			}
+		}
+		// An error caused by the cancellation of a failed download is
+		// reported as that download's error.
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && cause != errAbandoned && errors.Is(err, context.Canceled) {
+				err = cause
+			}
+		}
+	}()
+
+	slots <- struct{}{} // the first file's
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i < len(files); i++ {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				path, err := a.fetch(ctx, files[i], fetchPath(tmpPath, i))
+				if err != nil {
+					cancel(err)
+				}
+				results[i] <- fetched{path, err}
+			}()
+		}
+	}()
+
+	if err := a.streamFile(ctx, files[0], true); err != nil {
+		return err
+	}
+	<-slots
+	for ; next < len(files); next++ {
+		var r fetched
+		select {
+		case r = <-results[next]:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		<-slots
+		if r.err != nil {
+			return r.err
+		}
+		if err := a.applyFetched(ctx, files[next], r.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errAbandoned cancels the downloads still running when applyParallel
+// returns.
+var errAbandoned = errors.New("the restore was abandoned")
+
+// applyFetched applies a downloaded file and deletes it.
+func (a *applier) applyFetched(ctx context.Context, fi *ltx.FileInfo, path string) error {
+	defer os.Remove(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return a.failf(fi, "open its download: %w", err)
+	}
+	defer f.Close()
+	return a.apply(ctx, fi, f, false)
+}
+
+// fetch downloads one file of the plan into path, streaming it. On error
+// nothing is left at path.
+func (a *applier) fetch(ctx context.Context, fi *ltx.FileInfo, path string) (_ string, err error) {
+	rc, err := a.open(ctx, fi)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", a.failf(fi, "save the download: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = a.failf(fi, "save the download: %w", cerr)
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	if _, err := io.Copy(f, ctxReader{ctx, rc}); err != nil {
+		if ctx.Err() != nil {
+			return "", context.Cause(ctx)
+		}
+		return "", a.failf(fi, "download failed: %w", err)
+	}
+	return path, nil
+}
+
+// ctxReader stops reading once ctx is done, whether or not the replica's
+// reader watches ctx itself.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// failf formats an error about one file of the plan.
+func (a *applier) failf(fi *ltx.FileInfo, format string, args ...any) error {
+	return fmt.Errorf("replica %s: %s: %w; the restore was abandoned and no output was written",
+		a.client, storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), fmt.Errorf(format, args...))
+}
+
+// apply applies one LTX file, read from r, to the database.
+func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, first bool) error {
+	fail := func(format string, args ...any) error { return a.failf(fi, format, args...) }
+	dec := ltx.NewDecoder(r)
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
 		return fail("bad header: %v", err)

@@ -246,6 +246,21 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 		}
 	})
 
+	t.Run("parallelism", func(t *testing.T) {
+		for _, n := range []string{"1", "2", "64"} {
+			p := filepath.Join(dir, "parallel"+n, "restored.db")
+			mustRun(t, "restore", "-parallelism", n, "-o", p, replica)
+			if entries, err := os.ReadDir(filepath.Dir(p)); err != nil || len(entries) != 1 {
+				t.Fatalf("-parallelism %s left %v, %v", n, entries, err)
+			}
+			sameRows(t, contents(t, p), state2)
+		}
+		_, _, stderr := runCLI(t, "restore", "-h")
+		if !strings.Contains(stderr, "-parallelism") {
+			t.Fatalf("restore -h does not mention -parallelism:\n%s", stderr)
+		}
+	})
+
 	t.Run("txid", func(t *testing.T) {
 		p := filepath.Join(dir, "txid1.db")
 		mustRun(t, "restore", "-txid", "1", "-o", p, replica)
@@ -277,6 +292,8 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 			{"restore", "-txid", "zz", "-o", "x.db", replica},
 			{"restore", "-timestamp", "yesterday", "-o", "x.db", replica},
 			{"restore", "-integrity-check", "paranoid", "-o", "x.db", replica},
+			{"restore", "-parallelism", "0", "-o", "x.db", replica},
+			{"restore", "-parallelism", "-3", "-o", "x.db", replica},
 			{"restore"},
 			{"ltx", "-level", "12", replica},
 			{"replicate", dbPath},
@@ -373,8 +390,7 @@ func TestReplicateConfig(t *testing.T) {
 	app := newAppDB(t, dbPath, 3)
 	cfg := filepath.Join(dir, "walship.yml")
 	t.Setenv("WALSHIP_TEST_DIR", replica)
-	os.WriteFile(cfg, []byte(`snapshot:
-  interval: 1h
+	os.WriteFile(cfg, []byte(`addr: ":9090"
 logging:
   level: debug
 dbs:
@@ -390,7 +406,7 @@ dbs:
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if !strings.Contains(stderr, "key snapshot on line 1 is not supported yet and is ignored") {
+	if !strings.Contains(stderr, "key addr on line 1 is not supported yet and is ignored") {
 		t.Errorf("no warning about the unused key:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "replicating") || !strings.Contains(stderr, "replica=backup") || !strings.Contains(stderr, "level=DEBUG") {
@@ -418,7 +434,7 @@ dbs:
 
 	// -no-expand-env leaves ${WALSHIP_TEST_DIR} unexpanded.
 	code, _, stderr = runCLI(t, "restore", "-no-expand-env", "-o", filepath.Join(dir, "x.db"), dbPath)
-	if code != 1 || !strings.Contains(stderr, cfg+":9") || !strings.Contains(stderr, "${WALSHIP_TEST_DIR}") {
+	if code != 1 || !strings.Contains(stderr, cfg+":8") || !strings.Contains(stderr, "${WALSHIP_TEST_DIR}") {
 		t.Fatalf("-no-expand-env: exit %d, stderr %q", code, stderr)
 	}
 

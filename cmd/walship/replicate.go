@@ -102,7 +102,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
 		}
 		for _, c := range cfg.DBs {
-			spec, err := dbFromConfig(c, *cf.path, log)
+			spec, err := dbFromConfig(cfg, c, *cf.path, log)
 			if err != nil {
 				return err
 			}
@@ -173,8 +173,40 @@ func syncOnce(ctx context.Context, db *walship.DB) error {
 	return nil
 }
 
+// applyTopLevel sets the options that the config file's top level holds:
+// compaction levels, snapshots, retention and the staging cap.
+func applyTopLevel(opts *walship.Options, cfg *config.Config, c *config.DB) {
+	if cfg.Levels != nil {
+		opts.Levels = []time.Duration{}
+		for _, l := range cfg.Levels {
+			opts.Levels = append(opts.Levels, l.Interval)
+		}
+	}
+	if v := cfg.Snapshot.Interval; v != nil {
+		opts.SnapshotInterval = *v
+	}
+	if v := cfg.Snapshot.Retention; v != nil {
+		opts.SnapshotRetention = *v
+	}
+	if v := cfg.L0Retention; v != nil {
+		opts.L0Retention = *v
+	}
+	if v := cfg.L0RetentionCheckInterval; v != nil {
+		opts.L0RetentionCheckInterval = *v
+	}
+	if v := cfg.Retention.Enabled; v != nil {
+		opts.RetentionDisabled = !*v
+	}
+	if v := cfg.MaxLocalBytes; v != nil {
+		opts.MaxLocalBytes = *v
+	}
+	if v := c.MaxLocalBytes; v != nil {
+		opts.MaxLocalBytes = *v
+	}
+}
+
 // dbFromConfig builds the engine's DB for one database of the config file.
-func dbFromConfig(c *config.DB, cfgPath string, log *slog.Logger) (dbSpec, error) {
+func dbFromConfig(cfg *config.Config, c *config.DB, cfgPath string, log *slog.Logger) (dbSpec, error) {
 	replicas := c.AllReplicas()
 	if len(replicas) == 0 {
 		return dbSpec{}, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry with a url (e.g. url: file:///backups/app)", cfgPath, c.Line, c.Path)
@@ -197,6 +229,7 @@ func dbFromConfig(c *config.DB, cfgPath string, log *slog.Logger) (dbSpec, error
 	if c.BusyTimeout != nil {
 		opts.BusyTimeout = *c.BusyTimeout
 	}
+	applyTopLevel(&opts, cfg, c)
 	if c.MonitorInterval != nil {
 		log.Warn(fmt.Sprintf("key monitor-interval of database %s (line %d) is not supported yet and is ignored: walship watches the WAL for changes", c.Path, c.Line), "config", cfgPath)
 	}

@@ -24,7 +24,12 @@ the database path).
 
 The restore is written to OUT.tmp, verified against the checksums in the LTX
 files and by SQLite, and only then renamed to OUT: it either produces the
-replicated database or leaves nothing behind.`
+replicated database or leaves nothing behind.
+
+Up to -parallelism LTX files (default 8) are downloaded at once, each into a
+temporary file next to OUT (OUT.tmp-fetch-N) that is deleted as soon as it has
+been applied; the files are still applied strictly in order. -parallelism 1
+streams each file straight into the database without temporary files.`
 
 // fileJSON is an LTX file in JSON output.
 type fileJSON struct {
@@ -73,6 +78,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	flags.BoolVar(&force, "f", false, "same as -force")
 	jsonOut := flags.Bool("json", false, "print the result (or the plan with -dry-run) as JSON; errors are printed as JSON on stderr")
 	dryRun := flags.Bool("dry-run", false, "print the files the restore would apply and exit without writing")
+	parallelism := flags.Int("parallelism", restore.DefaultParallelism, "download up to `N` LTX files at once (1: one at a time, streamed without temporary files)")
 	replicaName := flags.String("replica", "", "with a configured database: restore from the replica with this `name` (default: the first)")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -91,6 +97,10 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		return usagef("-integrity-check %q: use none, quick or full", *integrity)
 	}
 	opts.Force = force
+	if *parallelism < 1 {
+		return usagef("-parallelism %d: give at least 1 (1 downloads one file at a time)", *parallelism)
+	}
+	opts.Parallelism = *parallelism
 	if *txidStr != "" && *tsStr != "" {
 		return usagef("-txid and -timestamp cannot be used together; pick one target")
 	}

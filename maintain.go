@@ -1,0 +1,262 @@
+package walship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/storage"
+)
+
+// maintain runs compaction, snapshots and retention on their schedules until
+// ctx ends. Each step writes or deletes something only if something changed.
+func (db *DB) maintain(ctx context.Context) {
+	type tick struct {
+		c   <-chan time.Time
+		run func(context.Context) error
+	}
+	var ticks []tick
+	for i, interval := range db.opts.Levels {
+		level := i + 1
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		ticks = append(ticks, tick{t.C, func(ctx context.Context) error {
+			_, err := db.Compact(ctx, level)
+			return err
+		}})
+	}
+	snap := time.NewTicker(db.opts.SnapshotInterval)
+	defer snap.Stop()
+	ticks = append(ticks, tick{snap.C, db.SnapshotIfChanged})
+	if !db.opts.RetentionDisabled {
+		ret := time.NewTicker(db.opts.L0RetentionCheckInterval)
+		defer ret.Stop()
+		ticks = append(ticks, tick{ret.C, db.EnforceRetention})
+	}
+	// One goroutine per schedule: a long hourly compaction must not delay
+	// the 30-second one.
+	done := make(chan struct{})
+	for _, t := range ticks {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.c:
+					if err := t.run(ctx); err != nil && ctx.Err() == nil {
+						db.log.Error("maintenance failed; will retry at the next interval", "error", err)
+					}
+				}
+			}
+		}()
+	}
+	for range ticks {
+		<-done
+	}
+}
+
+// compactedTo returns the newest TXID merged into a compaction level.
+func (db *DB) compactedTo(level int) ltx.TXID {
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	return db.compacted[level]
+}
+
+// initCompacted learns how far each level has been compacted, from the
+// staging directory and the replicas.
+func (db *DB) initCompacted(ctx context.Context) error {
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	for level := 1; level <= storage.MaxLevel; level++ {
+		files, err := db.staging.LTXFiles(ctx, level)
+		if err != nil {
+			return fmt.Errorf("list staged level %d files: %w", level, err)
+		}
+		if n := len(files); n > 0 {
+			db.compacted[level] = files[n-1].MaxTXID
+		}
+		for _, r := range db.replicas {
+			db.compacted[level] = max(db.compacted[level], r.levelMax(level))
+		}
+	}
+	db.lastSnapshot = db.compacted[storage.SnapshotLevel]
+	return nil
+}
+
+// Compact merges the staged files of the level below that level does not
+// cover yet into one file of that level, and returns it (nil when there was
+// nothing new). Every input is verified first — its checksums, and that the
+// inputs form one chain: contiguous TXIDs, each pre-apply checksum equal to
+// the previous post-apply checksum — and a problem is an error naming the
+// files, with nothing written. The merge streams: it holds a few pages per
+// input, whatever the files' sizes.
+func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
+	if level < 1 || level > len(db.opts.Levels) {
+		return nil, fmt.Errorf("level %d is not a compaction level", level)
+	}
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	committed := db.Pos().TXID
+	src, err := db.staging.LTXFiles(ctx, level-1)
+	if err != nil {
+		return nil, fmt.Errorf("compact level %d: %w", level, err)
+	}
+	var inputs []*ltx.FileInfo
+	for _, f := range src {
+		if f.MinTXID > db.compacted[level] && f.MaxTXID <= committed {
+			inputs = append(inputs, f)
+		}
+	}
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	last, err := verifyChain(ctx, db.staging, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("compact level %d: %w", level, err)
+	}
+
+	rdrs := make([]io.Reader, len(inputs))
+	for i, f := range inputs {
+		rc, err := db.staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("compact level %d: %w", level, err)
+		}
+		defer rc.Close()
+		rdrs[i] = rc
+	}
+	pr, pw := io.Pipe()
+	c, err := ltx.NewCompactor(pw, rdrs)
+	if err != nil {
+		return nil, err
+	}
+	c.SetSpillDir(db.opts.MetaPath)
+	defer c.Cleanup()
+	go func() { pw.CloseWithError(c.Compact(ctx)) }()
+	minTXID, maxTXID := inputs[0].MinTXID, inputs[len(inputs)-1].MaxTXID
+	info, err := db.staging.WriteLTXFile(ctx, level, minTXID, maxTXID, pr, time.UnixMilli(last.Timestamp))
+	pr.CloseWithError(errors.New("compaction output closed"))
+	if err != nil {
+		return nil, fmt.Errorf("compact level %d from %s to %s: %w", level,
+			storage.Describe(level-1, minTXID, inputs[0].MaxTXID), storage.Describe(level-1, inputs[len(inputs)-1].MinTXID, maxTXID), err)
+	}
+	db.compacted[level] = maxTXID
+	db.log.Debug("compacted", "file", storage.Describe(level, minTXID, maxTXID), "inputs", len(inputs), "size", info.Size)
+	for _, r := range db.replicas {
+		r.wake()
+	}
+	return info, nil
+}
+
+// verifyChain checks that files form one chain and that each is intact, and
+// returns the last one's header.
+func verifyChain(ctx context.Context, c storage.Client, files []*ltx.FileInfo) (ltx.Header, error) {
+	var prevTrailer ltx.Trailer
+	var hdr ltx.Header
+	for i, f := range files {
+		name := storage.Describe(f.Level, f.MinTXID, f.MaxTXID)
+		rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+		if err != nil {
+			return hdr, err
+		}
+		dec := ltx.NewDecoder(rc)
+		dec.SetRetainPageIndex(false)
+		err = dec.Verify()
+		rc.Close()
+		if err != nil {
+			return hdr, fmt.Errorf("%s is corrupt: %w", name, err)
+		}
+		hdr = dec.Header()
+		if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
+			return hdr, fmt.Errorf("%s holds TXIDs %s-%s", name, hdr.MinTXID, hdr.MaxTXID)
+		}
+		if i > 0 {
+			prev := files[i-1]
+			prevName := storage.Describe(prev.Level, prev.MinTXID, prev.MaxTXID)
+			if f.MinTXID != prev.MaxTXID+1 {
+				return hdr, fmt.Errorf("%s does not follow %s: TXIDs are missing or repeated", name, prevName)
+			}
+			if !hdr.NoChecksum() && hdr.PreApplyChecksum != prevTrailer.PostApplyChecksum {
+				return hdr, fmt.Errorf("%s does not apply to the state after %s: pre-apply checksum %s, expected %s", name, prevName, hdr.PreApplyChecksum, prevTrailer.PostApplyChecksum)
+			}
+		}
+		prevTrailer = dec.Trailer()
+	}
+	return hdr, nil
+}
+
+// SnapshotIfChanged stages a snapshot if anything was committed since the
+// last one.
+func (db *DB) SnapshotIfChanged(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.state == nil {
+		return nil
+	}
+	if _, err := db.syncLocked(ctx); err != nil {
+		return err
+	}
+	if db.pos.TXID <= db.lastSnapshot {
+		return nil
+	}
+	return db.stageSnapshot(ctx)
+}
+
+// retentionPolicy returns the policy replicas enforce.
+func (db *DB) retentionPolicy() RetentionPolicy {
+	return RetentionPolicy{SnapshotRetention: db.opts.SnapshotRetention, L0Retention: db.opts.L0Retention}
+}
+
+// EnforceRetention deletes from every replica the files no retained restore
+// point needs.
+func (db *DB) EnforceRetention(ctx context.Context) error {
+	var errs []error
+	for _, r := range db.replicas {
+		errs = append(errs, r.enforceRetention(ctx, db.retentionPolicy(), time.Now()))
+	}
+	return errors.Join(errs...)
+}
+
+// capStaging drops the staged history when it outgrows MaxLocalBytes while a
+// replica is behind, rather than fill the disk the application needs. The
+// replicas that lag get a snapshot when they are back.
+func (db *DB) capStaging(ctx context.Context) error {
+	behind := false
+	for _, r := range db.replicas {
+		behind = behind || r.Pos().TXID < db.pos.TXID
+	}
+	if !behind {
+		return nil
+	}
+	var total int64
+	var files []*ltx.FileInfo
+	for level := 0; level < storage.SnapshotLevel; level++ {
+		fs, err := db.staging.LTXFiles(ctx, level)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			total += f.Size
+		}
+		files = append(files, fs...)
+	}
+	if total <= db.opts.MaxLocalBytes {
+		return nil
+	}
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	if err := db.staging.DeleteLTXFiles(ctx, files); err != nil {
+		return err
+	}
+	for level := 1; level < storage.SnapshotLevel; level++ {
+		db.compacted[level] = db.pos.TXID
+	}
+	db.log.Error("the staging directory outgrew max-local-bytes while a replica was unreachable: dropped the staged history; "+
+		"the replica gets a snapshot when it is back, and the dropped restore points will not exist in it",
+		"staging", db.opts.MetaPath, "bytes", total, "max_local_bytes", db.opts.MaxLocalBytes, "files", len(files))
+	return nil
+}

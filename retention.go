@@ -1,0 +1,86 @@
+package walship
+
+import (
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/storage"
+)
+
+// RetentionPolicy says how long a replica keeps its history.
+type RetentionPolicy struct {
+	// SnapshotRetention is how far back restore points are kept: every
+	// point newer than this stays restorable.
+	SnapshotRetention time.Duration
+	// L0Retention is how long level-0 files (one per sync, so one per
+	// restore point) are kept once a higher level covers them; older
+	// restore points are those of the higher levels' files.
+	L0Retention time.Duration
+}
+
+// Expired returns the files of a replica that no restore point inside the
+// policy needs. files holds every file of the replica by level, each level
+// sorted by MinTXID. The rules, which never break a restore chain:
+//
+//   - Snapshots newer than now-SnapshotRetention are kept, and so is the
+//     newest one older than that: it is the base that restore points just
+//     inside the window start from. Older snapshots expire.
+//   - Files at levels 0-8 that end at or below that base snapshot's TXID
+//     expire: every retained restore point starts from it or a later one.
+//   - A level-0 file older than L0Retention also expires once a file of a
+//     higher level covers its whole TXID range.
+//   - The newest file of each level is always kept.
+func (p RetentionPolicy) Expired(files *[storage.MaxLevel + 1][]*ltx.FileInfo, now time.Time) []*ltx.FileInfo {
+	var expired []*ltx.FileInfo
+	snaps := files[storage.SnapshotLevel]
+	cutoff := now.Add(-p.SnapshotRetention)
+	base := -1 // index of the oldest snapshot kept
+	for i, s := range snaps {
+		if s.MinTXID != 1 {
+			continue
+		}
+		if base == -1 || s.CreatedAt.Before(cutoff) {
+			base = i
+		}
+	}
+	var baseTXID ltx.TXID
+	if base >= 0 {
+		baseTXID = snaps[base].MaxTXID
+		for i, s := range snaps {
+			if i != len(snaps)-1 && s.MaxTXID < baseTXID {
+				expired = append(expired, s)
+			}
+		}
+	}
+	l0Cutoff := now.Add(-p.L0Retention)
+	for level := 0; level < storage.SnapshotLevel; level++ {
+		fs := files[level]
+		for i, f := range fs {
+			if i == len(fs)-1 {
+				break // always keep the newest
+			}
+			if f.MaxTXID <= baseTXID {
+				expired = append(expired, f)
+				continue
+			}
+			if level == 0 && f.CreatedAt.Before(l0Cutoff) && covered(files, f) {
+				expired = append(expired, f)
+			}
+		}
+	}
+	return expired
+}
+
+// covered reports whether a file above level 0 (and below the snapshot level)
+// spans f's whole TXID range.
+func covered(files *[storage.MaxLevel + 1][]*ltx.FileInfo, f *ltx.FileInfo) bool {
+	for level := 1; level < storage.SnapshotLevel; level++ {
+		for _, g := range files[level] {
+			if g.MinTXID <= f.MinTXID && g.MaxTXID >= f.MaxTXID {
+				return true
+			}
+		}
+	}
+	return false
+}
