@@ -42,6 +42,11 @@ func (db *DB) syncLocked(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 		err := db.writeDelta(ctx)
+		if err == nil {
+			if err := db.capStaging(ctx); err != nil {
+				db.log.Warn("cannot check the staging directory's size", "error", err)
+			}
+		}
 		if errors.Is(err, errRestarted) && attempt < 3 {
 			// The log restarted while pages were read from it. The pin
 			// allows that only once every frame was backfilled, so a

@@ -216,6 +216,19 @@ func (db *DB) stageSnapshot(ctx context.Context) error {
 		return fmt.Errorf("snapshot at TXID %s does not match the staged checksum; a full copy follows", db.pos.TXID)
 	}
 	db.lastSnapshot = max(db.lastSnapshot, info.MaxTXID)
+	// An older staged snapshot that some replica still lacks is of no more
+	// use to it than this one.
+	if staged, err := db.staging.LTXFiles(ctx, storage.SnapshotLevel); err == nil {
+		var older []*ltx.FileInfo
+		for _, f := range staged {
+			if f.MaxTXID < info.MaxTXID {
+				older = append(older, f)
+			}
+		}
+		if err := db.staging.DeleteLTXFiles(ctx, older); err != nil {
+			db.log.Warn("cannot remove older staged snapshots", "error", err)
+		}
+	}
 	db.log.Info("staged a snapshot", "txid", info.MaxTXID.String(), "size", info.Size)
 	for _, r := range db.replicas {
 		r.wake()

@@ -225,16 +225,16 @@ func (db *DB) EnforceRetention(ctx context.Context) error {
 // replica is behind, rather than fill the disk the application needs. The
 // replicas that lag get a snapshot when they are back.
 func (db *DB) capStaging(ctx context.Context) error {
-	behind := false
+	failing := false
 	for _, r := range db.replicas {
-		behind = behind || r.Pos().TXID < db.pos.TXID
+		failing = failing || r.Err() != nil
 	}
-	if !behind {
-		return nil
+	if !failing {
+		return nil // staged files leave as soon as they are uploaded
 	}
 	var total int64
 	var files []*ltx.FileInfo
-	for level := 0; level < storage.SnapshotLevel; level++ {
+	for level := 0; level <= storage.SnapshotLevel; level++ {
 		fs, err := db.staging.LTXFiles(ctx, level)
 		if err != nil {
 			return err
@@ -242,7 +242,9 @@ func (db *DB) capStaging(ctx context.Context) error {
 		for _, f := range fs {
 			total += f.Size
 		}
-		files = append(files, fs...)
+		if level != storage.SnapshotLevel {
+			files = append(files, fs...) // the newest snapshot is what a lagging replica restarts from
+		}
 	}
 	if total <= db.opts.MaxLocalBytes {
 		return nil

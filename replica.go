@@ -226,12 +226,14 @@ func (r *Replica) upload(ctx context.Context) error {
 }
 
 func (r *Replica) uploadOnce(ctx context.Context) error {
+	// Read the engine's position before listing: every file up to it is
+	// then in the listing (a file is staged before the position moves).
+	committed := r.db.Pos().TXID
 	staging := r.db.staging
 	files, err := staging.LTXFiles(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("list staged files: %w", err)
 	}
-	committed := r.db.Pos().TXID
 	for i := 0; i < len(files); {
 		f := files[i]
 		if f.MaxTXID > committed {
@@ -260,6 +262,17 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		i++
+	}
+	if pos := r.Pos(); pos.TXID < committed {
+		// Nothing staged continues the replica up to the engine's position
+		// (the staged history was dropped while it was away).
+		ok, err := r.uploadSnapshot(ctx, committed)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("replica %s is at TXID %s and the staged history that would bring it to %s was dropped; a snapshot is on its way", r.Name, pos.TXID, committed)
+		}
 	}
 	for level := 1; level < storage.SnapshotLevel; level++ {
 		if err := r.uploadLevel(ctx, level); err != nil {
@@ -334,6 +347,13 @@ func (r *Replica) uploadSnapshot(ctx context.Context, atLeast ltx.TXID) (bool, e
 		return false, fmt.Errorf("list staged snapshots: %w", err)
 	}
 	if n := len(snaps); n == 0 || snaps[n-1].MaxTXID < atLeast {
+		// A snapshot means reading the whole database: ask for one only
+		// when the replica can take it.
+		if r.Err() != nil {
+			if _, err := r.Client.LTXFiles(ctx, storage.SnapshotLevel); err != nil {
+				return false, fmt.Errorf("replica %s: %w", r.Client, err)
+			}
+		}
 		r.db.requestSnapshot(fmt.Sprintf("replica %s is at TXID %s and the staged files start after it", r.Name, r.Pos().TXID))
 		return false, nil
 	}

@@ -173,9 +173,6 @@ func (db *DB) step(ctx context.Context) error {
 	} else if _, err := db.syncLocked(ctx); err != nil {
 		return err
 	}
-	if err := db.capStaging(ctx); err != nil {
-		db.log.Warn("cannot check the staging directory's size", "error", err)
-	}
 	return db.maybeCheckpoint(ctx)
 }
 
