@@ -28,8 +28,11 @@ type RetentionPolicy struct {
 //     inside the window start from. Older snapshots expire.
 //   - Files at levels 0-8 that end at or below that base snapshot's TXID
 //     expire: every retained restore point starts from it or a later one.
-//   - A level-0 file older than L0Retention also expires once a file of a
-//     higher level covers its whole TXID range.
+//   - Level-0 files also expire once a file of a higher level covers their
+//     TXID range and is itself older than L0Retention: since that file is as
+//     old as the newest file it merged, the level-0 files it covers expire
+//     together, and every level-0 file kept can be reached from the end of
+//     a higher-level file.
 //   - The newest file of each level is always kept.
 func (p RetentionPolicy) Expired(files *[storage.MaxLevel + 1][]*ltx.FileInfo, now time.Time) []*ltx.FileInfo {
 	var expired []*ltx.FileInfo
@@ -64,7 +67,7 @@ func (p RetentionPolicy) Expired(files *[storage.MaxLevel + 1][]*ltx.FileInfo, n
 				expired = append(expired, f)
 				continue
 			}
-			if level == 0 && f.CreatedAt.Before(l0Cutoff) && covered(files, f) {
+			if level == 0 && coveredBefore(files, f, l0Cutoff) {
 				expired = append(expired, f)
 			}
 		}
@@ -72,12 +75,12 @@ func (p RetentionPolicy) Expired(files *[storage.MaxLevel + 1][]*ltx.FileInfo, n
 	return expired
 }
 
-// covered reports whether a file above level 0 (and below the snapshot level)
-// spans f's whole TXID range.
-func covered(files *[storage.MaxLevel + 1][]*ltx.FileInfo, f *ltx.FileInfo) bool {
+// coveredBefore reports whether a file above level 0 (and below the snapshot
+// level), written before cutoff, spans f's whole TXID range.
+func coveredBefore(files *[storage.MaxLevel + 1][]*ltx.FileInfo, f *ltx.FileInfo, cutoff time.Time) bool {
 	for level := 1; level < storage.SnapshotLevel; level++ {
 		for _, g := range files[level] {
-			if g.MinTXID <= f.MinTXID && g.MaxTXID >= f.MaxTXID {
+			if g.MinTXID <= f.MinTXID && g.MaxTXID >= f.MaxTXID && g.CreatedAt.Before(cutoff) {
 				return true
 			}
 		}
