@@ -3,13 +3,18 @@ package walship
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
@@ -169,4 +174,123 @@ func TestSimulatedDay(t *testing.T) {
 			t.Fatalf("latest restore: %v, %v; want %v", got, err, want)
 		}
 	})
+}
+
+// countingClient counts the requests made to a replica.
+type countingClient struct {
+	storage.Client
+	mu       sync.Mutex
+	requests map[string]int
+}
+
+func (c *countingClient) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests[op]++
+}
+
+func (c *countingClient) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.requests {
+		n += v
+	}
+	return n
+}
+
+func (c *countingClient) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	c.count("list")
+	return c.Client.LTXFiles(ctx, level)
+}
+
+func (c *countingClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	c.count("open")
+	return c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+}
+
+func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
+	c.count("write")
+	return c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, r, createdAt)
+}
+
+func (c *countingClient) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	c.count("delete")
+	return c.Client.DeleteLTXFiles(ctx, files)
+}
+
+// TestIdleMeansIdle: once a database stops changing and its history has
+// settled, hours pass with the schedulers running and the replica receives
+// no request at all, and nothing is written locally.
+func TestIdleMeansIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.db")
+		app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.Close()
+		if _, err := app.Exec("CREATE TABLE t (v BLOB)"); err != nil {
+			t.Fatal(err)
+		}
+		client := &countingClient{Client: file.New(filepath.Join(dir, "replica")), requests: map[string]int{}}
+		db, err := NewDB(path, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, NewReplica("dir", client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := db.replicas[0]
+		done := make(chan struct{}, 2)
+		go func() { db.maintain(ctx); done <- struct{}{} }()
+		go func() { r.run(ctx); done <- struct{}{} }()
+		for range 60 { // ten minutes of writes
+			if _, err := app.Exec("INSERT INTO t VALUES (randomblob(300))"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.wake()
+			time.Sleep(10 * time.Second)
+		}
+		time.Sleep(2 * time.Hour) // compactions and level-0 expiry settle
+		synctest.Wait()
+		before := client.total()
+		if client.requests["write"] == 0 || client.requests["delete"] == 0 {
+			t.Fatalf("the busy period should have uploaded, compacted and expired files: %v", client.requests)
+		}
+		staged := stagedNames(t, db)
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		if n := client.total() - before; n != 0 {
+			t.Fatalf("an idle database made %d requests to its replica: %v", n, client.requests)
+		}
+		if after := stagedNames(t, db); after != staged {
+			t.Fatalf("an idle database changed its staging directory:\n%s\n->\n%s", staged, after)
+		}
+		cancel()
+		<-done
+		<-done
+		if err := db.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func stagedNames(t *testing.T, db *DB) string {
+	var b strings.Builder
+	for level := 0; level <= storage.MaxLevel; level++ {
+		files, err := db.staging.LTXFiles(context.Background(), level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			fmt.Fprintf(&b, "%d/%s ", level, ltx.FormatFilename(f.MinTXID, f.MaxTXID))
+		}
+	}
+	return b.String()
 }
