@@ -3,8 +3,6 @@ package walship
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/superfly/ltx"
 
@@ -176,49 +174,6 @@ func (db *DB) requestSnapshot(why string) {
 	db.kick()
 }
 
-// pruneStaging removes staged files that are no longer needed: a file every
-// replica holds, that the next compaction level (if any) has consumed. Staged
-// snapshots go once every replica holds them.
-func (db *DB) pruneStaging(ctx context.Context) error {
-	var old []*ltx.FileInfo
-	for level := 0; level <= storage.MaxLevel; level++ {
-		if level > len(db.opts.Levels) && level != storage.SnapshotLevel {
-			continue
-		}
-		files, err := db.staging.LTXFiles(ctx, level)
-		if err != nil {
-			return err
-		}
-		consumed := ltx.TXID(1<<63 - 1)
-		if level < len(db.opts.Levels) {
-			consumed = db.compactedTo(level + 1)
-		}
-		for _, f := range files {
-			if f.MaxTXID <= consumed && db.allReplicasHold(f) {
-				old = append(old, f)
-			}
-		}
-	}
-	if len(old) == 0 {
-		return nil
-	}
-	return db.staging.DeleteLTXFiles(ctx, old)
-}
-
-// allReplicasHold reports whether every replica has f or has moved past it.
-func (db *DB) allReplicasHold(f *ltx.FileInfo) bool {
-	for _, r := range db.replicas {
-		if f.Level == 0 {
-			if r.Pos().TXID < f.MaxTXID {
-				return false
-			}
-		} else if r.levelMax(f.Level) < f.MaxTXID {
-			return false
-		}
-	}
-	return true
-}
-
 // walHint is where in the WAL a replicated state was captured: the end of the
 // frames it includes, in the generation with these salts.
 type walHint struct {
@@ -231,49 +186,4 @@ func hintFromHeader(h *ltx.Header) *walHint {
 		return nil
 	}
 	return &walHint{Salt1: h.WALSalt1, Salt2: h.WALSalt2, End: h.WALOffset + h.WALSize}
-}
-
-// positionFile is a small file in the staging directory that records the WAL
-// position of the newest staged state, so a restart can resume with a delta
-// without reading a file back from the replica. It is a hint: resume checks it
-// by recomputing the database checksum, so it is not fsynced.
-func (db *DB) positionFile() string { return filepath.Join(db.opts.MetaPath, "position") }
-
-func (db *DB) writePositionFile() {
-	line := fmt.Sprintf("%s %s %d %d %d\n", db.pos.TXID, db.pos.PostApplyChecksum, db.walHdr.Salt1, db.walHdr.Salt2, db.walPos.Offset)
-	if db.walPos.Offset == 0 {
-		line = fmt.Sprintf("%s %s 0 0 0\n", db.pos.TXID, db.pos.PostApplyChecksum)
-	}
-	tmp := db.positionFile() + ".tmp"
-	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
-		db.log.Debug("cannot record the wal position", "error", err)
-		return
-	}
-	if err := os.Rename(tmp, db.positionFile()); err != nil {
-		db.log.Debug("cannot record the wal position", "error", err)
-	}
-}
-
-func (db *DB) readPositionFile() (ltx.Pos, *walHint, error) {
-	b, err := os.ReadFile(db.positionFile())
-	if err != nil {
-		return ltx.Pos{}, nil, err
-	}
-	var txid, sum string
-	var h walHint
-	if _, err := fmt.Sscanf(string(b), "%s %s %d %d %d", &txid, &sum, &h.Salt1, &h.Salt2, &h.End); err != nil {
-		return ltx.Pos{}, nil, err
-	}
-	t, err := ltx.ParseTXID(txid)
-	if err != nil {
-		return ltx.Pos{}, nil, err
-	}
-	c, err := ltx.ParseChecksum(sum)
-	if err != nil {
-		return ltx.Pos{}, nil, err
-	}
-	if h.End == 0 {
-		return ltx.NewPos(t, c), nil, nil
-	}
-	return ltx.NewPos(t, c), &h, nil
 }
