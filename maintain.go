@@ -112,6 +112,13 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 			inputs = append(inputs, f)
 		}
 	}
+	// A level-0 file that starts at TXID 1 is a snapshot of the whole
+	// database, already shipped to the snapshot level: merging it would
+	// copy the whole database into every level.
+	if len(inputs) > 0 && level == 1 && inputs[0].MinTXID == 1 {
+		db.compacted[level] = inputs[0].MaxTXID
+		inputs = inputs[1:]
+	}
 	if len(inputs) == 0 {
 		return nil, nil
 	}

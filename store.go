@@ -43,5 +43,13 @@ func (db *DB) RunOnce(ctx context.Context) error {
 	if err == nil {
 		err = Upload(ctx, db)
 	}
+	// Merge what is new into the levels now rather than leave it staged
+	// until the next run.
+	for level := 1; err == nil && level <= len(db.opts.Levels); level++ {
+		_, err = db.Compact(ctx, level)
+	}
+	if err == nil {
+		err = Upload(ctx, db)
+	}
 	return errors.Join(err, db.Close(ctx))
 }
