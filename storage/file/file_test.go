@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -517,10 +518,9 @@ func TestWriteLTXFile_DirReplacedByFile(t *testing.T) {
 	}
 }
 
-func TestWriteLTXFile_PermissionDenied(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions")
-	}
+// An unwritable level directory: a read-only directory for a normal user;
+// for root, which ignores permissions, a read-only file system mounted there.
+func TestWriteLTXFile_Unwritable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := file.New(dir)
@@ -528,14 +528,23 @@ func TestWriteLTXFile_PermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	ld := filepath.Join(dir, "ltx", "0")
-	if err := os.Chmod(ld, 0o555); err != nil {
-		t.Fatal(err)
+	want := os.ErrPermission
+	if os.Geteuid() == 0 {
+		if err := syscall.Mount("tmpfs", ld, "tmpfs", syscall.MS_RDONLY, "size=64k"); err != nil {
+			t.Fatalf("mount a read-only tmpfs (root): %v", err)
+		}
+		t.Cleanup(func() { _ = syscall.Unmount(ld, 0) })
+		want = syscall.EROFS
+	} else {
+		if err := os.Chmod(ld, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(ld, 0o755) })
 	}
-	t.Cleanup(func() { _ = os.Chmod(ld, 0o755) })
 
 	_, err := c.WriteLTXFile(ctx, 0, 1, 1, strings.NewReader("x"), time.Now())
-	if !errors.Is(err, os.ErrPermission) {
-		t.Fatalf("err = %v, want permission denied", err)
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v, want %v", err, want)
 	}
 	t.Log(err)
 	if !strings.Contains(err.Error(), ld) {
