@@ -169,13 +169,15 @@ type DB struct {
 	fullReason string              // why needFull is set, for the log
 	sums       *checksumFile       // page checksums of the staged state, for resuming with a diff
 
-	// cmu guards compaction state; compaction runs beside syncs.
-	cmu          sync.Mutex
-	compacted    [storage.MaxLevel + 1]ltx.TXID // newest TXID merged into each level
-	lastSnapshot ltx.TXID                       // newest staged or replicated snapshot
-	wantSnapshot bool                           // a replica needs a snapshot to continue from
-	ckptPos      wal.Position                   // walPos at the last checkpoint
-	kickC        chan struct{}                  // wakes the monitor loop
+	lastSnapshot ltx.TXID      // newest staged or replicated snapshot
+	wantSnapshot bool          // a replica needs a snapshot to continue from
+	ckptPos      wal.Position  // walPos at the last checkpoint
+	kickC        chan struct{} // wakes the monitor loop
+
+	// cmu guards compaction state: compaction runs beside syncs. Lock
+	// order: mu before cmu.
+	cmu       sync.Mutex
+	compacted [storage.MaxLevel + 1]ltx.TXID // newest TXID merged into each level
 
 	lastCheckpoint time.Time
 	notify         chan struct{} // wakes replicas when a file is staged

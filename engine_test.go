@@ -172,18 +172,32 @@ func (h *harness) verifyChain() {
 	}
 }
 
-// checkChain asserts the level-0 files of c are TXIDs 1..N, one file each, each
-// file's pre-apply checksum equal to the previous file's post-apply checksum.
-// It returns N.
+// checkChain asserts the level-0 files of c are TXIDs first..N, one file each,
+// each file's pre-apply checksum equal to the previous file's post-apply
+// checksum, where first follows a snapshot (retention removes the level-0
+// files a snapshot stands for) or is 1. It returns N.
 func checkChain(t *testing.T, ctx context.Context, c storage.Client) ltx.TXID {
 	t.Helper()
 	files, err := c.LTXFiles(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(files) == 0 {
+		t.Fatal("the replica has no level-0 files")
+	}
+	first := files[0].MinTXID
+	if first != 1 {
+		snaps, err := c.LTXFiles(ctx, storage.SnapshotLevel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snaps) == 0 || snaps[0].MaxTXID+1 < first {
+			t.Fatalf("level 0 starts at TXID %s with no snapshot before it", first)
+		}
+	}
 	var prev ltx.Pos
 	for i, f := range files {
-		if f.MinTXID != ltx.TXID(i+1) || f.MaxTXID != f.MinTXID {
+		if f.MinTXID != first+ltx.TXID(i) || f.MaxTXID != f.MinTXID {
 			t.Fatalf("level 0 file %d is %s-%s: the chain has a gap or a repeated TXID", i, f.MinTXID, f.MaxTXID)
 		}
 		hdr, trailer, err := walship.ReadHeaderTrailer(ctx, c, f)
@@ -194,9 +208,6 @@ func checkChain(t *testing.T, ctx context.Context, c storage.Client) ltx.TXID {
 			t.Fatalf("TXID %s: pre-apply checksum %s, previous post-apply %s", f.MinTXID, hdr.PreApplyChecksum, prev.PostApplyChecksum)
 		}
 		prev = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
-	}
-	if len(files) == 0 {
-		t.Fatal("the replica has no level-0 files")
 	}
 	return prev.TXID
 }

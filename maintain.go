@@ -99,9 +99,9 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 	if level < 1 || level > len(db.opts.Levels) {
 		return nil, fmt.Errorf("level %d is not a compaction level", level)
 	}
+	committed := db.Pos().TXID // before cmu: syncs take db.mu, then cmu
 	db.cmu.Lock()
 	defer db.cmu.Unlock()
-	committed := db.Pos().TXID
 	src, err := db.staging.LTXFiles(ctx, level-1)
 	if err != nil {
 		return nil, fmt.Errorf("compact level %d: %w", level, err)
@@ -121,6 +121,12 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 	}
 	if len(inputs) == 0 {
 		return nil, nil
+	}
+	// A full copy at another page size (the database was replaced) cannot
+	// be merged with the files before it: merge up to it, and start the
+	// next file of the level from it.
+	if inputs, err = samePageSize(ctx, db.staging, inputs); err != nil {
+		return nil, fmt.Errorf("compact level %d: %w", level, err)
 	}
 	last, err := verifyChain(ctx, db.staging, inputs)
 	if err != nil {
@@ -157,6 +163,23 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 		r.wake()
 	}
 	return info, nil
+}
+
+// samePageSize returns the leading files that share the first one's page size.
+func samePageSize(ctx context.Context, c storage.Client, files []*ltx.FileInfo) ([]*ltx.FileInfo, error) {
+	var pageSize uint32
+	for i, f := range files {
+		hdr, _, err := ReadHeaderTrailer(ctx, c, f)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			pageSize = hdr.PageSize
+		} else if hdr.PageSize != pageSize {
+			return files[:i], nil
+		}
+	}
+	return files, nil
 }
 
 // verifyChain checks that files form one chain and that each is intact, and

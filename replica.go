@@ -137,6 +137,15 @@ func ReplicaPos(ctx context.Context, c storage.Client) (ltx.Pos, *ltx.Header, er
 	return newestPos(ctx, c, &index)
 }
 
+// holds reports whether the replica has the staged file f, or has moved past
+// it (a replica's level-0 position can jump over files by a snapshot).
+func (r *Replica) holds(f *ltx.FileInfo) bool {
+	if f.Level == 0 {
+		return r.Pos().TXID >= f.MaxTXID
+	}
+	return r.levelMax(f.Level) >= f.MaxTXID
+}
+
 // levelMax returns the newest TXID the replica holds at a level.
 func (r *Replica) levelMax(level int) ltx.TXID {
 	r.mu.Lock()
@@ -286,15 +295,17 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 }
 
 // uploadLevel ships the staged files of a compaction level, or the staged
-// snapshots, that the replica does not hold yet. A snapshot is shipped only
-// once the replica's chain has reached it.
+// snapshots, that the replica does not hold yet.
 func (r *Replica) uploadLevel(ctx context.Context, level int) error {
 	files, err := r.db.staging.LTXFiles(ctx, level)
 	if err != nil {
 		return fmt.Errorf("list staged level %d files: %w", level, err)
 	}
 	for _, f := range files {
-		if f.MaxTXID <= r.levelMax(level) || (level == storage.SnapshotLevel && f.MaxTXID > r.Pos().TXID) {
+		// A compacted file or snapshot goes only to a replica whose
+		// level-0 chain has reached its end, so that it never stands in
+		// for restore points the replica has not received.
+		if f.MaxTXID <= r.levelMax(level) || f.MaxTXID > r.Pos().TXID {
 			continue
 		}
 		hdr, trailer, err := ReadHeaderTrailer(ctx, r.db.staging, f)
@@ -327,7 +338,7 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 		}
 	}
 	r.mu.Lock()
-	if f.MaxTXID > r.pos.TXID {
+	if (f.Level == 0 || f.Level == storage.SnapshotLevel) && f.MaxTXID > r.pos.TXID {
 		r.pos = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum)
 		r.lastHeader = &hdr
 	}

@@ -55,6 +55,24 @@ func (db *DB) resolvePos(ctx context.Context) (*walHint, error) {
 		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), hintFromHeader(&hdr)
 	}
 	db.pos = pos
+	// Compacted files and snapshots staged beyond that position belong to
+	// a history that was discarded: shipping one would give a TXID two
+	// contents.
+	for level := 1; level <= storage.MaxLevel; level++ {
+		staged, err := db.staging.LTXFiles(ctx, level)
+		if err != nil {
+			return nil, fmt.Errorf("list staged files in %s: %w", db.opts.MetaPath, err)
+		}
+		var beyond []*ltx.FileInfo
+		for _, f := range staged {
+			if f.MaxTXID > pos.TXID {
+				beyond = append(beyond, f)
+			}
+		}
+		if err := db.staging.DeleteLTXFiles(ctx, beyond); err != nil {
+			return nil, err
+		}
+	}
 	if p, h, err := db.readPositionFile(); err == nil && p == pos {
 		hint = h
 	}

@@ -17,9 +17,6 @@ import (
 func (db *DB) pruneStaging(ctx context.Context) error {
 	var old []*ltx.FileInfo
 	for level := 0; level <= storage.MaxLevel; level++ {
-		if level > len(db.opts.Levels) && level != storage.SnapshotLevel {
-			continue
-		}
 		files, err := db.staging.LTXFiles(ctx, level)
 		if err != nil {
 			return err
@@ -43,11 +40,7 @@ func (db *DB) pruneStaging(ctx context.Context) error {
 // allReplicasHold reports whether every replica has f or has moved past it.
 func (db *DB) allReplicasHold(f *ltx.FileInfo) bool {
 	for _, r := range db.replicas {
-		if f.Level == 0 {
-			if r.Pos().TXID < f.MaxTXID {
-				return false
-			}
-		} else if r.levelMax(f.Level) < f.MaxTXID {
+		if !r.holds(f) {
 			return false
 		}
 	}
@@ -111,32 +104,49 @@ func (db *DB) capStaging(ctx context.Context) error {
 		return nil // staged files leave as soon as they are uploaded
 	}
 	var total int64
-	var files []*ltx.FileInfo
+	var drop []*ltx.FileInfo
 	for level := 0; level <= storage.SnapshotLevel; level++ {
-		fs, err := db.staging.LTXFiles(ctx, level)
+		files, err := db.staging.LTXFiles(ctx, level)
 		if err != nil {
 			return err
 		}
-		for _, f := range fs {
+		for _, f := range files {
 			total += f.Size
-		}
-		if level != storage.SnapshotLevel {
-			files = append(files, fs...) // the newest snapshot is what a lagging replica restarts from
+			// Drop only what the healthy replicas hold already: the
+			// history is kept for the failing ones alone. The newest
+			// snapshot is what a lagging replica restarts from.
+			if level != storage.SnapshotLevel && db.healthyReplicasHold(f) {
+				drop = append(drop, f)
+			}
 		}
 	}
-	if total <= db.opts.MaxLocalBytes {
+	if total <= db.opts.MaxLocalBytes || len(drop) == 0 {
 		return nil
 	}
-	db.cmu.Lock()
-	defer db.cmu.Unlock()
-	if err := db.staging.DeleteLTXFiles(ctx, files); err != nil {
+	if err := db.staging.DeleteLTXFiles(ctx, drop); err != nil {
 		return err
 	}
-	for level := 1; level < storage.SnapshotLevel; level++ {
-		db.compacted[level] = db.pos.TXID
+	// The next compaction of each level starts after what was dropped.
+	db.cmu.Lock()
+	for _, f := range drop {
+		if next := f.Level + 1; next < storage.SnapshotLevel {
+			db.compacted[next] = max(db.compacted[next], f.MaxTXID)
+		}
 	}
-	db.log.Error("the staging directory outgrew max-local-bytes while a replica was unreachable: dropped the staged history; "+
+	db.cmu.Unlock()
+	db.log.Error("the staging directory outgrew max-local-bytes while a replica was unreachable: dropped the history staged for it; "+
 		"the replica gets a snapshot when it is back, and the dropped restore points will not exist in it",
-		"staging", db.opts.MetaPath, "bytes", total, "max_local_bytes", db.opts.MaxLocalBytes, "files", len(files))
+		"staging", db.opts.MetaPath, "bytes", total, "max_local_bytes", db.opts.MaxLocalBytes, "files", len(drop))
 	return nil
+}
+
+// healthyReplicasHold reports whether every replica that is not failing has
+// f or has moved past it.
+func (db *DB) healthyReplicasHold(f *ltx.FileInfo) bool {
+	for _, r := range db.replicas {
+		if r.Err() == nil && !r.holds(f) {
+			return false
+		}
+	}
+	return true
 }

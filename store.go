@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/walship/walship/storage"
 )
 
 // Store runs the replication of several databases in one process.
@@ -43,13 +45,40 @@ func (db *DB) RunOnce(ctx context.Context) error {
 	if err == nil {
 		err = Upload(ctx, db)
 	}
-	// Merge what is new into the levels now rather than leave it staged
-	// until the next run.
+	// A one-shot run does the periodic work too, so that running it from
+	// cron keeps a replica as a long-running replicator would: merge what
+	// is new into the levels (rather than leave it staged until the next
+	// run), snapshot when the newest snapshot is older than the interval,
+	// and enforce retention.
 	for level := 1; err == nil && level <= len(db.opts.Levels); level++ {
-		_, err = db.Compact(ctx, level)
+		if db.levelDue(level, db.opts.Levels[level-1]) {
+			_, err = db.Compact(ctx, level)
+		}
+	}
+	if err == nil && db.levelDue(storage.SnapshotLevel, db.opts.SnapshotInterval) {
+		err = db.SnapshotIfChanged(ctx)
 	}
 	if err == nil {
 		err = Upload(ctx, db)
 	}
+	if err == nil && !db.opts.RetentionDisabled {
+		err = db.EnforceRetention(ctx)
+	}
 	return errors.Join(err, db.Close(ctx))
+}
+
+// levelDue reports whether a replica's newest file at a level (a compaction
+// level or the snapshot level) is older than the level's interval, as a
+// long-running replicator's schedule would have it.
+func (db *DB) levelDue(level int, interval time.Duration) bool {
+	for _, r := range db.replicas {
+		r.mu.Lock()
+		files := r.index[level]
+		due := len(files) == 0 || time.Since(files[len(files)-1].CreatedAt) >= interval
+		r.mu.Unlock()
+		if due {
+			return true
+		}
+	}
+	return false
 }
