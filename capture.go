@@ -280,10 +280,6 @@ func (db *DB) commitStaged(info *ltx.FileInfo, next *pageState) {
 	db.needFull = false
 	db.writePositionFile()
 	db.log.Debug("staged", "file", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), "size", info.Size)
-	select {
-	case db.notify <- struct{}{}:
-	default:
-	}
 	for _, r := range db.replicas {
 		r.wake()
 	}

@@ -180,7 +180,6 @@ type DB struct {
 	compacted [storage.MaxLevel + 1]ltx.TXID // newest TXID merged into each level
 
 	lastCheckpoint time.Time
-	notify         chan struct{} // wakes replicas when a file is staged
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -198,7 +197,6 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		log:      opts.Logger.With("db", abs),
 		staging:  file.New(opts.MetaPath),
 		replicas: replicas,
-		notify:   make(chan struct{}, 1),
 		kickC:    make(chan struct{}, 1),
 		inWAL:    make(map[uint32]int64),
 		pending:  make(map[uint32]struct{}),

@@ -110,8 +110,6 @@ func (w *walFile) pos() wal.Position {
 	return wal.Position{Salt1: w.salt1, Salt2: w.salt2, Offset: int64(len(w.buf)), Checksum1: w.s1, Checksum2: w.s2}
 }
 
-func (w *walFile) frameSize() int64 { return wal.FrameHeaderSize + int64(w.pageSize) }
-
 // refChecksum is SQLite's walChecksumBytes written independently of the
 // package: words are read in the given byte order.
 func refChecksum(order binary.ByteOrder, s1, s2 uint32, b []byte) (uint32, uint32) {
