@@ -82,21 +82,18 @@ const (
 )
 
 func (o *Options) setDefaults(dbPath string) {
-	if !o.SyncIntervalSet && o.SyncInterval == 0 {
-		o.SyncInterval = DefaultSyncInterval
+	if !o.SyncIntervalSet {
+		orDefault(&o.SyncInterval, DefaultSyncInterval)
 	}
-	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if o.MinCheckpointPageN <= 0 {
-		o.MinCheckpointPageN = DefaultMinCheckpointPageN
-	}
-	if o.TruncatePageN <= 0 {
-		o.TruncatePageN = DefaultTruncatePageN
-	}
-	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = DefaultBusyTimeout
-	}
+	orDefault(&o.CheckpointInterval, DefaultCheckpointInterval)
+	orDefault(&o.MinCheckpointPageN, DefaultMinCheckpointPageN)
+	orDefault(&o.TruncatePageN, DefaultTruncatePageN)
+	orDefault(&o.BusyTimeout, DefaultBusyTimeout)
+	orDefault(&o.SnapshotInterval, DefaultSnapshotInterval)
+	orDefault(&o.SnapshotRetention, DefaultSnapshotRetention)
+	orDefault(&o.L0Retention, DefaultL0Retention)
+	orDefault(&o.L0RetentionCheckInterval, DefaultL0RetentionCheckInterval)
+	orDefault(&o.MaxLocalBytes, DefaultMaxLocalBytes)
 	if o.MetaPath == "" {
 		o.MetaPath = MetaPath(dbPath)
 	}
@@ -109,20 +106,12 @@ func (o *Options) setDefaults(dbPath string) {
 	if len(o.Levels) > storage.SnapshotLevel-1 {
 		o.Levels = o.Levels[:storage.SnapshotLevel-1]
 	}
-	if o.SnapshotInterval <= 0 {
-		o.SnapshotInterval = DefaultSnapshotInterval
-	}
-	if o.SnapshotRetention <= 0 {
-		o.SnapshotRetention = DefaultSnapshotRetention
-	}
-	if o.L0Retention <= 0 {
-		o.L0Retention = DefaultL0Retention
-	}
-	if o.L0RetentionCheckInterval <= 0 {
-		o.L0RetentionCheckInterval = DefaultL0RetentionCheckInterval
-	}
-	if o.MaxLocalBytes <= 0 {
-		o.MaxLocalBytes = DefaultMaxLocalBytes
+}
+
+// orDefault sets *v to def unless it is positive.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
