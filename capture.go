@@ -178,24 +178,11 @@ func (db *DB) writeDelta(ctx context.Context) error {
 	}
 
 	info, err := db.stage(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		buf := make([]byte, db.state.pageSize)
-		h := ltx.NewHasher()
-		for _, pgno := range pgnos {
-			if err := pr.read(pgno, buf); err != nil {
-				return err
-			}
-			next.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
-				return err
-			}
+		if err := encodePages(enc, pr, pgnos, next, nil); err != nil {
+			return err
 		}
-		// Frames can only have been overwritten by a restart of the log,
-		// which changes its salts: if they are unchanged, every page read
-		// above is the committed copy.
-		if walPos.Offset != 0 && walf != nil {
-			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != walHdr.Salt1 || h.Salt2 != walHdr.Salt2 {
-				return errRestarted
-			}
+		if walPos.Offset != 0 && walf != nil && walRestarted(walf, walHdr) {
+			return errRestarted
 		}
 		enc.SetPostApplyChecksum(next.total)
 		return nil

@@ -130,28 +130,14 @@ func (db *DB) stageDiff(ctx context.Context, scan *wal.Scan, walf *os.File) (*lt
 	hdr := db.header(db.pos.TXID+1, db.pos.TXID+1, cur.commit(), db.pos.PostApplyChecksum)
 	setWALFields(&hdr, scan)
 	info, err := db.stage(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		buf := make([]byte, cur.pageSize)
-		h := ltx.NewHasher()
-		for _, pgno := range pgnos {
-			if err := pr.read(pgno, buf); err != nil {
-				return err
-			}
-			c := ltx.ChecksumPageWithHasher(h, pgno, buf)
-			if c != cur.sums[pgno-1] {
-				return errRestarted // the page changed between the two reads
-			}
-			next.set(pgno, c)
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
-				return err
-			}
+		if err := encodePages(enc, pr, pgnos, next, cur.sums); err != nil {
+			return err
 		}
 		if next.total != cur.total {
 			return fmt.Errorf("the diff does not reproduce the database's checksum")
 		}
-		if scan != nil {
-			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
-				return errRestarted
-			}
+		if scan != nil && walRestarted(walf, scan.Header) {
+			return errRestarted
 		}
 		enc.SetPostApplyChecksum(next.total)
 		return nil
@@ -256,26 +242,20 @@ func (db *DB) stageCopy(ctx context.Context, level int, minTXID, maxTXID ltx.TXI
 	}
 	setWALFields(&hdr, scan)
 	lock := ltx.LockPgno(pageSize)
-	info, err := db.stage(ctx, level, hdr, func(enc *ltx.Encoder) error {
-		buf := make([]byte, pageSize)
-		h := ltx.NewHasher()
-		for pgno := uint32(1); pgno <= commit; pgno++ {
-			if pgno == lock {
-				next.set(pgno, 0)
-				continue
-			}
-			if err := pr.read(pgno, buf); err != nil {
-				return err
-			}
-			next.set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
-			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
-				return err
-			}
+	pgnos := make([]uint32, 0, commit)
+	for pgno := uint32(1); pgno <= commit; pgno++ {
+		if pgno == lock {
+			next.set(pgno, 0) // never written; its checksum counts as zero
+		} else {
+			pgnos = append(pgnos, pgno)
 		}
-		if scan != nil {
-			if h, err := wal.ReadHeader(walf); err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2 {
-				return errors.New("the wal restarted while the database was being copied; will retry")
-			}
+	}
+	info, err := db.stage(ctx, level, hdr, func(enc *ltx.Encoder) error {
+		if err := encodePages(enc, pr, pgnos, next, nil); err != nil {
+			return err
+		}
+		if scan != nil && walRestarted(walf, scan.Header) {
+			return errors.New("the wal restarted while the database was being copied; will retry")
 		}
 		enc.SetPostApplyChecksum(next.total)
 		return nil

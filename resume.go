@@ -124,13 +124,7 @@ func (db *DB) tryResume(hint *walHint) (resumed, restartedMeanwhile bool, err er
 	}
 	// restarted reports whether the log restarted since scan, which would make
 	// pages just read from it suspect.
-	restarted := func() bool {
-		if scan == nil {
-			return false
-		}
-		h, err := wal.ReadHeader(walf)
-		return err != nil || h.Salt1 != scan.Header.Salt1 || h.Salt2 != scan.Header.Salt2
-	}
+	restarted := func() bool { return scan != nil && walRestarted(walf, scan.Header) }
 	if hint != nil && scan != nil && scan.Header.Salt1 == hint.Salt1 && scan.Header.Salt2 == hint.Salt2 {
 		at, err := wal.Read(walf, scan.Header, wal.Start(scan.Header), hint.End)
 		if err != nil {

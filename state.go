@@ -128,3 +128,35 @@ func dbPageCount(f *os.File, hdr dbHeader) (uint32, error) {
 	}
 	return uint32(fi.Size() / int64(hdr.pageSize)), nil
 }
+
+// encodePages reads each page of pgnos (ascending), records its checksum in
+// next and encodes it. If want is not nil, each page must have the checksum
+// want[pgno-1], or the page changed since want was computed and errRestarted
+// is returned.
+func encodePages(enc *ltx.Encoder, pr *pageReader, pgnos []uint32, next *pageState, want []ltx.Checksum) error {
+	buf := make([]byte, pr.pageSize)
+	h := ltx.NewHasher()
+	for _, pgno := range pgnos {
+		if err := pr.read(pgno, buf); err != nil {
+			return err
+		}
+		c := ltx.ChecksumPageWithHasher(h, pgno, buf)
+		if want != nil && c != want[pgno-1] {
+			return errRestarted
+		}
+		next.set(pgno, c)
+		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walRestarted reports whether the log f no longer holds the generation that
+// hdr heads. Frames are overwritten only by a restart, which changes the
+// salts: while they are unchanged, every page read from the log was its
+// committed copy.
+func walRestarted(f io.ReaderAt, hdr wal.Header) bool {
+	h, err := wal.ReadHeader(f)
+	return err != nil || h.Salt1 != hdr.Salt1 || h.Salt2 != hdr.Salt2
+}
