@@ -30,45 +30,20 @@ import (
 // handful of files per level, and is exact.
 func TestSimulatedDay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		dir := t.TempDir()
-		path := filepath.Join(dir, "app.db")
-		app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(5000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		app.SetMaxOpenConns(1)
-		defer app.Close()
-		if _, err := app.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 100 {
-			if _, err := app.Exec("INSERT INTO t VALUES (?, randomblob(400))", i); err != nil {
-				t.Fatal(err)
-			}
-		}
-
 		const (
 			step              = 20 * time.Second // one sync per step
 			snapshotInterval  = 4 * time.Hour
 			snapshotRetention = 6 * time.Hour
 		)
-		replica := file.New(filepath.Join(dir, "replica"))
-		db, err := NewDB(path, Options{
-			Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-			SnapshotInterval:  snapshotInterval,
-			SnapshotRetention: snapshotRetention,
-		}, NewReplica("dir", replica))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Open(ctx); err != nil {
-			t.Fatal(err)
+		ctx := context.Background()
+		replica := file.New(filepath.Join(t.TempDir(), "replica"))
+		app, path, db, stop := startScheduled(t, Options{SnapshotInterval: snapshotInterval, SnapshotRetention: snapshotRetention}, replica)
+		for i := range 100 {
+			if _, err := app.Exec("INSERT INTO t VALUES (?, randomblob(400))", i); err != nil {
+				t.Fatal(err)
+			}
 		}
 		r := db.replicas[0]
-		done := make(chan struct{}, 2)
-		go func() { db.maintain(ctx); done <- struct{}{} }()
-		go func() { r.run(ctx); done <- struct{}{} }()
 		r.wake()
 
 		levels := db.opts.Levels // the defaults: 30s, 5m, 1h
@@ -155,13 +130,8 @@ func TestSimulatedDay(t *testing.T) {
 
 		t.Logf("replica peak %d bytes, %d at mid-day; latest restore plans read up to %d files", maxBytes, bytesAtHalfDay, maxPlan)
 
-		cancel()
-		<-done
-		<-done
-		if err := db.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(dir, "latest.db")
+		stop()
+		out := filepath.Join(t.TempDir(), "latest.db")
 		res, err := restore.Restore(context.Background(), replica, out, restore.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -174,6 +144,43 @@ func TestSimulatedDay(t *testing.T) {
 			t.Fatalf("latest restore: %v, %v; want %v", got, err, want)
 		}
 	})
+}
+
+// startScheduled opens an application database (table t) and the engine
+// replicating it through client, with the engine's own schedulers —
+// compaction, snapshots, retention and uploads — running, for tests on the
+// synctest clock. stop ends them and closes the engine.
+func startScheduled(t *testing.T, opts Options, client storage.Client) (app *sql.DB, path string, db *DB, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	path = filepath.Join(t.TempDir(), "app.db")
+	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetMaxOpenConns(1)
+	t.Cleanup(func() { app.Close() })
+	if _, err := app.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if db, err = NewDB(path, opts, NewReplica("dir", client)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
+	go func() { db.maintain(ctx); done <- struct{}{} }()
+	go func() { db.replicas[0].run(ctx); done <- struct{}{} }()
+	return app, path, db, func() {
+		cancel()
+		<-done
+		<-done
+		if err := db.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // countingClient counts the requests made to a replica.
@@ -224,31 +231,12 @@ func (c *countingClient) DeleteLTXFiles(ctx context.Context, files []*ltx.FileIn
 // no request at all, and nothing is written locally.
 func TestIdleMeansIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		dir := t.TempDir()
-		path := filepath.Join(dir, "app.db")
-		app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer app.Close()
-		if _, err := app.Exec("CREATE TABLE t (v BLOB)"); err != nil {
-			t.Fatal(err)
-		}
-		client := &countingClient{Client: file.New(filepath.Join(dir, "replica")), requests: map[string]int{}}
-		db, err := NewDB(path, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, NewReplica("dir", client))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
+		ctx := context.Background()
+		client := &countingClient{Client: file.New(filepath.Join(t.TempDir(), "replica")), requests: map[string]int{}}
+		app, _, db, stop := startScheduled(t, Options{}, client)
 		r := db.replicas[0]
-		done := make(chan struct{}, 2)
-		go func() { db.maintain(ctx); done <- struct{}{} }()
-		go func() { r.run(ctx); done <- struct{}{} }()
 		for range 60 { // ten minutes of writes
-			if _, err := app.Exec("INSERT INTO t VALUES (randomblob(300))"); err != nil {
+			if _, err := app.Exec("INSERT INTO t (v) VALUES (randomblob(300))"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.Sync(ctx); err != nil {
@@ -272,12 +260,7 @@ func TestIdleMeansIdle(t *testing.T) {
 		if after := stagedNames(t, db); after != staged {
 			t.Fatalf("an idle database changed its staging directory:\n%s\n->\n%s", staged, after)
 		}
-		cancel()
-		<-done
-		<-done
-		if err := db.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	})
 }
 
