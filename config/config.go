@@ -155,9 +155,15 @@ type Config struct {
 	// it as a size (see "Sizes" in the package documentation).
 	MaxLocalBytes *int64 `yaml:"max-local-bytes"`
 
+	// AccessKeyID and SecretAccessKey are "access-key-id" and
+	// "secret-access-key": S3 credentials for every replica that does not
+	// set its own.
+	AccessKeyID     string `yaml:"access-key-id"`
+	SecretAccessKey string `yaml:"secret-access-key"`
+
 	// Unused lists, in file order, the top-level keys that walship accepts
 	// for compatibility with Litestream configuration files but does not act
-	// on yet ("addr", "mcp-addr", "access-key-id", "secret-access-key"), so
+	// on yet ("addr", "mcp-addr"), so
 	// the caller can warn that they have no effect. Their values are not
 	// kept.
 	Unused []Key `yaml:"-"`

@@ -1306,8 +1306,11 @@ l0-retention: 1m
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Key{{"addr", 1}, {"mcp-addr", 4}, {"access-key-id", 7}, {"secret-access-key", 8}}
+	want := []Key{{"addr", 1}, {"mcp-addr", 4}}
 	if !reflect.DeepEqual(cfg.Unused, want) {
 		t.Errorf("Unused = %+v, want %+v", cfg.Unused, want)
+	}
+	if cfg.AccessKeyID != "AKIA" || cfg.SecretAccessKey != "shh" {
+		t.Errorf("access-key-id %q, secret-access-key %q; want AKIA, shh", cfg.AccessKeyID, cfg.SecretAccessKey)
 	}
 }

@@ -24,6 +24,7 @@ var (
 	topKeys = []string{
 		"dbs", "logging", "levels", "snapshot", "l0-retention",
 		"l0-retention-check-interval", "retention", "max-local-bytes",
+		"access-key-id", "secret-access-key",
 	}
 	loggingKeys   = []string{"level", "type", "stderr"}
 	levelKeys     = []string{"interval"}
@@ -37,7 +38,7 @@ var (
 	replicaKeys = []string{"name", "type", "url", "path", "sync-interval"}
 
 	// reservedTopKeys are accepted and ignored (reported in Config.Unused).
-	reservedTopKeys = []string{"addr", "mcp-addr", "access-key-id", "secret-access-key"}
+	reservedTopKeys = []string{"addr", "mcp-addr"}
 	// replicaExtraKeys are accepted and kept in Replica.Extra.
 	replicaExtraKeys = []string{
 		"access-key-id", "secret-access-key", "region", "endpoint", "bucket",
@@ -217,6 +218,10 @@ func (p *parser) parse(data []byte) *Config {
 			p.retention(kv, &cfg.Retention)
 		case "max-local-bytes":
 			cfg.MaxLocalBytes = p.size(kv)
+		case "access-key-id":
+			cfg.AccessKeyID = p.str(kv)
+		case "secret-access-key":
+			cfg.SecretAccessKey = p.str(kv)
 		default:
 			if slices.Contains(reservedTopKeys, kv.key) {
 				cfg.Unused = append(cfg.Unused, Key{Name: kv.key, Line: kv.line})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,7 @@ func runLTX(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, err := resolveSource(pos[0], cf, *replicaName)
+	src, err := newClients(slog.New(slog.DiscardHandler)).resolveSource(ctx, pos[0], cf, *replicaName)
 	if err != nil {
 		return err
 	}

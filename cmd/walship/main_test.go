@@ -347,16 +347,12 @@ func TestReplicateNotSQLite(t *testing.T) {
 	}
 }
 
-func TestReplicateUnsupportedReplica(t *testing.T) {
+func TestReplicateUnknownScheme(t *testing.T) {
 	noConfig(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "app.db")
 	newAppDB(t, dbPath, 1)
-	code, _, stderr := runCLI(t, "replicate", "-once", dbPath, "s3://AKIAKEY:topsecret@bucket/app")
-	if code != 1 || !strings.Contains(stderr, "replica type s3 is not supported by this build yet") || strings.Contains(stderr, "topsecret") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	code, _, stderr = runCLI(t, "replicate", "-once", dbPath, "ftp://host/x")
+	code, _, stderr := runCLI(t, "replicate", "-once", dbPath, "ftp://host/x")
 	if code != 1 || !strings.Contains(stderr, "unknown replica URL scheme") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -581,14 +577,14 @@ func TestNewReplicaClient(t *testing.T) {
 		"/backups/app/":                "file:///backups/app",
 		"rel/dir":                      "file://" + filepath.Join(wd, "rel/dir"),
 	} {
-		c, err := newReplicaClient(in)
+		c, err := newClients(nil).fromURL(context.Background(), in, nil)
 		if err != nil || c.String() != want {
-			t.Errorf("newReplicaClient(%q) = %v, %v; want %s", in, c, err, want)
+			t.Errorf("fromURL(%q) = %v, %v; want %s", in, c, err, want)
 		}
 	}
-	for _, in := range []string{"", "file://host/x", "file:rel", "gs://bucket/x", "webdav://h/x"} {
-		if _, err := newReplicaClient(in); err == nil {
-			t.Errorf("newReplicaClient(%q) accepted", in)
+	for _, in := range []string{"", "file://host/x", "file:rel", "ftp://h/x"} {
+		if _, err := newClients(nil).fromURL(context.Background(), in, nil); err == nil {
+			t.Errorf("fromURL(%q) accepted", in)
 		}
 	}
 }

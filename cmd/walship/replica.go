@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,16 +15,9 @@ import (
 
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/backend"
 	"github.com/walship/walship/storage/file"
 )
-
-// laterTypes are replica types Litestream supports that this build does not
-// implement yet.
-var laterTypes = []string{"s3", "gs", "abs", "sftp", "webdav", "webdavs", "nats", "oss"}
-
-func errNotYet(typ string) error {
-	return fmt.Errorf("replica type %s is not supported by this build yet; this build replicates to directories only (url: file:///path, or type: file with path: /path)", typ)
-}
 
 // isURL reports whether s looks like a URL ("scheme://...") rather than a
 // path.
@@ -38,12 +34,25 @@ func isURL(s string) bool {
 	return true
 }
 
-// newReplicaClient returns the client for a replica given on the command line:
-// a URL (file:///abs/path) or a plain directory path, which is made absolute.
-func newReplicaClient(urlOrPath string) (storage.Client, error) {
+// clients opens replica clients. One value serves a whole process, so every
+// client shares its transfer limits.
+type clients struct {
+	transfers *storage.Transfers
+	log       *slog.Logger
+}
+
+func newClients(log *slog.Logger) *clients {
+	return &clients{transfers: storage.NewTransfers(0, 0), log: log}
+}
+
+// fromURL returns the client for a replica given on the command line: a URL
+// (s3://bucket/path, file:///abs/path, ...) or a plain directory path, which
+// is made absolute. keys are config keys that come with it (none on the
+// command line).
+func (cl *clients) fromURL(ctx context.Context, urlOrPath string, keys map[string]string) (storage.Client, error) {
 	s := strings.TrimSpace(urlOrPath)
 	if s == "" {
-		return nil, errors.New("empty replica URL: use file:///path/to/replica or a directory path")
+		return nil, errors.New("empty replica URL: use a URL like s3://bucket/path or file:///path/to/replica, or a directory path")
 	}
 	if !isURL(s) {
 		if strings.HasPrefix(s, "file:") {
@@ -55,9 +64,9 @@ func newReplicaClient(urlOrPath string) (storage.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid replica URL %s: %v", redactURL(s), stripURLFromErr(err))
 	}
-	scheme := strings.ToLower(u.Scheme)
+	u.Scheme = strings.ToLower(u.Scheme)
 	switch {
-	case scheme == "file":
+	case u.Scheme == "file":
 		if u.Host != "" && u.Host != "localhost" {
 			return nil, fmt.Errorf("replica URL %s names host %q: file URLs hold a local path, like file:///backups/app (three slashes)", redactURL(s), u.Host)
 		}
@@ -65,10 +74,14 @@ func newReplicaClient(urlOrPath string) (storage.Client, error) {
 			return nil, fmt.Errorf("replica URL %s has no absolute path: use file:///backups/app, or pass a plain (relative) directory path", redactURL(s))
 		}
 		return file.New(u.Path), nil
-	case slices.Contains(laterTypes, scheme):
-		return nil, errNotYet(scheme)
+	case slices.Contains(backend.Schemes, u.Scheme):
+		c, err := backend.Open(ctx, storage.Spec{URL: u, Keys: keys, Transfers: cl.transfers, Logger: cl.log})
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: %w", redactURL(s), err)
+		}
+		return c, nil
 	default:
-		return nil, fmt.Errorf("unknown replica URL scheme %q in %s: use file:///path/to/replica or a directory path", u.Scheme, redactURL(s))
+		return nil, fmt.Errorf("unknown replica URL scheme %q in %s: use one of %s, or a directory path", u.Scheme, redactURL(s), strings.Join(backend.Schemes, "://, ")+"://")
 	}
 }
 
@@ -115,32 +128,76 @@ func replicaDest(r *config.Replica) string {
 	return r.Path
 }
 
-// clientFromConfig returns the client for a replica of the config file.
-func clientFromConfig(r *config.Replica) (storage.Client, error) {
+// fromConfig returns the client for a replica of the config file. A replica
+// written with type: and keys (bucket:, path:, host:, ...) instead of url:
+// is turned into the equivalent URL. Top-level S3 credentials apply to every
+// replica that has none of its own.
+func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config.Replica) (storage.Client, error) {
 	typ := replicaType(r)
+	keys := maps.Clone(r.Extra)
+	if cfg != nil && typ == "s3" {
+		if keys == nil {
+			keys = map[string]string{}
+		}
+		if keys["access-key-id"] == "" && cfg.AccessKeyID != "" {
+			keys["access-key-id"] = cfg.AccessKeyID
+		}
+		if keys["secret-access-key"] == "" && cfg.SecretAccessKey != "" {
+			keys["secret-access-key"] = cfg.SecretAccessKey
+		}
+	}
 	if r.URL != "" {
 		if r.Type != "" && isURL(r.URL) {
 			scheme := strings.ToLower(r.URL[:strings.Index(r.URL, "://")])
-			if scheme != typ {
+			if scheme != typ && !(typ == "webdav" && scheme == "webdavs") {
 				return nil, fmt.Errorf("replica type %s does not match its url %s; remove type: or make them agree", r.Type, redactURL(r.URL))
 			}
 		}
 		if r.Type != "" && !isURL(r.URL) && typ != "file" {
 			return nil, fmt.Errorf("replica type %s needs a URL like %s://..., not %q", r.Type, typ, r.URL)
 		}
-		return newReplicaClient(r.URL)
+		return cl.fromURL(ctx, r.URL, keys)
 	}
-	switch {
-	case typ == "file":
+	switch typ {
+	case "file":
 		if strings.TrimSpace(r.Path) == "" {
 			return nil, errors.New("file replica has an empty path")
 		}
 		return file.New(r.Path), nil
-	case slices.Contains(laterTypes, typ):
-		return nil, errNotYet(typ)
+	case "s3", "gs", "abs", "nats":
+		bucket := keys["bucket"]
+		if bucket == "" {
+			return nil, fmt.Errorf("%s replica has no bucket: add bucket: (or write url: %s://BUCKET/PATH)", typ, typ)
+		}
+		u := &url.URL{Scheme: typ, Host: bucket, Path: "/" + strings.TrimPrefix(r.Path, "/")}
+		if typ == "abs" && keys["account-name"] != "" {
+			u.User = url.User(keys["account-name"])
+		}
+		return cl.open(ctx, u, keys)
+	case "sftp":
+		host := keys["host"]
+		if host == "" {
+			return nil, errors.New("sftp replica has no host: add host: (or write url: sftp://USER@HOST/PATH)")
+		}
+		u := &url.URL{Scheme: typ, Host: host, Path: "/" + strings.TrimPrefix(r.Path, "/")}
+		if keys["user"] != "" {
+			u.User = url.User(keys["user"])
+		}
+		return cl.open(ctx, u, keys)
+	case "webdav", "webdavs":
+		return nil, fmt.Errorf("%s replica needs url: (e.g. url: webdavs://dav.example.com/backups/app)", typ)
 	default:
-		return nil, fmt.Errorf("unknown replica type %q: use type: file (other types come in later versions)", r.Type)
+		return nil, fmt.Errorf("unknown replica type %q: use one of %s", r.Type, strings.Join(backend.Schemes, ", "))
 	}
+}
+
+// open opens a backend client for a URL built from config keys.
+func (cl *clients) open(ctx context.Context, u *url.URL, keys map[string]string) (storage.Client, error) {
+	c, err := backend.Open(ctx, storage.Spec{URL: u, Keys: keys, Transfers: cl.transfers, Logger: cl.log})
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", redactURL(u.String()), err)
+	}
+	return c, nil
 }
 
 // redactURL returns s without user information and with the values of
@@ -186,12 +243,12 @@ type source struct {
 // ltx: a URL, an existing directory (a replica), or the path of a database
 // listed in the config file (then its replica named replicaName, or its first
 // replica).
-func resolveSource(arg string, cf *configFlags, replicaName string) (*source, error) {
+func (cl *clients) resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName string) (*source, error) {
 	if isURL(arg) {
 		if replicaName != "" {
 			return nil, usagef("-replica selects a replica of a configured database; it cannot be used with a replica URL")
 		}
-		c, err := newReplicaClient(arg)
+		c, err := cl.fromURL(ctx, arg, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +275,7 @@ func resolveSource(arg string, cf *configFlags, replicaName string) (*source, er
 			if db.Path != abs && !sameExistingFile(db.Path, abs) {
 				continue
 			}
-			return sourceFromDB(db, *cf.path, replicaName)
+			return cl.sourceFromDB(ctx, cfg, db, *cf.path, replicaName)
 		}
 	}
 
@@ -238,7 +295,7 @@ func resolveSource(arg string, cf *configFlags, replicaName string) (*source, er
 	}
 }
 
-func sourceFromDB(db *config.DB, cfgPath, name string) (*source, error) {
+func (cl *clients) sourceFromDB(ctx context.Context, cfg *config.Config, db *config.DB, cfgPath, name string) (*source, error) {
 	replicas := db.AllReplicas()
 	if len(replicas) == 0 {
 		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry", cfgPath, db.Line, db.Path)
@@ -258,7 +315,7 @@ func sourceFromDB(db *config.DB, cfgPath, name string) (*source, error) {
 			return nil, fmt.Errorf("database %s has no replica named %q (its replicas: %s)", db.Path, name, strings.Join(names, ", "))
 		}
 	}
-	c, err := clientFromConfig(r)
+	c, err := cl.fromConfig(ctx, cfg, r)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, replicaName(r), err)
 	}

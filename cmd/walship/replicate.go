@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -67,7 +65,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if isSet(flags, "sync-interval") {
 			opts.SyncInterval, opts.SyncIntervalSet = *syncInterval, true
 		}
-		client, err := newReplicaClient(pos[1])
+		client, err := newClients(log).fromURL(ctx, pos[1], nil)
 		if err != nil {
 			return err
 		}
@@ -101,8 +99,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if len(cfg.DBs) == 0 {
 			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
 		}
+		cl := newClients(log)
 		for _, c := range cfg.DBs {
-			spec, err := dbFromConfig(cfg, c, *cf.path, log)
+			spec, err := dbFromConfig(ctx, cl, cfg, c, *cf.path, log)
 			if err != nil {
 				return err
 			}
@@ -206,7 +205,7 @@ func applyTopLevel(opts *walship.Options, cfg *config.Config, c *config.DB) {
 }
 
 // dbFromConfig builds the engine's DB for one database of the config file.
-func dbFromConfig(cfg *config.Config, c *config.DB, cfgPath string, log *slog.Logger) (dbSpec, error) {
+func dbFromConfig(ctx context.Context, cl *clients, cfg *config.Config, c *config.DB, cfgPath string, log *slog.Logger) (dbSpec, error) {
 	replicas := c.AllReplicas()
 	if len(replicas) == 0 {
 		return dbSpec{}, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry with a url (e.g. url: file:///backups/app)", cfgPath, c.Line, c.Path)
@@ -237,15 +236,12 @@ func dbFromConfig(cfg *config.Config, c *config.DB, cfgPath string, log *slog.Lo
 	var spec dbSpec
 	var reps []*walship.Replica
 	for i, r := range replicas {
-		client, err := clientFromConfig(r)
+		client, err := cl.fromConfig(ctx, cfg, r)
 		if err != nil {
 			return dbSpec{}, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, c.Path, replicaName(r), err)
 		}
 		if i > 0 && r.SyncInterval != nil {
 			log.Warn(fmt.Sprintf("key sync-interval of replica %s (line %d) is ignored: a database has one sync interval; set it on the database", replicaName(r), r.Line), "config", cfgPath)
-		}
-		for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
-			log.Warn(fmt.Sprintf("key %s of replica %s (line %d) is not supported yet and is ignored", k, replicaName(r), r.Line), "config", cfgPath)
 		}
 		reps = append(reps, walship.NewReplica(r.Name, client))
 		spec.dests = append(spec.dests, client.String())

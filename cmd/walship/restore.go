@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,7 +118,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		opts.Target.Timestamp = t
 	}
 
-	src, err := resolveSource(pos[0], cf, *replicaName)
+	src, err := newClients(slog.New(slog.DiscardHandler)).resolveSource(ctx, pos[0], cf, *replicaName)
 	if err != nil {
 		return err
 	}
