@@ -1,0 +1,352 @@
+// Package e2e is the end-to-end test every replica backend must pass, run
+// through the real walship binary: an application writes while walship
+// replicates to the backend; walship is killed with SIGKILL and restarted
+// several times, then stopped with SIGTERM. The replica must then hold one
+// contiguous, checksum-linked chain of TXIDs, and restores of the latest state
+// and of earlier TXIDs must be page-for-page the database the application had
+// at that point (the oracle of DESIGN §3).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+	_ "modernc.org/sqlite"
+
+	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/storage"
+)
+
+// Replica is the destination under test.
+type Replica struct {
+	// YAML holds the keys of the replica's entry in the config file, one per
+	// line and not indented, e.g. "url: s3://bucket/db\nendpoint: http://...".
+	YAML string
+	// Env is added to walship's environment (credentials, emulator hosts).
+	Env []string
+	// Client reads the same destination, to check what walship wrote.
+	Client storage.Client
+}
+
+// Run runs the test against r.
+func Run(t *testing.T, r Replica) {
+	if r.Client == nil {
+		t.Fatal("e2e.Run: Replica.Client is nil")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin := Binary(t)
+	dbPath := filepath.Join(dir, "app.db")
+	cfgPath := filepath.Join(dir, "walship.yml")
+
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "levels:\n  - interval: 2s\ndbs:\n  - path: %s\n    sync-interval: 50ms\n    replica:\n", dbPath)
+	for _, line := range strings.Split(strings.TrimSpace(r.YAML), "\n") {
+		fmt.Fprintf(&cfg, "      %s\n", line)
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	w := startWriter(t, dbPath)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	const kills = 3
+	for i := range kills {
+		p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
+		time.Sleep(time.Duration(700+rng.IntN(1300)) * time.Millisecond)
+		p.kill(t)
+		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits", i+1, kills, w.commits())
+	}
+	p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
+	time.Sleep(2 * time.Second)
+	w.stop(t)
+	time.Sleep(500 * time.Millisecond)
+	p.terminate(t)
+	images := w.images
+	final := w.last
+	t.Logf("the application committed %d transactions", len(images)-1)
+	if len(images) < 50 {
+		t.Fatalf("the application committed only %d transactions", len(images)-1)
+	}
+
+	txids := checkChain(t, ctx, r.Client)
+	t.Logf("the replica holds TXIDs 1 to %d in one chain", txids[len(txids)-1])
+
+	// The latest state.
+	out := filepath.Join(dir, "restored.db")
+	run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, "-integrity-check", "full", dbPath)
+	if got := imageOfFile(t, out); got != final {
+		t.Fatalf("the restored database is not the application's final state: %d pages %s, want %d pages %s", got.Pages, got.Hash, final.Pages, final.Hash)
+	}
+
+	// Earlier states: each restored TXID must be exactly the database after
+	// some commit of the application, the one that wrote its newest row.
+	for i := range 3 {
+		txid := txids[rng.IntN(len(txids))]
+		out := filepath.Join(dir, fmt.Sprintf("restored-%d.db", i))
+		run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, "-txid", txid.String(), dbPath)
+		got := imageOfFile(t, out)
+		id := newestRow(t, out)
+		want, ok := images[id]
+		if !ok {
+			t.Fatalf("TXID %s restores a database whose newest row %d the application never committed last", txid, id)
+		}
+		if got != want {
+			t.Fatalf("TXID %s restores a database that differs from the application's after row %d", txid, id)
+		}
+	}
+	if listing := run(t, bin, r.Env, "ltx", "-config", cfgPath, dbPath); !strings.Contains(listing, txids[len(txids)-1].String()) {
+		t.Fatalf("walship ltx does not list the newest TXID %s:\n%s", txids[len(txids)-1], listing)
+	}
+}
+
+// checkChain checks that level 0 of the replica holds TXIDs 1..N exactly once,
+// each file's pre-apply checksum the previous file's post-apply checksum, and
+// returns the end TXID of each file.
+func checkChain(t *testing.T, ctx context.Context, c storage.Client) []ltx.TXID {
+	t.Helper()
+	files, err := c.LTXFiles(ctx, 0)
+	if err != nil {
+		t.Fatalf("list level 0 of %s: %v", c, err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("%s holds no level-0 file", c)
+	}
+	var txids []ltx.TXID
+	var prev ltx.Checksum
+	next := ltx.TXID(1)
+	for _, f := range files {
+		if f.MinTXID != next {
+			t.Fatalf("%s: level 0 has %s after TXID %s; want a file starting at %s", c, storage.Describe(0, f.MinTXID, f.MaxTXID), next-1, next)
+		}
+		hdr, trailer := readFile(t, ctx, c, f)
+		if f.MinTXID > 1 && hdr.PreApplyChecksum != prev {
+			t.Fatalf("%s: %s starts from checksum %s; the previous file ended at %s", c, storage.Describe(0, f.MinTXID, f.MaxTXID), hdr.PreApplyChecksum, prev)
+		}
+		prev = trailer.PostApplyChecksum
+		next = f.MaxTXID + 1
+		txids = append(txids, f.MaxTXID)
+	}
+	return txids
+}
+
+func readFile(t *testing.T, ctx context.Context, c storage.Client, f *ltx.FileInfo) (ltx.Header, ltx.Trailer) {
+	t.Helper()
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), err)
+	}
+	defer rc.Close()
+	dec := ltx.NewDecoder(rc)
+	if err := dec.Verify(); err != nil {
+		t.Fatalf("%s on %s is not a valid LTX file: %v", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), c, err)
+	}
+	return dec.Header(), dec.Trailer()
+}
+
+// Binary builds the walship command once per test and returns its path.
+func Binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "walship")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/walship/walship/cmd/walship")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build walship: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// run runs walship to completion and fails the test unless it succeeds.
+func run(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walship %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// process is a running walship.
+type process struct {
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	args []string
+}
+
+func startWalship(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	log := new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start walship: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return &process{cmd: cmd, log: log, args: args}
+}
+
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("walship exited before it was killed: %v\n%s", err, p.log)
+	}
+	p.cmd.Wait()
+	if strings.Contains(p.log.String(), "level=ERROR") {
+		t.Logf("walship logged errors before it was killed:\n%s", p.log)
+	}
+}
+
+// terminate stops walship the way an operator does and fails the test
+// unless it flushes and exits cleanly.
+func (p *process) terminate(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("walship exited before it was stopped: %v\n%s", err, p.log)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("walship %s did not stop cleanly on SIGTERM: %v\n%s", strings.Join(p.args, " "), err, p.log)
+	}
+}
+
+// writer is the application: it commits transactions of one to three rows
+// and records the image of the database after each, keyed by its newest row.
+type writer struct {
+	db     *sql.DB
+	done   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	n      int
+	err    error
+	images map[int64]testutil.Image
+	last   testutil.Image
+}
+
+func startWriter(t *testing.T, path string) *writer {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := testutil.ImageOf(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{db: db, done: make(chan struct{}), images: map[int64]testutil.Image{0: img}, last: img}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.err = w.loop(ctx)
+	}()
+	return w
+}
+
+func (w *writer) loop(ctx context.Context) error {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	var id int64
+	for {
+		select {
+		case <-w.done:
+			return nil
+		default:
+		}
+		tx, err := w.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for range 1 + rng.IntN(3) {
+			id++
+			v := make([]byte, 100+rng.IntN(3000))
+			for i := range v {
+				v[i] = byte(rng.Uint32())
+			}
+			if _, err := tx.Exec("INSERT INTO t (id, v) VALUES (?, ?)", id, v); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if rng.IntN(20) == 0 && id > 10 {
+			// Some updates and deletes, so pages are rewritten and freed.
+			if _, err := tx.Exec("UPDATE t SET v = randomblob(500) WHERE id = ?", 1+rng.Int64N(id-1)); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if _, err := tx.Exec("DELETE FROM t WHERE id = ?", 1+rng.Int64N(id-1)); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		img, err := testutil.ImageOf(ctx, w.db)
+		if err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.images[id] = img
+		w.last = img
+		w.n++
+		w.mu.Unlock()
+		time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+	}
+}
+
+func (w *writer) commits() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+func (w *writer) stop(t *testing.T) {
+	t.Helper()
+	close(w.done)
+	w.wg.Wait()
+	if w.err != nil {
+		t.Fatalf("the application failed to write: %v", w.err)
+	}
+}
+
+func imageOfFile(t *testing.T, path string) testutil.Image {
+	t.Helper()
+	img, err := testutil.LogicalImage(context.Background(), path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return img
+}
+
+func newestRow(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id sql.NullInt64
+	if err := db.QueryRow("SELECT max(id) FROM t").Scan(&id); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return id.Int64
+}
