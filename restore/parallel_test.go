@@ -1,14 +1,17 @@
 package restore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,4 +353,58 @@ func TestRestoreParallelismInvalid(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	checkNothingWritten(t, dir)
+}
+
+// remote makes a directory replica look like a remote one, for which restore
+// downloads large files as parallel ranges.
+type remote struct{ storage.Client }
+
+func (remote) Type() string { return "remote" }
+
+// A large snapshot on a remote replica is downloaded as parallel ranges; a
+// range whose read fails midway is read again; the restore is exact.
+func TestRestoreRangedDownload(t *testing.T) {
+	ctx := context.Background()
+	h := newHistory(65536)
+	img := make([]byte, 400*65536) // 25 MiB of incompressible pages: four ranges
+	rand.NewChaCha8([32]byte{1}).Read(img)
+	h.txImage(img)
+	h.tx(400, 3, 399)
+	c := newReplica(t)
+	writeAll(t, h, c, refs(l9(1), l0Each(2, 2)))
+
+	dir, out := outPath(t)
+	cc := newCountingClient(remote{c}, dir)
+	var ranges, failed sync.Map
+	cc.onOpen = func(_ int, name string, rc io.ReadCloser) io.ReadCloser {
+		if name != storage.Describe(storage.SnapshotLevel, 1, 1) {
+			return rc
+		}
+		n, _ := ranges.LoadOrStore(name, new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) == 2 {
+			failed.Store(name, true)
+			return &failingReader{rc, 1 << 20} // this range fails after 1 MiB
+		}
+		return rc
+	}
+	res, err := restore.Restore(ctx, cc, out, restore.Options{IntegrityCheck: "none", Parallelism: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := failed.Load(storage.Describe(storage.SnapshotLevel, 1, 1)); !ok {
+		t.Fatal("no read of the snapshot was made to fail")
+	}
+	if got := cc.opened[storage.Describe(storage.SnapshotLevel, 1, 1)]; got != 5 {
+		t.Fatalf("the snapshot was opened %d times; want 4 ranges and one retry", got)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, h.bytes(2)) || res.TXID != 2 {
+		t.Fatalf("restored TXID %s, %d bytes, not the database after TXID 2", res.TXID, len(got))
+	}
+	if names := fetchFiles(t, dir); len(names) != 0 {
+		t.Fatalf("left %v", names)
+	}
 }

@@ -112,7 +112,7 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	}()
 
 	a := &applier{f: f, client: c}
-	if n == 1 || len(plan.Files) < 2 {
+	if n == 1 {
 		err = a.applySequential(ctx, plan.Files)
 	} else {
 		err = a.applyParallel(ctx, plan.Files, tmpPath, n)
@@ -294,7 +294,17 @@ func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpP
 		}
 	}()
 
-	if err := a.streamFile(ctx, files[0], true); err != nil {
+	if a.rangesWorthIt(files[0], n) {
+		// A large first file (a snapshot, usually) downloads faster as
+		// parallel ranges than as one stream.
+		path := fetchPath(tmpPath, 0)
+		if err := a.download(ctx, files[0], path, n); err != nil {
+			return err
+		}
+		if err := a.applyFetched(ctx, files[0], path, true); err != nil {
+			return err
+		}
+	} else if err := a.streamFile(ctx, files[0], true); err != nil {
 		return err
 	}
 	<-slots
@@ -309,7 +319,7 @@ func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpP
 		if r.err != nil {
 			return r.err
 		}
-		if err := a.applyFetched(ctx, files[next], r.path); err != nil {
+		if err := a.applyFetched(ctx, files[next], r.path, false); err != nil {
 			return err
 		}
 	}
@@ -321,27 +331,43 @@ func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpP
 var errAbandoned = errors.New("the restore was abandoned")
 
 // applyFetched applies a downloaded file and deletes it.
-func (a *applier) applyFetched(ctx context.Context, fi *ltx.FileInfo, path string) error {
+func (a *applier) applyFetched(ctx context.Context, fi *ltx.FileInfo, path string, first bool) error {
 	defer os.Remove(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return a.failf(fi, "open its download: %w", err)
 	}
 	defer f.Close()
-	return a.apply(ctx, fi, f, false)
+	return a.apply(ctx, fi, f, first)
 }
 
-// fetch downloads one file of the plan into path, streaming it. On error
-// nothing is left at path.
-func (a *applier) fetch(ctx context.Context, fi *ltx.FileInfo, path string) (_ string, err error) {
-	rc, err := a.open(ctx, fi)
-	if err != nil {
+// fetch downloads one file of the plan into path. On error nothing is left
+// at path.
+func (a *applier) fetch(ctx context.Context, fi *ltx.FileInfo, path string) (string, error) {
+	if err := a.download(ctx, fi, path, 1); err != nil {
 		return "", err
 	}
-	defer rc.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	return path, nil
+}
+
+// rangeSize is the length of one ranged read of a large file.
+const rangeSize = 8 << 20
+
+// rangesWorthIt reports whether file fi should be downloaded as n parallel
+// ranges: it is large and on a remote replica (a local file reads faster as
+// one stream).
+func (a *applier) rangesWorthIt(fi *ltx.FileInfo, n int) bool {
+	return n > 1 && fi.Size >= 2*rangeSize && a.client.Type() != "file"
+}
+
+// download copies file fi of the replica into path, as ranges of rangeSize,
+// up to n at a time. A range whose read fails midway (a reset connection, a
+// timeout) is read again, with backoff, so one bad moment of the network does
+// not abandon a long restore. On error nothing is left at path.
+func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n int) (err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return "", a.failf(fi, "save the download: %w", err)
+		return a.failf(fi, "save the download: %w", err)
 	}
 	defer func() {
 		if cerr := f.Close(); cerr != nil && err == nil {
@@ -351,13 +377,66 @@ func (a *applier) fetch(ctx context.Context, fi *ltx.FileInfo, path string) (_ s
 			_ = os.Remove(path)
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{ctx, rc}); err != nil {
-		if ctx.Err() != nil {
-			return "", context.Cause(ctx)
-		}
-		return "", a.failf(fi, "download failed: %w", err)
+	size := fi.Size
+	if size <= 0 {
+		// Unknown size: one stream to the end.
+		return a.downloadRange(ctx, fi, f, 0, 0)
 	}
-	return path, nil
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, max(n, 1))
+	var wg sync.WaitGroup
+	for off := int64(0); off < size; off += rangeSize {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := a.downloadRange(ctx, fi, f, off, min(rangeSize, size-off)); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return nil
+}
+
+// downloadRange reads n bytes of fi from off (n zero: to the end) into the
+// same place of f, retrying a read that fails.
+func (a *applier) downloadRange(ctx context.Context, fi *ltx.FileInfo, f *os.File, off, n int64) error {
+	retryable := func(err error) bool { return !errors.Is(err, storage.ErrNotFound) }
+	err := storage.Retry(ctx, storage.DefaultRetry, retryable, func(ctx context.Context) error {
+		rc, err := a.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, off, n)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		w := io.NewOffsetWriter(f, off)
+		got, err := io.Copy(w, ctxReader{ctx, rc})
+		if err == nil && n > 0 && got != n {
+			err = fmt.Errorf("read %d bytes at offset %d; want %d", got, off, n)
+		}
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return a.failf(fi, "download failed: %w", err)
+	}
+	return nil
 }
 
 // ctxReader stops reading once ctx is done, whether or not the replica's
