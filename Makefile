@@ -1,7 +1,7 @@
 # walship — see README.md.
 GO ?= go
 
-.PHONY: build demo test vet
+.PHONY: build demo test test-servers vet
 
 # A static binary: the SQLite driver is pure Go.
 build:
@@ -15,7 +15,13 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-# Every test, with the race detector. Some tests mount a small tmpfs and so
-# need root (CI runs as root).
-test: vet
+# Every test, with the race detector, against real servers on 127.0.0.1
+# (installed once by scripts/install-test-servers). Some tests mount a small
+# tmpfs and so need root (CI runs as root).
+test: vet test-servers
 	$(GO) test -race -count=1 -timeout 50m ./...
+
+# MinIO, versitygw, fake-gcs-server, Azurite, sshd, rclone and nats-server:
+# quick when already installed.
+test-servers:
+	scripts/install-test-servers

@@ -276,10 +276,8 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.pin(ctx); err != nil {
 		return err
 	}
-	for _, r := range db.replicas {
-		if err := r.loadPos(ctx); err != nil {
-			return err
-		}
+	if err := db.loadReplicaPositions(ctx); err != nil {
+		return err
 	}
 	hint, err := db.resolvePos(ctx)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 type switchable struct {
 	*file.Client
 	down    atomic.Bool
+	lists   atomic.Int64 // LTXFiles calls that failed while down
 	onWrite func(level int, maxTXID ltx.TXID)
 }
 
@@ -32,6 +33,7 @@ var errDown = errors.New("destination unreachable")
 
 func (s *switchable) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if s.down.Load() {
+		s.lists.Add(1)
 		return nil, errDown
 	}
 	return s.Client.LTXFiles(ctx, level)
@@ -347,4 +349,115 @@ func TestPageSizeChangeKeepsCompacting(t *testing.T) {
 		t.Fatalf("%d level-0 files stay staged after compaction and upload", n)
 	}
 	restoreLatestMatches(t, replica, path)
+}
+
+// A replica that is down when walship starts holds back neither the others nor
+// the database while the local staging directory holds the whole history; it
+// catches up once it answers. Without that history (the staging directory is
+// gone), walship must wait for it: only it can say which TXIDs it holds.
+func TestUnreachableReplicaAtStartup(t *testing.T) {
+	h := newHarness(t)
+	healthy := file.New(filepath.Join(t.TempDir(), "a"))
+	flaky := &switchable{Client: file.New(filepath.Join(t.TempDir(), "b"))}
+	open := func(ctx context.Context) (*walship.DB, error) {
+		db, err := walship.NewDB(h.path, walship.Options{Logger: quietLogger()},
+			walship.NewReplica("a", healthy), walship.NewReplica("b", flaky))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, db.Open(ctx)
+	}
+	sync := func(db *walship.DB) {
+		t.Helper()
+		h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+		if _, err := db.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	db, err := open(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		sync(db)
+	}
+	if err := walship.Upload(h.ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	db.Close(h.ctx)
+
+	// b is down; staging holds the whole history: walship starts at once.
+	flaky.down.Store(true)
+	db, err = open(h.ctx)
+	if err != nil {
+		t.Fatalf("open with one replica down: %v", err)
+	}
+	for range 5 {
+		sync(db)
+	}
+	walship.Upload(h.ctx, db) // b fails
+	a, b := db.Replicas()[0], db.Replicas()[1]
+	if a.Err() != nil || a.Pos() != db.Pos() {
+		t.Fatalf("the healthy replica is at %s (error %v); the database at %s", a.Pos().TXID, a.Err(), db.Pos().TXID)
+	}
+	if b.Err() == nil || b.Known() {
+		t.Fatalf("the replica that is down reports no error (known %v)", b.Known())
+	}
+	flaky.down.Store(false)
+	if err := walship.Upload(h.ctx, db); err != nil {
+		t.Fatalf("catch up: %v", err)
+	}
+	if b.Pos() != db.Pos() {
+		t.Fatalf("after it came back, b is at %s; the database at %s", b.Pos().TXID, db.Pos().TXID)
+	}
+	want, err := testutil.LogicalImage(h.ctx, h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := checkChain(t, h.ctx, flaky)
+	restoreTXID(t, flaky.Client, last, want)
+	db.Close(h.ctx)
+
+	// The staging directory is lost and b is down: walship waits for b.
+	if err := os.RemoveAll(walship.MetaPath(h.path)); err != nil {
+		t.Fatal(err)
+	}
+	flaky.down.Store(true)
+	flaky.lists.Store(0)
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() {
+		db, err := open(ctx)
+		if err == nil {
+			db.Close(h.ctx)
+		}
+		done <- err
+	}()
+	for flaky.lists.Load() < 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("open returned %v without b's position", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("open while waiting for b: %v; want it to wait until cancelled", err)
+	}
+	flaky.down.Store(false)
+	db, err = open(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(h.ctx)
+	if db.Pos().TXID < last {
+		t.Fatalf("reopened at TXID %s, behind the replicas' %s", db.Pos().TXID, last)
+	}
+	sync(db)
+	if err := walship.Upload(h.ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, h.ctx, healthy)
+	checkChain(t, h.ctx, flaky)
 }

@@ -3,6 +3,7 @@ package walship
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ type Replica struct {
 	pos        ltx.Pos     // newest file the replica holds
 	lastHeader *ltx.Header // header of that file
 	err        error       // last upload error, nil once it recovers
+	known      bool        // pos and index were read from the destination
 	wakeC      chan struct{}
 	// index lists the replica's files by level, sorted by MinTXID. It is
 	// read once at start and then kept up to date by the replica's own
@@ -66,28 +68,35 @@ func (r *Replica) wake() {
 	}
 }
 
-// loadPos lists the replica and learns its newest file, retrying while the
-// destination is unreachable: the engine must never hand out a TXID the
-// replica already has.
+// loadPosOnce lists the replica and learns its newest file. On failure the
+// error is kept as the replica's, so the staging cap treats it as failing.
+func (r *Replica) loadPosOnce(ctx context.Context) error {
+	index, err := listAll(ctx, r.Client)
+	var pos ltx.Pos
+	var hdr *ltx.Header
+	if err == nil {
+		pos, hdr, err = newestPos(ctx, r.Client, &index)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.err = fmt.Errorf("read the replica's position: %w", err)
+		return err
+	}
+	r.pos, r.lastHeader, r.err, r.index, r.known = pos, hdr, nil, index, true
+	return nil
+}
+
+// loadPos retries loadPosOnce while the destination is unreachable, until
+// ctx ends.
 func (r *Replica) loadPos(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		index, err := listAll(ctx, r.Client)
-		var pos ltx.Pos
-		var hdr *ltx.Header
+		err := r.loadPosOnce(ctx)
 		if err == nil {
-			pos, hdr, err = newestPos(ctx, r.Client, &index)
-		}
-		if err == nil {
-			r.mu.Lock()
-			r.pos, r.lastHeader, r.err, r.index = pos, hdr, nil, index
-			r.mu.Unlock()
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
-		}
-		if r.db.oneShot {
-			return err
 		}
 		d := backoff(attempt)
 		r.log.Error("cannot read the replica's position; retrying", "error", err, "retry_in", d.String())
@@ -97,6 +106,17 @@ func (r *Replica) loadPos(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
+}
+
+// errForeignHistory marks a replica that holds a history this database did
+// not write.
+var errForeignHistory = errors.New("the replica's history is not this database's")
+
+// Known reports whether the replica's position has been read.
+func (r *Replica) Known() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.known
 }
 
 func listAll(ctx context.Context, c storage.Client) (index [storage.MaxLevel + 1][]*ltx.FileInfo, err error) {
@@ -203,6 +223,10 @@ func (r *Replica) run(ctx context.Context) {
 	attempt := 0
 	for {
 		err := r.upload(ctx)
+		if errors.Is(err, errForeignHistory) {
+			r.log.Error("replica stopped", "error", err)
+			return
+		}
 		var wait <-chan time.Time
 		if err != nil && ctx.Err() == nil {
 			d := backoff(attempt)
@@ -235,6 +259,22 @@ func (r *Replica) upload(ctx context.Context) error {
 }
 
 func (r *Replica) uploadOnce(ctx context.Context) error {
+	if !r.Known() {
+		// Unreachable when the database opened: learn where it is first.
+		if err := r.loadPosOnce(ctx); err != nil {
+			return err
+		}
+		if pos, local := r.Pos(), r.db.Pos(); pos.TXID > local.TXID {
+			// Shipping anything would give one of its TXIDs a second
+			// content.
+			r.mu.Lock()
+			r.known = false
+			r.mu.Unlock()
+			return fmt.Errorf("replica %s holds TXIDs up to %s, beyond this database's history (%s): another process may be replicating to the same destination, or the staging directory %s was restored from an old copy; walship does not write to it until it is restarted with a destination of its own: %w",
+				r.Client, pos.TXID, local.TXID, r.db.opts.MetaPath, errForeignHistory)
+		}
+		r.log.Info("replica reachable; catching up", "txid", r.Pos().TXID.String())
+	}
 	// Read the engine's position before listing: every file up to it is
 	// then in the listing (a file is staged before the position moves).
 	committed := r.db.Pos().TXID

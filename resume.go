@@ -3,6 +3,8 @@ package walship
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -15,44 +17,45 @@ import (
 // Staged files that do not chain were never published and are removed. It
 // returns the header of the file at db.pos, whose WAL fields say where in the
 // WAL that state was captured.
+//
+// Replicas that were unreachable at start-up count only when no replica was
+// reached: then the local history (staged files, position file) is the base,
+// which loadReplicaPositions checked is whole.
 func (db *DB) resolvePos(ctx context.Context) (*walHint, error) {
 	var pos ltx.Pos
 	var hint *walHint
-	for i, r := range db.replicas {
-		if p := r.Pos(); p.TXID > pos.TXID || i == 0 {
-			pos, hint = p, hintFromHeader(r.lastHeader)
-		}
-	}
-	files, err := db.staging.LTXFiles(ctx, 0)
-	if err != nil {
-		return nil, fmt.Errorf("list staged files in %s: %w", db.opts.MetaPath, err)
-	}
-	for i, f := range files {
-		hdr, trailer, err := ReadHeaderTrailer(ctx, db.staging, f)
-		if err != nil {
-			db.log.Warn("discarding an unreadable staged file", "error", err)
-			if err := db.staging.DeleteLTXFiles(ctx, files[i:]); err != nil {
-				return nil, err
-			}
-			break
-		}
-		if f.MaxTXID <= pos.TXID {
-			if f.MaxTXID == pos.TXID && trailer.PostApplyChecksum == pos.PostApplyChecksum {
-				hint = hintFromHeader(&hdr)
-			}
+	known := false
+	for _, r := range db.replicas {
+		if !r.Known() {
 			continue
 		}
-		chains := f.MinTXID == pos.TXID+1 &&
-			(hdr.PreApplyChecksum == pos.PostApplyChecksum || (pos.TXID == 0 && hdr.IsSnapshot()))
-		if !chains {
-			db.log.Warn("discarding staged files that do not continue the replica's history",
-				"first", storage.Describe(0, f.MinTXID, f.MaxTXID), "replica_txid", pos.TXID.String())
-			if err := db.staging.DeleteLTXFiles(ctx, files[i:]); err != nil {
-				return nil, err
-			}
-			break
+		if p := r.Pos(); p.TXID > pos.TXID || !known {
+			pos, hint = p, hintFromHeader(r.lastHeader)
 		}
-		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), hintFromHeader(&hdr)
+		known = true
+	}
+	if !known {
+		base, err := db.localBase(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pos = base
+	}
+	walk, err := db.walkStaged(ctx, pos, hint)
+	if err != nil {
+		return nil, err
+	}
+	pos, hint = walk.end, walk.hint
+	if rest := walk.unchained; len(rest) > 0 {
+		if walk.unreadable {
+			db.log.Warn("discarding an unreadable staged file", "file", storage.Describe(0, rest[0].MinTXID, rest[0].MaxTXID))
+		} else {
+			db.log.Warn("discarding staged files that do not continue the replica's history",
+				"first", storage.Describe(0, rest[0].MinTXID, rest[0].MaxTXID), "replica_txid", pos.TXID.String())
+		}
+		if err := db.staging.DeleteLTXFiles(ctx, rest); err != nil {
+			return nil, err
+		}
 	}
 	db.pos = pos
 	// Compacted files and snapshots staged beyond that position belong to
@@ -184,6 +187,154 @@ func (db *DB) requestSnapshot(why string) {
 	db.wantSnapshot = true
 	db.mu.Unlock()
 	db.kick()
+}
+
+// stagedWalk is the outcome of walking the staged level-0 files from a
+// position.
+type stagedWalk struct {
+	end        ltx.Pos
+	hint       *walHint
+	unchained  []*ltx.FileInfo // files from the first that does not continue end
+	unreadable bool            // the first of unchained could not be read
+}
+
+// walkStaged extends pos by the staged level-0 files that chain onto it, in
+// order, and reports the files from the first that does not.
+func (db *DB) walkStaged(ctx context.Context, pos ltx.Pos, hint *walHint) (stagedWalk, error) {
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return stagedWalk{}, fmt.Errorf("list staged files in %s: %w", db.opts.MetaPath, err)
+	}
+	for i, f := range files {
+		hdr, trailer, err := ReadHeaderTrailer(ctx, db.staging, f)
+		if err != nil {
+			return stagedWalk{end: pos, hint: hint, unchained: files[i:], unreadable: true}, nil
+		}
+		if f.MaxTXID <= pos.TXID {
+			if f.MaxTXID == pos.TXID && trailer.PostApplyChecksum == pos.PostApplyChecksum {
+				hint = hintFromHeader(&hdr)
+			}
+			continue
+		}
+		chains := f.MinTXID == pos.TXID+1 &&
+			(hdr.PreApplyChecksum == pos.PostApplyChecksum || (pos.TXID == 0 && hdr.IsSnapshot()))
+		if !chains {
+			return stagedWalk{end: pos, hint: hint, unchained: files[i:]}, nil
+		}
+		pos, hint = ltx.NewPos(f.MaxTXID, trailer.PostApplyChecksum), hintFromHeader(&hdr)
+	}
+	return stagedWalk{end: pos, hint: hint}, nil
+}
+
+// localBase is where the local history begins: the state before the oldest
+// staged level-0 file, or, when nothing is staged, the position file's.
+func (db *DB) localBase(ctx context.Context) (ltx.Pos, error) {
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return ltx.Pos{}, fmt.Errorf("list staged files in %s: %w", db.opts.MetaPath, err)
+	}
+	if len(files) > 0 {
+		hdr, _, err := ReadHeaderTrailer(ctx, db.staging, files[0])
+		if err != nil || hdr.IsSnapshot() {
+			return ltx.Pos{TXID: files[0].MinTXID - 1}, nil
+		}
+		return ltx.NewPos(files[0].MinTXID-1, hdr.PreApplyChecksum), nil
+	}
+	if p, _, err := db.readPositionFile(); err == nil {
+		return p, nil
+	}
+	return ltx.Pos{}, nil
+}
+
+// localHistoryWhole reports whether the local staging directory holds the
+// whole history any replica can have: the staged files chain from the
+// reachable replicas' newest position (or, with none reachable, from the
+// oldest staged file) up to the position file's TXID. Every file is staged
+// before it is uploaded, so then no replica can hold a TXID beyond it.
+func (db *DB) localHistoryWhole(ctx context.Context) (bool, error) {
+	var pos ltx.Pos
+	known := false
+	for _, r := range db.replicas {
+		if r.Known() && (r.Pos().TXID > pos.TXID || !known) {
+			pos, known = r.Pos(), true
+		}
+	}
+	if !known {
+		base, err := db.localBase(ctx)
+		if err != nil {
+			return false, err
+		}
+		pos = base
+	}
+	walk, err := db.walkStaged(ctx, pos, nil)
+	if err != nil {
+		return false, err
+	}
+	if len(walk.unchained) > 0 {
+		return false, nil
+	}
+	recorded, _, err := db.readPositionFile()
+	if err != nil {
+		return false, nil // no record of how far the history went
+	}
+	return walk.end.TXID >= recorded.TXID && walk.end.TXID > 0, nil
+}
+
+// startupProbe bounds the first attempt to read each replica's position.
+const startupProbe = 30 * time.Second
+
+// loadReplicaPositions reads every replica's position, all at once. A replica
+// that does not answer holds back the others, and the database, only when it
+// must: when the local staging directory does not hold the whole history, the
+// engine cannot know the next TXID without every replica's newest, and waits.
+// Otherwise it starts without that replica, which catches up when it
+// answers.
+func (db *DB) loadReplicaPositions(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, r := range db.replicas {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, startupProbe)
+			defer cancel()
+			r.loadPosOnce(pctx)
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var missing []*Replica
+	for _, r := range db.replicas {
+		if !r.Known() {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if db.oneShot {
+		return missing[0].Err()
+	}
+	whole, err := db.localHistoryWhole(ctx)
+	if err != nil {
+		return err
+	}
+	if whole {
+		for _, r := range missing {
+			r.log.Warn("replica unreachable at start-up; replicating to the others and staging locally, it catches up when it answers", "error", r.Err())
+		}
+		return nil
+	}
+	errs := make(chan error, len(missing))
+	for _, r := range missing {
+		r.log.Warn("waiting for the replica: the local staging directory does not hold the whole history, so walship must read every replica's newest TXID before it continues", "error", r.Err())
+		go func() { errs <- r.loadPos(ctx) }()
+	}
+	for range missing {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // walHint is where in the WAL a replicated state was captured: the end of the
