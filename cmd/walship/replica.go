@@ -179,7 +179,12 @@ func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config
 		if host == "" {
 			return nil, errors.New("sftp replica has no host: add host: (or write url: sftp://USER@HOST/PATH)")
 		}
-		u := &url.URL{Scheme: typ, Host: host, Path: "/" + strings.TrimPrefix(r.Path, "/")}
+		// As in Litestream, a relative path is in the login directory.
+		p := r.Path
+		if !strings.HasPrefix(p, "/") {
+			p = "/~/" + p
+		}
+		u := &url.URL{Scheme: typ, Host: host, Path: p}
 		if keys["user"] != "" {
 			u.User = url.User(keys["user"])
 		}

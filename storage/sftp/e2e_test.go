@@ -1,0 +1,20 @@
+package sftp
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/walship/walship/internal/e2e"
+	"github.com/walship/walship/internal/testserver"
+)
+
+// TestE2E replicates through the walship binary to OpenSSH, logging in with
+// a key file and trusting the server's key given as host-key.
+func TestE2E(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	e2e.Run(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s\nhost-key: %s", srv.User, srv.Addr(), dir, srv.KeyPath, srv.HostKey),
+		Client: openTest(t, srv, dir, nil),
+	})
+}
