@@ -1,0 +1,22 @@
+package azure_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/walship/walship/internal/e2e"
+	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/storage/azure"
+)
+
+// TestE2E replicates through the walship binary to Azurite, with the
+// account key in the environment as an operator would set it.
+func TestE2E(t *testing.T) {
+	srv := testserver.Azurite(t)
+	name := srv.NewContainer(t)
+	e2e.Run(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: abs://%s@%s/app\nendpoint: %s", srv.Account, name, srv.Endpoint),
+		Env:    []string{azure.EnvAccountKey + "=" + srv.Key},
+		Client: open(t, srv, name, "app", nil),
+	})
+}
