@@ -1,17 +1,593 @@
-// Package gcs is the replica backend for Google Cloud Storage.
+// Package gcs implements a replica in a Google Cloud Storage bucket, through
+// the official SDK (cloud.google.com/go/storage). The layout is the one used
+// by Litestream 0.5, so either tool restores the other's replicas:
+//
+//	gs://<bucket>/<path>/ltx/<level>/<minTXID>-<maxTXID>.ltx
+//
+// Each object carries its LTX header timestamp in the custom metadata
+// "litestream-timestamp" (RFC 3339, UTC), which listings read from the object
+// attributes without further requests. Objects without it (written by other
+// tools) report their creation time instead.
+//
+// # Destination and settings
+//
+// The destination is a URL, gs://bucket/path, or the config keys bucket and
+// path. Other keys (config keys override URL query parameters of the same
+// name):
+//
+//   - endpoint: the base URL of a GCS-compatible server (an emulator such as
+//     fake-gcs-server, or a private endpoint). "http://host:port" is enough;
+//     the JSON API path /storage/v1/ is added when the URL has no path.
+//   - credentials-file: a JSON credentials file (service account, authorized
+//     user, external account, ...).
+//   - part-size: the upload buffer (Writer.ChunkSize), default 8 MiB. A file
+//     up to this size is uploaded in one request; a larger one in a resumable
+//     upload of part-size chunks. Rounded up to a multiple of 256 KiB.
+//   - skip-verify: do not verify the TLS certificate of an https endpoint.
+//
+// # Credentials
+//
+// With an endpoint (or the standard STORAGE_EMULATOR_HOST environment
+// variable) requests are not authenticated, unless credentials-file is set.
+// Otherwise credentials-file when set, else Application Default Credentials:
+// GOOGLE_APPLICATION_CREDENTIALS, then the gcloud user credentials
+// ("gcloud auth application-default login"), then the metadata server (GCE,
+// GKE workload identity, Cloud Run).
+//
+// # Writes, reads and retries
+//
+// GCS objects are atomic: a failed or cancelled upload leaves no object, and
+// the SDK sends a CRC32C of the content that the server checks before it
+// creates the object. Reads are ranged on the server. Requests are retried by
+// the SDK with exponential backoff and jitter on 408, 429, 5xx, reset
+// connections and timeouts, always bounded by the caller's context; uploads
+// are retried too (storage.RetryAlways), which is safe because a given name is
+// always written with the same bytes.
 package gcs
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	gcs "cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/walship/walship/storage"
 )
 
-// Client stores LTX files in Google Cloud Storage.
-type Client struct{ storage.Client }
+// Type is the value returned by Client.Type, and the URL scheme.
+const Type = "gs"
 
-// Open returns a client for the destination of spec (gs://...).
+const (
+	// DefaultPartSize is the default upload buffer of one upload: files up
+	// to this size go in a single request, larger ones in a resumable upload
+	// of chunks of this size.
+	DefaultPartSize = 8 << 20
+
+	// MinPartSize is the smallest part-size: GCS resumable uploads send
+	// chunks in multiples of 256 KiB.
+	MinPartSize = googleapi.MinUploadChunkSize
+
+	// MaxPartSize bounds part-size, since every upload holds a buffer of
+	// that size in memory.
+	MaxPartSize = 1 << 30
+
+	// deleteConcurrency is how many deletes run at once: the JSON API's
+	// batch endpoint is not available in the Go SDK.
+	deleteConcurrency = 8
+
+	// apiPath is the path of the JSON API on a server.
+	apiPath = "/storage/v1/"
+)
+
+var _ storage.Client = (*Client)(nil)
+
+// Client is a replica in a GCS bucket. It is safe for concurrent use.
+type Client struct {
+	bucket    string
+	prefix    string // without leading or trailing slashes; may be empty
+	partSize  int
+	client    *gcs.Client
+	bkt       *gcs.BucketHandle
+	transfers *storage.Transfers
+	log       *slog.Logger
+}
+
+// config is what Open reads from a Spec.
+type config struct {
+	bucket          string
+	prefix          string
+	endpoint        string // normalized, or "" for Google's own
+	credentialsFile string
+	partSize        int
+	skipVerify      bool
+}
+
+// parseSpec reads and validates the destination and settings of spec. It
+// does no I/O.
+func parseSpec(spec storage.Spec) (*config, error) {
+	u := spec.URL
+	if u == nil {
+		return nil, errors.New("gs replica has no URL: write it as gs://bucket/path")
+	}
+	if !strings.EqualFold(u.Scheme, Type) {
+		return nil, fmt.Errorf("gs replica URL has scheme %q: write it as gs://bucket/path", u.Scheme)
+	}
+	if u.User != nil {
+		return nil, errors.New("gs replica URL must not contain a user name or password: " +
+			"use credentials-file or GOOGLE_APPLICATION_CREDENTIALS")
+	}
+	var c config
+	c.bucket = cmp.Or(spec.Option("bucket"), u.Host)
+	if c.bucket == "" {
+		return nil, errors.New("gs replica has no bucket: write the URL as gs://bucket/path or set the bucket key")
+	}
+	if err := checkBucket(c.bucket); err != nil {
+		return nil, err
+	}
+	c.prefix = strings.Trim(cmp.Or(spec.Option("path"), u.Path), "/")
+
+	if ep := spec.Option("endpoint", "endpoint"); ep != "" {
+		n, err := normalizeEndpoint(ep)
+		if err != nil {
+			return nil, err
+		}
+		c.endpoint = n
+	}
+	c.credentialsFile = spec.Option("credentials-file")
+
+	partSize, err := spec.SizeOption(DefaultPartSize, "part-size", "part-size", "partSize")
+	if err != nil {
+		return nil, fmt.Errorf("gs replica: %w", err)
+	}
+	if partSize < MinPartSize || partSize > MaxPartSize {
+		return nil, fmt.Errorf("gs replica: part-size %d is out of range: use 256KiB to 1GiB (default 8MiB)", partSize)
+	}
+	c.partSize = roundUp(int(partSize), MinPartSize)
+
+	if c.skipVerify, err = spec.BoolOption(false, "skip-verify", "skip-verify", "skipVerify"); err != nil {
+		return nil, fmt.Errorf("gs replica: %w", err)
+	}
+	if c.skipVerify && !strings.HasPrefix(c.endpoint, "https://") && !strings.HasPrefix(os.Getenv("STORAGE_EMULATOR_HOST"), "https://") {
+		return nil, errors.New("gs replica: skip-verify applies only to an https endpoint: " +
+			"set endpoint to https://host:port, or remove skip-verify")
+	}
+	return &c, nil
+}
+
+// checkBucket applies the GCS bucket naming rules that matter for a URL, so
+// that a typo is reported before any request.
+func checkBucket(b string) error {
+	ok := len(b) >= 3 && len(b) <= 222
+	for i := 0; ok && i < len(b); i++ {
+		switch ch := b[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case ch == '-' || ch == '_' || ch == '.':
+			ok = i > 0 && i < len(b)-1
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("gs replica: %q is not a valid bucket name: use 3 to 63 lower-case letters, digits, '-', '_' and '.', starting and ending with a letter or digit", b)
+	}
+	return nil
+}
+
+// normalizeEndpoint checks an endpoint URL and gives it the JSON API path
+// when it has none.
+func normalizeEndpoint(ep string) (string, error) {
+	u, err := url.Parse(ep)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The text may hold anything, so it is not repeated.
+		return "", errors.New("gs replica: endpoint is not an http or https URL: write it as http://host:port or https://host")
+	}
+	if u.User != nil {
+		return "", errors.New("gs replica: endpoint must not contain a user name or password")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("gs replica: endpoint %s://%s%s must not have a query or fragment", u.Scheme, u.Host, u.EscapedPath())
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = apiPath
+	} else if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// Open returns a client for the destination of spec (gs://bucket/path). It
+// checks the settings and finds credentials, but sends no request to the
+// bucket: a missing bucket or a permission problem shows on first use.
 func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
-	return nil, errors.New("gs replicas are not implemented yet")
+	cfg, err := parseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		bucket:    cfg.bucket,
+		prefix:    cfg.prefix,
+		partSize:  cfg.partSize,
+		transfers: spec.Transfers,
+		log:       spec.Log(),
+	}
+
+	opts, err := clientOptions(ctx, cfg)
+	if err != nil {
+		return nil, c.errorf("%w", err)
+	}
+	client, err := gcs.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, c.errorf("connect to Google Cloud Storage: %w (credentials come from credentials-file, "+
+			"GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the metadata server)", err)
+	}
+	client.SetRetry(
+		gcs.WithBackoff(gax.Backoff{Initial: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Multiplier: 2}),
+		gcs.WithMaxAttempts(storage.DefaultRetry.Attempts),
+		// Every write of a name carries the same bytes, so retrying one that
+		// may have succeeded is harmless.
+		gcs.WithPolicy(gcs.RetryAlways),
+	)
+	c.client = client
+	c.bkt = client.Bucket(cfg.bucket)
+	return c, nil
+}
+
+// clientOptions turns the settings into SDK options.
+func clientOptions(ctx context.Context, cfg *config) ([]option.ClientOption, error) {
+	var auth []option.ClientOption
+	if cfg.credentialsFile != "" {
+		typ, err := credentialsType(cfg.credentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		auth = []option.ClientOption{option.WithAuthCredentialsFile(typ, cfg.credentialsFile)}
+	} else if cfg.endpoint != "" {
+		auth = []option.ClientOption{option.WithoutAuthentication()}
+	}
+
+	var opts []option.ClientOption
+	if cfg.endpoint != "" {
+		opts = append(opts, option.WithEndpoint(cfg.endpoint))
+	}
+	if !cfg.skipVerify {
+		return append(opts, auth...), nil
+	}
+
+	// An http.Client of our own replaces the SDK's transport, so it must
+	// carry the credentials itself.
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	var rt http.RoundTripper = base
+	if cfg.credentialsFile != "" {
+		t, err := htransport.NewTransport(ctx, base, append(auth, option.WithScopes(gcs.ScopeFullControl))...)
+		if err != nil {
+			return nil, fmt.Errorf("load credentials-file %s: %w", cfg.credentialsFile, err)
+		}
+		rt = t
+	}
+	return append(opts, option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication()), nil
+}
+
+// credentialsType reads the type of a JSON credentials file, which the SDK
+// needs to load it. Errors name the file, never its content.
+func credentialsType(path string) (option.CredentialsType, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read credentials-file: %w", err)
+	}
+	var f struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(b, &f) != nil || f.Type == "" {
+		return "", fmt.Errorf("credentials-file %s is not a Google JSON credentials file (no \"type\" field): "+
+			"download a service account key or use `gcloud auth application-default login`", path)
+	}
+	return option.CredentialsType(f.Type), nil
+}
+
+// Close releases the SDK client's resources.
+func (c *Client) Close() error { return c.client.Close() }
+
+// Type returns "gs".
+func (c *Client) Type() string { return Type }
+
+// String returns gs://bucket/path.
+func (c *Client) String() string {
+	if c.prefix == "" {
+		return "gs://" + c.bucket
+	}
+	return "gs://" + c.bucket + "/" + c.prefix
+}
+
+// Bucket returns the bucket name.
+func (c *Client) Bucket() string { return c.bucket }
+
+// Prefix returns the path inside the bucket, without leading or trailing
+// slashes.
+func (c *Client) Prefix() string { return c.prefix }
+
+// ObjectName returns the name of the object holding an LTX file.
+func (c *Client) ObjectName(level int, minTXID, maxTXID ltx.TXID) string {
+	return storage.LTXLevelDir(c.prefix, level) + storage.FileName(minTXID, maxTXID)
+}
+
+// errorf prefixes an error with the replica description.
+func (c *Client) errorf(format string, args ...any) error {
+	return fmt.Errorf("replica %s: "+format, append([]any{c}, args...)...)
+}
+
+// explain adds what an operator needs to know to the SDK errors that have a
+// usual cause.
+func (c *Client) explain(err error) error {
+	var gerr *googleapi.Error
+	switch {
+	case errors.Is(err, gcs.ErrBucketNotExist):
+		return fmt.Errorf("bucket %q does not exist: create it or fix the bucket name: %w", c.bucket, err)
+	case errors.As(err, &gerr) && gerr.Code == http.StatusUnauthorized:
+		return fmt.Errorf("%w (the request was not authenticated: check the credentials)", err)
+	case errors.As(err, &gerr) && gerr.Code == http.StatusForbidden:
+		return fmt.Errorf("%w (the credentials need object read, create and delete permissions on bucket %q, e.g. roles/storage.objectAdmin)", err, c.bucket)
+	}
+	return err
+}
+
+func checkLevel(level int) error {
+	if level < 0 || level > storage.MaxLevel {
+		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
+	}
+	return nil
+}
+
+// LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
+// CreatedAt comes from the litestream-timestamp metadata, else the object's
+// creation time. A level with no objects is an empty list.
+func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	if err := checkLevel(level); err != nil {
+		return nil, c.errorf("list level %d: %w", level, err)
+	}
+	dir := storage.LTXLevelDir(c.prefix, level)
+	q := &gcs.Query{Prefix: dir, Delimiter: "/"}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Metadata", "Created"}); err != nil {
+		return nil, c.errorf("list level %d: %w", level, err)
+	}
+
+	infos := []*ltx.FileInfo{}
+	it := c.bkt.Objects(ctx, q)
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		} else if err != nil {
+			return nil, c.errorf("list level %d (gs://%s/%s): %w", level, c.bucket, dir, c.explain(err))
+		}
+		if attrs.Prefix != "" { // a "subdirectory"
+			continue
+		}
+		name := strings.TrimPrefix(attrs.Name, dir)
+		minTXID, maxTXID, ok := storage.ParseFileName(name)
+		if !ok || name != storage.FileName(minTXID, maxTXID) {
+			continue
+		}
+		infos = append(infos, &ltx.FileInfo{
+			Level:     level,
+			MinTXID:   minTXID,
+			MaxTXID:   maxTXID,
+			Size:      attrs.Size,
+			CreatedAt: c.createdAt(attrs),
+		})
+	}
+
+	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
+	return infos, nil
+}
+
+// createdAt returns the timestamp of an object: its metadata, else its
+// creation time.
+func (c *Client) createdAt(attrs *gcs.ObjectAttrs) time.Time {
+	if v, ok := attrs.Metadata[storage.TimestampMetadata]; ok {
+		t, err := storage.ParseTimestamp(v)
+		if err == nil {
+			return t
+		}
+		c.log.Warn("object has an unreadable timestamp; using its creation time",
+			"replica", c.String(), "object", attrs.Name, "error", err)
+	}
+	return attrs.Created.UTC()
+}
+
+// OpenLTXFile opens a file for reading from offset: a ranged read on the
+// server. A size of zero reads to the end of the file. A missing file is an
+// error wrapping storage.ErrNotFound.
+func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	desc := storage.Describe(level, minTXID, maxTXID)
+	if err := checkLevel(level); err != nil {
+		return nil, c.errorf("open %s: %w", desc, err)
+	}
+	if offset < 0 || size < 0 {
+		return nil, c.errorf("open %s: invalid offset %d or size %d", desc, offset, size)
+	}
+
+	// The SDK streams the response body: it holds no buffer of its own.
+	release, err := c.transfers.Acquire(ctx, 0)
+	if err != nil {
+		return nil, c.errorf("open %s: %w", desc, err)
+	}
+	length := int64(-1)
+	if size > 0 {
+		length = size
+	}
+	name := c.ObjectName(level, minTXID, maxTXID)
+	r, err := c.bkt.Object(name).NewRangeReader(ctx, offset, length)
+	if err != nil {
+		release()
+		if errors.Is(err, gcs.ErrObjectNotExist) {
+			return nil, c.errorf("open %s: %w: object %s: %w", desc, storage.ErrNotFound, name, err)
+		}
+		return nil, c.errorf("open %s (object %s): %w", desc, name, c.explain(err))
+	}
+	return &reader{r: r, release: release}, nil
+}
+
+// reader gives the transfer slot back when it is closed.
+type reader struct {
+	r       *gcs.Reader
+	release func()
+	closed  bool
+}
+
+func (r *reader) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+func (r *reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	defer r.release()
+	return r.r.Close()
+}
+
+// WriteLTXFile uploads the whole of r as one object, with createdAt (now if
+// zero) in its litestream-timestamp metadata. The object appears only once
+// the upload is complete; a failure of r, of the network or of ctx leaves
+// nothing behind.
+func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
+	desc := storage.Describe(level, minTXID, maxTXID)
+	if err := checkLevel(level); err != nil {
+		return nil, c.errorf("write %s: %w", desc, err)
+	}
+	if minTXID == 0 || minTXID > maxTXID {
+		return nil, c.errorf("write %s: invalid TXID range", desc)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, c.errorf("write %s: %w", desc, err)
+	}
+	if createdAt.IsZero() {
+		createdAt = time.Now()
+	}
+	createdAt = createdAt.UTC()
+
+	// The SDK buffers one chunk. A file known to be smaller gets a buffer
+	// just large enough to go in a single request.
+	chunk := c.partSize
+	n, known, err := remaining(r)
+	if err != nil {
+		return nil, c.errorf("write %s: %w", desc, err)
+	}
+	if known && n < int64(chunk) {
+		chunk = roundUp(int(n)+1, MinPartSize)
+	}
+	release, err := c.transfers.Acquire(ctx, int64(chunk))
+	if err != nil {
+		return nil, c.errorf("write %s: %w", desc, err)
+	}
+	defer release()
+
+	name := c.ObjectName(level, minTXID, maxTXID)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := c.bkt.Object(name).NewWriter(wctx)
+	w.ChunkSize = chunk
+	w.ContentType = "application/octet-stream"
+	w.Metadata = map[string]string{storage.TimestampMetadata: storage.FormatTimestamp(createdAt)}
+
+	written, err := io.Copy(w, r)
+	if err != nil {
+		// Cancelling the upload before Close keeps it from being committed.
+		cancel()
+		_ = w.Close()
+		return nil, c.errorf("write %s (object %s): %w", desc, name, c.explain(err))
+	}
+	if err := w.Close(); err != nil {
+		var gerr *googleapi.Error
+		if errors.As(err, &gerr) && gerr.Code == http.StatusNotFound {
+			// An upload finds nothing else missing.
+			err = fmt.Errorf("bucket %q does not exist: create it or fix the bucket name: %w", c.bucket, err)
+		}
+		return nil, c.errorf("write %s (object %s): %w", desc, name, c.explain(err))
+	}
+	size := written
+	if attrs := w.Attrs(); attrs != nil {
+		size = attrs.Size
+	}
+	return &ltx.FileInfo{
+		Level:     level,
+		MinTXID:   minTXID,
+		MaxTXID:   maxTXID,
+		Size:      size,
+		CreatedAt: createdAt,
+	}, nil
+}
+
+// remaining returns how many bytes r has left when it can tell (an *os.File
+// of a regular file, a *bytes.Reader, ...), leaving its position unchanged.
+func remaining(r io.Reader) (n int64, known bool, err error) {
+	s, ok := r.(io.Seeker)
+	if !ok {
+		return 0, false, nil
+	}
+	cur, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, false, nil // a pipe, say: not seekable after all
+	}
+	end, err := s.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, false, nil
+	}
+	if _, err := s.Seek(cur, io.SeekStart); err != nil {
+		return 0, false, fmt.Errorf("seek back to offset %d of the source: %w", cur, err)
+	}
+	return max(end-cur, 0), true, nil
+}
+
+// DeleteLTXFiles deletes the given objects, several at a time. Objects
+// already gone are not an error.
+func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
+	for _, info := range files {
+		if info == nil {
+			continue
+		}
+		if err := checkLevel(info.Level); err != nil {
+			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteConcurrency)
+	for _, info := range files {
+		if info == nil {
+			continue
+		}
+		g.Go(func() error {
+			name := c.ObjectName(info.Level, info.MinTXID, info.MaxTXID)
+			err := c.bkt.Object(name).Delete(gctx)
+			if err == nil || errors.Is(err, gcs.ErrObjectNotExist) {
+				return nil
+			}
+			return c.errorf("delete %s (object %s): %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), name, c.explain(err))
+		})
+	}
+	return g.Wait()
 }

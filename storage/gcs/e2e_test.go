@@ -1,0 +1,33 @@
+package gcs_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/walship/walship/internal/e2e"
+	"github.com/walship/walship/internal/testserver"
+)
+
+// TestE2E replicates through the walship binary to fake-gcs-server, named by
+// the endpoint key of the config file.
+func TestE2E(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	bucket := srv.NewBucket(t)
+	e2e.Run(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: gs://%s/app\nendpoint: %s", bucket, srv.Endpoint),
+		Client: open(t, srv, "gs://"+bucket+"/app", nil),
+	})
+}
+
+// TestE2EEmulatorHost replicates to fake-gcs-server found through the
+// standard STORAGE_EMULATOR_HOST variable, with the replica written as
+// type, bucket and path keys.
+func TestE2EEmulatorHost(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	bucket := srv.NewBucket(t)
+	e2e.Run(t, e2e.Replica{
+		YAML:   fmt.Sprintf("type: gs\nbucket: %s\npath: backups/app", bucket),
+		Env:    []string{"STORAGE_EMULATOR_HOST=" + srv.Host},
+		Client: open(t, srv, "gs://"+bucket+"/backups/app", nil),
+	})
+}
