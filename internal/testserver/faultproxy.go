@@ -25,7 +25,7 @@ const (
 	FaultResetBefore              // the connection is reset before the request reaches the server
 	FaultResetDuring              // the server answers, then the connection is reset halfway through the body
 	FaultDelay                    // the request waits up to MaxDelay, then goes through
-	numFaults
+	NumFaults
 )
 
 func (f Fault) String() string {
@@ -48,7 +48,7 @@ type FaultProxy struct {
 
 	mu     sync.Mutex
 	rng    *rand.Rand
-	counts [numFaults]atomic.Int64
+	counts [NumFaults]atomic.Int64
 	total  atomic.Int64
 }
 
@@ -87,7 +87,7 @@ func (p *FaultProxy) Total() int64 { return p.total.Load() }
 // Summary describes the faults injected so far.
 func (p *FaultProxy) Summary() string {
 	var parts []string
-	for f := Fault(0); f < numFaults; f++ {
+	for f := Fault(0); f < NumFaults; f++ {
 		parts = append(parts, fmt.Sprintf("%s: %d", f, p.Count(f)))
 	}
 	return fmt.Sprintf("%d requests; %s", p.Total(), strings.Join(parts, ", "))
@@ -107,7 +107,7 @@ func (p *FaultProxy) pick() (Fault, time.Duration) {
 	if p.rng.Float64() >= p.rate {
 		return -1, 0
 	}
-	f := Fault(p.rng.IntN(int(numFaults)))
+	f := Fault(p.rng.IntN(int(NumFaults)))
 	return f, time.Duration(p.rng.Int64N(int64(p.maxDelay)))
 }
 

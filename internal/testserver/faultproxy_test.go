@@ -42,7 +42,7 @@ func TestFaultProxy(t *testing.T) {
 			t.Fatalf("unexpected answer: %d, %d bytes, %v", resp.StatusCode, len(b), err)
 		}
 	}
-	for f := Fault(0); f < numFaults; f++ {
+	for f := Fault(0); f < NumFaults; f++ {
 		if p.Count(f) == 0 {
 			t.Errorf("no request got %s in 200", f)
 		}
