@@ -1,0 +1,22 @@
+package nats_test
+
+import (
+	"testing"
+
+	"github.com/walship/walship/internal/e2e"
+	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/storage"
+)
+
+// TestE2E replicates through the walship binary to nats-server, with the
+// password taken from the environment through ${VAR} expansion.
+func TestE2E(t *testing.T) {
+	srv := testserver.NATS(t)
+	e2e.Run(t, e2e.Replica{
+		YAML: "url: " + srv.URL() + "/e2e/app\nuser: " + srv.User + "\npassword: ${WALSHIP_TEST_NATS_PASSWORD}",
+		Env:  []string{"WALSHIP_TEST_NATS_PASSWORD=" + srv.Password},
+		Client: open(t, storage.Spec{URL: natsURL(srv, false, "e2e/app"), Keys: map[string]string{
+			"username": srv.User, "password": srv.Password,
+		}}),
+	})
+}
