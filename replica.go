@@ -122,7 +122,7 @@ func (r *Replica) Known() bool {
 func listAll(ctx context.Context, c storage.Client) (index [storage.MaxLevel + 1][]*ltx.FileInfo, err error) {
 	for level := range index {
 		if index[level], err = c.LTXFiles(ctx, level); err != nil {
-			return index, fmt.Errorf("replica %s: %w", c, err)
+			return index, err // it names the replica
 		}
 	}
 	return index, nil

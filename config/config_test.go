@@ -1314,3 +1314,23 @@ l0-retention: 1m
 		t.Errorf("access-key-id %q, secret-access-key %q; want AKIA, shh", cfg.AccessKeyID, cfg.SecretAccessKey)
 	}
 }
+
+func TestReplicaBackendKeys(t *testing.T) {
+	cfg, err := Load(writeConfig(t, `dbs:
+  - path: /a.db
+    replica:
+      type: nats
+      bucket: b
+      root-cas:
+        - /etc/ca1.pem
+        - /etc/ca2.pem
+      creds: /etc/nats.creds
+`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := cfg.DBs[0].Replica.Extra
+	if extra["root-cas"] != "/etc/ca1.pem,/etc/ca2.pem" || extra["creds"] != "/etc/nats.creds" || extra["bucket"] != "b" {
+		t.Fatalf("Extra = %v", extra)
+	}
+}

@@ -46,6 +46,17 @@ var (
 		"sse-customer-key", "sse-kms-key-id", "account-name", "account-key",
 		"sas-token", "key-path", "password", "host-key", "retention",
 		"retention-check-interval", "validation-interval", "user", "host",
+		// S3: which integrity checksums the SDK sends (walship's key).
+		"checksums",
+		// GCS.
+		"credentials-file",
+		// SFTP.
+		"known-hosts", "concurrent-writes",
+		// WebDAV.
+		"username", "ca-file", "webdav-username", "webdav-password",
+		// NATS.
+		"token", "creds", "nkey", "jwt", "seed", "tls", "root-cas",
+		"client-cert", "client-key", "max-reconnects", "reconnect-wait", "timeout",
 	}
 )
 
@@ -676,14 +687,21 @@ func (p *parser) replica(n *yaml.Node, where string) *Replica {
 				if r.Extra == nil {
 					r.Extra = map[string]string{}
 				}
-				r.Extra[kv.key] = p.str(kv)
+				if kv.key == "root-cas" && kv.val.Kind == yaml.SequenceNode {
+					// Litestream writes NATS's CA files as a list.
+					r.Extra[kv.key] = p.strList(kv)
+				} else {
+					r.Extra[kv.key] = p.str(kv)
+				}
 				continue
 			}
 			p.unknown(kv, where, replicaKeys, "backend options", replicaExtraKeys)
 		}
 	}
 	switch {
-	case r.URL == "" && r.Path == "":
+	case r.URL == "" && r.Path == "" && (r.Type == "" || strings.EqualFold(r.Type, "file")):
+		// Other types may name their destination by keys alone
+		// (type: nats with bucket:, type: s3 with bucket:).
 		p.errorf(n.Line, "%s: replica has neither url nor path; set one (e.g. \"url: file:///backups/app\" or \"path: /backups/app\")", where)
 	case r.URL != "" && r.Path != "":
 		p.errorf(max(urlLine, pathLine), "%s: replica has both url (line %d) and path (line %d); set only one", where, urlLine, pathLine)
@@ -702,6 +720,19 @@ func (p *parser) str(kv pair) string {
 		return ""
 	}
 	return kv.val.Value
+}
+
+// strList joins a list of single values with commas.
+func (p *parser) strList(kv pair) string {
+	var vals []string
+	for _, n := range kv.val.Content {
+		if n.Kind != yaml.ScalarNode {
+			p.errorf(n.Line, "%s: list items must be single values, not %s", kv.path, kindName(n))
+			return ""
+		}
+		vals = append(vals, n.Value)
+	}
+	return strings.Join(vals, ",")
 }
 
 // dayRE matches a number of days, which Go durations cannot express.

@@ -80,7 +80,7 @@ func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, erro
 	for level := range levels {
 		files, err := c.LTXFiles(ctx, level)
 		if err != nil {
-			return nil, fmt.Errorf("replica %s: %w", c, err)
+			return nil, err // it names the replica
 		}
 		levels[level] = files
 		for _, f := range files {

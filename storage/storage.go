@@ -23,6 +23,8 @@ const MaxLevel = SnapshotLevel
 var ErrNotFound = errors.New("not found")
 
 // Client is one replica destination. All methods are safe for concurrent use.
+// Their errors name the destination ("replica s3://bucket/db: ..."), so
+// callers do not wrap them with it again.
 type Client interface {
 	// Type names the backend: "file", "s3", ...
 	Type() string

@@ -40,6 +40,7 @@ func runLTX(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeClient(src.client)
 
 	var files []*ltx.FileInfo
 	for _, level := range levels {

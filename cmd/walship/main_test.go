@@ -631,3 +631,40 @@ func TestReplicateConfigSeveralDatabases(t *testing.T) {
 		sameRows(t, contents(t, out), contents(t, a.path))
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://bucket/app?endpoint=http://x":           "s3://bucket/app?endpoint=http%3A%2F%2Fx",
+		"sftp://backup:hunter2@host:22/db":            "sftp://backup:REDACTED@host:22/db",
+		"sftp://backup@host/db":                       "sftp://backup@host/db",
+		"nats://s3cr3ttoken@host:4222/b":              "nats://REDACTED@host:4222/b",
+		"abs://acct@c/p?sig=abc&sv=2020":              "abs://acct@c/p?sig=REDACTED&sv=2020",
+		"webdavs://u:pw@dav.example.com/x":            "webdavs://u:REDACTED@dav.example.com/x",
+		"s3://b/p?secretAccessKey=k&accessKeyId=AKIA": "s3://b/p?accessKeyId=REDACTED&secretAccessKey=REDACTED",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// Secrets given in a replica URL never reach the output, whatever fails.
+func TestSecretsNotPrinted(t *testing.T) {
+	noConfig(t)
+	out := filepath.Join(t.TempDir(), "out.db")
+	for _, u := range []string{
+		"s3://AKIAKEY:topsecret@bucket/app?endpoint=http://127.0.0.1:1",
+		"sftp://backup:topsecret@127.0.0.1:1/db",
+		"webdav://u:topsecret@127.0.0.1:1/db",
+		"nats://u:topsecret@127.0.0.1:1/bucket",
+		"abs://acct@container/db?sig=topsecret&sv=2020-01-01&endpoint=http://127.0.0.1:1/acct",
+	} {
+		code, stdout, stderr := runCLI(t, "restore", "-json", "-o", out, u)
+		if code == 0 {
+			t.Errorf("restore from %s succeeded", u)
+		}
+		if strings.Contains(stdout+stderr, "topsecret") {
+			t.Errorf("restore from %s printed the secret:\n%s%s", u, stdout, stderr)
+		}
+	}
+}

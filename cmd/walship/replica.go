@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -136,14 +137,11 @@ func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config
 	typ := replicaType(r)
 	keys := maps.Clone(r.Extra)
 	if cfg != nil && typ == "s3" {
-		if keys == nil {
-			keys = map[string]string{}
-		}
 		if keys["access-key-id"] == "" && cfg.AccessKeyID != "" {
-			keys["access-key-id"] = cfg.AccessKeyID
+			keys = withKey(keys, "access-key-id", cfg.AccessKeyID)
 		}
 		if keys["secret-access-key"] == "" && cfg.SecretAccessKey != "" {
-			keys["secret-access-key"] = cfg.SecretAccessKey
+			keys = withKey(keys, "secret-access-key", cfg.SecretAccessKey)
 		}
 	}
 	if r.URL != "" {
@@ -156,6 +154,9 @@ func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config
 		if r.Type != "" && !isURL(r.URL) && typ != "file" {
 			return nil, fmt.Errorf("replica type %s needs a URL like %s://..., not %q", r.Type, typ, r.URL)
 		}
+		if typ == "nats" && r.Path != "" {
+			keys = withKey(keys, "path", r.Path)
+		}
 		return cl.fromURL(ctx, r.URL, keys)
 	}
 	switch typ {
@@ -164,7 +165,15 @@ func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config
 			return nil, errors.New("file replica has an empty path")
 		}
 		return file.New(r.Path), nil
-	case "s3", "gs", "abs", "nats":
+	case "nats":
+		// Litestream's form: the server in url: (or none: the local one),
+		// the bucket and an optional path in keys.
+		u := &url.URL{Scheme: typ, Host: keys["host"]}
+		if r.Path != "" {
+			keys = withKey(keys, "path", r.Path)
+		}
+		return cl.open(ctx, u, keys)
+	case "s3", "gs", "abs":
 		bucket := keys["bucket"]
 		if bucket == "" {
 			return nil, fmt.Errorf("%s replica has no bucket: add bucket: (or write url: %s://BUCKET/PATH)", typ, typ)
@@ -196,6 +205,22 @@ func (cl *clients) fromConfig(ctx context.Context, cfg *config.Config, r *config
 	}
 }
 
+// closeClient releases a client's connections, for backends that hold them.
+func closeClient(c storage.Client) {
+	if cl, ok := c.(io.Closer); ok {
+		cl.Close()
+	}
+}
+
+// withKey returns keys with k set to v, allocating the map if needed.
+func withKey(keys map[string]string, k, v string) map[string]string {
+	if keys == nil {
+		keys = map[string]string{}
+	}
+	keys[k] = v
+	return keys
+}
+
 // open opens a backend client for a URL built from config keys.
 func (cl *clients) open(ctx context.Context, u *url.URL, keys map[string]string) (storage.Client, error) {
 	c, err := backend.Open(ctx, storage.Spec{URL: u, Keys: keys, Transfers: cl.transfers, Logger: cl.log})
@@ -205,7 +230,8 @@ func (cl *clients) open(ctx context.Context, u *url.URL, keys map[string]string)
 	return c, nil
 }
 
-// redactURL returns s without user information and with the values of
+// redactURL returns s without passwords (and, for NATS, whose bare user
+// name is a token, without user information) and with the values of
 // secret-looking query parameters replaced, for messages and listings.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -220,7 +246,13 @@ func redactURL(s string) string {
 		return s
 	}
 	if u.User != nil {
-		u.User = url.User("REDACTED")
+		_, hasPassword := u.User.Password()
+		switch {
+		case strings.EqualFold(u.Scheme, "nats"):
+			u.User = url.User("REDACTED")
+		case hasPassword:
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
 	}
 	if u.RawQuery != "" {
 		q := u.Query()

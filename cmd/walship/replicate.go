@@ -13,6 +13,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage/backend"
 )
 
 // flushTimeout is how long replicate waits, after a signal, for the replicas
@@ -114,6 +115,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	for _, s := range specs {
 		for i, r := range s.db.Replicas() {
 			log.Info("replicating", "db", s.db.Path(), "replica", r.Name, "destination", s.dests[i])
+			defer closeClient(r.Client)
 		}
 	}
 	if *once {
@@ -242,6 +244,9 @@ func dbFromConfig(ctx context.Context, cl *clients, cfg *config.Config, c *confi
 		}
 		if i > 0 && r.SyncInterval != nil {
 			log.Warn(fmt.Sprintf("key sync-interval of replica %s (line %d) is ignored: a database has one sync interval; set it on the database", replicaName(r), r.Line), "config", cfgPath)
+		}
+		for _, k := range backend.UnusedKeys(replicaType(r), r.Extra) {
+			log.Warn(fmt.Sprintf("key %s of replica %s (line %d) does not apply to %s replicas and is ignored", k, replicaName(r), r.Line, replicaType(r)), "config", cfgPath)
 		}
 		reps = append(reps, walship.NewReplica(r.Name, client))
 		spec.dests = append(spec.dests, client.String())

@@ -122,6 +122,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeClient(src.client)
 	outPath := *out
 	if outPath == "" {
 		if src.db == nil {

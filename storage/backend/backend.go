@@ -5,6 +5,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/walship/walship/storage"
@@ -20,6 +21,37 @@ import (
 // Schemes are the URL schemes Open accepts, in the order the README lists
 // them.
 var Schemes = []string{"file", "s3", "gs", "abs", "sftp", "webdav", "webdavs", "nats"}
+
+// keys are the replica config keys each backend reads, beyond url, path and
+// type.
+var keys = map[string][]string{
+	"file": nil,
+	"s3": {"bucket", "access-key-id", "secret-access-key", "region", "endpoint", "force-path-style",
+		"skip-verify", "part-size", "concurrency", "checksums", "sse-customer-key", "sse-kms-key-id"},
+	"gs":     {"bucket", "endpoint", "credentials-file", "part-size", "skip-verify"},
+	"abs":    {"bucket", "account-name", "account-key", "sas-token", "endpoint", "part-size", "concurrency", "skip-verify"},
+	"sftp":   {"host", "user", "password", "key-path", "host-key", "known-hosts", "concurrent-writes"},
+	"webdav": {"user", "username", "webdav-username", "password", "webdav-password", "skip-verify", "ca-file"},
+	"nats": {"host", "bucket", "username", "user", "password", "token", "creds", "nkey", "jwt", "seed", "tls",
+		"root-cas", "client-cert", "client-key", "max-reconnects", "reconnect-wait", "timeout"},
+}
+
+// UnusedKeys returns, sorted, the keys of a replica of the given scheme that
+// its backend does not read, so the caller can warn that they have no effect.
+func UnusedKeys(scheme string, replicaKeys map[string]string) []string {
+	scheme = strings.ToLower(scheme)
+	if scheme == "webdavs" {
+		scheme = "webdav"
+	}
+	var unused []string
+	for k := range replicaKeys {
+		if !slices.Contains(keys[scheme], k) {
+			unused = append(unused, k)
+		}
+	}
+	slices.Sort(unused)
+	return unused
+}
 
 // Open returns the client for spec, chosen by the scheme of spec.URL.
 func Open(ctx context.Context, spec storage.Spec) (storage.Client, error) {
