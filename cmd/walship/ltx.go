@@ -14,8 +14,8 @@ import (
 
 const ltxDescription = `
 Lists the LTX files of a replica: level, TXID range, size and creation time.
-The argument is a replica (file:///path or a directory path) or the path of a
-database listed in the config file (its first replica, or the one named by
+The argument is a replica URL (s3://bucket/path, gs://, abs://, sftp://,
+webdav[s]://, nats://, file:///path) or directory, or the path of a database listed in the config file (its first replica, or the one named by
 -replica). Level 0 holds one file per sync, level 9 the snapshots.`
 
 func runLTX(ctx context.Context, e *env, args []string) error {

@@ -230,8 +230,9 @@ func (cl *clients) open(ctx context.Context, u *url.URL, keys map[string]string)
 	return c, nil
 }
 
-// redactURL returns s without passwords (and, for NATS, whose bare user
-// name is a token, without user information) and with the values of
+// redactURL returns s without passwords (keeping the login name of SFTP,
+// WebDAV and Azure URLs, but no user information of others, where it would
+// be an access key or a token) and with the values of
 // secret-looking query parameters replaced, for messages and listings.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -247,8 +248,9 @@ func redactURL(s string) string {
 	}
 	if u.User != nil {
 		_, hasPassword := u.User.Password()
-		switch {
-		case strings.EqualFold(u.Scheme, "nats"):
+		switch login := slices.Contains([]string{"sftp", "webdav", "webdavs", "abs"}, strings.ToLower(u.Scheme)); {
+		case !login:
+			// An S3 access key, a NATS token: keep none of it.
 			u.User = url.User("REDACTED")
 		case hasPassword:
 			u.User = url.UserPassword(u.User.Username(), "REDACTED")

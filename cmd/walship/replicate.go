@@ -26,7 +26,10 @@ committed transaction is captured from the write-ahead log and shipped to the
 replicas as LTX files.
 
 With DB_PATH and REPLICA_URL, replicates that one database. REPLICA_URL is
-file:///path/to/replica or a directory path. Without arguments, replicates
+s3://bucket/path, gs://bucket/path, abs://account@container/path,
+sftp://user@host/path, webdav[s]://host/path, nats://host:4222/bucket,
+file:///path or a directory path; the settings and credentials these need
+beyond the URL come from the environment (see the README) or a config file. Without arguments, replicates
 every database of the config file.
 
 On a signal, walship captures what was committed, gives the replicas up to 10s

@@ -18,8 +18,9 @@ import (
 )
 
 const restoreDescription = `
-Restores a database from a replica. The argument is a replica (file:///path or
-a directory path; -o is then required) or the path of a database listed in the
+Restores a database from a replica. The argument is a replica URL
+(s3://bucket/path, gs://, abs://, sftp://, webdav[s]://, nats://,
+file:///path) or directory (-o is then required) or the path of a database listed in the
 config file (its first replica, or the one named by -replica; -o defaults to
 the database path).
 
