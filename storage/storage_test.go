@@ -1,0 +1,232 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestLevelDirs(t *testing.T) {
+	for _, tt := range []struct{ prefix, hex, ltx string }{
+		{"", "0009/", "ltx/9/"},
+		{"/", "0009/", "ltx/9/"},
+		{"db", "db/0009/", "db/ltx/9/"},
+		{"/a/b/", "a/b/0009/", "a/b/ltx/9/"},
+	} {
+		if got := HexLevelDir(tt.prefix, 9); got != tt.hex {
+			t.Errorf("HexLevelDir(%q) = %q; want %q", tt.prefix, got, tt.hex)
+		}
+		if got := LTXLevelDir(tt.prefix, 9); got != tt.ltx {
+			t.Errorf("LTXLevelDir(%q) = %q; want %q", tt.prefix, got, tt.ltx)
+		}
+	}
+	if got := HexLevelDir("x", 10); got != "x/000a/" {
+		t.Errorf("level 10 is %q; want lowercase hex", got)
+	}
+}
+
+func TestParseFileName(t *testing.T) {
+	if min, max, ok := ParseFileName("db/0000/0000000000000001-00000000000000ff.ltx"); !ok || min != 1 || max != 255 {
+		t.Errorf("got %s-%s %v", min, max, ok)
+	}
+	for _, bad := range []string{"x.ltx", "0000000000000002-0000000000000001.ltx", "0000000000000000-0000000000000001.ltx", ".0000000000000001-0000000000000001.ltx.tmp"} {
+		if _, _, ok := ParseFileName(bad); ok {
+			t.Errorf("ParseFileName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestTimestamp(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891_000_000, time.FixedZone("x", 3600))
+	s := FormatTimestamp(at)
+	if s != "2026-03-04T04:06:07.891Z" {
+		t.Fatalf("FormatTimestamp = %q", s)
+	}
+	got, err := ParseTimestamp(s)
+	if err != nil || !got.Equal(at) || got.Location() != time.UTC {
+		t.Fatalf("ParseTimestamp(%q) = %v, %v", s, got, err)
+	}
+	if _, err := ParseTimestamp("yesterday"); err == nil {
+		t.Fatal("ParseTimestamp accepted garbage")
+	}
+}
+
+func TestSpecOptions(t *testing.T) {
+	u, _ := url.Parse("s3://b/p?forcePathStyle=true&partSize=6MB&n=3")
+	s := Spec{URL: u, Keys: map[string]string{"force-path-style": "false", "region": "eu"}}
+	if v := s.Option("region", "region"); v != "eu" {
+		t.Errorf("key: %q", v)
+	}
+	if b, err := s.BoolOption(true, "force-path-style", "forcePathStyle"); err != nil || b {
+		t.Errorf("the key must win over the query: %v %v", b, err)
+	}
+	if n, err := s.SizeOption(0, "part-size", "partSize"); err != nil || n != 6_000_000 {
+		t.Errorf("size from the query: %d %v", n, err)
+	}
+	if n, err := s.IntOption(1, "concurrency", "n"); err != nil || n != 3 {
+		t.Errorf("int: %d %v", n, err)
+	}
+	if n, err := s.IntOption(7, "absent"); err != nil || n != 7 {
+		t.Errorf("default: %d %v", n, err)
+	}
+	bad := Spec{Keys: map[string]string{"skip-verify": "maybe", "part-size": "5 parsecs", "concurrency": "-1"}}
+	if _, err := bad.BoolOption(false, "skip-verify"); err == nil {
+		t.Error("bool accepted maybe")
+	}
+	if _, err := bad.SizeOption(0, "part-size"); err == nil {
+		t.Error("size accepted parsecs")
+	}
+	if _, err := bad.IntOption(0, "concurrency"); err == nil {
+		t.Error("int accepted -1")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"5MB": 5_000_000, "5MiB": 5 << 20, "1048576": 1 << 20, "2 gib": 2 << 30, "64k": 64_000} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MB", "0", "-5MB", "5XB", "1.5GB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
+
+// Transfers holds every transfer beyond its limits until one ends, and a
+// request larger than the whole budget still runs, alone.
+func TestTransfers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		tr := NewTransfers(2, 100)
+		r1, err := tr.Acquire(ctx, 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan func(), 1)
+		go func() {
+			r, err := tr.Acquire(ctx, 60) // 120 bytes > 100: waits for r1
+			if err != nil {
+				t.Error(err)
+			}
+			got <- r
+		}()
+		synctest.Wait()
+		select {
+		case <-got:
+			t.Fatal("a transfer beyond the byte budget started")
+		default:
+		}
+		r1()
+		r2 := <-got
+		r2()
+
+		big, err := tr.Acquire(ctx, 1<<30) // clamped to the budget
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := tr.Acquire(cctx, 1)
+			done <- err
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a waiting Acquire returned %v when its context ended", err)
+		}
+		big()
+
+		// Slots bound the count even for transfers that buffer nothing.
+		a, _ := tr.Acquire(ctx, 0)
+		b, _ := tr.Acquire(ctx, 0)
+		third := make(chan struct{})
+		go func() {
+			r, _ := tr.Acquire(ctx, 0)
+			r()
+			close(third)
+		}()
+		synctest.Wait()
+		select {
+		case <-third:
+			t.Fatal("a third transfer started with two slots")
+		default:
+		}
+		a()
+		<-third
+		b()
+
+		var none *Transfers
+		r, err := none.Acquire(ctx, 1<<40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+	})
+}
+
+// Retry retries what may pass, with growing waits, and stops at once for
+// what will not.
+func TestRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		transient := errors.New("503")
+		calls := 0
+		start := time.Now()
+		err := Retry(ctx, RetryPolicy{Attempts: 4, Base: time.Second, Max: 2 * time.Second}, func(error) bool { return true },
+			func(context.Context) error {
+				calls++
+				if calls < 3 {
+					return transient
+				}
+				return nil
+			})
+		if err != nil || calls != 3 {
+			t.Fatalf("err %v after %d calls", err, calls)
+		}
+		if waited := time.Since(start); waited > 3*time.Second {
+			t.Fatalf("waited %s; at most 1s + 2s", waited)
+		}
+
+		calls = 0
+		err = Retry(ctx, DefaultRetry, func(error) bool { return true }, func(context.Context) error {
+			calls++
+			return transient
+		})
+		if !errors.Is(err, transient) || calls != DefaultRetry.Attempts {
+			t.Fatalf("err %v after %d calls; want the last error after %d", err, calls, DefaultRetry.Attempts)
+		}
+
+		calls = 0
+		permanent := errors.New("403")
+		err = Retry(ctx, DefaultRetry, func(err error) bool { return err != permanent }, func(context.Context) error {
+			calls++
+			return permanent
+		})
+		if err != permanent || calls != 1 {
+			t.Fatalf("a permanent error was retried: %d calls", calls)
+		}
+		calls = 0
+		err = Retry(ctx, DefaultRetry, func(error) bool { return true }, func(context.Context) error {
+			calls++
+			return ErrNotFound
+		})
+		if calls != 1 {
+			t.Fatalf("not found was retried: %d calls", calls)
+		}
+
+		cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+		defer cancel()
+		calls = 0
+		Retry(cctx, RetryPolicy{Attempts: 100, Base: 100 * time.Millisecond, Max: time.Second}, func(error) bool { return true },
+			func(context.Context) error { calls++; return transient })
+		if calls >= 100 || cctx.Err() == nil {
+			t.Fatalf("Retry went on after its context ended (%d calls)", calls)
+		}
+	})
+}
