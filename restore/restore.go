@@ -298,7 +298,7 @@ func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpP
 		// A large first file (a snapshot, usually) downloads faster as
 		// parallel ranges than as one stream.
 		path := fetchPath(tmpPath, 0)
-		if err := a.download(ctx, files[0], path, n); err != nil {
+		if err := a.download(ctx, files[0], path, n, true); err != nil {
 			return err
 		}
 		if err := a.applyFetched(ctx, files[0], path, true); err != nil {
@@ -344,10 +344,16 @@ func (a *applier) applyFetched(ctx context.Context, fi *ltx.FileInfo, path strin
 // fetch downloads one file of the plan into path. On error nothing is left
 // at path.
 func (a *applier) fetch(ctx context.Context, fi *ltx.FileInfo, path string) (string, error) {
-	if err := a.download(ctx, fi, path, 1); err != nil {
+	if err := a.download(ctx, fi, path, 1, a.ranged()); err != nil {
 		return "", err
 	}
 	return path, nil
+}
+
+// ranged reports whether the replica reads ranges on the server.
+func (a *applier) ranged() bool {
+	rr, ok := a.client.(storage.RangeReader)
+	return !ok || rr.RangedReads()
 }
 
 // rangeSize is the length of one ranged read of a large file.
@@ -357,14 +363,14 @@ const rangeSize = 8 << 20
 // ranges: it is large and on a remote replica (a local file reads faster as
 // one stream).
 func (a *applier) rangesWorthIt(fi *ltx.FileInfo, n int) bool {
-	return n > 1 && fi.Size >= 2*rangeSize && a.client.Type() != "file"
+	return a.ranged() && n > 1 && fi.Size >= 2*rangeSize && a.client.Type() != "file"
 }
 
 // download copies file fi of the replica into path, as ranges of rangeSize,
-// up to n at a time. A range whose read fails midway (a reset connection, a
+// up to n at a time (or, unless ranged, as one stream). A range whose read fails midway (a reset connection, a
 // timeout) is read again, with backoff, so one bad moment of the network does
 // not abandon a long restore. On error nothing is left at path.
-func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n int) (err error) {
+func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n int, ranged bool) (err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return a.failf(fi, "save the download: %w", err)
@@ -378,7 +384,7 @@ func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n
 		}
 	}()
 	size := fi.Size
-	if size <= 0 {
+	if size <= 0 || !ranged {
 		// Unknown size: one stream to the end.
 		return a.downloadRange(ctx, fi, f, 0, 0)
 	}

@@ -61,3 +61,12 @@ func FileName(minTXID, maxTXID ltx.TXID) string {
 func Describe(level int, minTXID, maxTXID ltx.TXID) string {
 	return fmt.Sprintf("level %d file %s", level, FileName(minTXID, maxTXID))
 }
+
+// RangeReader is implemented by clients that say whether OpenLTXFile with an
+// offset is a ranged read on the server. One that is not (the NATS object
+// store) reads and discards the bytes before the offset, so restore fetches
+// its files in one stream instead of in parallel ranges. Clients that do not
+// implement it are taken to read ranges.
+type RangeReader interface {
+	RangedReads() bool
+}
