@@ -47,6 +47,7 @@ type FaultProxy struct {
 	client   *http.Client
 
 	mu     sync.Mutex
+	down   bool
 	rng    *rand.Rand
 	counts [NumFaults]atomic.Int64
 	total  atomic.Int64
@@ -100,6 +101,21 @@ func (p *FaultProxy) SetRate(rate float64) {
 	p.mu.Unlock()
 }
 
+// SetDown makes the server look unavailable: while down, every request is
+// answered 503 and reaches nothing. Such requests are not counted as faults.
+func (p *FaultProxy) SetDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+}
+
+// Down reports whether SetDown(true) is in effect.
+func (p *FaultProxy) Down() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down
+}
+
 // pick decides the fate of one request: a fault, or -1 for none.
 func (p *FaultProxy) pick() (Fault, time.Duration) {
 	p.mu.Lock()
@@ -113,6 +129,11 @@ func (p *FaultProxy) pick() (Fault, time.Duration) {
 
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.total.Add(1)
+	if p.Down() {
+		io.Copy(io.Discard, r.Body)
+		s3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is down (test).")
+		return
+	}
 	fault, delay := p.pick()
 	if fault >= 0 {
 		p.counts[fault].Add(1)
