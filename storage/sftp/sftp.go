@@ -11,7 +11,10 @@
 // ".<name>.tmp-<unix time>-<random>", given their modification time, flushed
 // with fsync@openssh.com where the server has it, then renamed into place
 // with posix-rename@openssh.com, which replaces an existing file atomically.
-// Readers see either a complete file or none. Names starting with "." are
+// Readers see either a complete file or none. On a server without that
+// extension, an existing file is renamed aside before the new one is renamed
+// into place, and removed after: a complete file is never deleted before
+// its replacement has its name. Names starting with "." are
 // never listed.
 //
 // The server's host key is always checked: against the host-key setting
@@ -94,6 +97,13 @@ type Client struct {
 	keepaliveInterval time.Duration
 	keepaliveTimeout  time.Duration
 	cancelGrace       time.Duration
+
+	// Test hooks: noPosixRename makes uploads replace files as on a server
+	// without posix-rename@openssh.com; betweenRenames, when set, is called
+	// there once the existing file is renamed aside, before the new one
+	// takes its name.
+	noPosixRename  bool
+	betweenRenames func(aside string)
 
 	dialing chan struct{} // held while dialling
 	mu      sync.Mutex
@@ -490,25 +500,50 @@ func (c *Client) upload(ctx context.Context, cn *conn, dir, name string, src *so
 	if err := ctx.Err(); err != nil {
 		return n, err
 	}
-	if cn.posixRename {
+	if cn.posixRename && !c.noPosixRename {
 		if err := s.PosixRename(tmp, final); err != nil {
 			return n, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
 		}
-	} else if err := s.Rename(tmp, final); err != nil {
-		// Plain SFTP rename does not replace a file. Without the
-		// extension an overwrite cannot be atomic: remove, then rename.
-		if _, serr := s.Stat(final); serr != nil {
-			return n, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
-		}
-		if err := s.Remove(final); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return n, fmt.Errorf("replace %s: %w", final, err)
-		}
-		if err := s.Rename(tmp, final); err != nil {
-			return n, fmt.Errorf("rename %s to %s: %w", tmp, final, err)
-		}
+	} else if err := c.replace(s, dir, name, tmp); err != nil {
+		return n, err
 	}
 	committed = true
 	return n, nil
+}
+
+// replace renames tmp onto dir/name with plain SFTP renames, for servers
+// without posix-rename@openssh.com. A plain rename does not replace a file,
+// so an existing one is first renamed aside to a hidden temp name, and
+// removed only once the new file is in place: if the process dies in
+// between, both files are still whole on the server (readers find neither
+// under the final name for that moment), and listings sweep the temp names
+// a day later.
+func (c *Client) replace(s *sftp.Client, dir, name, tmp string) error {
+	final := path.Join(dir, name)
+	err := s.Rename(tmp, final)
+	if err == nil {
+		return nil
+	}
+	if _, serr := s.Stat(final); serr != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+	}
+	aside := path.Join(dir, tempName(name, time.Now()))
+	if err := s.Rename(final, aside); err != nil {
+		return fmt.Errorf("replace %s: rename it aside to %s: %w", final, aside, err)
+	}
+	if c.betweenRenames != nil {
+		c.betweenRenames(aside)
+	}
+	if err := s.Rename(tmp, final); err != nil {
+		if rerr := s.Rename(aside, final); rerr != nil {
+			return fmt.Errorf("rename %s to %s: %w; the file it replaces is left at %s (%v)", tmp, final, err, aside, rerr)
+		}
+		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+	}
+	if err := s.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("could not remove the replaced file; listings remove it in a day", "replica", c.desc, "file", aside, "error", err)
+	}
+	return nil
 }
 
 // tempName returns ".<name>.tmp-<unix seconds>-<random>": hidden from

@@ -436,6 +436,80 @@ func TestStaleTempFiles(t *testing.T) {
 	}
 }
 
+// TestReplaceWithoutPosixRename writes over a file the way the client does
+// on a server without posix-rename@openssh.com (forced on OpenSSH's): the
+// file in place is renamed aside first, so that at the moment a kill could
+// stop the upload between the renames, both the old and the new file are
+// whole on the server; afterwards only the new one is left, with its time.
+func TestReplaceWithoutPosixRename(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	c := openTest(t, srv, dir, nil)
+	c.noPosixRename = true
+	ctx := context.Background()
+	level := filepath.Join(dir, "ltx", "0")
+	name := "0000000000000001-0000000000000001.ltx"
+
+	oldData := storagetest.File(t, 1, 1, 2, 1)
+	newData := storagetest.File(t, 1, 1, 3, 2)
+	oldAt := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	newAt := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
+	c.betweenRenames = func(string) { t.Error("a write to a new name renamed something aside") }
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(oldData), oldAt); err != nil {
+		t.Fatalf("write to a new name: %v", err)
+	}
+
+	calls := 0
+	c.betweenRenames = func(aside string) {
+		calls++
+		// A kill here leaves the replaced file whole under a hidden temp
+		// name, and the new one whole under its own.
+		if filepath.Dir(aside) != level || !isTempName(filepath.Base(aside)) {
+			t.Errorf("the replaced file was renamed to %s; want a temp name in %s", aside, level)
+		}
+		if got, err := os.ReadFile(aside); err != nil || !bytes.Equal(got, oldData) {
+			t.Errorf("the replaced file renamed aside holds %d bytes (%v); want the %d it held", len(got), err, len(oldData))
+		}
+		entries, err := os.ReadDir(level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := 0
+		for _, e := range entries {
+			if got, _ := os.ReadFile(filepath.Join(level, e.Name())); isTempName(e.Name()) && bytes.Equal(got, newData) {
+				whole++
+			}
+		}
+		if whole != 1 || len(entries) != 2 {
+			t.Errorf("between the renames %s holds %d entries, %d of them the whole new file under a temp name; want the two files", level, len(entries), whole)
+		}
+	}
+	info, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(newData), newAt)
+	if err != nil {
+		t.Fatalf("write over a file without posix-rename: %v", err)
+	}
+	if calls != 1 {
+		t.Fatalf("the replaced file was renamed aside %d times; want once", calls)
+	}
+	if info.Size != int64(len(newData)) || !info.CreatedAt.Equal(newAt) {
+		t.Fatalf("write returned %+v; want %d bytes at %s", info, len(newData), newAt)
+	}
+	entries, err := os.ReadDir(level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != name {
+		t.Fatalf("after the write %s holds %v; want only %s", level, entries, name)
+	}
+	if got, err := os.ReadFile(filepath.Join(level, name)); err != nil || !bytes.Equal(got, newData) {
+		t.Fatalf("%s holds %d bytes (%v) that are not the new file", name, len(got), err)
+	}
+	files, err := c.LTXFiles(ctx, 0)
+	if err != nil || len(files) != 1 || files[0].Size != int64(len(newData)) || !files[0].CreatedAt.Equal(newAt) {
+		t.Fatalf("listed %+v, %v; want the new file at %s", files, err, newAt)
+	}
+}
+
 // TestErrors checks that failures name the destination and the file.
 func TestErrors(t *testing.T) {
 	srv := testserver.SSHD(t)

@@ -13,9 +13,11 @@
 // warning once.
 //
 // Writes are atomic: the file is uploaded with PUT to a temporary name in
-// the same collection (".<name>.tmp-<random>", never listed), then renamed
-// into place with MOVE and Overwrite: T. Missing collections are created
-// with MKCOL. Reads use Range requests. Requests that fail for a reason that
+// the same collection (".<name>.tmp-<unix seconds>-<random>", never listed),
+// its size is checked with PROPFIND, and only a complete file is renamed
+// into place with MOVE and Overwrite: T. Temp files left by an interrupted
+// write are removed by listings once they are a day old. Missing
+// collections are created with MKCOL. Reads use Range requests. Requests that fail for a reason that
 // may pass (429, 5xx, a reset connection, a timeout) are retried with
 // exponential backoff, bounded by the caller's context.
 //
@@ -78,8 +80,15 @@ const MemoryBuffer = 4 << 20
 // deleteConcurrency bounds the DELETE requests of one DeleteLTXFiles call.
 const deleteConcurrency = 8
 
-// tempInfix separates the final name from the random suffix in temp names.
+// tempInfix separates the final name from the rest of a temp name.
 const tempInfix = ".tmp-"
+
+// staleTempAge is how old a temp file must be, by the time in its name,
+// before LTXFiles removes it as left over by an interrupted write.
+const staleTempAge = 24 * time.Hour
+
+// sweepTimeout bounds the removal of one stale temp file during a listing.
+const sweepTimeout = 10 * time.Second
 
 var _ storage.Client = (*Client)(nil)
 
@@ -169,7 +178,8 @@ func (c *Client) urlOf(p string) string {
 // LTXFiles lists the files of one level with PROPFIND (Depth: 1), sorted by
 // MinTXID then MaxTXID. CreatedAt is the file's getlastmodified, in whole
 // seconds, UTC. A missing level is an empty list; temp files and other names
-// are ignored.
+// are ignored, and temp files left for a day by interrupted writes are
+// removed on the way.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if err := checkLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
@@ -186,7 +196,11 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	if !found {
 		return infos, nil
 	}
+	now := time.Now()
 	for _, e := range entries {
+		if !e.isDir && isTempName(e.name) && isStale(e.name, now) {
+			c.removeStale(ctx, dir+e.name)
+		}
 		if e.isDir || strings.HasPrefix(e.name, ".") {
 			continue
 		}
@@ -338,8 +352,10 @@ func contentRangeStart(s string) (int64, bool) {
 
 // WriteLTXFile stores the whole of r as the given file, atomically: PUT to a
 // temporary name in the level's collection with X-OC-Mtime set to createdAt,
-// then MOVE onto the final name. It then reads the file's size and time back
-// to check the upload, and returns them.
+// a check of the temp file's size and time with PROPFIND, then MOVE onto the
+// final name. A temp file the server holds short is removed and never
+// moved: whatever happens, the final name holds a complete file or the one
+// it held before.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
 	if err := checkLevel(level); err != nil {
@@ -373,7 +389,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 
 	dir := c.levelDir(level)
 	final := dir + storage.FileName(minTXID, maxTXID)
-	tmp := dir + tempName(storage.FileName(minTXID, maxTXID))
+	tmp := dir + tempName(storage.FileName(minTXID, maxTXID), time.Now())
 
 	if err := c.mkdirAll(ctx, dir); err != nil {
 		return nil, c.errorf("write %s: create collection %s: %w", desc, dir, err)
@@ -382,27 +398,44 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		c.removeLeftover(ctx, tmp)
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
-	if err := c.move(ctx, tmp, final); err != nil {
+
+	// Read back what the server stored before the file gets its final
+	// name: a size that differs means the body was cut short on the way
+	// (some proxies do), and a time that differs means the server ignores
+	// X-OC-Mtime.
+	e, err := c.stat(ctx, tmp)
+	if err != nil {
+		c.removeLeftover(ctx, tmp)
+		return nil, c.errorf("write %s: check the uploaded file: %w", desc, err)
+	}
+	if e.size != body.size {
+		c.removeLeftover(ctx, tmp)
+		if e.size < 0 {
+			return nil, c.errorf("write %s: the server reported no size for the uploaded %s, so it cannot be checked and was removed", desc, tmp)
+		}
+		return nil, c.errorf("write %s: the server stored %d bytes of the %d uploaded, so the upload was removed and %s left as it was", desc, e.size, body.size, final)
+	}
+
+	lost, err := c.move(ctx, tmp, final)
+	if err != nil {
 		c.removeLeftover(ctx, tmp)
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
+	if lost {
+		// A MOVE answered 404 after an attempt whose answer was lost: that
+		// attempt moved the file. Confirm it is there.
+		fe, err := c.stat(ctx, final)
+		if err != nil {
+			return nil, c.errorf("write %s: check the moved file: %w", desc, err)
+		}
+		if fe.size != body.size {
+			return nil, c.errorf("write %s: %s holds %d bytes after the move, not the %d uploaded", desc, final, fe.size, body.size)
+		}
+		if !fe.mtime.IsZero() {
+			e.mtime = fe.mtime
+		}
+	}
 
-	// Read back what the server stored: a size that differs means the body
-	// was cut short on the way (some proxies do), and a time that differs
-	// means the server ignores X-OC-Mtime.
-	entries, found, err := c.propfind(ctx, final, "0")
-	if err != nil {
-		return nil, c.errorf("write %s: check the uploaded file: %w", desc, err)
-	}
-	if !found || len(entries) == 0 || entries[0].isDir {
-		return nil, c.errorf("write %s: %s is missing after it was moved into place", desc, final)
-	}
-	e := entries[0]
-	if e.size != body.size {
-		// A short file under the final name is worse than none.
-		c.removeLeftover(ctx, final)
-		return nil, c.errorf("write %s: the server stored %d bytes of the %d uploaded, so the file was removed", desc, e.size, body.size)
-	}
 	want := createdAt.Truncate(time.Second).UTC()
 	if !e.mtime.Equal(want) && c.mtimeWarned.CompareAndSwap(false, true) {
 		c.log.Warn("the WebDAV server does not keep the file times walship sets (X-OC-Mtime): point-in-time restores will use upload times; use rclone serve webdav v1.63+, Nextcloud or ownCloud",
@@ -417,11 +450,57 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}, nil
 }
 
-// tempName returns ".<name>.tmp-<random>".
-func tempName(name string) string {
+// stat returns the properties of the file p with PROPFIND (Depth 0).
+func (c *Client) stat(ctx context.Context, p string) (entry, error) {
+	entries, found, err := c.propfind(ctx, p, "0")
+	if err != nil {
+		return entry{}, err
+	}
+	if !found || len(entries) == 0 {
+		return entry{}, fmt.Errorf("PROPFIND %s: the file is missing", p)
+	}
+	if e := entries[0]; !e.isDir {
+		return e, nil
+	}
+	return entry{}, fmt.Errorf("PROPFIND %s: a collection, not a file", p)
+}
+
+// tempName returns ".<name>.tmp-<unix seconds>-<random>": hidden from
+// listings, unique, and dated so that leftovers can be recognised.
+func tempName(name string, now time.Time) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails
-	return "." + name + tempInfix + hex.EncodeToString(b[:])
+	return "." + name + tempInfix + strconv.FormatInt(now.Unix(), 10) + "-" + hex.EncodeToString(b[:])
+}
+
+// isTempName reports whether name is a temp file of a write.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name[1:], tempInfix)
+}
+
+// isStale reports whether a temp file was created more than staleTempAge
+// before now, by the time in its name: no write takes that long, so it is
+// a leftover of one that was interrupted.
+func isStale(name string, now time.Time) bool {
+	_, rest, _ := strings.Cut(name[1:], tempInfix)
+	sec, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	t, err := strconv.ParseInt(sec, 10, 64)
+	return err == nil && now.Sub(time.Unix(t, 0)) > staleTempAge
+}
+
+// removeStale deletes a temp file left by an interrupted write, with one
+// request: a failure is logged and left for the next listing.
+func (c *Client) removeStale(ctx context.Context, p string) {
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
+	defer cancel()
+	if err := c.deleteOnce(ctx, p); err != nil {
+		c.log.Debug("could not remove a temp file left by an interrupted write", "replica", c.desc, "file", p, "error", err)
+		return
+	}
+	c.log.Info("removed a temp file left by an interrupted write", "replica", c.desc, "file", p)
 }
 
 // putTemp uploads body to tmp in the collection dir, creating the
@@ -476,10 +555,12 @@ func (c *Client) put(ctx context.Context, p string, body *body, mtime time.Time)
 	})
 }
 
-// move renames from onto to with MOVE and Overwrite: T.
-func (c *Client) move(ctx context.Context, from, to string) error {
+// move renames from onto to with MOVE and Overwrite: T. lost reports a 404
+// after an attempt whose answer was lost, which most likely moved the file:
+// the caller must check that to holds it.
+func (c *Client) move(ctx context.Context, from, to string) (lost bool, err error) {
 	attempt := 0
-	return storage.Retry(ctx, c.retry, retryable, func(ctx context.Context) error {
+	err = storage.Retry(ctx, c.retry, retryable, func(ctx context.Context) error {
 		attempt++
 		req, err := c.newRequest(ctx, "MOVE", from, nil)
 		if err != nil {
@@ -498,13 +579,15 @@ func (c *Client) move(ctx context.Context, from, to string) error {
 		case http.StatusNotFound:
 			if attempt > 1 {
 				// An earlier attempt moved the file but its answer was
-				// lost; the check after the move confirms the file.
+				// lost.
 				drain(res)
+				lost = true
 				return nil
 			}
 		}
 		return c.statusError(res)
 	})
+	return lost, err
 }
 
 // removeLeftover deletes a file left by a failed write, on a context of its own
@@ -603,24 +686,30 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 	return g.Wait()
 }
 
-// delete removes p; a missing p is not an error.
+// delete removes p, retrying when that may help; a missing p is not an
+// error.
 func (c *Client) delete(ctx context.Context, p string) error {
 	return storage.Retry(ctx, c.retry, retryable, func(ctx context.Context) error {
-		req, err := c.newRequest(ctx, http.MethodDelete, p, nil)
-		if err != nil {
-			return err
-		}
-		res, err := c.http.Do(req)
-		if err != nil {
-			return err
-		}
-		switch res.StatusCode {
-		case http.StatusOK, http.StatusNoContent, http.StatusAccepted, http.StatusNotFound:
-			drain(res)
-			return nil
-		}
-		return c.statusError(res)
+		return c.deleteOnce(ctx, p)
 	})
+}
+
+// deleteOnce removes p with one DELETE; a missing p is not an error.
+func (c *Client) deleteOnce(ctx context.Context, p string) error {
+	req, err := c.newRequest(ctx, http.MethodDelete, p, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	switch res.StatusCode {
+	case http.StatusOK, http.StatusNoContent, http.StatusAccepted, http.StatusNotFound:
+		drain(res)
+		return nil
+	}
+	return c.statusError(res)
 }
 
 // entry is one resource of a PROPFIND answer.

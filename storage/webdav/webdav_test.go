@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +64,44 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// putRaw uploads data to the path p of the server with a plain PUT: files
+// placed on its disk directly would stay unseen for minutes behind rclone's
+// directory cache.
+func putRaw(t *testing.T, srv *testserver.WebDAVServer, p string, data []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, srv.HTTPURL+p, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(srv.User, srv.Password)
+	res, err := srv.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s: %v", p, err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("PUT %s: %s", p, res.Status)
+	}
+}
+
+// mkcolRaw creates the collection p on the server.
+func mkcolRaw(t *testing.T, srv *testserver.WebDAVServer, p string) {
+	t.Helper()
+	req, err := http.NewRequest("MKCOL", srv.HTTPURL+p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(srv.User, srv.Password)
+	res, err := srv.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatalf("MKCOL %s: %v", p, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("MKCOL %s: %s", p, res.Status)
+	}
 }
 
 // TestLayout checks what lands on the server's disk: Litestream's layout
@@ -116,26 +157,60 @@ func TestLayout(t *testing.T) {
 }
 
 // TestListingIgnores checks that listings skip temp files of interrupted
-// writes, other names, and collections, all placed on the server's disk.
+// writes, other names, and collections, all placed through the server.
 func TestListingIgnores(t *testing.T) {
 	srv := testserver.RcloneWebDAV(t)
 	p := srv.NewPath(t)
 	c := open(t, srv, p, nil)
 	write(t, c, 0, 1, 1, bytes.NewReader(storagetest.File(t, 1, 1, 1, 1)), time.Now())
 
-	dir := filepath.Join(srv.Dir, filepath.FromSlash(p), "ltx", "0")
-	for _, name := range []string{
-		".0000000000000002-0000000000000002.ltx.tmp-0123456789abcdef",
+	dir := p + "/ltx/0/"
+	names := []string{
+		".0000000000000002-0000000000000002.ltx.tmp-" + strconv.FormatInt(time.Now().Unix(), 10) + "-0123456789abcdef",
 		"0000000000000003-0000000000000003.ltx.partial",
 		"notes.txt",
 		"0000000000000005-0000000000000004.ltx", // max below min
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if err := os.Mkdir(filepath.Join(dir, "0000000000000006-0000000000000006.ltx"), 0o755); err != nil {
+	for _, name := range names {
+		putRaw(t, srv, dir+name, []byte("x"))
+	}
+	mkcolRaw(t, srv, dir+"0000000000000006-0000000000000006.ltx")
+	files, err := c.LTXFiles(context.Background(), 0)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].MinTXID != 1 {
+		t.Fatalf("listed %+v; want only file 1-1", files)
+	}
+	if got := dirNames(t, filepath.Join(srv.Dir, filepath.FromSlash(dir))); len(got) != len(names)+2 {
+		t.Fatalf("the level holds %v; want the file, the %d names put there and the collection", got, len(names))
+	}
+}
+
+// TestStaleTempFilesRemoved places temp files of interrupted writes on the
+// server: a listing removes those whose name dates them more than a
+// day back, and leaves recent ones (a write may be under way) and other
+// hidden files alone.
+func TestStaleTempFilesRemoved(t *testing.T) {
+	srv := testserver.RcloneWebDAV(t)
+	p := srv.NewPath(t)
+	c := open(t, srv, p, nil)
+	write(t, c, 0, 1, 1, bytes.NewReader(storagetest.File(t, 1, 1, 1, 1)), time.Now())
+
+	dir := filepath.Join(srv.Dir, filepath.FromSlash(p), "ltx", "0")
+	old := strconv.FormatInt(time.Now().Add(-25*time.Hour).Unix(), 10)
+	recent := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	stale := []string{
+		".0000000000000002-0000000000000002.ltx.tmp-" + old + "-0123456789abcdef",
+		".0000000000000003-0000000000000004.ltx.tmp-" + old + "-fedcba9876543210",
+	}
+	kept := []string{
+		"0000000000000001-0000000000000001.ltx",
+		".0000000000000005-0000000000000005.ltx.tmp-" + recent + "-0123456789abcdef",
+		".keep",
+	}
+	for _, name := range append(stale, kept[1:]...) {
+		putRaw(t, srv, p+"/ltx/0/"+name, []byte("x"))
 	}
 	files, err := c.LTXFiles(context.Background(), 0)
 	if err != nil {
@@ -143,6 +218,79 @@ func TestListingIgnores(t *testing.T) {
 	}
 	if len(files) != 1 || files[0].MinTXID != 1 {
 		t.Fatalf("listed %+v; want only file 1-1", files)
+	}
+	names := dirNames(t, dir)
+	slices.Sort(names)
+	slices.Sort(kept)
+	if !slices.Equal(names, kept) {
+		t.Fatalf("after a listing %s holds %v; want %v", dir, names, kept)
+	}
+}
+
+// TestShortUploadNeverMoved puts a proxy in front of the server that cuts
+// the body of every upload in half, as a broken middlebox would: the write
+// fails, the short file is never moved onto the final name (no MOVE is
+// sent), the file that was there stays as it was, and no temp file stays.
+func TestShortUploadNeverMoved(t *testing.T) {
+	srv := testserver.RcloneWebDAV(t)
+	target, err := url.Parse(srv.HTTPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truncate atomic.Bool
+	var moves, puts atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !truncate.Load() {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		switch r.Method {
+		case "MOVE":
+			moves.Add(1)
+		case http.MethodPut:
+			puts.Add(1)
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			b = b[:len(b)/2]
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			r.ContentLength = int64(len(b))
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+
+	p := srv.NewPath(t)
+	c := openURL(t, strings.Replace(ts.URL, "http://", "webdav://", 1)+p,
+		map[string]string{"user": srv.User, "password": srv.Password})
+	before := storagetest.File(t, 1, 1, 3, 1)
+	write(t, c, 0, 1, 1, bytes.NewReader(before), time.Now())
+
+	truncate.Store(true)
+	for _, txid := range []ltx.TXID{1, 2} { // over a file, and a new name
+		b := storagetest.File(t, txid, txid, 3, 2)
+		_, err := c.WriteLTXFile(context.Background(), 0, txid, txid, bytes.NewReader(b), time.Now())
+		want := "bytes of the " + strconv.Itoa(len(b)) + " uploaded"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("write %d through a proxy that cuts uploads short: %v; want an error with %q", txid, err, want)
+		}
+	}
+	if puts.Load() == 0 {
+		t.Fatal("the proxy saw no upload")
+	}
+	if n := moves.Load(); n != 0 {
+		t.Fatalf("%d MOVE requests for short uploads; want none", n)
+	}
+	dir := filepath.Join(srv.Dir, filepath.FromSlash(p), "ltx", "0")
+	if names := dirNames(t, dir); len(names) != 1 || names[0] != "0000000000000001-0000000000000001.ltx" {
+		t.Fatalf("after failed writes %s holds %v; want only the earlier file", dir, names)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "0000000000000001-0000000000000001.ltx"))
+	if err != nil || !bytes.Equal(got, before) {
+		t.Fatalf("the earlier file changed (%d bytes, %v) after a failed overwrite", len(got), err)
 	}
 }
 
