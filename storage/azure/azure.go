@@ -62,7 +62,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -73,6 +73,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -309,8 +310,9 @@ func parseSpec(spec storage.Spec) (config, error) {
 		cfg.endpoint = "https://" + cfg.account + ".blob.core.windows.net"
 	} else {
 		e, err := url.Parse(cfg.endpoint)
-		if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" || e.RawQuery != "" || e.User != nil {
-			return fail("endpoint %q is not a URL like https://ACCOUNT.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1 (no query: put a SAS in sas-token)", redactURL(cfg.endpoint))
+		if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" || e.User != nil ||
+			e.RawQuery != "" || e.ForceQuery || e.Fragment != "" || e.Opaque != "" {
+			return fail("endpoint %s is not a URL like https://ACCOUNT.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1 (no user, password or query: put the key in account-key, a SAS in sas-token)", endpointForMessage(cfg.endpoint))
 		}
 	}
 
@@ -689,16 +691,12 @@ func (c *Client) uploadBlocks(ctx context.Context, u target, src *io.SectionRead
 	}
 	defer release()
 
-	// A random prefix per upload keeps the blocks of concurrent writers of
-	// one blob apart; IDs of one blob must all have the same length.
-	var rnd [12]byte
-	_, _ = rand.Read(rnd[:])
-	prefix := hex.EncodeToString(rnd[:])
+	prefix := newBlockIDPrefix()
 	ids := make([]string, (size+blockSize-1)/blockSize)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.concurrency)
 	for i := range ids {
-		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s-%06d", prefix, i))
+		ids[i] = blockID(prefix, uint32(i))
 		if gctx.Err() != nil {
 			break
 		}
@@ -723,6 +721,32 @@ func (c *Client) uploadBlocks(ctx context.Context, u target, src *io.SectionRead
 		HTTPHeaders: u.headers,
 	})
 	return err
+}
+
+// sdkBlockIDLen is the length of a block ID, before base64, as the SDK's
+// UploadStream makes them (blockblob/chunkwriting.go: a 16-byte UUID, the
+// block number as 4 big-endian bytes, then zeros). Azure refuses a block
+// whose ID has another length than the uncommitted blocks of its blob (400
+// InvalidBlobOrBlock, until they expire after 7 days), so staged uploads use
+// the same length as streamed ones, walship's and Litestream's: a blob where
+// either crashed midway can still be written.
+const sdkBlockIDLen = 64
+
+// newBlockIDPrefix returns the random start of the block IDs of one
+// upload, which keeps the blocks of concurrent writers of one blob apart.
+func newBlockIDPrefix() [16]byte {
+	var p [16]byte
+	_, _ = rand.Read(p[:]) // never fails
+	return p
+}
+
+// blockID returns the base64 ID of block n of an upload, laid out as the
+// SDK's.
+func blockID(prefix [16]byte, n uint32) string {
+	var id [sdkBlockIDLen]byte
+	copy(id[:], prefix[:])
+	binary.BigEndian.PutUint32(id[len(prefix):], n)
+	return base64.StdEncoding.EncodeToString(id[:])
 }
 
 // uploadStream streams r in blocks of part-size, buffering at most
@@ -826,8 +850,30 @@ func (c *Client) redact(s string) string {
 	return sasSig.ReplaceAllString(s, "${1}REDACTED")
 }
 
-// redactURL removes a SAS signature from a URL for a message.
-func redactURL(s string) string { return sasSig.ReplaceAllString(s, "${1}REDACTED") }
+// endpointForMessage returns an endpoint as an error may show it, quoted:
+// without user info (user:password@), query or fragment, which may hold
+// secrets, whether or not the value parses as a URL. Everything up to the
+// last "@" is user info, since a password may hold "/", "?" or "#"
+// unescaped. What was left out is marked with "...". A value that does not
+// start with a scheme ("https://") is not shown at all: it may be a key
+// pasted in the wrong place.
+func endpointForMessage(s string) string {
+	i := strings.Index(s, "://")
+	if i <= 0 || strings.IndexFunc(s[:i], func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) >= 0 {
+		return "(not shown: it does not start with http:// or https://)"
+	}
+	var userInfo, query string
+	scheme, rest := s[:i+3], s[i+3:]
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		userInfo, rest = "...@", rest[i+1:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		query, rest = rest[i:i+1]+"...", rest[:i]
+	}
+	return strconv.Quote(scheme + userInfo + rest + query)
+}
 
 // sdkError rewords an error of the SDK: an answer of the service becomes
 // "<code> (HTTP <status>): <message>" with a hint where there is an obvious

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -171,7 +175,14 @@ func TestParseErrors(t *testing.T) {
 		{"account mismatch", "abs://one@mycontainer/db", map[string]string{"account-name": "two", "account-key": testKey}, []string{`account "one"`, `account-name is "two"`}},
 		{"key without account", "abs://mycontainer/db", map[string]string{"endpoint": "http://127.0.0.1:1/x", "account-key": testKey}, []string{"needs the storage account name"}},
 		{"bad endpoint", "abs://acct@mycontainer/db", map[string]string{"endpoint": "ftp://x", "account-key": testKey}, []string{`endpoint "ftp://x" is not a URL`}},
-		{"endpoint with query", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://x/?sig=topsecret", "account-key": testKey}, []string{"sig=REDACTED", "sas-token"}},
+		{"endpoint with query", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://x/?sig=topsecret", "account-key": testKey}, []string{`endpoint "https://x/?..." is not a URL`, "sas-token"}},
+		{"endpoint with password", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://user:topsecret@acct.blob.core.windows.net/", "account-key": testKey}, []string{`endpoint "https://...@acct.blob.core.windows.net" is not a URL`, "no user, password or query", "account-key"}},
+		{"endpoint with user", "abs://acct@mycontainer/db", map[string]string{"endpoint": "http://topsecret@127.0.0.1:10000/devstoreaccount1", "account-key": testKey}, []string{`endpoint "http://...@127.0.0.1:10000/devstoreaccount1" is not a URL`}},
+		{"endpoint with password and query", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://u:top/se?cr#et@host/p?sv=1&sig=topsecret", "account-key": testKey}, []string{`endpoint "https://...@host/p?..." is not a URL`}},
+		{"endpoint with bad escape", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://u:topsecret%zz@host/", "account-key": testKey}, []string{`endpoint "https://...@host" is not a URL`}},
+		{"endpoint with fragment", "abs://acct@mycontainer/db", map[string]string{"endpoint": "https://host/p#topsecret", "account-key": testKey}, []string{`endpoint "https://host/p#..." is not a URL`}},
+		{"endpoint without scheme", "abs://acct@mycontainer/db", map[string]string{"endpoint": "topsecret", "account-key": testKey}, []string{"endpoint (not shown: it does not start with http:// or https://) is not a URL"}},
+		{"endpoint with password before scheme", "abs://acct@mycontainer/db", map[string]string{"endpoint": "u:topsecret@host://x", "account-key": testKey}, []string{"endpoint (not shown"}},
 		{"bad part size", "abs://acct@mycontainer/db", map[string]string{"part-size": "lots", "account-key": testKey}, []string{"part-size", `"lots" is not a size`}},
 		{"small part size", "abs://acct@mycontainer/db", map[string]string{"part-size": "512KiB", "account-key": testKey}, []string{"part-size 524288 is out of range", "1MiB to 4000MiB"}},
 		{"bad concurrency", "abs://acct@mycontainer/db", map[string]string{"concurrency": "0", "account-key": testKey}, []string{"concurrency", "positive whole number"}},
@@ -203,6 +214,35 @@ func TestParseErrors(t *testing.T) {
 			t.Fatalf("error %v; want one that points to account-key and does not show the password", err)
 		}
 	})
+}
+
+// TestBlockID checks that block IDs have the layout of the SDK's
+// UploadStream: 64 bytes, the upload's 16-byte prefix, the block number
+// big-endian, then zeros.
+func TestBlockID(t *testing.T) {
+	p1, p2 := newBlockIDPrefix(), newBlockIDPrefix()
+	if p1 == p2 {
+		t.Fatal("two uploads got the same block ID prefix")
+	}
+	for _, n := range []uint32{0, 1, 49_999} {
+		id := blockID(p1, n)
+		if len(id) != 88 {
+			t.Errorf("block %d: ID %q has %d characters; want 88, as the SDK's", n, id, len(id))
+		}
+		raw, err := base64.StdEncoding.DecodeString(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 64)
+		copy(want, p1[:])
+		binary.BigEndian.PutUint32(want[16:], n)
+		if !bytes.Equal(raw, want) {
+			t.Errorf("block %d: ID %x; want %x", n, raw, want)
+		}
+	}
+	if blockID(p1, 1) == blockID(p2, 1) || blockID(p1, 1) == blockID(p1, 2) {
+		t.Error("block IDs are not unique")
+	}
 }
 
 func TestCredentialOrder(t *testing.T) {
@@ -427,6 +467,42 @@ func TestAzurite(t *testing.T) {
 		}
 	})
 
+	t.Run("AfterCrashedSDKUpload", func(t *testing.T) {
+		// An upload by the SDK's UploadStream (Litestream's, or walship's
+		// own streamed path) that dies midway leaves uncommitted blocks,
+		// and Azure then refuses blocks whose IDs have another length
+		// (400 InvalidBlobOrBlock) until they expire, up to 7 days later.
+		// Staged uploads of the same blob must still work.
+		c, name := azurite(t, srv, "db", nil)
+		blobName := c.BlobName(0, 1, 1)
+		bb := raw.ServiceClient().NewContainerClient(name).NewBlockBlobClient(blobName)
+		// One buffer (concurrency 1): the SDK reads on only once the first
+		// block is staged, and the source fails then.
+		crash := io.MultiReader(bytes.NewReader(make([]byte, 1<<20)), failingReader{})
+		_, err := bb.UploadStream(ctx, crash, &blockblob.UploadStreamOptions{BlockSize: 1 << 20, Concurrency: 1})
+		if err == nil || !strings.Contains(err.Error(), "crashed") {
+			t.Fatalf("the crashing upload returned %v", err)
+		}
+		// The SDK's block is there: a block ID of another length is refused.
+		_, err = bb.StageBlock(ctx, base64.StdEncoding.EncodeToString([]byte("sixteen-byte-id!")), streaming.NopCloser(bytes.NewReader([]byte("x"))), nil)
+		if !bloberror.HasCode(err, bloberror.InvalidBlobOrBlock) {
+			t.Fatalf("staging a block with a 16-byte ID after the crash: %v; want InvalidBlobOrBlock", err)
+		}
+
+		// Larger than the single-request limit: staged in blocks.
+		b := make([]byte, singleUploadSize+1)
+		_, _ = rand.Read(b)
+		if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(b), time.Now()); err != nil {
+			t.Fatalf("a staged upload after a crashed SDK upload: %v", err)
+		}
+		if n := committedBlocks(t, raw, name, blobName); n != 9 {
+			t.Errorf("%d committed blocks; want 9 of 4 MiB", n)
+		}
+		if got := readAll(t, c, 0, 1, 1); !bytes.Equal(got, b) {
+			t.Fatal("the staged file reads back different")
+		}
+	})
+
 	t.Run("StreamedBlocks", func(t *testing.T) {
 		c, name := azurite(t, srv, "db", map[string]string{"part-size": "1MiB"})
 		b := make([]byte, 3<<20+5)
@@ -560,6 +636,11 @@ func TestAzurite(t *testing.T) {
 		}
 	})
 }
+
+// failingReader is a source whose process dies.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("the uploading process crashed") }
 
 // unseekable hides that the sources of writes can seek.
 type unseekable struct{ *Client }

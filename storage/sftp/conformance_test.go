@@ -20,6 +20,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceNoPosixRename runs the suite with files replaced as on a
+// server without posix-rename@openssh.com (renamed aside first).
+func TestConformanceNoPosixRename(t *testing.T) {
+	srv := testserver.SSHD(t)
+	storagetest.RunWith(t, storagetest.Options{TimestampPrecision: time.Second}, func(t *testing.T) storage.Client {
+		c := openTest(t, srv, srv.Dir(t), nil)
+		c.noPosixRename = true
+		return c
+	})
+}
+
 // openTest opens a client for dir on srv, logging in with the server's
 // client key and trusting its host key; keys adds or overrides settings.
 func openTest(t testing.TB, srv *testserver.SSHServer, dir string, keys map[string]string) *Client {

@@ -12,10 +12,12 @@
 // with fsync@openssh.com where the server has it, then renamed into place
 // with posix-rename@openssh.com, which replaces an existing file atomically.
 // Readers see either a complete file or none. On a server without that
-// extension, an existing file is renamed aside before the new one is renamed
-// into place, and removed after: a complete file is never deleted before
-// its replacement has its name. Names starting with "." are
-// never listed.
+// extension, an existing file is first renamed aside to ".<name>.old", the
+// new one renamed into place, and the old one removed: a complete file is
+// never deleted before its replacement has its name. If the process dies
+// between the renames, the next listing renames the old file back (a plain
+// rename never replaces a file, so it cannot undo a newer one). Names
+// starting with "." are never listed.
 //
 // The server's host key is always checked: against the host-key setting
 // when it is set, otherwise against known_hosts (~/.ssh/known_hosts and
@@ -74,6 +76,10 @@ const (
 	deleteConcurrency = 16
 	// tempInfix separates the final name from the rest of a temp name.
 	tempInfix = ".tmp-"
+	// asideSuffix ends the name a replaced file is renamed to, hidden,
+	// until its replacement is in place, on servers without
+	// posix-rename@openssh.com: ".<name>.old".
+	asideSuffix = ".old"
 	// staleTempAge is how old a temp file must be before LTXFiles removes
 	// it as left over by an interrupted upload.
 	staleTempAge = 24 * time.Hour
@@ -101,9 +107,10 @@ type Client struct {
 	// Test hooks: noPosixRename makes uploads replace files as on a server
 	// without posix-rename@openssh.com; betweenRenames, when set, is called
 	// there once the existing file is renamed aside, before the new one
-	// takes its name.
+	// takes its name, and an error it returns stops the upload there, as a
+	// kill would.
 	noPosixRename  bool
-	betweenRenames func(aside string)
+	betweenRenames func(aside string) error
 
 	dialing chan struct{} // held while dialling
 	mu      sync.Mutex
@@ -208,7 +215,9 @@ func checkLevel(level int) error {
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
 // CreatedAt is the file's modification time, in whole seconds, in UTC. A
 // missing level directory is an empty list. Temp files left for a day by
-// interrupted uploads are removed on the way.
+// interrupted uploads are removed on the way, and a file an interrupted
+// replacement left aside is renamed back (or removed, if its replacement
+// is in place).
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if err := checkLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
@@ -224,6 +233,10 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			return fmt.Errorf("read directory %s: %w", dir, err)
 		}
 		infos = make([]*ltx.FileInfo, 0, len(entries))
+		listed := make(map[string]bool, len(entries))
+		for _, e := range entries {
+			listed[e.Name()] = e.Mode().IsRegular()
+		}
 		for _, e := range entries {
 			name := e.Name()
 			if isTempName(name) && isStale(name, time.Now()) {
@@ -231,7 +244,13 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 					c.log.Info("removed a temp file left by an interrupted upload", "replica", c.desc, "file", path.Join(dir, name))
 				}
 			}
-			if strings.HasPrefix(name, ".") || !e.Mode().IsRegular() {
+			if final, ok := asideOf(name); ok && e.Mode().IsRegular() {
+				if !c.recoverAside(cn, dir, name, final, listed[final]) {
+					continue
+				}
+				// Listed under its own name from now on.
+				name = final
+			} else if strings.HasPrefix(name, ".") || !e.Mode().IsRegular() {
 				continue
 			}
 			minTXID, maxTXID, ok := storage.ParseFileName(name)
@@ -513,37 +532,90 @@ func (c *Client) upload(ctx context.Context, cn *conn, dir, name string, src *so
 
 // replace renames tmp onto dir/name with plain SFTP renames, for servers
 // without posix-rename@openssh.com. A plain rename does not replace a file,
-// so an existing one is first renamed aside to a hidden temp name, and
-// removed only once the new file is in place: if the process dies in
-// between, both files are still whole on the server (readers find neither
-// under the final name for that moment), and listings sweep the temp names
-// a day later.
+// so an existing one is first renamed aside to ".<name>.old", and removed
+// only once the new file is in place. If the process dies between the two
+// renames, the old file is whole under the aside name, and the next listing
+// renames it back; if it dies after, the next listing removes it.
 func (c *Client) replace(s *sftp.Client, dir, name, tmp string) error {
 	final := path.Join(dir, name)
-	err := s.Rename(tmp, final)
-	if err == nil {
-		return nil
-	}
-	if _, serr := s.Stat(final); serr != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
-	}
-	aside := path.Join(dir, tempName(name, time.Now()))
-	if err := s.Rename(final, aside); err != nil {
-		return fmt.Errorf("replace %s: rename it aside to %s: %w", final, aside, err)
-	}
-	if c.betweenRenames != nil {
-		c.betweenRenames(aside)
-	}
-	if err := s.Rename(tmp, final); err != nil {
-		if rerr := s.Rename(aside, final); rerr != nil {
-			return fmt.Errorf("rename %s to %s: %w; the file it replaces is left at %s (%v)", tmp, final, err, aside, rerr)
+	aside := path.Join(dir, asideName(name))
+	var err error
+	for range replaceAttempts {
+		if err = s.Rename(tmp, final); err == nil {
+			return nil
 		}
-		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+		if _, serr := s.Stat(final); serr != nil {
+			return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+		}
+		// A file left aside by an earlier replacement is older than the
+		// one in place.
+		if rerr := s.Remove(aside); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return fmt.Errorf("replace %s: remove %s: %w", final, aside, rerr)
+		}
+		if rerr := s.Rename(final, aside); rerr != nil {
+			if errors.Is(rerr, fs.ErrNotExist) {
+				continue // removed meanwhile: the rename into place may work now
+			}
+			return fmt.Errorf("replace %s: rename it aside to %s: %w", final, aside, rerr)
+		}
+		if c.betweenRenames != nil {
+			if herr := c.betweenRenames(aside); herr != nil {
+				return herr
+			}
+		}
+		if err = s.Rename(tmp, final); err == nil {
+			if rerr := s.Remove(aside); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				c.log.Warn("could not remove the replaced file; the next listing removes it", "replica", c.desc, "file", aside, "error", rerr)
+			}
+			return nil
+		}
+		// Put the old file back. This fails, harmlessly, when a listing
+		// did so already, and the next attempt renames it aside again.
+		_ = s.Rename(aside, final)
 	}
-	if err := s.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.log.Warn("could not remove the replaced file; listings remove it in a day", "replica", c.desc, "file", aside, "error", err)
+	return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+}
+
+// replaceAttempts bounds the attempts of replace, which a listing that
+// renames the old file back at the wrong moment can make fail.
+const replaceAttempts = 3
+
+// asideName returns ".<name>.old", the name a replaced file has until its
+// replacement is in place.
+func asideName(name string) string { return "." + name + asideSuffix }
+
+// asideOf reports whether name is the aside name of an LTX file, and that
+// file's name.
+func asideOf(name string) (final string, ok bool) {
+	if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, asideSuffix) {
+		return "", false
 	}
-	return nil
+	final = strings.TrimSuffix(name[1:], asideSuffix)
+	if _, _, ok := storage.ParseFileName(final); !ok {
+		return "", false
+	}
+	return final, true
+}
+
+// recoverAside handles the file an interrupted replacement left at the
+// aside name in dir. If the replacement is in place, the old file is
+// removed. Otherwise it is the only whole copy: it is renamed back, and
+// recoverAside reports true. A plain rename never replaces a file, so this
+// cannot undo a replacement that lands meanwhile.
+func (c *Client) recoverAside(cn *conn, dir, aside, final string, finalListed bool) bool {
+	from, to := path.Join(dir, aside), path.Join(dir, final)
+	if finalListed {
+		if err := cn.sftp.Remove(from); err == nil {
+			c.log.Info("removed a file replaced by an interrupted upload", "replica", c.desc, "file", from)
+		}
+		return false
+	}
+	if err := cn.sftp.Rename(from, to); err != nil {
+		c.log.Warn("could not rename back a file an interrupted upload had renamed aside", "replica", c.desc, "file", from, "to", to, "error", err)
+		return false
+	}
+	c.log.Warn("renamed back a file an interrupted upload had renamed aside", "replica", c.desc, "file", to)
+	return true
 }
 
 // tempName returns ".<name>.tmp-<unix seconds>-<random>": hidden from
@@ -638,6 +710,14 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 				// The error names the path.
 				if err := cn.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return err
+				}
+				if !cn.posixRename || c.noPosixRename {
+					// A copy an interrupted replacement left aside would
+					// otherwise be renamed back by the next listing.
+					aside := path.Join(path.Dir(p), asideName(path.Base(p)))
+					if err := cn.sftp.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("remove %s: %w", aside, err)
+					}
 				}
 				return nil
 			})

@@ -454,18 +454,18 @@ func TestReplaceWithoutPosixRename(t *testing.T) {
 	newData := storagetest.File(t, 1, 1, 3, 2)
 	oldAt := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	newAt := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
-	c.betweenRenames = func(string) { t.Error("a write to a new name renamed something aside") }
+	c.betweenRenames = func(string) error { t.Error("a write to a new name renamed something aside"); return nil }
 	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(oldData), oldAt); err != nil {
 		t.Fatalf("write to a new name: %v", err)
 	}
 
 	calls := 0
-	c.betweenRenames = func(aside string) {
+	c.betweenRenames = func(aside string) error {
 		calls++
-		// A kill here leaves the replaced file whole under a hidden temp
-		// name, and the new one whole under its own.
-		if filepath.Dir(aside) != level || !isTempName(filepath.Base(aside)) {
-			t.Errorf("the replaced file was renamed to %s; want a temp name in %s", aside, level)
+		// A kill here leaves the replaced file whole under its aside
+		// name, and the new one whole under a temp name.
+		if want := filepath.Join(level, "."+name+".old"); aside != want {
+			t.Errorf("the replaced file was renamed to %s; want %s", aside, want)
 		}
 		if got, err := os.ReadFile(aside); err != nil || !bytes.Equal(got, oldData) {
 			t.Errorf("the replaced file renamed aside holds %d bytes (%v); want the %d it held", len(got), err, len(oldData))
@@ -483,6 +483,7 @@ func TestReplaceWithoutPosixRename(t *testing.T) {
 		if whole != 1 || len(entries) != 2 {
 			t.Errorf("between the renames %s holds %d entries, %d of them the whole new file under a temp name; want the two files", level, len(entries), whole)
 		}
+		return nil
 	}
 	info, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(newData), newAt)
 	if err != nil {
@@ -508,6 +509,141 @@ func TestReplaceWithoutPosixRename(t *testing.T) {
 	if err != nil || len(files) != 1 || files[0].Size != int64(len(newData)) || !files[0].CreatedAt.Equal(newAt) {
 		t.Fatalf("listed %+v, %v; want the new file at %s", files, err, newAt)
 	}
+}
+
+// TestInterruptedReplace stops a replacement without posix-rename@openssh.com
+// where a kill could: after the file in place was renamed aside, before the
+// new one took its name. The next listing renames the old file back, so the
+// file is never missing for long; writing it again then works.
+func TestInterruptedReplace(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	c := openTest(t, srv, dir, nil)
+	c.noPosixRename = true
+	ctx := context.Background()
+	level := filepath.Join(dir, "ltx", "0")
+	name := "0000000000000002-0000000000000003.ltx"
+
+	before := storagetest.File(t, 1, 1, 1, 1)
+	oldData := storagetest.File(t, 2, 3, 2, 2)
+	newData := storagetest.File(t, 2, 3, 3, 3)
+	oldAt := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	newAt := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(before), oldAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteLTXFile(ctx, 0, 2, 3, bytes.NewReader(oldData), oldAt); err != nil {
+		t.Fatal(err)
+	}
+
+	killed := errors.New("killed between the renames")
+	c.betweenRenames = func(string) error { return killed }
+	if _, err := c.WriteLTXFile(ctx, 0, 2, 3, bytes.NewReader(newData), newAt); !errors.Is(err, killed) {
+		t.Fatalf("the interrupted write returned %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(level, name)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after the interruption %s is in place (%v); the test did not stop between the renames", name, err)
+	}
+	c.betweenRenames = nil
+
+	// A second client, as after a restart.
+	c2 := openTest(t, srv, dir, nil)
+	files, err := c2.LTXFiles(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[1].MinTXID != 2 || files[1].MaxTXID != 3 || files[1].Size != int64(len(oldData)) || !files[1].CreatedAt.Equal(oldAt) {
+		t.Fatalf("listed %+v; want 1-1 and the old 2-3 (%d bytes at %s)", files, len(oldData), oldAt)
+	}
+	if got := readFile(t, c2, 0, 2, 3); !bytes.Equal(got, oldData) {
+		t.Fatalf("2-3 reads back %d bytes that are not the old file", len(got))
+	}
+	if names := dirNames(t, level); len(names) != 2 || names[0] != "0000000000000001-0000000000000001.ltx" || names[1] != name {
+		t.Fatalf("after the listing %s holds %v; want the two files only", level, names)
+	}
+
+	// The replacement, done again, now works.
+	if _, err := c.WriteLTXFile(ctx, 0, 2, 3, bytes.NewReader(newData), newAt); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, c2, 0, 2, 3); !bytes.Equal(got, newData) {
+		t.Fatalf("2-3 reads back %d bytes that are not the new file", len(got))
+	}
+	if names := dirNames(t, level); len(names) != 2 {
+		t.Fatalf("after the replacement %s holds %v; want the two files only", level, names)
+	}
+}
+
+// TestAsideLeftovers checks what listings and deletions do with a file an
+// interrupted replacement left aside while its replacement is in place (a
+// kill after the second rename): listings remove it, and deleting the file
+// removes it too, so that no listing can bring a deleted file back.
+func TestAsideLeftovers(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	c := openTest(t, srv, dir, nil)
+	c.noPosixRename = true
+	ctx := context.Background()
+	level := filepath.Join(dir, "ltx", "0")
+	name := "0000000000000001-0000000000000001.ltx"
+	newData := storagetest.File(t, 1, 1, 2, 2)
+	if _, err := c.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(newData), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	aside := filepath.Join(level, "."+name+".old")
+	if err := os.WriteFile(aside, storagetest.File(t, 1, 1, 1, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := c.LTXFiles(ctx, 0)
+	if err != nil || len(files) != 1 || files[0].Size != int64(len(newData)) {
+		t.Fatalf("listed %+v, %v; want the new file only", files, err)
+	}
+	if names := dirNames(t, level); len(names) != 1 || names[0] != name {
+		t.Fatalf("after the listing %s holds %v; want %s only", level, names, name)
+	}
+
+	// A file deleted while a copy of it is aside stays deleted.
+	if err := os.WriteFile(aside, storagetest.File(t, 1, 1, 1, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteLTXFiles(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := c.LTXFiles(ctx, 0); err != nil || len(files) != 0 {
+		t.Fatalf("after the deletion listed %+v, %v; want nothing", files, err)
+	}
+	if names := dirNames(t, level); len(names) != 0 {
+		t.Fatalf("after the deletion %s holds %v", level, names)
+	}
+}
+
+// readFile reads a whole file through c.
+func readFile(t *testing.T, c *Client, level int, minTXID, maxTXID ltx.TXID) []byte {
+	t.Helper()
+	rc, err := c.OpenLTXFile(context.Background(), level, minTXID, maxTXID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dirNames returns the names in a directory on disk, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // TestErrors checks that failures name the destination and the file.

@@ -17,9 +17,10 @@
 // its size is checked with PROPFIND, and only a complete file is renamed
 // into place with MOVE and Overwrite: T. Temp files left by an interrupted
 // write are removed by listings once they are a day old. Missing
-// collections are created with MKCOL. Reads use Range requests. Requests that fail for a reason that
-// may pass (429, 5xx, a reset connection, a timeout) are retried with
-// exponential backoff, bounded by the caller's context.
+// collections are created with MKCOL. Reads use Range requests. Requests
+// that fail for a reason that may pass (429, 5xx, a reset connection, a
+// timeout) are retried with exponential backoff, bounded by the caller's
+// context.
 //
 // Configuration: the URL webdav[s]://[user[:password]@]host[:port]/path and
 // the replica keys user (or username), password, path (overrides the URL's),
