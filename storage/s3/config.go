@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -108,6 +109,19 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 		}
 		o.prefix = p
 	}
+	if o.prefix == "" {
+		// Litestream 0.5 names the objects of a replica without a path
+		// "/<level>/...", with a leading slash. S3-compatible stores such
+		// as MinIO drop that slash when they store an object, but not
+		// from a listing's prefix, so Litestream cannot list what it wrote
+		// there; on AWS the keys keep the slash. No layout is compatible
+		// with both, so a replica must have a path.
+		return nil, fmt.Errorf("s3 replica has no path: a replica at the top of bucket %q is not supported (Litestream's layout there differs between AWS and S3-compatible stores): "+
+			"give it a path, e.g. url: s3://%s/DBNAME, or path: DBNAME", o.bucket, o.bucket)
+	}
+	if err := checkQuerySecrets(spec.URL); err != nil {
+		return nil, err
+	}
 	// The caller names the replica in its own message.
 	errorf := func(format string, args ...any) error {
 		return fmt.Errorf("s3 replica: "+format, args...)
@@ -170,6 +184,42 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 	return o, nil
 }
 
+// querySecrets are the settings that hold secrets, by their names in a URL
+// query folded to lower case without dashes or underscores. They are read
+// from config keys and the environment only: a URL ends up in logs, process
+// listings and shell histories.
+var querySecrets = map[string]string{
+	"accesskeyid":     "access-key-id",
+	"secretaccesskey": "secret-access-key",
+	"sessiontoken":    "session-token",
+	"ssecustomerkey":  "sse-customer-key",
+}
+
+// checkQuerySecrets refuses a URL whose query holds a secret, which would
+// otherwise be ignored: objects written unencrypted in place of SSE-C,
+// other credentials used in place of the ones given. The value is never
+// repeated.
+func checkQuerySecrets(u *url.URL) error {
+	for name := range u.Query() {
+		fold := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name))
+		key, ok := querySecrets[fold]
+		if !ok {
+			continue
+		}
+		switch key {
+		case "session-token":
+			return errors.New("s3 replica URL has session-token in its query, where credentials are not read: " +
+				"temporary credentials come from the AWS SDK's chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, a profile, or a role)")
+		case "sse-customer-key":
+			return errors.New("s3 replica URL has sse-customer-key in its query, where secrets are not read: " +
+				"set the sse-customer-key config key instead, e.g. sse-customer-key: ${WALSHIP_SSE_KEY}")
+		}
+		return fmt.Errorf("s3 replica URL has %s in its query, where credentials are not read: "+
+			"set the access-key-id and secret-access-key config keys, or WALSHIP_ACCESS_KEY_ID and WALSHIP_SECRET_ACCESS_KEY in the environment", key)
+	}
+	return nil
+}
+
 // staticCredentials returns the first complete pair of the config keys, the
 // WALSHIP_* and the LITESTREAM_* environment variables, and where it came
 // from; or no source, for the SDK's default chain. Half a pair is an error,
@@ -208,17 +258,29 @@ func normalizeEndpoint(s string) (string, error) {
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
 	}
+	// The endpoint is never repeated whole in an error: it may hold user
+	// information, or a query with a signature or a key.
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("endpoint: not a URL like https://s3.example.com: %w", err)
+		// url.Parse's error quotes the text.
+		return "", errors.New("endpoint is not a URL like https://s3.example.com: check its spelling")
 	}
 	if u.User != nil {
 		return "", errors.New("endpoint must not contain credentials: use the access-key-id and secret-access-key keys or the environment")
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("endpoint: %q is not a URL like https://s3.example.com", s)
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("endpoint %s must not have a query or fragment: give only the scheme, host and port, like https://s3.example.com", safeEndpoint(u))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("endpoint %s is not a URL like https://s3.example.com", safeEndpoint(u))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// safeEndpoint describes an endpoint for a message: its scheme, host and
+// path, without user information, query or fragment.
+func safeEndpoint(u *url.URL) string {
+	return strconv.Quote((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String())
 }
 
 // Hosts of providers that Litestream accepts in place of a bare bucket name

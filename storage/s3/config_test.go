@@ -43,11 +43,6 @@ func TestParseSpec(t *testing.T) {
 			want: options{bucket: "my-bucket", prefix: "db", region: "eu-west-1", partSize: DefaultPartSize, concurrency: DefaultConcurrency},
 		},
 		{
-			name: "bucket root",
-			url:  "s3://my-bucket",
-			want: options{bucket: "my-bucket", partSize: DefaultPartSize, concurrency: DefaultConcurrency},
-		},
-		{
 			name: "endpoint in the URL: path style, us-east-1, checksums when required",
 			url:  "s3://b/p/?endpoint=http://127.0.0.1:9000",
 			want: options{bucket: "b", prefix: "p", endpoint: "http://127.0.0.1:9000", region: "us-east-1", forcePathStyle: true, partSize: DefaultPartSize, concurrency: DefaultConcurrency, checksums: ChecksumsWhenRequired},
@@ -135,7 +130,29 @@ func TestParseSpecErrors(t *testing.T) {
 		{"s3://b/p", map[string]string{"path": "q"}, `path "p" in the URL and path: "q" differ`},
 		{"s3://AKIAX:" + secret + "@b/p", nil, "must not contain credentials"},
 		{"s3://b/p", map[string]string{"endpoint": "https://key:" + secret + "@host"}, "must not contain credentials"},
-		{"s3://b/p", map[string]string{"endpoint": "ftp://host"}, "is not a URL like https://s3.example.com"},
+		{"s3://b/p", map[string]string{"endpoint": "key:" + secret + "@host"}, "must not contain credentials"},
+		{"s3://b/p", map[string]string{"endpoint": "ftp://host"}, `endpoint "ftp://host" is not a URL like https://s3.example.com`},
+		// Endpoints are never echoed whole: url.Parse's own error quotes
+		// the text, and a query may hold a signature or a key.
+		{"s3://b/p", map[string]string{"endpoint": "https://host:" + secret}, "endpoint is not a URL like https://s3.example.com"},
+		{"s3://b/p", map[string]string{"endpoint": "https://host/%zz" + secret}, "endpoint is not a URL"},
+		{"s3://b/p", map[string]string{"endpoint": "https://host/s3?X-Amz-Signature=" + secret}, `endpoint "https://host/s3" must not have a query`},
+		{"s3://b/p", map[string]string{"endpoint": "ftp://host/?key=" + secret}, "must not have a query"},
+		{"s3://b/p", map[string]string{"endpoint": "https://host/#" + secret}, "must not have a query or fragment"},
+		{"s3://b/p?endpoint=" + url.QueryEscape("http://u:"+secret+"@host"), nil, "must not contain credentials"},
+		// A replica at the top of the bucket is refused (see TestNoPath).
+		{"s3://b", nil, "s3 replica has no path"},
+		{"s3://b/", nil, "give it a path, e.g. url: s3://b/DBNAME"},
+		{"s3:", map[string]string{"bucket": "b"}, "no path"},
+		{"s3://b//", map[string]string{"path": "/"}, "no path"},
+		// Secrets in the query are refused, not ignored.
+		{"s3://b/p?sse-customer-key=" + secret, nil, "sse-customer-key in its query"},
+		{"s3://b/p?sseCustomerKey=" + secret, map[string]string{"sse-customer-key": strings.Repeat("k", 32)}, "set the sse-customer-key config key"},
+		{"s3://b/p?access-key-id=AKIAX&secret-access-key=" + secret, nil, "in its query, where credentials are not read"},
+		{"s3://b/p?secretAccessKey=" + secret, map[string]string{"access-key-id": "AKIAX", "secret-access-key": "y"}, "secret-access-key in its query"},
+		{"s3://b/p?accessKeyId=AKIAX", nil, "access-key-id in its query"},
+		{"s3://b/p?SECRET_ACCESS_KEY=" + secret, nil, "WALSHIP_SECRET_ACCESS_KEY in the environment"},
+		{"s3://b/p?session-token=" + secret, nil, "session-token in its query, where credentials are not read: temporary credentials come from the AWS SDK"},
 		{"s3://b/p", map[string]string{"part-size": "1MiB"}, "part-size: 1048576 bytes is outside S3's limits"},
 		{"s3://b/p", map[string]string{"part-size": "lots"}, "part-size"},
 		{"s3://b/p", map[string]string{"concurrency": "0"}, "concurrency"},

@@ -6,6 +6,11 @@
 //
 //	PATH/<level as 4 lower-case hex digits>/<minTXID>-<maxTXID>.ltx
 //
+// PATH may not be empty. Litestream names the objects of a replica at the
+// top of a bucket "/0000/...", with a leading slash, which AWS keeps but
+// MinIO and other S3-compatible stores drop when they store an object (not
+// when they list a prefix): no layout there would be compatible everywhere.
+//
 // Each object carries its LTX header timestamp as the user metadata
 // litestream-timestamp (RFC 3339, UTC, to the millisecond or finer). S3
 // listings do not include user metadata, so LTXFiles reads it with a HEAD
@@ -37,7 +42,7 @@
 //	bucket, path       for a replica given without a URL
 //
 // Secrets (the credentials, sse-customer-key) are read from config keys
-// only, never from the URL. As in Litestream, the URL's host may also be a
+// only, never from the URL: a URL whose query holds one is an error. As in Litestream, the URL's host may also be a
 // provider's host form, which implies the endpoint and region:
 // BUCKET.s3.REGION.amazonaws.com, BUCKET.s3.REGION.backblazeb2.com,
 // BUCKET.REGION.digitaloceanspaces.com, BUCKET.s3.REGION.scw.cloud,
@@ -68,7 +73,9 @@
 // retryer: up to 10 attempts with jittered exponential backoff of at most
 // 20 s, on throttling (503 SlowDown, 429), 5xx, reset or refused connections
 // and timeouts, always bounded by the caller's context. A download cut off
-// mid-stream resumes where it stopped (pinned to the object's ETag).
+// mid-stream resumes where it stopped (pinned to the object's ETag). Every
+// ranged GET must be answered with a 206 of the range asked for (its
+// Content-Range is checked); any other answer is an error.
 //
 // A file of at most part-size bytes is sent with one PutObject; a larger
 // one is a multipart upload of part-size parts, concurrency at a time,
@@ -96,12 +103,14 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -687,9 +696,80 @@ func (r *objectReader) open() error {
 	} else if err != nil {
 		return err
 	}
+	// A server (or a proxy) that ignores the Range header, or serves
+	// another range, would hand the caller the wrong bytes.
+	status := 0
+	if resp, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
+		status = resp.StatusCode
+	}
+	if err := checkRange(status, aws.ToString(out.ContentRange), r.pos, r.end); err != nil {
+		_ = out.Body.Close()
+		return err
+	}
 	r.body = out.Body
 	if r.etag == "" {
 		r.etag = aws.ToString(out.ETag)
+	}
+	return nil
+}
+
+// errBadRange is the error of a GET answered with other bytes than those
+// asked for.
+var errBadRange = errors.New("the server did not answer with the range asked for")
+
+// checkRange checks the status and Content-Range of the answer to a GET
+// from start to end (exclusive; -1 for the end of the object). A GET of a
+// whole object must be a 200; any other must be a 206 of the bytes asked
+// for, or of fewer when the object ends sooner.
+func checkRange(status int, contentRange string, start, end int64) error {
+	if start == 0 && end < 0 {
+		if status != http.StatusOK {
+			return fmt.Errorf("%w: asked for the whole object, got HTTP status %d", errBadRange, status)
+		}
+		return nil
+	}
+	want := fmt.Sprintf("bytes %d-", start)
+	if end >= 0 {
+		want += fmt.Sprint(end - 1)
+	}
+	if status != http.StatusPartialContent {
+		return fmt.Errorf("%w: asked for %s, got HTTP status %d instead of 206 (does the store support ranged reads?)", errBadRange, want, status)
+	}
+	bad := func() error {
+		return fmt.Errorf("%w: asked for %s, got Content-Range %q", errBadRange, want, contentRange)
+	}
+	// bytes FIRST-LAST/TOTAL, TOTAL possibly "*" (unknown).
+	spec, ok := strings.CutPrefix(contentRange, "bytes ")
+	if !ok {
+		return bad()
+	}
+	span, total, ok := strings.Cut(spec, "/")
+	if !ok {
+		return bad()
+	}
+	first, last, ok := strings.Cut(span, "-")
+	if !ok {
+		return bad()
+	}
+	a, err1 := strconv.ParseInt(first, 10, 64)
+	b, err2 := strconv.ParseInt(last, 10, 64)
+	if err1 != nil || err2 != nil || a != start || b < a {
+		return bad()
+	}
+	size := int64(-1)
+	if total != "*" {
+		n, err := strconv.ParseInt(total, 10, 64)
+		if err != nil || b >= n {
+			return bad()
+		}
+		size = n
+	}
+	switch {
+	case end >= 0 && b == end-1:
+	case end >= 0 && b < end-1 && b == size-1: // the object ends sooner
+	case end < 0 && (b == size-1 || size < 0):
+	default:
+		return bad()
 	}
 	return nil
 }

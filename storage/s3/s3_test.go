@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +85,7 @@ func TestLayout(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := start(t)
 			api := srv.SDK(t)
-			for _, prefix := range []string{"backups/db", ""} {
+			for _, prefix := range []string{"backups/db", "db"} {
 				bucket := srv.Bucket(t)
 				c := openSpec(t, spec(srv, bucket, prefix, nil))
 				at0 := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
@@ -91,12 +93,7 @@ func TestLayout(t *testing.T) {
 				write(t, c, 0, 1, 1, storagetest.File(t, 1, 1, 1, 1), at0)
 				write(t, c, 9, 1, 5, storagetest.File(t, 1, 5, 1, 2), at9)
 
-				dir := func(level string) string {
-					if prefix == "" {
-						return level + "/"
-					}
-					return prefix + "/" + level + "/"
-				}
+				dir := func(level string) string { return prefix + "/" + level + "/" }
 				want := []string{
 					dir("0000") + "0000000000000001-0000000000000001.ltx",
 					dir("0009") + "0000000000000001-0000000000000005.ltx",
@@ -374,6 +371,51 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestNoPath checks why a replica without a path is refused, on both
+// servers: Litestream 0.5 writes the objects of such a replica as
+// "/<level>/<file>" and lists the prefix "/<level>/"; these stores drop the
+// leading slash of the key they store but not of the listing's prefix, so
+// Litestream cannot list what it wrote there (while AWS keeps the slash).
+// Should a server start keeping the slash, this test fails and the choice
+// is to be looked at again.
+func TestNoPath(t *testing.T) {
+	for name, start := range map[string]func(testing.TB) *testserver.S3Server{"MinIO": testserver.MinIO, "VersityGW": testserver.VersityGW} {
+		t.Run(name, func(t *testing.T) {
+			srv := start(t)
+			api := srv.SDK(t)
+			bucket := srv.Bucket(t)
+			ctx := context.Background()
+			const name = "0000000000000001-0000000000000001.ltx"
+			if _, err := api.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: aws.String(bucket), Key: aws.String("/0000/" + name), Body: bytes.NewReader([]byte("x")),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := rawKeys(t, api, bucket), []string{"0000/" + name}; !slices.Equal(got, want) {
+				t.Fatalf("Litestream's key /0000/%s is stored as %q; want %q", name, got, want)
+			}
+			out, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("/0000/")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Contents) != 0 {
+				t.Fatalf("listing Litestream's prefix /0000/ found %d objects; want none", len(out.Contents))
+			}
+
+			for _, s := range []storage.Spec{
+				spec(srv, bucket, "", nil),
+				spec(srv, bucket, "/", map[string]string{"path": "/"}),
+				{URL: &url.URL{Scheme: "s3", Host: bucket}, Keys: map[string]string{"endpoint": srv.Endpoint}},
+			} {
+				_, err := Open(ctx, s)
+				if err == nil || !strings.Contains(err.Error(), "has no path") || !strings.Contains(err.Error(), "s3://"+bucket+"/DBNAME") {
+					t.Fatalf("open %s with keys %v: %v; want an error asking for a path", s.URL, s.Keys, err)
+				}
+			}
+		})
+	}
+}
+
 // TestReadPastEnd reads from the end of a file: nothing, and no error.
 func TestReadPastEnd(t *testing.T) {
 	srv := testserver.MinIO(t)
@@ -489,4 +531,105 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.mu.Unlock()
 	}
 	return r.next.RoundTrip(req)
+}
+
+func TestCheckRange(t *testing.T) {
+	for _, tt := range []struct {
+		status       int
+		contentRange string
+		start, end   int64
+		ok           bool
+	}{
+		// A whole object: a 200.
+		{200, "", 0, -1, true},
+		{206, "bytes 0-99/100", 0, -1, false},
+		{304, "", 0, -1, false},
+		// A range: a 206 of that range.
+		{206, "bytes 10-19/100", 10, 20, true},
+		{206, "bytes 0-9/100", 0, 10, true},
+		{206, "bytes 10-99/100", 10, -1, true},
+		{206, "bytes 10-99/*", 10, -1, true},
+		{206, "bytes 90-99/100", 90, 200, true}, // the object ends sooner
+		{206, "bytes 0-0/1", 0, 1, true},
+		// Anything else is an error.
+		{200, "", 10, 20, false}, // the Range header ignored
+		{200, "", 10, -1, false}, // the same, to the end
+		{200, "", 0, 10, false},  // the same, from the start
+		{206, "", 10, 20, false}, // no Content-Range
+		{206, "bytes 0-9/100", 10, 20, false},
+		{206, "bytes 10-14/100", 10, 20, false}, // fewer bytes, object not ended
+		{206, "bytes 10-29/100", 10, 20, false}, // more bytes
+		{206, "bytes 10-98/100", 10, -1, false}, // short of the end
+		{206, "bytes 10-19/*", 10, 30, false},   // fewer bytes, size unknown
+		{206, "bytes 10-100/100", 10, -1, false},
+		{206, "bytes 19-10/100", 19, -1, false},
+		{206, "bytes */100", 10, 20, false},
+		{206, "items 10-19/100", 10, 20, false},
+		{206, "bytes 10-19/x", 10, 20, false},
+		{206, "bytes 10-19", 10, 20, false},
+		{0, "", 0, -1, false}, // no response seen
+	} {
+		err := checkRange(tt.status, tt.contentRange, tt.start, tt.end)
+		if (err == nil) != tt.ok {
+			t.Errorf("status %d, Content-Range %q for bytes %d to %d: %v; want ok=%v", tt.status, tt.contentRange, tt.start, tt.end, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, errBadRange) {
+			t.Errorf("error %v does not wrap errBadRange", err)
+		}
+	}
+}
+
+// TestRangeChecked reads ranges from MinIO, whose answers pass the check,
+// and then through a transport that alters MinIO's answers as a proxy
+// that ignores or rewrites ranges would: those reads must fail rather than
+// return the wrong bytes.
+func TestRangeChecked(t *testing.T) {
+	srv := testserver.MinIO(t)
+	bucket := srv.Bucket(t)
+	b := storagetest.File(t, 1, 1, 5, 1)
+	n := int64(len(b))
+	write(t, openSpec(t, spec(srv, bucket, "db", nil)), 0, 1, 1, b, time.Now())
+
+	var tamper atomic.Pointer[func(*http.Response)]
+	c, err := open(context.Background(), spec(srv, bucket, "db", nil), hooks{transport: func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(r)
+			if f := tamper.Load(); err == nil && r.Method == http.MethodGet && r.Header.Get("Range") != "" && f != nil {
+				(*f)(resp)
+			}
+			return resp, err
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, 0}, {0, 100}, {100, 1000}, {100, 0}, {n - 10, 100}, {n - 1, 1}} {
+		want := b[r[0]:]
+		if r[1] > 0 {
+			want = b[r[0]:min(r[0]+r[1], n)]
+		}
+		if got := readAll(t, c, 0, 1, 1, r[0], r[1]); !bytes.Equal(got, want) {
+			t.Fatalf("offset %d size %d: read %d bytes that differ from the %d expected", r[0], r[1], len(got), len(want))
+		}
+	}
+
+	for name, f := range map[string]func(*http.Response){
+		"range ignored": func(resp *http.Response) {
+			resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+			resp.Header.Del("Content-Range")
+		},
+		"other range": func(resp *http.Response) {
+			resp.Header.Set("Content-Range", fmt.Sprintf("bytes 0-899/%d", n))
+		},
+	} {
+		tamper.Store(&f)
+		rc, err := c.OpenLTXFile(context.Background(), 0, 1, 1, 100, 900)
+		if err == nil {
+			rc.Close()
+			t.Fatalf("%s: a read of bytes 100-999 succeeded", name)
+		}
+		if !errors.Is(err, errBadRange) || !strings.Contains(err.Error(), "asked for bytes 100-999") || !strings.Contains(err.Error(), "s3://"+bucket+"/db") {
+			t.Fatalf("%s: %v; want an error naming the replica and the range asked for", name, err)
+		}
+	}
 }
