@@ -15,9 +15,10 @@
 // path. Other keys (config keys override URL query parameters of the same
 // name):
 //
-//   - endpoint: the base URL of a GCS-compatible server (an emulator such as
-//     fake-gcs-server, or a private endpoint). "http://host:port" is enough;
-//     the JSON API path /storage/v1/ is added when the URL has no path.
+//   - endpoint: the base URL of a GCS-compatible server: an emulator such as
+//     fake-gcs-server at http://host:port, or a private (Private Service
+//     Connect) or regional Google endpoint at https://. The JSON API path
+//     /storage/v1/ is added when the URL has no path.
 //   - credentials-file: a JSON credentials file (service account, authorized
 //     user, external account, ...).
 //   - part-size: the upload buffer (Writer.ChunkSize), default 8 MiB. A file
@@ -27,22 +28,33 @@
 //
 // # Credentials
 //
-// With an endpoint (or the standard STORAGE_EMULATOR_HOST environment
-// variable) requests are not authenticated, unless credentials-file is set.
-// Otherwise credentials-file when set, else Application Default Credentials:
-// GOOGLE_APPLICATION_CREDENTIALS, then the gcloud user credentials
-// ("gcloud auth application-default login"), then the metadata server (GCE,
-// GKE workload identity, Cloud Run).
+// credentials-file when set. Else, with an http:// endpoint (an emulator) or
+// the standard STORAGE_EMULATOR_HOST environment variable, requests are not
+// authenticated. Else (Google's own endpoint, or an https:// endpoint such as
+// a Private Service Connect or regional one) Application Default
+// Credentials: GOOGLE_APPLICATION_CREDENTIALS, then the gcloud user
+// credentials ("gcloud auth application-default login"), then the metadata
+// server (GCE, GKE workload identity, Cloud Run).
 //
 // # Writes, reads and retries
 //
 // GCS objects are atomic: a failed or cancelled upload leaves no object, and
 // the SDK sends a CRC32C of the content that the server checks before it
-// creates the object. Reads are ranged on the server. Requests are retried by
-// the SDK with exponential backoff and jitter on 408, 429, 5xx, reset
-// connections and timeouts, always bounded by the caller's context; uploads
-// are retried too (storage.RetryAlways), which is safe because a given name is
-// always written with the same bytes.
+// creates the object. Reads are ranged on the server; a read that starts at
+// or past the end of a file is empty, as in the file backend. Requests are
+// retried by the SDK with exponential backoff and jitter on 408, 429, 5xx,
+// reset connections and timeouts, up to storage.DefaultRetry.Attempts tries
+// and always bounded by the caller's context. Uploads are retried too
+// (storage.RetryAlways), which is safe because a given name is always
+// written with the same bytes, with the same bound on tries in a row
+// (the SDK alone would retry them for as long as the context lasts).
+//
+// A server that accepts a connection and then stops answering is a failure
+// too, not a wait without end: every request gets its response headers
+// within two minutes, no write to a connection and no read of a response
+// body blocks for longer than that, and each chunk of a resumable upload
+// has its own deadline (Writer.ChunkTransferTimeout), in proportion to its
+// size. The request is then retried like any other failure.
 package gcs
 
 import (
@@ -54,11 +66,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gcs "cloud.google.com/go/storage"
@@ -96,6 +110,16 @@ const (
 
 	// apiPath is the path of the JSON API on a server.
 	apiPath = "/storage/v1/"
+
+	// stallTimeout is how long a request waits for its response headers,
+	// and how long one write to a connection or one read of a response body
+	// may block, before the attempt fails (and is retried).
+	stallTimeout = 2 * time.Minute
+
+	// minChunkRate is the slowest transfer of a resumable upload's chunk, in
+	// bytes per second, that is not taken for a stall: a chunk's deadline is
+	// the stall timeout plus its size at this rate.
+	minChunkRate = 64 << 10
 )
 
 var _ storage.Client = (*Client)(nil)
@@ -109,6 +133,13 @@ type Client struct {
 	bkt       *gcs.BucketHandle
 	transfers *storage.Transfers
 	log       *slog.Logger
+	stall     time.Duration // stallTimeout, or shorter in tests
+}
+
+// knobs are what tests may change.
+type knobs struct {
+	// stall replaces stallTimeout when set.
+	stall time.Duration
 }
 
 // config is what Open reads from a Spec.
@@ -221,6 +252,10 @@ func roundUp(n, m int) int { return (n + m - 1) / m * m }
 // checks the settings and finds credentials, but sends no request to the
 // bucket: a missing bucket or a permission problem shows on first use.
 func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
+	return open(ctx, spec, knobs{})
+}
+
+func open(ctx context.Context, spec storage.Spec, k knobs) (*Client, error) {
 	cfg, err := parseSpec(spec)
 	if err != nil {
 		return nil, err
@@ -231,16 +266,22 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 		partSize:  cfg.partSize,
 		transfers: spec.Transfers,
 		log:       spec.Log(),
+		stall:     cmp.Or(k.stall, stallTimeout),
 	}
 
-	opts, err := clientOptions(ctx, cfg)
+	hc, err := httpClient(ctx, cfg, c.stall)
 	if err != nil {
 		return nil, c.errorf("%w", err)
 	}
+	// The HTTP client carries the credentials: the SDK is not to look
+	// for others.
+	opts := []option.ClientOption{option.WithHTTPClient(hc), option.WithoutAuthentication()}
+	if cfg.endpoint != "" {
+		opts = append(opts, option.WithEndpoint(cfg.endpoint))
+	}
 	client, err := gcs.NewClient(ctx, opts...)
 	if err != nil {
-		return nil, c.errorf("connect to Google Cloud Storage: %w (credentials come from credentials-file, "+
-			"GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the metadata server)", err)
+		return nil, c.errorf("connect to Google Cloud Storage: %w", err)
 	}
 	client.SetRetry(
 		gcs.WithBackoff(gax.Backoff{Initial: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Multiplier: 2}),
@@ -254,40 +295,140 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 	return c, nil
 }
 
-// clientOptions turns the settings into SDK options.
-func clientOptions(ctx context.Context, cfg *config) ([]option.ClientOption, error) {
-	var auth []option.ClientOption
+// unauthenticated reports whether requests go without credentials: to an
+// emulator, named by an http:// endpoint or STORAGE_EMULATOR_HOST, when no
+// credentials-file is set. An https:// endpoint (Private Service Connect, a
+// regional endpoint) is Google's and needs credentials.
+func unauthenticated(cfg *config) bool {
+	if cfg.credentialsFile != "" {
+		return false
+	}
+	return strings.HasPrefix(cfg.endpoint, "http://") || os.Getenv("STORAGE_EMULATOR_HOST") != ""
+}
+
+// httpClient returns the HTTP client of the SDK: a transport with the stall
+// timeouts (and without certificate checks if skip-verify is set), with the
+// replica's credentials on top. Errors loading credentials say where they
+// come from.
+func httpClient(ctx context.Context, cfg *config, stall time.Duration) (*http.Client, error) {
+	var rt http.RoundTripper = &stallGuard{rt: baseTransport(cfg.skipVerify, stall), timeout: stall}
+	if unauthenticated(cfg) {
+		return &http.Client{Transport: rt}, nil
+	}
+	auth := []option.ClientOption{option.WithScopes(gcs.ScopeFullControl)}
 	if cfg.credentialsFile != "" {
 		typ, err := credentialsType(cfg.credentialsFile)
 		if err != nil {
 			return nil, err
 		}
-		auth = []option.ClientOption{option.WithAuthCredentialsFile(typ, cfg.credentialsFile)}
-	} else if cfg.endpoint != "" {
-		auth = []option.ClientOption{option.WithoutAuthentication()}
+		auth = append(auth, option.WithAuthCredentialsFile(typ, cfg.credentialsFile))
 	}
+	t, err := htransport.NewTransport(ctx, rt, auth...)
+	switch {
+	case err != nil && cfg.credentialsFile != "":
+		return nil, fmt.Errorf("load credentials-file %s: %w", cfg.credentialsFile, err)
+	case err != nil:
+		return nil, fmt.Errorf("find Application Default Credentials: %w (credentials come from credentials-file, "+
+			"GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, or the metadata server; "+
+			"only an http:// endpoint or STORAGE_EMULATOR_HOST, for an emulator, goes without)", err)
+	}
+	return &http.Client{Transport: t}, nil
+}
 
-	var opts []option.ClientOption
-	if cfg.endpoint != "" {
-		opts = append(opts, option.WithEndpoint(cfg.endpoint))
-	}
-	if !cfg.skipVerify {
-		return append(opts, auth...), nil
-	}
-
-	// An http.Client of our own replaces the SDK's transport, so it must
-	// carry the credentials itself.
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-	var rt http.RoundTripper = base
-	if cfg.credentialsFile != "" {
-		t, err := htransport.NewTransport(ctx, base, append(auth, option.WithScopes(gcs.ScopeFullControl))...)
+// baseTransport is the SDK's own transport (http.DefaultTransport with a
+// larger idle pool and HTTP/2 health checks) with the stall timeouts.
+func baseTransport(skipVerify bool, stall time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 100
+	t.ResponseHeaderTimeout = stall
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: 31 * time.Second, PingTimeout: 15 * time.Second}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
 		if err != nil {
-			return nil, fmt.Errorf("load credentials-file %s: %w", cfg.credentialsFile, err)
+			return nil, err
 		}
-		rt = t
+		return &stallConn{Conn: conn, timeout: stall}, nil
 	}
-	return append(opts, option.WithHTTPClient(&http.Client{Transport: rt}), option.WithoutAuthentication()), nil
+	if skipVerify {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	return t
+}
+
+// stallConn fails a write that cannot go on for longer than timeout (a
+// server that stopped reading a request body), which the transport's
+// response header timeout does not cover: it starts once the request is
+// sent.
+type stallConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// errStall ends the read of a response body that received nothing for too
+// long. It wraps io.ErrUnexpectedEOF, which the SDK retries (a download
+// resumes where it stopped).
+var errStall = fmt.Errorf("the server sent nothing for too long: %w", io.ErrUnexpectedEOF)
+
+// stallGuard fails the read of a response body, a download or a listing,
+// that blocks for longer than timeout, by cancelling the request.
+type stallGuard struct {
+	rt      http.RoundTripper
+	timeout time.Duration
+}
+
+func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := g.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil || resp.Body == nil || resp.Body == http.NoBody {
+		cancel()
+		return resp, err
+	}
+	resp.Body = &guardedBody{rc: resp.Body, cancel: cancel, timeout: g.timeout}
+	return resp, nil
+}
+
+// guardedBody cancels its request when a Read blocks for longer than
+// timeout. Only time spent inside Read counts: a slow reader is no stall.
+type guardedBody struct {
+	rc      io.ReadCloser
+	cancel  context.CancelFunc
+	timeout time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.timeout, func() {
+			b.stalled.Store(true)
+			b.cancel()
+		})
+	} else {
+		b.timer.Reset(b.timeout)
+	}
+	n, err := b.rc.Read(p)
+	b.timer.Stop()
+	if err != nil && err != io.EOF && b.stalled.Load() {
+		err = fmt.Errorf("%w (after %v)", errStall, b.timeout)
+	}
+	return n, err
+}
+
+func (b *guardedBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.rc.Close()
+	b.cancel()
+	return err
 }
 
 // credentialsType reads the type of a JSON credentials file, which the SDK
@@ -442,19 +583,31 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	}
 	name := c.ObjectName(level, minTXID, maxTXID)
 	r, err := c.bkt.Object(name).NewRangeReader(ctx, offset, length)
-	if err != nil {
+	var gerr *googleapi.Error
+	switch {
+	case errors.As(err, &gerr) && gerr.Code == http.StatusRequestedRangeNotSatisfiable:
+		// The file exists, and offset is at or past its end: nothing to
+		// read, as from a file.
+		return &reader{r: eofReader{}, release: release}, nil
+	case errors.Is(err, gcs.ErrObjectNotExist):
 		release()
-		if errors.Is(err, gcs.ErrObjectNotExist) {
-			return nil, c.errorf("open %s: %w: object %s: %w", desc, storage.ErrNotFound, name, err)
-		}
+		return nil, c.errorf("open %s: %w: object %s: %w", desc, storage.ErrNotFound, name, err)
+	case err != nil:
+		release()
 		return nil, c.errorf("open %s (object %s): %w", desc, name, c.explain(err))
 	}
 	return &reader{r: r, release: release}, nil
 }
 
+// eofReader is the content past the end of a file.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (eofReader) Close() error             { return nil }
+
 // reader gives the transfer slot back when it is closed.
 type reader struct {
-	r       *gcs.Reader
+	r       io.ReadCloser
 	release func()
 	closed  bool
 }
@@ -509,8 +662,17 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	name := c.ObjectName(level, minTXID, maxTXID)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := c.bkt.Object(name).NewWriter(wctx)
+	// The SDK retries an upload's requests for as long as the context
+	// lasts, which for a replica is for ever: the budget bounds them.
+	budget := new(retryBudget)
+	w := c.bkt.Object(name).Retryer(gcs.WithErrorFunc(budget.retry)).NewWriter(wctx)
 	w.ChunkSize = chunk
+	// A chunk that makes no progress is abandoned and sent again, rather
+	// than waited for without end: one stalled attempt leaves time for
+	// another.
+	w.ChunkTransferTimeout = c.stall + time.Duration(chunk/minChunkRate)*time.Second
+	w.ChunkRetryDeadline = 2 * w.ChunkTransferTimeout
+	w.ProgressFunc = budget.progress
 	w.ContentType = "application/octet-stream"
 	w.Metadata = map[string]string{storage.TimestampMetadata: storage.FormatTimestamp(createdAt)}
 
@@ -541,6 +703,21 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		CreatedAt: createdAt,
 	}, nil
 }
+
+// retryBudget bounds the retries of one upload to those of any other
+// request, storage.DefaultRetry.Attempts tries, counted afresh after each
+// chunk of a resumable upload that is stored.
+type retryBudget struct {
+	failures atomic.Int64
+}
+
+// retry reports whether to try a failed upload request again.
+func (b *retryBudget) retry(err error) bool {
+	return gcs.ShouldRetry(err) && b.failures.Add(1) < int64(storage.DefaultRetry.Attempts)
+}
+
+// progress is told the bytes stored so far.
+func (b *retryBudget) progress(int64) { b.failures.Store(0) }
 
 // remaining returns how many bytes r has left when it can tell (an *os.File
 // of a regular file, a *bytes.Reader, ...), leaving its position unchanged.

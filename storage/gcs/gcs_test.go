@@ -31,6 +31,7 @@ import (
 
 	"github.com/walship/walship/internal/testserver"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
 	walgcs "github.com/walship/walship/storage/gcs"
 	"github.com/walship/walship/storage/storagetest"
 )
@@ -234,10 +235,30 @@ func TestEmulatorHost(t *testing.T) {
 	}
 }
 
+// tokenServer is an OAuth2 token endpoint that hands out token, and counts
+// the requests it answers.
+func tokenServer(t *testing.T, token string) (tokenURL string, requests *atomic.Int64) {
+	t.Helper()
+	requests = new(atomic.Int64)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, token)
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/token", requests
+}
+
 // TestSkipVerify reaches an https endpoint with a self-signed certificate.
+// An https endpoint is taken for Google's own, so requests to it are
+// authenticated: here with Application Default Credentials.
 func TestSkipVerify(t *testing.T) {
 	srv := testserver.FakeGCSTLS(t)
 	bucket := srv.NewBucket(t)
+	t.Setenv("STORAGE_EMULATOR_HOST", "")
+	tokenURL, tokenRequests := tokenServer(t, "ya29.walship-test")
+	adc, _ := serviceAccount(t, tokenURL)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", adc)
 
 	strict := open(t, srv, "gs://"+bucket+"/db", nil)
 	_, err := strict.LTXFiles(context.Background(), 0)
@@ -254,23 +275,118 @@ func TestSkipVerify(t *testing.T) {
 	if got := readAll(t, c, 0, 1, 1); !bytes.Equal(got, b) {
 		t.Fatal("read back different bytes")
 	}
+	if tokenRequests.Load() == 0 {
+		t.Fatal("an https endpoint with skip-verify sent no token request: Application Default Credentials were not used")
+	}
 
 	// With a credentials-file too, the transport that skips verification
-	// must still authenticate.
-	var tokenRequests atomic.Int64
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tokenRequests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"access_token":"ya29.walship-test","token_type":"Bearer","expires_in":3600}`)
-	}))
-	defer tokens.Close()
-	credFile, _ := serviceAccount(t, tokens.URL+"/token")
+	// must still authenticate, with that file.
+	fileTokenURL, fileTokenRequests := tokenServer(t, "ya29.walship-test-file")
+	credFile, _ := serviceAccount(t, fileTokenURL)
 	authed := open(t, srv, "gs://"+bucket+"/db", map[string]string{"skip-verify": "true", "credentials-file": credFile})
 	if files := list(t, authed, 0); len(files) != 1 {
 		t.Fatalf("listed %d files with credentials; want 1", len(files))
 	}
-	if tokenRequests.Load() == 0 {
+	if fileTokenRequests.Load() == 0 {
 		t.Fatal("skip-verify with a credentials-file sent no token request: the credentials were not used")
+	}
+}
+
+// TestEndpointAuthentication checks which requests carry credentials, seen
+// by a proxy in front of fake-gcs-server: an https endpoint (a private or
+// regional Google endpoint) uses Application Default Credentials, while an
+// http endpoint or STORAGE_EMULATOR_HOST (an emulator) goes without.
+func TestEndpointAuthentication(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	bucket := srv.NewBucket(t)
+	const token = "ya29.walship-adc-token"
+	tokenURL, tokenRequests := tokenServer(t, token)
+	adc, _ := serviceAccount(t, tokenURL)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", adc)
+	t.Setenv("STORAGE_EMULATOR_HOST", "")
+	b := storagetest.File(t, 1, 1, 2, 1)
+
+	for _, tt := range []struct {
+		name         string
+		tls          bool
+		emulatorHost bool
+		wantAuth     string
+	}{
+		{name: "https endpoint", tls: true, wantAuth: "Bearer " + token},
+		{name: "http endpoint"},
+		{name: "https endpoint with STORAGE_EMULATOR_HOST", tls: true, emulatorHost: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.emulatorHost {
+				t.Setenv("STORAGE_EMULATOR_HOST", srv.Host)
+			}
+			before := tokenRequests.Load()
+			p := newProxyTLS(t, srv, nil, tt.tls)
+			c := open(t, srv, "gs://"+bucket+"/"+strings.ReplaceAll(tt.name, " ", "-"), map[string]string{"endpoint": p.URL, "skip-verify": fmt.Sprint(tt.tls)})
+			write(t, c, 0, 1, 1, b, time.Now())
+			list(t, c, 0)
+			readAll(t, c, 0, 1, 1)
+
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if len(p.reqs) < 3 {
+				t.Fatalf("%d requests through the proxy; want at least 3", len(p.reqs))
+			}
+			for _, r := range p.reqs {
+				if got := r.Header.Get("Authorization"); got != tt.wantAuth {
+					t.Errorf("%s %s: Authorization %q; want %q", r.Method, r.URL.Path, got, tt.wantAuth)
+				}
+			}
+			if fetched := tokenRequests.Load() > before; fetched != (tt.wantAuth != "") {
+				t.Errorf("token requests made: %v; want %v", fetched, tt.wantAuth != "")
+			}
+		})
+	}
+}
+
+// TestReadPastEnd reads at and past the end of a file: empty, as from the
+// file backend, and not an error.
+func TestReadPastEnd(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	u, _ := url.Parse("gs://" + srv.NewBucket(t) + "/db")
+	c, err := walgcs.Open(context.Background(), storage.Spec{URL: u, Keys: map[string]string{"endpoint": srv.Endpoint}, Transfers: storage.NewTransfers(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ref := file.New(t.TempDir())
+	b := storagetest.File(t, 1, 1, 2, 1)
+	n := int64(len(b))
+	write(t, c, 0, 1, 1, b, time.Now())
+	write(t, ref, 0, 1, 1, b, time.Now())
+
+	read := func(c storage.Client, offset, size int64) ([]byte, error) {
+		rc, err := c.OpenLTXFile(context.Background(), 0, 1, 1, offset, size)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close() // frees the only transfer slot for the next read
+		return io.ReadAll(rc)
+	}
+	for _, r := range []struct{ offset, size int64 }{
+		{n, 0}, {n, 5}, {n + 1, 0}, {n + 1000, 1}, {n - 1, 0}, {n - 1, 5}, {n - 3, 2},
+	} {
+		want, err := read(ref, r.offset, r.size)
+		if err != nil {
+			t.Fatalf("file backend: offset %d size %d: %v", r.offset, r.size, err)
+		}
+		got, err := read(c, r.offset, r.size)
+		if err != nil {
+			t.Errorf("offset %d size %d of a %d-byte file: %v; want %d bytes as from the file backend", r.offset, r.size, n, err, len(want))
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("offset %d size %d of a %d-byte file: read %d bytes; want %d as from the file backend", r.offset, r.size, n, len(got), len(want))
+		}
+	}
+	// Past the end of a file that does not exist is still not found.
+	if _, err := c.OpenLTXFile(context.Background(), 0, 2, 2, 1<<20, 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("open a missing file past its end: %v; want storage.ErrNotFound", err)
 	}
 }
 
@@ -374,6 +490,13 @@ type proxy struct {
 
 func newProxy(t testing.TB, srv *testserver.GCSServer, fail func(r *http.Request, n int) bool) *proxy {
 	t.Helper()
+	return newProxyTLS(t, srv, fail, false)
+}
+
+// newProxyTLS is newProxy, serving https with a self-signed certificate if
+// tls is set.
+func newProxyTLS(t testing.TB, srv *testserver.GCSServer, fail func(r *http.Request, n int) bool, tls bool) *proxy {
+	t.Helper()
 	target, _ := url.Parse(srv.Endpoint)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	director := rp.Director
@@ -382,7 +505,7 @@ func newProxy(t testing.TB, srv *testserver.GCSServer, fail func(r *http.Request
 		r.Host = target.Host // fake-gcs-server routes XML reads by host
 	}
 	p := &proxy{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.reqs = append(p.reqs, r.Clone(context.Background()))
 		n := 0
@@ -403,6 +526,11 @@ func newProxy(t testing.TB, srv *testserver.GCSServer, fail func(r *http.Request
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	if tls {
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
 	p.URL = hs.URL
 	return p
@@ -595,4 +723,16 @@ func TestCredentialsErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "gs://bucket/db") || !strings.Contains(err.Error(), "GOOGLE_APPLICATION_CREDENTIALS") {
 		t.Fatalf("missing Application Default Credentials: %v", err)
 	}
+	// So does an https endpoint, which is Google's (Private Service
+	// Connect, regional): only emulators go without credentials.
+	_, err = walgcs.Open(context.Background(), storage.Spec{URL: u, Keys: map[string]string{"endpoint": "https://storage-walship.p.googleapis.com"}})
+	if err == nil || !strings.Contains(err.Error(), "GOOGLE_APPLICATION_CREDENTIALS") {
+		t.Fatalf("an https endpoint without Application Default Credentials: %v; want an error saying where credentials come from", err)
+	}
+	// An http endpoint is an emulator's: no credentials needed.
+	c, err := walgcs.Open(context.Background(), storage.Spec{URL: u, Keys: map[string]string{"endpoint": "http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatalf("an http endpoint without credentials: %v", err)
+	}
+	c.Close()
 }
