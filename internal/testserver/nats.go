@@ -2,7 +2,13 @@ package testserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,12 +22,25 @@ import (
 
 // NATSServer is a running nats-server with JetStream enabled, listening on
 // 127.0.0.1 only, without a monitoring port.
+//
+// Each server has a name and credentials of its own, and its readiness check
+// makes sure that the server answering on Host is this one: tests running
+// at the same time in other processes start nats-servers too, and a client
+// must never use, or reconnect to, another test's server by mistake.
 type NATSServer struct {
 	// Host is 127.0.0.1:port.
 	Host string
+	// Name is the server's name (-n), unique to this server.
+	Name string
 	// User and Password are the credentials clients must present. They are
 	// empty for a server started by NATSWithToken.
 	User, Password string
+	// NoChunksUser and NoChunksPassword are the credentials of a user who
+	// may do everything except store object-store chunks (publish to
+	// $O.*.C.>): the server refuses each chunk but accepts an object's
+	// metadata, as when chunks are lost on the way. Empty for a server
+	// started by NATSWithToken.
+	NoChunksUser, NoChunksPassword string
 	// Token is the token clients must present when the server was started by
 	// NATSWithToken; empty otherwise.
 	Token string
@@ -34,7 +53,8 @@ type NATSServer struct {
 
 	Process *Process
 
-	cfg Config // to restart the server
+	bin, conf, dir string
+	starts         int // to give each start a directory of its own
 }
 
 // URL returns nats://host:port, without credentials.
@@ -63,18 +83,13 @@ func (s *NATSServer) connect() (*nats.Conn, error) {
 	return nats.Connect(s.URL(), opts...)
 }
 
-// The password and token are fixed so that tests can check that they never
-// appear in error messages.
-const (
-	natsTestUser     = "walship"
-	natsTestPassword = "nats-test-password-0f6b2c"
-	natsTestToken    = "nats-test-token-9d3e71"
-)
-
 // NATS starts nats-server with JetStream (-js), its store in a temporary
-// directory (-sd), on a free port of 127.0.0.1. Clients must authenticate
-// as User with Password; a second user authenticates with the NKey seed in
-// NKeySeedFile. The server is ready when JetStream answers.
+// directory (-sd), on a port of 127.0.0.1 that the server picks itself (so
+// that no other process can take it between the choice and the server's
+// start). Clients must authenticate as User with Password; a second user
+// authenticates with the NKey seed in NKeySeedFile, and a third is
+// NoChunksUser. The server is ready when it answers with its own name and
+// JetStream answers.
 func NATS(t testing.TB) *NATSServer {
 	t.Helper()
 	return startNATS(t, false)
@@ -88,64 +103,153 @@ func NATSWithToken(t testing.TB) *NATSServer {
 
 func startNATS(t testing.TB, token bool) *NATSServer {
 	t.Helper()
-	bin := Bin(t, "nats-server")
-	port := FreePort(t)
 	dir := t.TempDir()
-	s := &NATSServer{Host: Addr(port), StoreDir: filepath.Join(dir, "jetstream")}
+	s := &NATSServer{bin: Bin(t, "nats-server"), dir: dir, StoreDir: filepath.Join(dir, "jetstream")}
 
+	// The credentials are random, so that a client of this server cannot
+	// log in to another test's server that later listens on the same port;
+	// they have a recognisable prefix, so that tests can check that they
+	// never appear in error messages.
 	var auth string
 	if token {
-		s.Token = natsTestToken
+		s.Token = "nats-test-token-" + randomHex(t)
 		auth = fmt.Sprintf("authorization {\n  token: %s\n}\n", strconv.Quote(s.Token))
 	} else {
-		s.User, s.Password = natsTestUser, natsTestPassword
+		s.User, s.Password = "walship", "nats-test-password-"+randomHex(t)
+		s.NoChunksUser, s.NoChunksPassword = "nochunks", "nats-test-password-"+randomHex(t)
 		pub, seedFile := natsUserNKey(t, dir)
 		s.NKeyUser, s.NKeySeedFile = pub, seedFile
-		auth = fmt.Sprintf("authorization {\n  users: [\n    {user: %s, password: %s}\n    {nkey: %s}\n  ]\n}\n",
-			strconv.Quote(s.User), strconv.Quote(s.Password), strconv.Quote(pub))
+		auth = fmt.Sprintf(`authorization {
+  users: [
+    {user: %s, password: %s}
+    {nkey: %s}
+    {user: %s, password: %s, permissions: {publish: {allow: [">"], deny: ["$O.*.C.>"]}}}
+  ]
+}
+`, strconv.Quote(s.User), strconv.Quote(s.Password), strconv.Quote(pub), strconv.Quote(s.NoChunksUser), strconv.Quote(s.NoChunksPassword))
 	}
-	conf := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(conf, []byte(auth), 0o600); err != nil {
+	s.conf = filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(s.conf, []byte(auth), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	s.cfg = Config{
-		Name: "nats-server",
-		Path: bin,
-		// Command-line flags take precedence over the config file, which
-		// holds only the authorization block. Without -m there is no
-		// monitoring port.
-		Args: []string{"-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", s.StoreDir},
-		Dir:  dir,
-		Ready: func() error {
-			if err := TCPReady(s.Host)(); err != nil {
-				return err
-			}
-			nc, err := s.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_, err = js.AccountInfo(ctx)
-			return err
-		},
-	}
-	s.Process = Start(t, s.cfg)
+	s.start(t, -1) // nats-server's "any free port"
+	// Registered after Start, this runs before the server is stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nats-server %s (%s) output:\n%s", s.Name, s.Host, s.Process.Log())
+		}
+	})
 	return s
 }
 
+// start starts the server on port, or on a port it picks when port is -1,
+// and sets Host, Name and Process.
+func (s *NATSServer) start(t testing.TB, port int) {
+	t.Helper()
+	s.starts++
+	s.Name = "walship-test-" + randomHex(t)
+	portsDir := filepath.Join(s.dir, fmt.Sprintf("ports-%d", s.starts))
+	if err := os.Mkdir(portsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if port > 0 {
+		s.Host = Addr(port)
+	} else {
+		s.Host = ""
+	}
+	s.Process = Start(t, Config{
+		Name: "nats-server",
+		Path: s.bin,
+		// Command-line flags take precedence over the config file, which
+		// holds only the authorization block. Without -m there is no
+		// monitoring port. The server writes the address it listens on to
+		// a file in portsDir.
+		Args: []string{"-c", s.conf, "-n", s.Name, "-a", "127.0.0.1", "-p", strconv.Itoa(port),
+			"-js", "-sd", s.StoreDir, "--ports_file_dir", portsDir},
+		Dir: s.dir,
+		Ready: func() error {
+			if s.Host == "" {
+				host, err := natsPortsFile(portsDir)
+				if err != nil {
+					return err
+				}
+				s.Host = host
+			}
+			return s.ready()
+		},
+	})
+}
+
+// ready checks that the server on Host is this one and that JetStream
+// answers.
+func (s *NATSServer) ready() error {
+	if err := TCPReady(s.Host)(); err != nil {
+		return err
+	}
+	nc, err := s.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if name := nc.ConnectedServerName(); name != s.Name {
+		return fmt.Errorf("the nats-server on %s is %q, not this test's %q", s.Host, name, s.Name)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err
+}
+
+// natsPortsFile returns host:port from the ports file nats-server wrote in
+// dir (--ports_file_dir), once it exists.
+func natsPortsFile(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.ports"))
+	if err != nil || len(files) == 0 {
+		return "", errors.New("nats-server has not written its ports file yet")
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return "", err
+	}
+	var ports struct {
+		Nats []string `json:"nats"`
+	}
+	if err := json.Unmarshal(b, &ports); err != nil || len(ports.Nats) == 0 {
+		return "", fmt.Errorf("nats-server's ports file %s is not complete yet: %q", files[0], b)
+	}
+	u, err := url.Parse(ports.Nats[0])
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("nats-server's ports file %s: bad address %q", files[0], ports.Nats[0])
+	}
+	return u.Host, nil
+}
+
 // Restart stops the server and starts it again on the same port with the
-// same store, as after a crash: clients must reconnect.
+// same store, as after a crash: clients must reconnect. The restarted
+// server has a new Name.
 func (s *NATSServer) Restart(t testing.TB) {
 	t.Helper()
 	s.Process.Stop()
-	s.Process = Start(t, s.cfg)
+	_, portStr, err := net.SplitHostPort(s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	s.start(t, port)
+}
+
+// randomHex returns 12 random hex digits.
+func randomHex(t testing.TB) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
 
 // natsUserNKey creates a user NKey and writes its seed to a file in dir.

@@ -13,6 +13,10 @@
 // exist; reads and listings of a missing bucket find nothing and create
 // nothing.
 //
+// Objects are read with the nats.go object store library, which Litestream
+// uses, and written and deleted in its wire format (NATS ADR-20) but not
+// with its Put and Delete: see WriteLTXFile and DeleteLTXFiles.
+//
 // The client holds one NATS connection, opened on first use (not by Open), and
 // reconnected by the NATS library when it drops. Requests that fail for a
 // passing reason (a timeout, no responders, a lost connection) are retried
@@ -22,7 +26,10 @@ package nats
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +43,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
@@ -50,10 +58,25 @@ const Type = "nats"
 const TimestampHeader = "Litestream-Timestamp"
 
 const (
-	// chunkSize is the object store's chunk size (the library's default):
-	// what a transfer holds in memory at a time, and its weight in
-	// storage.Transfers.
+	// chunkSize is the object store's chunk size (the library's default).
+	// A download holds one chunk in memory at a time, an upload at most
+	// chunkWindow: their weights in storage.Transfers.
 	chunkSize = 128 << 10
+
+	// chunkWindow is how many chunks of an upload may await the stream's
+	// acknowledgement at once.
+	chunkWindow = 4
+
+	// ackTimeout is how long an upload waits for the stream to acknowledge
+	// one chunk before the attempt fails. A lost connection fails the
+	// chunks in flight at once.
+	ackTimeout = 30 * time.Second
+
+	// After a failed upload, the client waits up to settleTimeout for the
+	// chunks still in flight, then takes up to cleanupTimeout to purge
+	// them, even when the caller's context has ended.
+	settleTimeout  = 2 * time.Second
+	cleanupTimeout = 5 * time.Second
 
 	// listTimeout bounds one attempt to list a bucket: a listing streams
 	// every object's metadata and would otherwise wait as long as ctx for a
@@ -71,7 +94,10 @@ const (
 	deleteConcurrency = 8
 )
 
-var _ storage.Client = (*Client)(nil)
+var (
+	_ storage.Client      = (*Client)(nil)
+	_ storage.RangeReader = (*Client)(nil)
+)
 
 // errBucketMissing reports that the bucket does not exist (yet).
 var errBucketMissing = errors.New("bucket does not exist")
@@ -95,8 +121,33 @@ type Client struct {
 	closed bool
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	obs    jetstream.ObjectStore // nil until the bucket is known to exist
-	warned bool                  // about the bucket's TTL
+	bucket *bucket // nil until the bucket is known to exist
+	warned bool    // about the bucket's TTL
+}
+
+// bucket is the object store as one connection sees it: the library's
+// handle, used for reads, and the stream behind it, which the client writes
+// and deletes objects in directly.
+type bucket struct {
+	name   string
+	js     jetstream.JetStream
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream
+}
+
+// streamName returns the name of a bucket's stream. The names of the stream
+// and its subjects are the object store's wire format (NATS ADR-20): stream
+// OBJ_<bucket>; an object's chunks on $O.<bucket>.C.<nuid>, with a new NUID
+// for each version; its metadata (a jetstream.ObjectInfo in JSON, one
+// message per object, replaced by a rollup) on $O.<bucket>.M.<base64url(name)>.
+func streamName(bucket string) string { return "OBJ_" + bucket }
+
+// chunkSubject returns the subject of the chunks of an object version.
+func (b *bucket) chunkSubject(nuid string) string { return "$O." + b.name + ".C." + nuid }
+
+// metaSubject returns the subject of an object's metadata.
+func (b *bucket) metaSubject(name string) string {
+	return "$O." + b.name + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
 }
 
 // Open returns a client for the destination of spec (nats://...). It checks
@@ -125,6 +176,11 @@ func (c *Client) String() string { return c.desc }
 // Bucket returns the name of the object store.
 func (c *Client) Bucket() string { return c.cfg.bucket }
 
+// RangedReads reports false: the object store has no ranged reads, so
+// OpenLTXFile with an offset downloads and discards the bytes before it,
+// and a file is best fetched in one stream.
+func (c *Client) RangedReads() bool { return false }
+
 // Path returns the prefix of object names inside the bucket ("" for none).
 func (c *Client) Path() string { return c.cfg.prefix }
 
@@ -141,7 +197,7 @@ func (c *Client) Close() error {
 	if c.nc != nil {
 		c.nc.Close()
 	}
-	c.nc, c.js, c.obs = nil, nil, nil
+	c.nc, c.js, c.bucket = nil, nil, nil
 	return nil
 }
 
@@ -159,7 +215,7 @@ func checkLevel(level int) error {
 
 // store returns the bucket, connecting first if needed. A missing bucket is
 // created when create is true and is errBucketMissing otherwise.
-func (c *Client) store(ctx context.Context, create bool) (jetstream.ObjectStore, error) {
+func (c *Client) store(ctx context.Context, create bool) (*bucket, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -167,18 +223,22 @@ func (c *Client) store(ctx context.Context, create bool) (jetstream.ObjectStore,
 	}
 	if c.nc != nil && c.nc.IsClosed() {
 		// The library gave up reconnecting (max-reconnects) or the server
-		// closed the connection for good: start again.
-		c.nc, c.js, c.obs = nil, nil, nil
+		// closed the connection for good: start again. A connection that
+		// is reconnecting is kept: the library redials the same server
+		// every reconnect-wait, as a new connection would.
+		c.nc, c.js, c.bucket = nil, nil, nil
 	}
-	if c.obs != nil {
-		return c.obs, nil
+	if c.bucket != nil {
+		return c.bucket, nil
 	}
 	if c.nc == nil {
 		nc, err := c.connect(ctx)
 		if err != nil {
 			return nil, err
 		}
-		js, err := jetstream.New(nc)
+		// Uploads publish their chunks asynchronously; a chunk not
+		// acknowledged within ackTimeout fails its upload.
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(ackTimeout))
 		if err != nil {
 			nc.Close()
 			return nil, err
@@ -205,13 +265,17 @@ func (c *Client) store(ctx context.Context, create bool) (jetstream.ObjectStore,
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", c.cfg.bucket, err)
 	}
-	if st, err := obs.Status(ctx); err == nil && st.TTL() > 0 && !c.warned {
+	stream, err := c.js.Stream(ctx, streamName(c.cfg.bucket))
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: stream %s: %w", c.cfg.bucket, streamName(c.cfg.bucket), err)
+	}
+	if ttl := stream.CachedInfo().Config.MaxAge; ttl > 0 && !c.warned {
 		c.warned = true
 		c.log.Warn("NATS object store bucket has a TTL: files older than it vanish, which breaks restores; remove the TTL",
-			"replica", c.desc, "bucket", c.cfg.bucket, "ttl", st.TTL())
+			"replica", c.desc, "bucket", c.cfg.bucket, "ttl", ttl)
 	}
-	c.obs = obs
-	return obs, nil
+	c.bucket = &bucket{name: c.cfg.bucket, js: c.js, obs: obs, stream: stream}
+	return c.bucket, nil
 }
 
 // forgetBucket drops the cached bucket after a request failed, so that the
@@ -220,8 +284,15 @@ func (c *Client) store(ctx context.Context, create bool) (jetstream.ObjectStore,
 // than "not found".
 func (c *Client) forgetBucket() {
 	c.mu.Lock()
-	c.obs = nil
+	c.bucket = nil
 	c.mu.Unlock()
+}
+
+// conn returns the connection, or nil.
+func (c *Client) conn() *nats.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
 }
 
 // do runs fn with the bucket, retrying as storage.Retry does. Each attempt
@@ -230,25 +301,39 @@ func (c *Client) forgetBucket() {
 // before the attempt fails and the next one starts, rather than all the time
 // ctx has left. create says whether a missing bucket is created
 // (errBucketMissing otherwise).
-func (c *Client) do(ctx context.Context, policy storage.RetryPolicy, create bool, retryable func(error) bool, fn func(context.Context, jetstream.ObjectStore) error) error {
+//
+// An attempt that fails while the connection is down says so: a request
+// made then waits for the reconnection until it times out.
+func (c *Client) do(ctx context.Context, policy storage.RetryPolicy, create bool, retryable func(error) bool, fn func(context.Context, *bucket) error) error {
 	rctx, cancel := requestContext(ctx)
 	defer cancel()
 	return storage.Retry(rctx, policy, retryable, func(ctx context.Context) error {
-		obs, err := c.store(ctx, create)
+		err := c.attempt(ctx, create, fn)
 		if err != nil {
-			return err
-		}
-		err = fn(ctx, obs)
-		switch {
-		case err == nil, errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrNoObjectsFound):
-		case errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrStreamNotFound):
-			c.forgetBucket()
-			err = fmt.Errorf("%w: %w", errBucketMissing, err)
-		default:
-			c.forgetBucket()
+			if nc := c.conn(); nc != nil && nc.IsReconnecting() {
+				err = fmt.Errorf("%w (the connection to the NATS server is down; the client keeps reconnecting)", err)
+			}
 		}
 		return err
 	})
+}
+
+// attempt is one try of do.
+func (c *Client) attempt(ctx context.Context, create bool, fn func(context.Context, *bucket) error) error {
+	b, err := c.store(ctx, create)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, b)
+	switch {
+	case err == nil, errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrNoObjectsFound):
+	case errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrStreamNotFound):
+		c.forgetBucket()
+		err = fmt.Errorf("%w: %w", errBucketMissing, err)
+	default:
+		c.forgetBucket()
+	}
+	return err
 }
 
 // requestContext returns a context that ends when ctx ends but has no
@@ -356,22 +441,30 @@ func (c *Client) options() ([]nats.Option, error) {
 
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
 // CreatedAt comes from the Litestream-Timestamp header, or is the object's
-// modification time when the header is missing. The object store has no
-// server-side listing by prefix, so each call reads the metadata of every
-// object in the bucket. Deleted objects and names that are not LTX files are
-// ignored; a missing bucket or level is an empty list.
+// modification time when the header is missing. Deleted objects and names
+// that are not LTX files are ignored; a missing bucket or level is an empty
+// list.
+//
+// Cost: each call reads the metadata of every object in the bucket (a few
+// hundred bytes each), whatever its path or level, so listing all ten
+// levels reads the bucket's metadata ten times. The server cannot select by
+// prefix: an object's metadata subject holds its whole name base64-encoded
+// in one token, which a subject filter cannot match in part. The metadata
+// read is that of the objects that exist, plus any deletion markers left by
+// other tools: DeleteLTXFiles leaves none (it purges the metadata), so the
+// cost follows the replica's retained files, not its history.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	if err := checkLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	var objs []*jetstream.ObjectInfo
-	err := c.do(ctx, c.retry, false, retryable, func(ctx context.Context, obs jetstream.ObjectStore) error {
+	err := c.do(ctx, c.retry, false, retryable, func(ctx context.Context, b *bucket) error {
 		lctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		timer := time.AfterFunc(listTimeout, func() { cancel(errListTimeout) })
 		defer timer.Stop()
 		var err error
-		objs, err = obs.List(lctx)
+		objs, err = b.obs.List(lctx)
 		if err != nil && context.Cause(lctx) == errListTimeout {
 			err = errListTimeout
 		}
@@ -447,8 +540,8 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	name := c.ObjectName(level, minTXID, maxTXID)
 
 	var rc io.ReadCloser
-	err = c.do(ctx, c.retry, false, retryable, func(rctx context.Context, obs jetstream.ObjectStore) error {
-		info, err := obs.GetInfo(rctx, name)
+	err = c.do(ctx, c.retry, false, retryable, func(rctx context.Context, b *bucket) error {
+		info, err := b.obs.GetInfo(rctx, name)
 		if err != nil {
 			return err
 		}
@@ -459,7 +552,7 @@ func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 		// The download's context must have a deadline (see above), and
 		// outlives this call: it derives from the caller's ctx.
 		getCtx, cancel := context.WithTimeout(ctx, readTimeoutBase+time.Duration(info.Size/readMinRate)*time.Second)
-		res, err := obs.Get(getCtx, name)
+		res, err := b.obs.Get(getCtx, name)
 		if err != nil {
 			cancel()
 			return err
@@ -531,15 +624,8 @@ func (r *reader) Close() error {
 }
 
 // WriteLTXFile stores the whole of r as the given file with its timestamp in
-// the Litestream-Timestamp header, creating the bucket if needed.
-//
-// An object store Put is atomic for readers: the chunks are published first
-// and the object's metadata message, which makes the new content visible,
-// last; a Put that fails before that purges its chunks. Publishing is
-// asynchronous, though, so a chunk the server refused (a full bucket, a
-// dropped connection) can be followed by a metadata message it accepted;
-// when a Put fails, the object is checked and removed if its chunks are
-// incomplete, so the file is whole or absent.
+// the Litestream-Timestamp header, creating the bucket if needed. The file
+// is whole or absent, even if the process dies during the write: see put.
 //
 // When r is an io.Seeker (an *os.File), failed attempts are retried from the
 // start; any other reader gets one attempt.
@@ -554,7 +640,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if createdAt.IsZero() {
 		createdAt = time.Now()
 	}
-	release, err := c.transfers.Acquire(ctx, chunkSize)
+	release, err := c.transfers.Acquire(ctx, chunkSize*chunkWindow)
 	if err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
@@ -575,21 +661,15 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 
 	var info *jetstream.ObjectInfo
 	attempt := 0
-	err = c.do(ctx, policy, true, retryableWrite, func(ctx context.Context, obs jetstream.ObjectStore) error {
+	err = c.do(ctx, policy, true, retryableWrite, func(ctx context.Context, b *bucket) error {
 		if attempt++; attempt > 1 {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return &sourceError{err}
 			}
 		}
-		meta := jetstream.ObjectMeta{
-			Name:    name,
-			Headers: nats.Header{TimestampHeader: []string{storage.FormatTimestamp(createdAt)}},
-		}
+		hdr := nats.Header{TimestampHeader: []string{storage.FormatTimestamp(createdAt)}}
 		var err error
-		info, err = obs.Put(ctx, meta, &sourceReader{ctx: ctx, r: r})
-		if err != nil {
-			c.removeIfIncomplete(obs, name)
-		}
+		info, err = c.put(ctx, b, name, hdr, &sourceReader{ctx: ctx, r: r})
 		return err
 	})
 	if err != nil {
@@ -604,41 +684,175 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}, nil
 }
 
-// removeIfIncomplete deletes the object name when its metadata names chunks
-// that the bucket does not hold in full: what a Put leaves when the server
-// refused a chunk but accepted the metadata that followed it. It is
-// best-effort, with its own short deadline, since the caller's ctx may be
-// what ended the Put.
-func (c *Client) removeIfIncomplete(obs jetstream.ObjectStore, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// put stores the contents of r as the object name, in the object store's
+// wire format, the way the library's ObjectStore.Put does but in an order
+// that never exposes an incomplete object:
+//
+//  1. the chunks go to a new chunk subject (a fresh NUID), and put waits
+//     until the stream has acknowledged every one of them;
+//  2. only then is the metadata published (a rollup on the object's
+//     metadata subject), which replaces the previous version in one step;
+//  3. then the chunks of the previous version are purged.
+//
+// The library publishes the metadata without waiting for the chunks'
+// acknowledgements, so a lost chunk can be followed by metadata that the
+// server accepts: an object listed with its full size that fails its digest
+// check when read, having replaced a good previous version. Here a failure
+// before step 2, or the death of the process, leaves the previous version
+// (or nothing) plus chunks that no metadata refers to; put purges those on
+// failure, best-effort.
+func (c *Client) put(ctx context.Context, b *bucket, name string, hdr nats.Header, r io.Reader) (*jetstream.ObjectInfo, error) {
+	prev, err := b.obs.GetInfo(ctx, name, jetstream.GetObjectInfoShowDeleted())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, err
+	}
+	id := nuid.Next()
+	chunks := b.chunkSubject(id)
+	info := &jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{
+			Name:    name,
+			Headers: hdr,
+			Opts:    &jetstream.ObjectMetaOptions{ChunkSize: chunkSize},
+		},
+		Bucket: b.name,
+		NUID:   id,
+	}
+	if err := c.sendChunks(ctx, b, chunks, r, info); err != nil {
+		c.purgeChunks(b, chunks, name)
+		return nil, err
+	}
+
+	data, err := json.Marshal(info) // ModTime is zero, as the library stores it
+	if err != nil {
+		c.purgeChunks(b, chunks, name)
+		return nil, err
+	}
+	m := nats.NewMsg(b.metaSubject(name))
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Data = data
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		// The server may have stored the metadata and lost only its
+		// acknowledgement, or may still receive it (from the client's
+		// reconnect buffer, or a socket buffer): look, but never remove
+		// the new chunks now, since metadata arriving later would then
+		// point at nothing. At worst they stay, unreferenced.
+		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		cur, gerr := b.obs.GetInfo(cctx, name)
+		cancel()
+		if gerr != nil || cur.NUID != id {
+			return nil, err
+		}
+	}
+
+	if prev != nil && !prev.Deleted && prev.NUID != "" && prev.NUID != id {
+		// The write is done: finish the clean-up even if ctx ends now.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := b.stream.Purge(cctx, jetstream.WithPurgeSubject(b.chunkSubject(prev.NUID))); err != nil {
+			c.log.Warn("could not remove the previous version of a file that was replaced; its chunks stay in the bucket, unused",
+				"replica", c.desc, "object", name, "subject", b.chunkSubject(prev.NUID), "error", err)
+		}
+	}
+	info.ModTime = time.Now().UTC()
+	return info, nil
+}
+
+// chunkPool holds the buffers of uploads' chunks.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// sendChunks publishes the contents of r to subject in chunks of chunkSize,
+// with at most chunkWindow awaiting acknowledgement, and returns once the
+// stream has acknowledged every chunk, having set info's size, chunk count
+// and digest. On failure it first waits a little for the chunks still in
+// flight, so that purging the subject afterwards removes them too.
+func (c *Client) sendChunks(ctx context.Context, b *bucket, subject string, r io.Reader, info *jetstream.ObjectInfo) (err error) {
+	type inflight struct {
+		ack jetstream.PubAckFuture
+		buf *[]byte // not reused until acknowledged: a retry publishes it again
+	}
+	var pending []inflight
+	// next waits for the oldest chunk in flight and takes it off pending
+	// once the stream has answered for it.
+	next := func() error {
+		f := pending[0]
+		select {
+		case <-f.ack.Ok():
+		case err := <-f.ack.Err():
+			pending = pending[1:]
+			chunkPool.Put(f.buf)
+			return fmt.Errorf("store chunk: %w", err)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		pending = pending[1:]
+		chunkPool.Put(f.buf)
+		return nil
+	}
+	defer func() {
+		if err == nil || len(pending) == 0 {
+			return
+		}
+		timer := time.NewTimer(settleTimeout)
+		defer timer.Stop()
+		for _, f := range pending {
+			select {
+			case <-f.ack.Ok():
+			case <-f.ack.Err():
+			case <-timer.C:
+				return
+			}
+		}
+	}()
+
+	h := sha256.New()
+	for done := false; !done; {
+		if len(pending) == chunkWindow {
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		buf := chunkPool.Get().(*[]byte)
+		n, err := io.ReadFull(r, *buf)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			done = true
+		case err != nil:
+			chunkPool.Put(buf)
+			return err
+		}
+		if n == 0 {
+			chunkPool.Put(buf)
+			continue
+		}
+		data := (*buf)[:n]
+		h.Write(data)
+		ack, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data})
+		if err != nil {
+			chunkPool.Put(buf)
+			return fmt.Errorf("publish chunk: %w", err)
+		}
+		pending = append(pending, inflight{ack, buf})
+		info.Size += uint64(n)
+		info.Chunks++
+	}
+	for len(pending) > 0 {
+		if err := next(); err != nil {
+			return err
+		}
+	}
+	info.Digest = jetstream.GetObjectDigestValue(h)
+	return nil
+}
+
+// purgeChunks removes the chunks on subject after a failed upload. It is
+// best-effort, with its own deadline, since the caller's ctx may be what
+// ended the upload.
+func (c *Client) purgeChunks(b *bucket, subject, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	info, err := obs.GetInfo(ctx, name)
-	if err != nil || info.Chunks == 0 {
-		return // absent, or nothing to be missing
-	}
-	c.mu.Lock()
-	js := c.js
-	c.mu.Unlock()
-	if js == nil {
-		return
-	}
-	// The stream and subject names are the object store's wire format
-	// (NATS ADR-20): stream OBJ_<bucket>, chunks on $O.<bucket>.C.<nuid>.
-	stream, err := js.Stream(ctx, "OBJ_"+c.cfg.bucket)
-	if err != nil {
-		return
-	}
-	subject := "$O." + c.cfg.bucket + ".C." + info.NUID
-	si, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return
-	}
-	if n := si.State.Subjects[subject]; n >= uint64(info.Chunks) {
-		return // complete
-	}
-	if err := obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		c.log.Warn("could not remove an incomplete object left by a failed write; reads of it fail their digest check",
-			"replica", c.desc, "object", name, "error", err)
+	if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		c.log.Warn("could not remove the chunks of a failed write; they stay in the bucket, unused",
+			"replica", c.desc, "object", name, "subject", subject, "error", err)
 	}
 }
 
@@ -667,8 +881,14 @@ func (e *sourceError) Error() string { return "read source: " + e.err.Error() }
 func (e *sourceError) Unwrap() error { return e.err }
 
 // DeleteLTXFiles removes the given files, a few at a time. Files already gone
-// are not an error. A deleted object leaves a small deletion marker in the
-// bucket, as the object store does.
+// are not an error.
+//
+// An object is removed by purging its metadata message, then its chunks,
+// from the bucket's stream. The library's Delete leaves a deletion marker
+// in place of the metadata, forever, which every listing then reads: with a
+// file written every second and deleted after its retention, listings would
+// grow without end. Purging the metadata first means that a delete cut
+// short leaves unreferenced chunks, never an object without its data.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	for _, f := range files {
 		if f == nil {
@@ -689,8 +909,23 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		}
 		g.Go(func() error {
 			name := c.ObjectName(f.Level, f.MinTXID, f.MaxTXID)
-			err := c.do(gctx, c.retry, false, retryable, func(ctx context.Context, obs jetstream.ObjectStore) error {
-				return obs.Delete(ctx, name)
+			var id string // the NUID of the object's chunks, once its metadata is gone
+			metaGone := false
+			err := c.do(gctx, c.retry, false, retryable, func(ctx context.Context, b *bucket) error {
+				if !metaGone {
+					info, err := b.obs.GetInfo(ctx, name, jetstream.GetObjectInfoShowDeleted())
+					if err != nil {
+						return err
+					}
+					if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.metaSubject(name))); err != nil {
+						return err
+					}
+					id, metaGone = info.NUID, true
+				}
+				if id == "" {
+					return nil
+				}
+				return b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubject(id)))
 			})
 			if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, errBucketMissing) {
 				return nil
@@ -734,6 +969,7 @@ func retryable(err error) bool {
 		errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, nats.ErrStaleConnection),
+		errors.Is(err, nats.ErrReconnectBufExceeded),
 		errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout),
 		errors.Is(err, jetstream.ErrTooManyStalledMsgs),

@@ -276,6 +276,9 @@ func TestFullBucket(t *testing.T) {
 		if _, err := c.OpenLTXFile(ctx, 0, 1, 1, 0, 0); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("a failed write left an object that opens: %v", err)
 		}
+		if chunks := chunkSubjects(t, rawStream(t, srv, "small"), "small"); len(chunks) != 0 {
+			t.Fatalf("a failed write left chunks in the bucket: %v", chunks)
+		}
 	}
 	// A file that fits is still written.
 	small := storagetest.File(t, 2, 2, 2, 2)
@@ -399,6 +402,9 @@ func TestRestart(t *testing.T) {
 	cancel()
 	if err == nil {
 		t.Fatal("listing while the server is down succeeded")
+	}
+	if !strings.Contains(err.Error(), "connection to the NATS server is down") {
+		t.Fatalf("listing while the server is down: %v; want it to say that the connection is down", err)
 	}
 
 	srv.Restart(t)
