@@ -4,10 +4,12 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -69,4 +71,19 @@ func Describe(level int, minTXID, maxTXID ltx.TXID) string {
 // implement it are taken to read ranges.
 type RangeReader interface {
 	RangedReads() bool
+}
+
+// CheckLevel returns an error for a level outside 0..MaxLevel.
+func CheckLevel(level int) error {
+	if level < 0 || level > MaxLevel {
+		return fmt.Errorf("invalid level %d (must be 0-%d)", level, MaxLevel)
+	}
+	return nil
+}
+
+// SortFiles sorts files by MinTXID, then MaxTXID: the order LTXFiles returns.
+func SortFiles(files []*ltx.FileInfo) {
+	slices.SortFunc(files, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
 }

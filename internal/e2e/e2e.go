@@ -134,23 +134,25 @@ func checkChain(t *testing.T, ctx context.Context, c storage.Client) []ltx.TXID 
 	var prev ltx.Checksum
 	next := ltx.TXID(1)
 	if first := files[0].MinTXID; first > 1 {
-		// Retention removed level-0 files that a snapshot covers: the chain
-		// starts from that snapshot.
+		// Level 0 starts after a snapshot: retention removed the files it
+		// covers, or the replica's history began with one. The chain starts
+		// from the oldest snapshot that reaches the level-0 files.
 		snaps, err := c.LTXFiles(ctx, storage.SnapshotLevel)
 		if err != nil {
 			t.Fatalf("list snapshots of %s: %v", c, err)
 		}
-		i := slices.IndexFunc(snaps, func(f *ltx.FileInfo) bool { return f.MaxTXID == first-1 })
+		i := slices.IndexFunc(snaps, func(s *ltx.FileInfo) bool { return s.MaxTXID >= first-1 && s.MaxTXID <= files[len(files)-1].MaxTXID })
 		if i < 0 {
-			t.Fatalf("%s: level 0 starts at TXID %s and no snapshot ends at %s", c, first, first-1)
+			t.Fatalf("%s: level 0 starts at TXID %s and no snapshot reaches it:\n%s", c, first, listing(ctx, c))
 		}
 		_, trailer := readFile(t, ctx, c, snaps[i])
-		prev, next = trailer.PostApplyChecksum, first
-		txids = append(txids, first-1)
+		prev, next = trailer.PostApplyChecksum, snaps[i].MaxTXID+1
+		txids = append(txids, snaps[i].MaxTXID)
+		files = slices.DeleteFunc(files, func(f *ltx.FileInfo) bool { return f.MaxTXID <= snaps[i].MaxTXID })
 	}
 	for _, f := range files {
 		if f.MinTXID != next {
-			t.Fatalf("%s: level 0 has %s after TXID %s; want a file starting at %s", c, storage.Describe(0, f.MinTXID, f.MaxTXID), next-1, next)
+			t.Fatalf("%s: level 0 has %s after TXID %s; want a file starting at %s:\n%s", c, storage.Describe(0, f.MinTXID, f.MaxTXID), next-1, next, listing(ctx, c))
 		}
 		hdr, trailer := readFile(t, ctx, c, f)
 		if f.MinTXID > 1 && hdr.PreApplyChecksum != prev {
@@ -161,6 +163,22 @@ func checkChain(t *testing.T, ctx context.Context, c storage.Client) []ltx.TXID 
 		txids = append(txids, f.MaxTXID)
 	}
 	return txids
+}
+
+// listing describes every file of a replica, for failure messages.
+func listing(ctx context.Context, c storage.Client) string {
+	var b strings.Builder
+	for level := 0; level <= storage.MaxLevel; level++ {
+		files, err := c.LTXFiles(ctx, level)
+		if err != nil {
+			fmt.Fprintf(&b, "level %d: %v\n", level, err)
+			continue
+		}
+		for _, f := range files {
+			fmt.Fprintf(&b, "  %s %d bytes %s\n", storage.Describe(level, f.MinTXID, f.MaxTXID), f.Size, f.CreatedAt.Format(time.RFC3339Nano))
+		}
+	}
+	return b.String()
 }
 
 func readFile(t *testing.T, ctx context.Context, c storage.Client, f *ltx.FileInfo) (ltx.Header, ltx.Trailer) {

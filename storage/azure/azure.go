@@ -57,7 +57,6 @@ package azure
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -72,7 +71,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -437,19 +435,12 @@ func (c *Client) errorf(format string, args ...any) error {
 	return fmt.Errorf("replica %s: "+format, append([]any{c}, args...)...)
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID, in
 // one request per 5,000 blobs (metadata included). CreatedAt is the
 // litestreamtimestamp metadata; for a blob without it, the blob's creation
 // time (else its last-modified time) to the second.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -488,12 +479,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			})
 		}
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -531,7 +517,7 @@ func deref[T any](p *T) T {
 // only while the blob is unchanged.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -587,7 +573,7 @@ func (d *download) Close() error {
 // createdAt (the current time if zero) as its litestreamtimestamp metadata.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -787,7 +773,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if info == nil {
 			continue
 		}
-		if err := checkLevel(info.Level); err != nil {
+		if err := storage.CheckLevel(info.Level); err != nil {
 			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
 		}
 	}

@@ -14,7 +14,6 @@
 package file
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -88,19 +87,12 @@ func (c *Client) errorf(format string, args ...any) error {
 	return fmt.Errorf("replica %s: "+format, append([]any{c}, args...)...)
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
 // CreatedAt is the file's modification time in UTC. A missing level directory is
 // an empty list. Names that are not LTX file names (including temp files) and
 // anything that is not a regular file are ignored.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -139,12 +131,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 		})
 	}
 
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -153,7 +140,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 // an error wrapping storage.ErrNotFound.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -196,7 +183,7 @@ func (l *limitedFile) Close() error { return l.f.Close() }
 // LTXFiles returns as CreatedAt.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -316,7 +303,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) (err
 			continue
 		}
 		desc := storage.Describe(info.Level, info.MinTXID, info.MaxTXID)
-		if err := checkLevel(info.Level); err != nil {
+		if err := storage.CheckLevel(info.Level); err != nil {
 			return c.errorf("delete %s: %w", desc, err)
 		}
 		if err := ctx.Err(); err != nil {

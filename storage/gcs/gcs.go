@@ -70,7 +70,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -494,18 +493,11 @@ func (c *Client) explain(err error) error {
 	return err
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
 // CreatedAt comes from the litestream-timestamp metadata, else the object's
 // creation time. A level with no objects is an empty list.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	dir := storage.LTXLevelDir(c.prefix, level)
@@ -540,9 +532,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 		})
 	}
 
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -565,7 +555,7 @@ func (c *Client) createdAt(attrs *gcs.ObjectAttrs) time.Time {
 // error wrapping storage.ErrNotFound.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -629,7 +619,7 @@ func (r *reader) Close() error {
 // nothing behind.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -747,7 +737,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if info == nil {
 			continue
 		}
-		if err := checkLevel(info.Level); err != nil {
+		if err := storage.CheckLevel(info.Level); err != nil {
 			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
 		}
 	}

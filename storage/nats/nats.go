@@ -24,7 +24,6 @@
 package nats
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -35,7 +34,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -204,13 +202,6 @@ func (c *Client) Close() error {
 // errorf prefixes an error with the destination.
 func (c *Client) errorf(format string, args ...any) error {
 	return fmt.Errorf("replica %s: "+format, append([]any{c.desc}, args...)...)
-}
-
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
 }
 
 // store returns the bucket, connecting first if needed. A missing bucket is
@@ -454,7 +445,7 @@ func (c *Client) options() ([]nats.Option, error) {
 // other tools: DeleteLTXFiles leaves none (it purges the metadata), so the
 // cost follows the replica's retained files, not its history.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	var objs []*jetstream.ObjectInfo
@@ -496,9 +487,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			CreatedAt: createdAt(o),
 		})
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -527,7 +516,7 @@ func createdAt(o *jetstream.ObjectInfo) time.Time {
 // caller may try again.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -631,7 +620,7 @@ func (r *reader) Close() error {
 // start; any other reader gets one attempt.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -894,7 +883,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if f == nil {
 			continue
 		}
-		if err := checkLevel(f.Level); err != nil {
+		if err := storage.CheckLevel(f.Level); err != nil {
 			return c.errorf("delete %s: %w", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), err)
 		}
 	}

@@ -88,7 +88,6 @@ package s3
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/tls"
@@ -453,20 +452,13 @@ func (c *Client) credentialsSource() string {
 	return "from the AWS SDK's default chain (AWS_* environment, ~/.aws, instance or task role)"
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID,
 // with CreatedAt from the litestream-timestamp metadata (or the
 // last-modified time, to the second, where it is missing). Keys that are not
 // LTX file names are ignored; a level with no objects is an empty list.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	op := fmt.Sprintf("list level %d", level)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("%s: %w", op, err)
 	}
 	api, _, err := c.sdk(ctx)
@@ -514,12 +506,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -618,7 +605,7 @@ func (c *Client) headCreatedAt(ctx context.Context, api *s3.Client, obj listedOb
 // then.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -847,7 +834,7 @@ func (r *objectReader) Close() error {
 // both are atomic.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -1020,7 +1007,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 			continue
 		}
 		desc := storage.Describe(f.Level, f.MinTXID, f.MaxTXID)
-		if err := checkLevel(f.Level); err != nil {
+		if err := storage.CheckLevel(f.Level); err != nil {
 			return c.errorf("delete %s: %w", desc, err)
 		}
 		key := c.Key(f.Level, f.MinTXID, f.MaxTXID)

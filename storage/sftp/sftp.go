@@ -30,7 +30,6 @@
 package sftp
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -42,7 +41,6 @@ import (
 	"math"
 	"os"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,13 +203,6 @@ func (c *Client) errorf(format string, args ...any) error {
 	return fmt.Errorf("replica %s: "+format, append([]any{c.desc}, args...)...)
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // LTXFiles lists the files of one level, sorted by MinTXID then MaxTXID.
 // CreatedAt is the file's modification time, in whole seconds, in UTC. A
 // missing level directory is an empty list. Temp files left for a day by
@@ -219,7 +210,7 @@ func checkLevel(level int) error {
 // replacement left aside is renamed back (or removed, if its replacement
 // is in place).
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	dir := c.LevelDir(level)
@@ -270,12 +261,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	if err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -285,7 +271,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 // slot until it is closed, and stops when ctx ends.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -411,7 +397,7 @@ func (r *reader) Close() error {
 // from it yet.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -694,7 +680,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if info == nil {
 			continue
 		}
-		if err := checkLevel(info.Level); err != nil {
+		if err := storage.CheckLevel(info.Level); err != nil {
 			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
 		}
 	}

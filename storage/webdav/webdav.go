@@ -39,7 +39,6 @@ package webdav
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -56,7 +55,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,13 +150,6 @@ func (c *Client) errorf(format string, args ...any) error {
 	return fmt.Errorf("replica %s: "+format, append([]any{c.desc}, args...)...)
 }
 
-func checkLevel(level int) error {
-	if level < 0 || level > storage.MaxLevel {
-		return fmt.Errorf("invalid level %d (must be 0-%d)", level, storage.MaxLevel)
-	}
-	return nil
-}
-
 // levelDir returns the collection of a level, "/<root>/ltx/<level>/".
 func (c *Client) levelDir(level int) string {
 	return "/" + storage.LTXLevelDir(c.cfg.root, level)
@@ -182,7 +173,7 @@ func (c *Client) urlOf(p string) string {
 // are ignored, and temp files left for a day by interrupted writes are
 // removed on the way.
 func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("list level %d: %w", level, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -220,12 +211,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			CreatedAt: e.mtime,
 		})
 	}
-	slices.SortFunc(infos, func(a, b *ltx.FileInfo) int {
-		if v := cmp.Compare(a.MinTXID, b.MinTXID); v != 0 {
-			return v
-		}
-		return cmp.Compare(a.MaxTXID, b.MaxTXID)
-	})
+	storage.SortFiles(infos)
 	return infos, nil
 }
 
@@ -234,7 +220,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 // storage.ErrNotFound. The transfer slot is held until the reader is closed.
 func (c *Client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("open %s: %w", desc, err)
 	}
 	if offset < 0 || size < 0 {
@@ -359,7 +345,7 @@ func contentRangeStart(s string) (int64, bool) {
 // it held before.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := checkLevel(level); err != nil {
+	if err := storage.CheckLevel(level); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if minTXID == 0 || minTXID > maxTXID {
@@ -662,7 +648,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) erro
 		if info == nil {
 			continue
 		}
-		if err := checkLevel(info.Level); err != nil {
+		if err := storage.CheckLevel(info.Level); err != nil {
 			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
 		}
 	}
