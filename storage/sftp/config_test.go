@@ -362,18 +362,18 @@ func TestSource(t *testing.T) {
 
 func TestTempNames(t *testing.T) {
 	now := time.Now()
-	name := tempName("0000000000000001-0000000000000001.ltx", now)
-	if !isTempName(name) || isStale(name, now) {
-		t.Fatalf("%q: temp %v, stale %v", name, isTempName(name), isStale(name, now))
+	name := storage.TempName("0000000000000001-0000000000000001.ltx", now)
+	if !storage.IsTempName(name) || storage.IsStaleTemp(name, now) {
+		t.Fatalf("%q: temp %v, stale %v", name, storage.IsTempName(name), storage.IsStaleTemp(name, now))
 	}
 	if _, _, ok := storage.ParseFileName(name); ok {
 		t.Fatalf("temp name %q parses as an LTX file name", name)
 	}
-	if !isStale(name, now.Add(25*time.Hour)) {
+	if !storage.IsStaleTemp(name, now.Add(25*time.Hour)) {
 		t.Fatalf("%q is not stale a day later", name)
 	}
 	for _, n := range []string{"0000000000000001-0000000000000001.ltx", ".hidden", ".x.tmp-abc"} {
-		if isTempName(n) && isStale(n, now) {
+		if storage.IsTempName(n) && storage.IsStaleTemp(n, now) {
 			t.Errorf("%q taken for a stale temp file", n)
 		}
 	}

@@ -31,8 +31,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -72,15 +70,10 @@ const (
 	readChunkSize = 1 << 20
 	// deleteConcurrency is how many removals are in flight at once.
 	deleteConcurrency = 16
-	// tempInfix separates the final name from the rest of a temp name.
-	tempInfix = ".tmp-"
 	// asideSuffix ends the name a replaced file is renamed to, hidden,
 	// until its replacement is in place, on servers without
 	// posix-rename@openssh.com: ".<name>.old".
 	asideSuffix = ".old"
-	// staleTempAge is how old a temp file must be before LTXFiles removes
-	// it as left over by an interrupted upload.
-	staleTempAge = 24 * time.Hour
 )
 
 var _ storage.Client = (*Client)(nil)
@@ -230,7 +223,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if isTempName(name) && isStale(name, time.Now()) {
+			if storage.IsTempName(name) && storage.IsStaleTemp(name, time.Now()) {
 				if err := cn.sftp.Remove(path.Join(dir, name)); err == nil {
 					c.log.Info("removed a temp file left by an interrupted upload", "replica", c.desc, "file", path.Join(dir, name))
 				}
@@ -453,7 +446,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); ret
 func (c *Client) upload(ctx context.Context, cn *conn, dir, name string, src *source, buf []byte, createdAt time.Time) (int64, error) {
 	s := cn.sftp
 	final := path.Join(dir, name)
-	tmp := path.Join(dir, tempName(name, time.Now()))
+	tmp := path.Join(dir, storage.TempName(name, time.Now()))
 
 	f, err := s.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -602,32 +595,6 @@ func (c *Client) recoverAside(cn *conn, dir, aside, final string, finalListed bo
 	}
 	c.log.Warn("renamed back a file an interrupted upload had renamed aside", "replica", c.desc, "file", to)
 	return true
-}
-
-// tempName returns ".<name>.tmp-<unix seconds>-<random>": hidden from
-// listings, unique, and dated so that leftovers can be recognised.
-func tempName(name string, now time.Time) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails
-	return "." + name + tempInfix + strconv.FormatInt(now.Unix(), 10) + "-" + hex.EncodeToString(b[:])
-}
-
-// isTempName reports whether name is a temp file of an upload.
-func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name[1:], tempInfix)
-}
-
-// isStale reports whether a temp file was created more than staleTempAge
-// before now, by the time in its name: no upload takes that long, so it is
-// a leftover of one that was interrupted.
-func isStale(name string, now time.Time) bool {
-	_, rest, _ := strings.Cut(name[1:], tempInfix)
-	sec, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return false
-	}
-	t, err := strconv.ParseInt(sec, 10, 64)
-	return err == nil && now.Sub(time.Unix(t, 0)) > staleTempAge
 }
 
 // source is the data of an upload, which a retry reads again from the

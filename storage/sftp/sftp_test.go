@@ -419,8 +419,8 @@ func TestStaleTempFiles(t *testing.T) {
 	level := filepath.Join(dir, "ltx", "0")
 	os.MkdirAll(level, 0o755)
 	name := "0000000000000001-0000000000000001.ltx"
-	stale := filepath.Join(level, tempName(name, time.Now().Add(-48*time.Hour)))
-	fresh := filepath.Join(level, tempName(name, time.Now()))
+	stale := filepath.Join(level, storage.TempName(name, time.Now().Add(-48*time.Hour)))
+	fresh := filepath.Join(level, storage.TempName(name, time.Now()))
 	for _, p := range []string{stale, fresh} {
 		os.WriteFile(p, []byte("partial"), 0o644)
 	}
@@ -476,7 +476,7 @@ func TestReplaceWithoutPosixRename(t *testing.T) {
 		}
 		whole := 0
 		for _, e := range entries {
-			if got, _ := os.ReadFile(filepath.Join(level, e.Name())); isTempName(e.Name()) && bytes.Equal(got, newData) {
+			if got, _ := os.ReadFile(filepath.Join(level, e.Name())); storage.IsTempName(e.Name()) && bytes.Equal(got, newData) {
 				whole++
 			}
 		}

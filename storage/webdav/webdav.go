@@ -40,11 +40,9 @@ package webdav
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -78,13 +76,6 @@ const MemoryBuffer = 4 << 20
 
 // deleteConcurrency bounds the DELETE requests of one DeleteLTXFiles call.
 const deleteConcurrency = 8
-
-// tempInfix separates the final name from the rest of a temp name.
-const tempInfix = ".tmp-"
-
-// staleTempAge is how old a temp file must be, by the time in its name,
-// before LTXFiles removes it as left over by an interrupted write.
-const staleTempAge = 24 * time.Hour
 
 // sweepTimeout bounds the removal of one stale temp file during a listing.
 const sweepTimeout = 10 * time.Second
@@ -190,7 +181,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	}
 	now := time.Now()
 	for _, e := range entries {
-		if !e.isDir && isTempName(e.name) && isStale(e.name, now) {
+		if !e.isDir && storage.IsTempName(e.name) && storage.IsStaleTemp(e.name, now) {
 			c.removeStale(ctx, dir+e.name)
 		}
 		if e.isDir || strings.HasPrefix(e.name, ".") {
@@ -376,7 +367,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 
 	dir := c.levelDir(level)
 	final := dir + storage.FileName(minTXID, maxTXID)
-	tmp := dir + tempName(storage.FileName(minTXID, maxTXID), time.Now())
+	tmp := dir + storage.TempName(storage.FileName(minTXID, maxTXID), time.Now())
 
 	if err := c.mkdirAll(ctx, dir); err != nil {
 		return nil, c.errorf("write %s: create collection %s: %w", desc, dir, err)
@@ -450,32 +441,6 @@ func (c *Client) stat(ctx context.Context, p string) (entry, error) {
 		return e, nil
 	}
 	return entry{}, fmt.Errorf("PROPFIND %s: a collection, not a file", p)
-}
-
-// tempName returns ".<name>.tmp-<unix seconds>-<random>": hidden from
-// listings, unique, and dated so that leftovers can be recognised.
-func tempName(name string, now time.Time) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails
-	return "." + name + tempInfix + strconv.FormatInt(now.Unix(), 10) + "-" + hex.EncodeToString(b[:])
-}
-
-// isTempName reports whether name is a temp file of a write.
-func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name[1:], tempInfix)
-}
-
-// isStale reports whether a temp file was created more than staleTempAge
-// before now, by the time in its name: no write takes that long, so it is
-// a leftover of one that was interrupted.
-func isStale(name string, now time.Time) bool {
-	_, rest, _ := strings.Cut(name[1:], tempInfix)
-	sec, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return false
-	}
-	t, err := strconv.ParseInt(sec, 10, 64)
-	return err == nil && now.Sub(time.Unix(t, 0)) > staleTempAge
 }
 
 // removeStale deletes a temp file left by an interrupted write, with one
