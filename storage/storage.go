@@ -87,3 +87,15 @@ func SortFiles(files []*ltx.FileInfo) {
 		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
 	})
 }
+
+// CheckFile returns an error for a level outside 0..MaxLevel or a TXID range
+// that names no file.
+func CheckFile(level int, minTXID, maxTXID ltx.TXID) error {
+	if err := CheckLevel(level); err != nil {
+		return err
+	}
+	if minTXID == 0 || minTXID > maxTXID {
+		return fmt.Errorf("invalid TXID range %s-%s", minTXID, maxTXID)
+	}
+	return nil
+}

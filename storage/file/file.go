@@ -183,11 +183,8 @@ func (l *limitedFile) Close() error { return l.f.Close() }
 // LTXFiles returns as CreatedAt.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := storage.CheckLevel(level); err != nil {
+	if err := storage.CheckFile(level, minTXID, maxTXID); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
-	}
-	if minTXID == 0 || minTXID > maxTXID {
-		return nil, c.errorf("write %s: invalid TXID range", desc)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)

@@ -620,11 +620,8 @@ func (r *reader) Close() error {
 // start; any other reader gets one attempt.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := storage.CheckLevel(level); err != nil {
+	if err := storage.CheckFile(level, minTXID, maxTXID); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
-	}
-	if minTXID == 0 || minTXID > maxTXID {
-		return nil, c.errorf("write %s: invalid TXID range", desc)
 	}
 	if createdAt.IsZero() {
 		createdAt = time.Now()
