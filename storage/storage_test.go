@@ -3,10 +3,15 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/superfly/ltx"
 )
 
 func TestLevelDirs(t *testing.T) {
@@ -229,4 +234,37 @@ func TestRetry(t *testing.T) {
 			t.Fatalf("Retry went on after its context ended (%d calls)", calls)
 		}
 	})
+}
+
+// DeleteEach checks every level before deleting anything, skips nil entries,
+// keeps at most n deletions in flight and returns the first error.
+func TestDeleteEach(t *testing.T) {
+	ctx := context.Background()
+	errorf := func(format string, args ...any) error { return fmt.Errorf("replica x: "+format, args...) }
+	var calls atomic.Int64
+	del := func(context.Context, *ltx.FileInfo) error { calls.Add(1); return nil }
+	files := []*ltx.FileInfo{{Level: 0, MinTXID: 1, MaxTXID: 1}, nil, {Level: 10, MinTXID: 2, MaxTXID: 2}}
+	if err := DeleteEach(ctx, files, 2, errorf, del); err == nil || !strings.HasPrefix(err.Error(), "replica x: delete level 10") || calls.Load() != 0 {
+		t.Fatalf("a bad level: %v after %d deletions", err, calls.Load())
+	}
+	var inFlight, most atomic.Int64
+	boom := errors.New("boom")
+	err := DeleteEach(ctx, []*ltx.FileInfo{{MinTXID: 1, MaxTXID: 1}, nil, {MinTXID: 2, MaxTXID: 2}, {MinTXID: 3, MaxTXID: 3}, {MinTXID: 4, MaxTXID: 4}}, 2, errorf,
+		func(_ context.Context, f *ltx.FileInfo) error {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			calls.Add(1)
+			if f.MinTXID == 3 {
+				return boom
+			}
+			return nil
+		})
+	if !errors.Is(err, boom) || most.Load() > 2 {
+		t.Fatalf("error %v, %d deletions at once with a limit of 2", err, most.Load())
+	}
+	if calls.Load() == 0 || calls.Load() > 4 {
+		t.Fatalf("%d deletions for 4 files", calls.Load())
+	}
 }

@@ -77,7 +77,6 @@ import (
 	gcs "cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -730,28 +729,12 @@ func remaining(r io.Reader) (n int64, known bool, err error) {
 // DeleteLTXFiles deletes the given objects, several at a time. Objects
 // already gone are not an error.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	for _, info := range files {
-		if info == nil {
-			continue
+	return storage.DeleteEach(ctx, files, deleteConcurrency, c.errorf, func(gctx context.Context, info *ltx.FileInfo) error {
+		name := c.ObjectName(info.Level, info.MinTXID, info.MaxTXID)
+		err := c.bkt.Object(name).Delete(gctx)
+		if err == nil || errors.Is(err, gcs.ErrObjectNotExist) {
+			return nil
 		}
-		if err := storage.CheckLevel(info.Level); err != nil {
-			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		g.Go(func() error {
-			name := c.ObjectName(info.Level, info.MinTXID, info.MaxTXID)
-			err := c.bkt.Object(name).Delete(gctx)
-			if err == nil || errors.Is(err, gcs.ErrObjectNotExist) {
-				return nil
-			}
-			return c.errorf("delete %s (object %s): %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), name, c.explain(err))
-		})
-	}
-	return g.Wait()
+		return c.errorf("delete %s (object %s): %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), name, c.explain(err))
+	})
 }

@@ -43,7 +43,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walship/walship/storage"
 )
@@ -876,50 +875,31 @@ func (e *sourceError) Unwrap() error { return e.err }
 // grow without end. Purging the metadata first means that a delete cut
 // short leaves unreferenced chunks, never an object without its data.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		if err := storage.CheckLevel(f.Level); err != nil {
-			return c.errorf("delete %s: %w", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return c.errorf("delete: %w", err)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		g.Go(func() error {
-			name := c.ObjectName(f.Level, f.MinTXID, f.MaxTXID)
-			var id string // the NUID of the object's chunks, once its metadata is gone
-			metaGone := false
-			err := c.do(gctx, c.retry, false, retryable, func(ctx context.Context, b *bucket) error {
-				if !metaGone {
-					info, err := b.obs.GetInfo(ctx, name, jetstream.GetObjectInfoShowDeleted())
-					if err != nil {
-						return err
-					}
-					if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.metaSubject(name))); err != nil {
-						return err
-					}
-					id, metaGone = info.NUID, true
+	return storage.DeleteEach(ctx, files, deleteConcurrency, c.errorf, func(gctx context.Context, f *ltx.FileInfo) error {
+		name := c.ObjectName(f.Level, f.MinTXID, f.MaxTXID)
+		var id string // the NUID of the object's chunks, once its metadata is gone
+		metaGone := false
+		err := c.do(gctx, c.retry, false, retryable, func(ctx context.Context, b *bucket) error {
+			if !metaGone {
+				info, err := b.obs.GetInfo(ctx, name, jetstream.GetObjectInfoShowDeleted())
+				if err != nil {
+					return err
 				}
-				if id == "" {
-					return nil
+				if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.metaSubject(name))); err != nil {
+					return err
 				}
-				return b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubject(id)))
-			})
-			if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, errBucketMissing) {
+				id, metaGone = info.NUID, true
+			}
+			if id == "" {
 				return nil
 			}
-			return c.errorf("delete %s: %w", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), ctxErr(gctx, err))
+			return b.stream.Purge(ctx, jetstream.WithPurgeSubject(b.chunkSubject(id)))
 		})
-	}
-	return g.Wait()
+		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, errBucketMissing) {
+			return nil
+		}
+		return c.errorf("delete %s: %w", storage.Describe(f.Level, f.MinTXID, f.MaxTXID), ctxErr(gctx, err))
+	})
 }
 
 // ctxErr prefers the context's error when it ended, since the library

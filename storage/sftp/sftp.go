@@ -47,7 +47,6 @@ import (
 	"github.com/pkg/sftp"
 	"github.com/superfly/ltx"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walship/walship/storage"
 )
@@ -640,42 +639,26 @@ func (s *source) rewind() error {
 // DeleteLTXFiles removes the given files, several at a time. Files already
 // gone are not an error.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		if err := storage.CheckLevel(info.Level); err != nil {
-			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		g.Go(func() error {
-			p := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
-			err := c.do(gctx, nil, func(ctx context.Context, cn *conn) error {
-				// The error names the path.
-				if err := cn.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return err
+	return storage.DeleteEach(ctx, files, deleteConcurrency, c.errorf, func(gctx context.Context, info *ltx.FileInfo) error {
+		p := c.LTXFilePath(info.Level, info.MinTXID, info.MaxTXID)
+		err := c.do(gctx, nil, func(ctx context.Context, cn *conn) error {
+			// The error names the path.
+			if err := cn.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			if !cn.posixRename || c.noPosixRename {
+				// A copy an interrupted replacement left aside would
+				// otherwise be renamed back by the next listing.
+				aside := path.Join(path.Dir(p), asideName(path.Base(p)))
+				if err := cn.sftp.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("remove %s: %w", aside, err)
 				}
-				if !cn.posixRename || c.noPosixRename {
-					// A copy an interrupted replacement left aside would
-					// otherwise be renamed back by the next listing.
-					aside := path.Join(path.Dir(p), asideName(path.Base(p)))
-					if err := cn.sftp.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
-						return fmt.Errorf("remove %s: %w", aside, err)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
 			}
 			return nil
 		})
-	}
-	return g.Wait()
+		if err != nil {
+			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
+		}
+		return nil
+	})
 }

@@ -60,7 +60,6 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walship/walship/storage"
 )
@@ -606,33 +605,17 @@ func (c *Client) mkcol(ctx context.Context, dir string) error {
 // DeleteLTXFiles removes the given files with DELETE, a few at a time.
 // Files already gone (404) are not an error.
 func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
-		if err := storage.CheckLevel(info.Level); err != nil {
-			return c.errorf("delete %s: %w", storage.Describe(info.Level, info.MinTXID, info.MaxTXID), err)
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(deleteConcurrency)
-	for _, info := range files {
-		if info == nil {
-			continue
-		}
+	return storage.DeleteEach(ctx, files, deleteConcurrency, c.errorf, func(gctx context.Context, info *ltx.FileInfo) error {
 		desc := storage.Describe(info.Level, info.MinTXID, info.MaxTXID)
 		p := c.filePath(info.Level, info.MinTXID, info.MaxTXID)
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return c.errorf("delete %s: %w", desc, err)
-			}
-			if err := c.delete(gctx, p); err != nil {
-				return c.errorf("delete %s: %w", desc, err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+		if err := gctx.Err(); err != nil {
+			return c.errorf("delete %s: %w", desc, err)
+		}
+		if err := c.delete(gctx, p); err != nil {
+			return c.errorf("delete %s: %w", desc, err)
+		}
+		return nil
+	})
 }
 
 // delete removes p, retrying when that may help; a missing p is not an
