@@ -1,7 +1,7 @@
 # walship — see README.md.
 GO ?= go
 
-.PHONY: build demo test test-servers vet
+.PHONY: bench build demo test test-servers vet
 
 # A static binary: the SQLite driver is pure Go.
 build:
@@ -25,3 +25,9 @@ test: vet test-servers
 # quick when already installed.
 test-servers:
 	scripts/install-test-servers
+
+# The benchmark suite: measures write overhead, RPO, restore, first snapshot,
+# idle cost and scale against MinIO on 127.0.0.1, prints a table and writes
+# BENCHMARKS.md. Takes about 25 minutes; never part of make test.
+bench: build test-servers
+	$(GO) run ./bench -walship bin/walship $(BENCHFLAGS)

@@ -127,6 +127,7 @@ func (db *DB) scanLocked() error {
 		from = wal.Start(hdr)
 		clear(db.inWAL)
 		db.deltaStart = wal.HeaderSize
+		db.ckptTried = 0
 	}
 	scan, err := wal.Read(f, hdr, from, 0)
 	if err != nil {
@@ -149,6 +150,9 @@ func (db *DB) scanLocked() error {
 func (db *DB) writeDelta(ctx context.Context) error {
 	walf := db.walFile
 	pr := &pageReader{db: db.dbFile, wal: walf, pageSize: db.state.pageSize, inWAL: db.inWAL}
+	if db.walPos.Offset != 0 {
+		pr.walHdr = &db.walHdr
+	}
 	oldCommit, commit := db.state.commit(), db.commit
 	lock := ltx.LockPgno(db.state.pageSize)
 

@@ -31,6 +31,7 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultCheckpointInterval = time.Minute
 	DefaultMinCheckpointPageN = 1000
+	DefaultMaxCheckpointPageN = 10000 // ~40 MB of 4 KiB pages
 	DefaultTruncatePageN      = 121359 // ~500 MB of 4 KiB pages
 	DefaultBusyTimeout        = time.Second
 )
@@ -43,6 +44,11 @@ type Options struct {
 	SyncIntervalSet    bool
 	CheckpointInterval time.Duration
 	MinCheckpointPageN int
+	// MaxCheckpointPageN is the WAL size, in pages, past which a checkpoint
+	// takes the write lock for a moment so that the log can restart even
+	// while the application writes without pause. Below it checkpoints
+	// never block the application.
+	MaxCheckpointPageN int
 	TruncatePageN      int
 	BusyTimeout        time.Duration
 	MetaPath           string // local staging directory; default "<dir>/.<name>-walship"
@@ -87,6 +93,7 @@ func (o *Options) setDefaults(dbPath string) {
 	}
 	orDefault(&o.CheckpointInterval, DefaultCheckpointInterval)
 	orDefault(&o.MinCheckpointPageN, DefaultMinCheckpointPageN)
+	orDefault(&o.MaxCheckpointPageN, max(DefaultMaxCheckpointPageN, o.MinCheckpointPageN))
 	orDefault(&o.TruncatePageN, DefaultTruncatePageN)
 	orDefault(&o.BusyTimeout, DefaultBusyTimeout)
 	orDefault(&o.SnapshotInterval, DefaultSnapshotInterval)
@@ -135,12 +142,13 @@ type DB struct {
 	// mu serialises capture (sync, checkpoint, snapshot) and guards the fields
 	// below.
 	mu       sync.Mutex
-	sqldb    *sql.DB
-	pinConns [2]*sql.Conn // the pin is held on one, and moved to the other to advance it
-	pinIdx   int          // which of pinConns holds the pin
+	sqldb *sql.DB
+	// The pin is held on one of pinConns and moved to the other to advance
+	// it; the one without the pin checkpoints and takes the write barrier.
+	// Two connections, not more: each costs the process ~100 KB.
+	pinConns [2]*sql.Conn
+	pinIdx   int // which of pinConns holds the pin
 	pinTx    *sql.Tx
-	lockConn *sql.Conn // takes the write barrier around checkpoints
-	ckptConn *sql.Conn
 	dbFile   *os.File // the database file, read for pages not in the WAL
 	walFile  *os.File // nil until the WAL exists
 	dbIno    uint64
@@ -154,6 +162,7 @@ type DB struct {
 	deltaStart int64               // offset in this generation where the frames since pos begin
 	state      *pageState          // checksums of the staged state
 	walPages   int                 // frames in the WAL since its last restart, as last seen
+	ckptTried  int                 // walPages at the last checkpoint that left the log unrestarted
 	needFull   bool                // the next sync must write a full copy
 	fullReason string              // why needFull is set, for the log
 	sums       *checksumFile       // page checksums of the staged state, for resuming with a diff
@@ -310,7 +319,7 @@ func (db *DB) openSQL(ctx context.Context) error {
 		}
 		db.log.Info("switched the database to WAL mode")
 	}
-	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1], &db.lockConn, &db.ckptConn} {
+	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1]} {
 		conn, err := sqldb.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", db.path, err)
@@ -318,7 +327,7 @@ func (db *DB) openSQL(ctx context.Context) error {
 		*c = conn
 	}
 	// The engine never lets SQLite checkpoint on its own connections.
-	for _, c := range []*sql.Conn{db.pinConns[0], db.pinConns[1], db.lockConn, db.ckptConn} {
+	for _, c := range db.pinConns {
 		if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
 			return fmt.Errorf("database %s: %w", db.path, err)
 		}
@@ -379,6 +388,9 @@ func (db *DB) advancePin(ctx context.Context) error {
 	return nil
 }
 
+// spare is the connection that does not hold the pin.
+func (db *DB) spare() *sql.Conn { return db.pinConns[1-db.pinIdx] }
+
 func (db *DB) unpin() error {
 	if db.pinTx == nil {
 		return nil
@@ -407,7 +419,7 @@ func (db *DB) Close(ctx context.Context) error {
 func (db *DB) closeLocked() error {
 	var errs []error
 	errs = append(errs, db.unpin())
-	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1], &db.lockConn, &db.ckptConn} {
+	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1]} {
 		if *c != nil {
 			errs = append(errs, (*c).Close())
 			*c = nil

@@ -124,7 +124,7 @@ func (db *DB) stageDiff(ctx context.Context, scan *wal.Scan, walf *os.File) (*lt
 	if scan != nil {
 		frames = scan.Frames
 	}
-	pr := newPageReader(db.dbFile, walf, cur.pageSize, frames)
+	pr := newPageReader(db.dbFile, walf, cur.pageSize, scan, frames)
 	next := base.clone()
 	next.truncate(cur.commit())
 	hdr := db.header(db.pos.TXID+1, db.pos.TXID+1, cur.commit(), db.pos.PostApplyChecksum)
@@ -229,7 +229,7 @@ func (db *DB) stageCopy(ctx context.Context, level int, minTXID, maxTXID ltx.TXI
 	if err != nil {
 		return nil, nil, err
 	}
-	pr := newPageReader(db.dbFile, walf, pageSize, frames)
+	pr := newPageReader(db.dbFile, walf, pageSize, scan, frames)
 	next := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
 	hdr := ltx.Header{
 		Version:          ltx.Version,
@@ -314,7 +314,7 @@ func (db *DB) computeState(scan *wal.Scan, walf *os.File, end int64) (*pageState
 			return nil, err
 		}
 	}
-	pr := newPageReader(db.dbFile, walf, pageSize, frames)
+	pr := newPageReader(db.dbFile, walf, pageSize, scan, frames)
 	st := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
 	buf := make([]byte, pageSize)
 	h := ltx.NewHasher()

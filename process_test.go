@@ -264,10 +264,15 @@ func TestTwoWriterProcesses(t *testing.T) {
 				if _, err := h.db.Sync(h.ctx); err != nil {
 					t.Fatal(err)
 				}
-				if round%2 == 1 {
-					if err := h.db.Checkpoint(h.ctx, false); err != nil {
-						t.Fatal(err)
-					}
+				var err error
+				switch round {
+				case 1:
+					err = h.db.Checkpoint(h.ctx, false)
+				case 3:
+					err = h.db.CheckpointUnsealed(h.ctx, false)
+				}
+				if err != nil {
+					t.Fatal(err)
 				}
 			}
 		}

@@ -23,22 +23,29 @@ func (db *DB) kick() {
 	}
 }
 
-// Checkpoint seals and checkpoints the WAL (see checkpointLocked).
+// Checkpoint checkpoints the WAL and restarts it, taking the write barrier
+// if the application is writing (see checkpointLocked).
 func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.checkpointLocked(ctx, truncate)
+	return db.checkpointLocked(ctx, truncate, true)
 }
 
-// checkpointLocked copies the WAL into the database without losing a frame:
-// it takes the write barrier, captures every committed frame, checkpoints, and
-// pins the WAL again before the barrier is released. The next writer may then
-// restart the log, and the engine continues from the new generation. With
-// truncate, it then also shrinks the WAL file to zero if nothing new arrived.
-func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
+// checkpointLocked copies the WAL into the database without losing a frame,
+// so that the next writer can restart the log from its beginning.
+//
+// First, without any lock: advance the pin to the log's end, backfill up to
+// it, and if no frame arrived meanwhile, pin again at rest, reading the
+// database file only. The application never waits for this, and when it
+// pauses for even a millisecond the log restarts.
+//
+// An application that never pauses keeps the log growing; past
+// MaxCheckpointPageN pages (or with seal) the engine then seals: it takes the
+// write barrier, captures the last frames, backfills them, and pins again
+// before the barrier is released. With truncate it then also shrinks the WAL
+// file to zero if nothing new arrived.
+func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 	begun := time.Now()
-	// Most of the copying, and its fsync, happens first, while the
-	// application keeps writing: advance the pin and backfill up to it.
 	if err := db.scanLocked(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -46,21 +53,67 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	var busy, logN, ckptN int
-	if err := db.ckptConn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
+	if err := db.spare().QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-
-	// Then the seal: under the write lock, read the last frames, backfill
-	// them, and pin again before any writer can restart the log. These
-	// statements ignore cancellation: the driver may report a cancelled
-	// context after BEGIN IMMEDIATE took the lock, and the lock must be
-	// released whatever happens.
+	sealed := false
+	if logN >= 0 && ckptN == logN {
+		// Everything is backfilled: a read transaction begun now reads
+		// the database file only and does not hold the log. If a frame
+		// arrived in between, it holds the log like any pin.
+		if err := db.advancePin(ctx); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	} else if seal || db.walPages >= db.opts.MaxCheckpointPageN || truncate {
+		if err := db.sealLocked(ctx, &busy, &logN, &ckptN); err != nil {
+			return err
+		}
+		sealed = true
+	} else {
+		// The application wrote meanwhile; try again once the log has
+		// grown by another MinCheckpointPageN pages.
+		db.ckptTried = db.walPages
+	}
+	db.ckptPos = db.walPos
+	db.lastCheckpoint = time.Now()
+	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN, "sealed", sealed, "wal_pages", db.walPages, "took", time.Since(begun).String())
+	if !truncate || ckptN != logN {
+		return nil
+	}
+	// Everything is backfilled and the pin reads the database file only, so
+	// SQLite can truncate the log only if no frame arrived since: one that
+	// did cannot be backfilled under the pin, and TRUNCATE then reports busy
+	// and leaves the log alone.
 	bg := context.WithoutCancel(ctx)
+	c := db.spare()
+	if _, err := c.ExecContext(bg, "PRAGMA busy_timeout=0"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	err := c.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
+	if _, e := c.ExecContext(bg, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
+		err = e
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: truncate wal: %w", err)
+	}
+	db.log.Debug("truncated wal", "busy", busy)
+	return nil
+}
+
+// sealLocked backfills the whole log under the write barrier, taken on the
+// spare connection: it reads the last frames, releases the pin, checkpoints
+// on the pin's connection and pins again before any writer can restart the
+// log. The statements ignore cancellation: the driver may report a cancelled
+// context after BEGIN IMMEDIATE took the lock, and the lock must be released
+// whatever happens.
+func (db *DB) sealLocked(ctx context.Context, busy, logN, ckptN *int) error {
+	bg := context.WithoutCancel(ctx)
+	lock := db.spare()
 	rollback := func() {
 		// Harmless if BEGIN failed: there is no transaction to end.
-		db.lockConn.ExecContext(bg, "ROLLBACK")
+		lock.ExecContext(bg, "ROLLBACK")
 	}
-	if _, err := db.lockConn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := lock.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 		rollback()
 		return fmt.Errorf("checkpoint: wait for the write lock: %w", err)
 	}
@@ -76,10 +129,11 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	// The application's own autocheckpoint may hold the checkpoint lock for a
 	// moment (it runs after its commit, outside the write lock); a passive
 	// checkpoint does not wait for it, so retry briefly.
+	ckpt := db.pinConns[db.pinIdx]
 	var ckptErr error
 	for range 50 {
-		ckptErr = db.ckptConn.QueryRowContext(bg, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN)
-		if ckptErr != nil || logN >= 0 {
+		ckptErr = ckpt.QueryRowContext(bg, "PRAGMA wal_checkpoint(PASSIVE)").Scan(busy, logN, ckptN)
+		if ckptErr != nil || *logN >= 0 {
 			break
 		}
 		time.Sleep(200 * time.Microsecond)
@@ -95,27 +149,6 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate bool) error {
 	if ckptErr != nil {
 		return fmt.Errorf("checkpoint: %w", ckptErr)
 	}
-	db.ckptPos = db.walPos
-	db.lastCheckpoint = time.Now()
-	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN, "wal_pages", db.walPages, "took", time.Since(begun).String())
-	if !truncate || ckptN != logN {
-		return nil
-	}
-	// Everything is backfilled and the pin reads the database file only, so
-	// SQLite can truncate the log only if no frame arrived since the seal:
-	// one that did cannot be backfilled under the pin, and TRUNCATE then
-	// reports busy and leaves the log alone.
-	if _, err := db.ckptConn.ExecContext(bg, "PRAGMA busy_timeout=0"); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	err := db.ckptConn.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
-	if _, e := db.ckptConn.ExecContext(bg, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
-		err = e
-	}
-	if err != nil {
-		return fmt.Errorf("checkpoint: truncate wal: %w", err)
-	}
-	db.log.Debug("truncated wal", "busy", busy)
 	return nil
 }
 
@@ -130,10 +163,16 @@ func (db *DB) maybeCheckpoint(ctx context.Context) error {
 		fileFrames = int(fi.Size() / (24 + int64(db.state.pageSize)))
 	}
 	truncate := fileFrames >= db.opts.TruncatePageN
-	if db.walPages >= db.opts.MinCheckpointPageN || truncate || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
-		return db.checkpointLocked(ctx, truncate)
+	if db.checkpointDue() || truncate || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
+		return db.checkpointLocked(ctx, truncate, false)
 	}
 	return nil
+}
+
+// checkpointDue reports whether the log has grown enough since its restart,
+// or since the last checkpoint that could not restart it, to checkpoint.
+func (db *DB) checkpointDue() bool {
+	return db.walPages >= db.opts.MinCheckpointPageN && db.walPages-db.ckptTried >= db.opts.MinCheckpointPageN
 }
 
 // observeDelay is how soon after a WAL write the engine reads the new frames
@@ -154,7 +193,7 @@ func (db *DB) observe(ctx context.Context) error {
 	if err := db.scanLocked(); err != nil {
 		return err
 	}
-	if db.walPages >= db.opts.MinCheckpointPageN {
+	if db.checkpointDue() {
 		return db.maybeCheckpoint(ctx)
 	}
 	return nil

@@ -89,10 +89,17 @@ type pageReader struct {
 	db, wal  io.ReaderAt
 	pageSize uint32
 	inWAL    map[uint32]int64 // pgno -> offset of the page data in the WAL
+	// walHdr is the header of the generation inWAL points into, if any. A
+	// read that fails because the log restarted (or was truncated) since
+	// then returns errRestarted, which the caller retries.
+	walHdr *wal.Header
 }
 
-func newPageReader(db, walf io.ReaderAt, pageSize uint32, frames []wal.Frame) *pageReader {
+func newPageReader(db, walf io.ReaderAt, pageSize uint32, scan *wal.Scan, frames []wal.Frame) *pageReader {
 	r := &pageReader{db: db, wal: walf, pageSize: pageSize, inWAL: make(map[uint32]int64, len(frames))}
+	if scan != nil {
+		r.walHdr = &scan.Header
+	}
 	for _, f := range frames {
 		r.inWAL[f.Pgno] = f.DataOffset()
 	}
@@ -104,6 +111,9 @@ func newPageReader(db, walf io.ReaderAt, pageSize uint32, frames []wal.Frame) *p
 func (r *pageReader) read(pgno uint32, buf []byte) error {
 	if off, ok := r.inWAL[pgno]; ok {
 		if _, err := r.wal.ReadAt(buf, off); err != nil {
+			if r.walHdr != nil && walRestarted(r.wal, *r.walHdr) {
+				return errRestarted
+			}
 			return fmt.Errorf("read page %d from wal: %w", pgno, err)
 		}
 		return nil

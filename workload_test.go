@@ -129,6 +129,11 @@ func TestApplicationCheckpoints(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				if i%4 == 3 {
+					if err := h.db.CheckpointUnsealed(h.ctx, i%8 == 3); err != nil {
+						t.Fatal(err)
+					}
+				}
 				h.exec("PRAGMA wal_checkpoint(" + mode + ")")
 				h.randomWrites(rng, 1+rng.IntN(3))
 				h.exec("PRAGMA wal_checkpoint(" + mode + ")")

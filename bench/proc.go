@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a child process of the benchmark: walship or the application.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  bytes.Buffer // stdout
+	log  *os.File     // stderr
+	done chan struct{}
+}
+
+// start runs a child in a process group of its own (pgid 0) or in an existing
+// one, so that the RPO scenario can kill walship and the application with one
+// signal.
+func start(name string, pgid int, logDir string, env []string, bin string, args ...string) (*proc, error) {
+	logf, err := os.Create(filepath.Join(logDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{name: name, cmd: cmd, log: logf, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &syncWriter{w: &p.out}, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// signal sends sig and waits for the process to exit.
+func (p *proc) stop(sig syscall.Signal, timeout time.Duration) error {
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not exit within %s of %s; killed", p.name, timeout, sig)
+	}
+}
+
+// wait waits for the process to exit by itself and fails if it did not exit 0.
+func (p *proc) wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s ran longer than %s; killed; see %s", p.name, timeout, p.log.Name())
+	}
+	if !p.cmd.ProcessState.Success() {
+		return fmt.Errorf("%s: %s; see %s", p.name, p.cmd.ProcessState, p.log.Name())
+	}
+	return nil
+}
+
+// waitLine waits until the process prints line on stdout.
+func (p *proc) waitLine(line string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.stdout(), line+"\n") {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited (%s); see %s", p.name, p.cmd.ProcessState, p.log.Name())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not print %q within %s", p.name, line, timeout)
+}
+
+func (p *proc) stdout() string {
+	w := p.cmd.Stdout.(*syncWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return p.out.String()
+}
+
+// appResult decodes the application's last line.
+func (p *proc) appResult() (appResult, error) {
+	var r appResult
+	lines := strings.Split(strings.TrimSpace(p.stdout()), "\n")
+	err := json.Unmarshal([]byte(lines[len(lines)-1]), &r)
+	return r, err
+}
+
+// usage is a finished process's CPU time and peak resident memory.
+type usage struct {
+	cpu     time.Duration
+	peakRSS int64 // bytes
+}
+
+func (p *proc) usage() usage {
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return usage{}
+	}
+	return usage{
+		cpu:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		peakRSS: ru.Maxrss * 1024,
+	}
+}
+
+// sample is a running process's CPU time and memory, read from /proc.
+type sample struct {
+	at      time.Time
+	cpu     time.Duration
+	rss     int64 // bytes
+	peakRSS int64
+}
+
+func sampleProc(pid int) (sample, error) {
+	s := sample{at: time.Now()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	s.cpu = time.Duration(utime+stime) * time.Second / clockTicks
+	st, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	defer st.Close()
+	sc := bufio.NewScanner(st)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			s.rss = kb * 1024
+		case "VmHWM":
+			s.peakRSS = kb * 1024
+		}
+	}
+	return s, sc.Err()
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux.
+const clockTicks = 100
+
+// dropCaches empties the page cache, so that a measurement reads from disk.
+// It needs root; without it the figure is marked as taken with a warm cache.
+func dropCaches() bool {
+	syscall.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0) == nil
+}

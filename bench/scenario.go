@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// target is a kind of replica a scenario replicates to.
+type target struct {
+	name string
+	b    *bench
+}
+
+func (b *bench) targets() []target {
+	return []target{{"directory", b}, {"MinIO", b}}
+}
+
+// url is the replica URL of key (a directory under the scratch directory, or
+// a prefix in MinIO's bucket).
+func (t target) url(key string, counted bool) string {
+	if t.name == "MinIO" {
+		return t.b.minio.url(key, counted)
+	}
+	return "file://" + filepath.Join(t.b.work, "replicas", key)
+}
+
+func (t target) yaml(key string, counted bool) string {
+	if t.name == "MinIO" {
+		return t.b.minio.yaml(key, counted)
+	}
+	return "url: " + t.url(key, counted)
+}
+
+// snapshotCount is how many snapshots (level 9 files) the replicas under
+// prefix hold, read behind walship's back.
+func (t target) snapshotCount(prefix string) (int, error) {
+	if t.name != "MinIO" {
+		m, err := filepath.Glob(filepath.Join(t.b.work, "replicas", prefix+"*", "ltx", "9", "*.ltx"))
+		return len(m), err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	p := s3.NewListObjectsV2Paginator(t.b.minio.sdk(), &s3.ListObjectsV2Input{Bucket: aws.String(t.b.minio.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range page.Contents {
+			if strings.Contains(*o.Key, "/0009/") {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// waitSnapshots waits until n snapshots are in the replicas under prefix.
+func (t target) waitSnapshots(prefix string, n int, w *proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := t.snapshotCount(prefix)
+		if err == nil && got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d snapshots in %s after %s (%v); see %s", got, n, t.name, timeout, err, w.log.Name())
+		}
+		select {
+		case <-w.done:
+			return fmt.Errorf("walship exited (%s); see %s", w.cmd.ProcessState, w.log.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// newDB creates a database with the benchmark's table and one row.
+func newDB(path string) error {
+	db, err := openApp(path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(`INSERT INTO t (ts, v) VALUES (?, zeroblob(100))`, time.Now().UnixNano())
+	return err
+}
+
+// dbConfig is one database of a walship config file.
+type dbConfig struct {
+	path    string
+	replica string // the replica block, from target.yaml
+	extra   string // more keys of the database, e.g. "sync-interval: 0s"
+}
+
+func writeConfig(path string, dbs []dbConfig) error {
+	var s strings.Builder
+	s.WriteString("logging:\n  level: warn\ndbs:\n")
+	for _, d := range dbs {
+		fmt.Fprintf(&s, "  - path: %s\n", d.path)
+		if d.extra != "" {
+			fmt.Fprintf(&s, "    %s\n", d.extra)
+		}
+		fmt.Fprintf(&s, "    replica:\n        %s\n", d.replica)
+	}
+	return os.WriteFile(path, []byte(s.String()), 0o644)
+}
+
+// replicate starts walship on a config file.
+func (b *bench) replicate(dir string, pgid int, cfg string) (*proc, error) {
+	return start("walship", pgid, dir, b.minio.env(), b.walship, "replicate", "-config", cfg)
+}
+
+// stopWalship stops walship as an operator would and returns its usage.
+func stopWalship(w *proc) (usage, error) {
+	err := w.stop(syscall.SIGTERM, 60*time.Second)
+	return w.usage(), err
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile is the nearest-rank percentile p (0..100) of xs.
+func percentile(xs []float64, p float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }
+
+// thousands formats n with thousands separators.
+func thousands(n float64) string {
+	s := fmt.Sprintf("%.0f", n)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
