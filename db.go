@@ -31,7 +31,7 @@ const (
 	DefaultSyncInterval       = time.Second
 	DefaultCheckpointInterval = time.Minute
 	DefaultMinCheckpointPageN = 1000
-	DefaultMaxCheckpointPageN = 10000 // ~40 MB of 4 KiB pages
+	DefaultMaxCheckpointPageN = 10000  // ~40 MB of 4 KiB pages
 	DefaultTruncatePageN      = 121359 // ~500 MB of 4 KiB pages
 	DefaultBusyTimeout        = time.Second
 )
@@ -141,7 +141,7 @@ type DB struct {
 
 	// mu serialises capture (sync, checkpoint, snapshot) and guards the fields
 	// below.
-	mu       sync.Mutex
+	mu    sync.Mutex
 	sqldb *sql.DB
 	// The pin is held on one of pinConns and moved to the other to advance
 	// it; the one without the pin checkpoints and takes the write barrier.

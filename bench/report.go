@@ -14,8 +14,8 @@ import (
 // machine describes where the figures were taken.
 type machine struct {
 	cpu, kernel, memory, goVersion, walship, commit string
-	cores                                          int
-	diskWrite                                      float64 // MB/s, 1 GiB written and fsynced
+	cores                                           int
+	diskWrite                                       float64 // MB/s, 1 GiB written and fsynced
 }
 
 func describeMachine(work string) machine {
