@@ -53,6 +53,9 @@ type Options struct {
 	BusyTimeout        time.Duration
 	MetaPath           string // local staging directory; default "<dir>/.<name>-walship"
 	Logger             *slog.Logger
+	// Watcher reports file changes; databases of one process should share
+	// one (Store.Run does). Nil gives the database a watcher of its own.
+	Watcher *Watcher
 
 	// Levels are the compaction intervals of levels 1, 2, ...: each level
 	// merges the newer files of the level below this often. Nil means

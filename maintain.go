@@ -15,48 +15,73 @@ import (
 // maintain runs compaction, snapshots and retention on their schedules until
 // ctx ends. Each step writes or deletes something only if something changed.
 func (db *DB) maintain(ctx context.Context) {
-	type tick struct {
-		c   <-chan time.Time
-		run func(context.Context) error
+	type schedule struct {
+		every   time.Duration
+		next    time.Time
+		running bool
+		run     func(context.Context) error
 	}
-	var ticks []tick
+	now := time.Now()
+	var scheds []*schedule
+	add := func(every time.Duration, run func(context.Context) error) {
+		scheds = append(scheds, &schedule{every: every, next: now.Add(every), run: run})
+	}
 	for i, interval := range db.opts.Levels {
 		level := i + 1
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		ticks = append(ticks, tick{t.C, func(ctx context.Context) error {
+		add(interval, func(ctx context.Context) error {
 			_, err := db.Compact(ctx, level)
 			return err
-		}})
+		})
 	}
-	snap := time.NewTicker(db.opts.SnapshotInterval)
-	defer snap.Stop()
-	ticks = append(ticks, tick{snap.C, db.SnapshotIfChanged})
+	add(db.opts.SnapshotInterval, db.SnapshotIfChanged)
 	if !db.opts.RetentionDisabled {
-		ret := time.NewTicker(db.opts.L0RetentionCheckInterval)
-		defer ret.Stop()
-		ticks = append(ticks, tick{ret.C, db.EnforceRetention})
+		add(db.opts.L0RetentionCheckInterval, db.EnforceRetention)
 	}
-	// One goroutine per schedule: a long hourly compaction must not delay
-	// the 30-second one.
-	done := make(chan struct{})
-	for _, t := range ticks {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.c:
-					if err := t.run(ctx); err != nil && ctx.Err() == nil {
+	// One goroutine waits for every schedule; each step runs in its own, so
+	// that a long hourly compaction does not delay the 30-second one. A
+	// step still running when it is due again is skipped.
+	finished := make(chan *schedule)
+	running := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		next := scheds[0].next
+		for _, s := range scheds[1:] {
+			if s.next.Before(next) {
+				next = s.next
+			}
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-ctx.Done():
+			for ; running > 0; running-- {
+				(<-finished).running = false
+			}
+			return
+		case s := <-finished:
+			s.running = false
+			running--
+		case now := <-timer.C:
+			for _, s := range scheds {
+				if now.Before(s.next) {
+					continue
+				}
+				for !now.Before(s.next) {
+					s.next = s.next.Add(s.every)
+				}
+				if s.running {
+					continue
+				}
+				s.running = true
+				running++
+				go func() {
+					if err := s.run(ctx); err != nil && ctx.Err() == nil {
 						db.log.Error("maintenance failed; will retry at the next interval", "error", err)
 					}
-				}
+					finished <- s
+				}()
 			}
-		}()
-	}
-	for range ticks {
-		<-done
+		}
 	}
 }
 

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 )
 
 // fallbackPoll is how often the monitor looks at the WAL when no file event
@@ -348,49 +346,19 @@ func (db *DB) lastCheckpointTime() time.Time {
 	return db.lastCheckpoint
 }
 
-// watch reports changes to the database and its WAL as they happen. If the
+// watch reports changes to the database and its WAL as they happen, through
+// the process's shared Watcher (Options.Watcher) or one of its own. If the
 // file system cannot be watched, the fallback poll alone drives syncs.
 func (db *DB) watch() (<-chan struct{}, func()) {
-	out := make(chan struct{}, 1)
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		err = w.Add(filepath.Dir(db.path))
-	}
-	if err != nil {
-		db.log.Warn("cannot watch the database directory; polling instead", "error", err, "interval", fallbackPoll.String())
-		if w != nil {
-			w.Close()
-		}
-		return out, func() {}
+	w := db.opts.Watcher
+	if w == nil {
+		w = NewWatcher(db.log)
 	}
 	pause := min(observeDelay, max(db.opts.SyncInterval/2, time.Millisecond))
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if ev.Name == db.walPath || ev.Name == db.path {
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-					// A busy database writes the WAL thousands of times a
-					// second. Pausing here lets the kernel merge those
-					// events into one instead of waking us for each.
-					time.Sleep(pause)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				db.log.Warn("file watch error", "error", err)
-			}
-		}
-	}()
-	return out, func() { close(done); w.Close() }
+	events, stop, err := w.subscribe([]string{db.path, db.walPath}, pause)
+	if err != nil {
+		db.log.Warn("cannot watch the database directory; polling instead", "error", err, "interval", fallbackPoll.String())
+		return make(chan struct{}), func() {}
+	}
+	return events, stop
 }

@@ -18,6 +18,15 @@ type Store struct {
 // Run replicates every database until ctx ends. A database that cannot be
 // replicated (not a SQLite file, say) is reported without stopping the others.
 func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
+	var watcher *Watcher
+	for _, db := range s.DBs {
+		if db.opts.Watcher == nil {
+			if watcher == nil {
+				watcher = NewWatcher(db.opts.Logger)
+			}
+			db.opts.Watcher = watcher
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.DBs))
 	for i, db := range s.DBs {

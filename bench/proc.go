@@ -127,6 +127,7 @@ type sample struct {
 	at      time.Time
 	cpu     time.Duration
 	rss     int64 // bytes
+	anon    int64 // the part of rss that is not the mapped binary and files
 	peakRSS int64
 }
 
@@ -155,6 +156,8 @@ func sampleProc(pid int) (sample, error) {
 			s.rss = kb * 1024
 		case "VmHWM":
 			s.peakRSS = kb * 1024
+		case "RssAnon":
+			s.anon = kb * 1024
 		}
 	}
 	return s, sc.Err()

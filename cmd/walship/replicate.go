@@ -13,6 +13,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/internal/sqlitemem"
 	"github.com/walship/walship/storage/backend"
 )
 
@@ -51,6 +52,8 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Before the first connection opens. A failure costs memory only.
+	lookasideErr := sqlitemem.NoLookaside()
 
 	var specs []dbSpec
 	var log *slog.Logger
@@ -115,6 +118,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
 
+	if lookasideErr != nil {
+		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
+	}
 	for _, s := range specs {
 		for i, r := range s.db.Replicas() {
 			log.Info("replicating", "db", s.db.Path(), "replica", r.Name, "destination", s.dests[i])
