@@ -94,3 +94,34 @@ func TestUnsealedCheckpointsUnderWrites(t *testing.T) {
 	h.verifyAll()
 	h.verifyChain()
 }
+
+// A replica that fell behind receives the staged backlog as one merged
+// level-0 file, which restores exactly.
+func TestBacklogUploadsAsOneFile(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	start := h.db.Pos().TXID
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 6 {
+		h.randomWrites(rng, 3)
+		if _, err := h.db.Sync(h.ctx); err != nil { // staged, not uploaded
+			t.Fatal(err)
+		}
+	}
+	end := h.record() // uploads the backlog
+	if end != start+6 {
+		t.Fatalf("position %s after six syncs from %s", end, start)
+	}
+	files, err := h.replica.LTXFiles(h.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := files[len(files)-1]
+	if last.MinTXID != start+1 || last.MaxTXID != end {
+		t.Fatalf("newest level-0 file of the replica is %s-%s; want one file %s-%s", last.MinTXID, last.MaxTXID, start+1, end)
+	}
+	h.randomWrites(rng, 3)
+	h.sync() // and the next file continues it
+	h.verifyAll()
+	h.verifyChain()
+}

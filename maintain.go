@@ -158,23 +158,8 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 		return nil, fmt.Errorf("compact level %d: %w", level, err)
 	}
 
-	rdrs := make([]io.Reader, len(inputs))
-	for i, f := range inputs {
-		rc, err := db.staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
-		if err != nil {
-			return nil, fmt.Errorf("compact level %d: %w", level, err)
-		}
-		defer rc.Close()
-		rdrs[i] = rc
-	}
 	pr, pw := io.Pipe()
-	c, err := ltx.NewCompactor(pw, rdrs)
-	if err != nil {
-		return nil, err
-	}
-	c.SetSpillDir(db.opts.MetaPath)
-	defer c.Cleanup()
-	go func() { pw.CloseWithError(c.Compact(ctx)) }()
+	go func() { pw.CloseWithError(db.merge(ctx, inputs, pw)) }()
 	minTXID, maxTXID := inputs[0].MinTXID, inputs[len(inputs)-1].MaxTXID
 	info, err := db.staging.WriteLTXFile(ctx, level, minTXID, maxTXID, pr, time.UnixMilli(last.Timestamp))
 	pr.CloseWithError(errors.New("compaction output closed"))
@@ -188,6 +173,27 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 		r.wake()
 	}
 	return info, nil
+}
+
+// merge writes the staged files inputs, which form one chain at one page
+// size, to w as one LTX file.
+func (db *DB) merge(ctx context.Context, inputs []*ltx.FileInfo, w io.Writer) error {
+	rdrs := make([]io.Reader, len(inputs))
+	for i, f := range inputs {
+		rc, err := db.staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		rdrs[i] = rc
+	}
+	c, err := ltx.NewCompactor(w, rdrs)
+	if err != nil {
+		return err
+	}
+	c.SetSpillDir(db.opts.MetaPath)
+	defer c.Cleanup()
+	return c.Compact(ctx)
 }
 
 // samePageSize returns the leading files that share the first one's page size.

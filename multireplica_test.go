@@ -415,7 +415,8 @@ func TestUnreachableReplicaAtStartup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := checkChain(t, h.ctx, flaky)
+	points := checkChain(t, h.ctx, flaky)
+	last := points[len(points)-1]
 	restoreTXID(t, flaky.Client, last, want)
 	db.Close(h.ctx)
 

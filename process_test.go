@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/superfly/ltx"
-
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
@@ -198,10 +196,10 @@ func TestKillReplicator(t *testing.T) {
 	}
 
 	replica := file.New(replicaDir)
-	last := checkChain(t, ctx, replica)
-	t.Logf("%d rows written, %d TXIDs replicated", len(images)-1, last)
+	points := checkChain(t, ctx, replica)
+	t.Logf("%d rows written, %d TXIDs replicated in %d files", len(images)-1, points[len(points)-1], len(points))
 	var prevRows int64 = -1
-	for txid := ltx.TXID(1); txid <= last; txid++ {
+	for _, txid := range points {
 		out := filepath.Join(dir, "restored.db")
 		res, err := restore.Restore(ctx, replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: "quick", Force: true})
 		if err != nil {

@@ -1,6 +1,7 @@
 package walship
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -307,6 +308,13 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			}
 			continue // f again, against the new position
 		}
+		if batch := r.backlog(ctx, files[i:], committed); len(batch) > 1 {
+			if err := r.putMerged(ctx, batch); err != nil {
+				return err
+			}
+			i += len(batch)
+			continue
+		}
 		if err := r.put(ctx, f, hdr, trailer); err != nil {
 			return err
 		}
@@ -387,6 +395,71 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 	}
 	r.mu.Unlock()
 	r.log.Debug("uploaded", "file", storage.Describe(f.Level, f.MinTXID, f.MaxTXID))
+	return nil
+}
+
+// Limits of one merged upload.
+const (
+	mergeMaxFiles = 1000
+	mergeMaxBytes = 16 << 20
+)
+
+// backlog returns the leading staged level-0 files, from files[0] (which
+// continues the replica), that can go as one merged file: when the replica
+// falls behind (sync-interval 0 and a destination with tens of milliseconds
+// per request, say), one request then ships every commit since the last
+// one, rather than the backlog growing a request at a time. A snapshot, a
+// change of page size or a file that does not chain ends the batch.
+func (r *Replica) backlog(ctx context.Context, files []*ltx.FileInfo, committed ltx.TXID) []*ltx.FileInfo {
+	if files[0].MinTXID == 1 {
+		return files[:1] // a snapshot: it goes to the snapshot level too
+	}
+	n, size := 1, files[0].Size
+	for n < len(files) && n < mergeMaxFiles {
+		f := files[n]
+		if f.MaxTXID > committed || f.MinTXID != files[n-1].MaxTXID+1 || size+f.Size > mergeMaxBytes {
+			break
+		}
+		n, size = n+1, size+f.Size
+	}
+	if n == 1 {
+		return files[:1]
+	}
+	batch, err := samePageSize(ctx, r.db.staging, files[:n])
+	if err != nil || len(batch) < 2 {
+		return files[:1]
+	}
+	return batch
+}
+
+// putMerged uploads the staged level-0 files batch, which continue the
+// replica, as one level-0 file. The inputs are verified first: a corrupt
+// staged file fails the upload rather than being merged.
+func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
+	if _, err := verifyChain(ctx, r.db.staging, batch); err != nil {
+		return fmt.Errorf("merge staged files for upload: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := r.db.merge(ctx, batch, &buf); err != nil {
+		return fmt.Errorf("merge staged files for upload: %w", err)
+	}
+	dec := ltx.NewDecoder(bytes.NewReader(buf.Bytes()))
+	if err := dec.Verify(); err != nil {
+		return fmt.Errorf("merge staged files for upload: %w", err)
+	}
+	hdr, trailer := dec.Header(), dec.Trailer()
+	first, last := batch[0], batch[len(batch)-1]
+	if _, err := r.Client.WriteLTXFile(ctx, 0, first.MinTXID, last.MaxTXID, bytes.NewReader(buf.Bytes()), time.UnixMilli(hdr.Timestamp)); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if last.MaxTXID > r.pos.TXID {
+		r.pos = ltx.NewPos(last.MaxTXID, trailer.PostApplyChecksum)
+		r.lastHeader = &hdr
+	}
+	r.addToIndex(&ltx.FileInfo{Level: 0, MinTXID: first.MinTXID, MaxTXID: last.MaxTXID, Size: int64(buf.Len()), CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
+	r.mu.Unlock()
+	r.log.Debug("uploaded merged", "file", storage.Describe(0, first.MinTXID, last.MaxTXID), "inputs", len(batch))
 	return nil
 }
 

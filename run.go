@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
 )
 
 // fallbackPoll is how often the monitor looks at the WAL when no file event

@@ -221,19 +221,17 @@ func open(ctx context.Context, spec storage.Spec, h hooks) (*Client, error) {
 	}
 	c.log = spec.Log().With("replica", c.desc)
 
-	load := []func(*config.LoadOptions) error{config.WithRetryer(newRetryer)}
+	cfg, err := sdkConfig(ctx, o.skipVerify)
+	if err != nil {
+		return nil, err
+	}
 	if o.region != "" {
-		load = append(load, config.WithRegion(o.region))
+		cfg.Region = o.region
 	}
 	if o.creds != "" {
-		load = append(load, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.accessKeyID, o.secretAccessKey, "")))
+		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(o.accessKeyID, o.secretAccessKey, ""))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
-	if err != nil {
-		return nil, fmt.Errorf("s3 replica: load the AWS SDK configuration (AWS_* environment, ~/.aws/config): %w", err)
-	}
-	hc := httpClient(cfg.HTTPClient, o.skipVerify)
-	cfg.HTTPClient = hc
+	hc := cfg.HTTPClient.(*awshttp.BuildableClient)
 	if h.transport != nil {
 		cfg.HTTPClient = &http.Client{
 			Transport: h.transport(hc.GetTransport()),
@@ -312,6 +310,58 @@ func httpClient(base aws.HTTPClient, skipVerify bool) *awshttp.BuildableClient {
 			tr.TLSClientConfig.InsecureSkipVerify = true
 		}
 	})
+}
+
+// sdk holds the AWS SDK configuration every S3 replica of the process starts
+// from, loaded once per AWS_* environment (in practice once: tests change
+// it), with one HTTP client per TLS setting, like net/http's
+// DefaultTransport: a thousand replicas then share one pool of connections,
+// one credential chain and one copy of the CA certificates (with
+// AWS_CA_BUNDLE the SDK parses the bundle for each configuration it loads and
+// each HTTP client it derives: ~150 KB a replica with the system's bundle).
+var sdk struct {
+	sync.Mutex
+	byEnv map[string]*sdkBase
+}
+
+type sdkBase struct {
+	cfg     aws.Config
+	clients map[bool]*awshttp.BuildableClient // by skipVerify
+}
+
+// sdkConfig returns a copy of the process's SDK configuration whose HTTP
+// client verifies certificates unless skipVerify.
+func sdkConfig(ctx context.Context, skipVerify bool) (aws.Config, error) {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	slices.Sort(env)
+	key := strings.Join(env, "\x00")
+	sdk.Lock()
+	defer sdk.Unlock()
+	base := sdk.byEnv[key]
+	if base == nil {
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer))
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("s3 replica: load the AWS SDK configuration (AWS_* environment, ~/.aws/config): %w", err)
+		}
+		base = &sdkBase{cfg: cfg, clients: map[bool]*awshttp.BuildableClient{}}
+		if sdk.byEnv == nil {
+			sdk.byEnv = map[string]*sdkBase{}
+		}
+		sdk.byEnv[key] = base
+	}
+	hc := base.clients[skipVerify]
+	if hc == nil {
+		hc = httpClient(base.cfg.HTTPClient, skipVerify)
+		base.clients[skipVerify] = hc
+	}
+	cfg := base.cfg.Copy()
+	cfg.HTTPClient = hc
+	return cfg, nil
 }
 
 // s3Options configures the SDK client for the replica's endpoint.
