@@ -1,6 +1,7 @@
 package walship
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -219,7 +220,10 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 	done := make(chan error, 1)
 	go func() {
 		err := func() error {
-			enc, err := ltx.NewEncoder(pw)
+			// The encoder writes a page at a time; the pipe hands each
+			// write to the staging goroutine, so gather them.
+			bw := bufio.NewWriterSize(pw, 256<<10)
+			enc, err := ltx.NewEncoder(bw)
 			if err != nil {
 				return err
 			}
@@ -230,7 +234,10 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 			if err := body(enc); err != nil {
 				return err
 			}
-			return enc.Close()
+			if err := enc.Close(); err != nil {
+				return err
+			}
+			return bw.Flush()
 		}()
 		pw.CloseWithError(err)
 		done <- err

@@ -230,6 +230,7 @@ func (db *DB) stageCopy(ctx context.Context, level int, minTXID, maxTXID ltx.TXI
 		return nil, nil, err
 	}
 	pr := newPageReader(db.dbFile, walf, pageSize, scan, frames)
+	pr.sequential = true
 	next := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
 	hdr := ltx.Header{
 		Version:          ltx.Version,
@@ -315,6 +316,7 @@ func (db *DB) computeState(scan *wal.Scan, walf *os.File, end int64) (*pageState
 		}
 	}
 	pr := newPageReader(db.dbFile, walf, pageSize, scan, frames)
+	pr.sequential = true
 	st := &pageState{pageSize: pageSize, sums: make([]ltx.Checksum, 0, commit)}
 	buf := make([]byte, pageSize)
 	h := ltx.NewHasher()

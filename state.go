@@ -93,7 +93,19 @@ type pageReader struct {
 	// read that fails because the log restarted (or was truncated) since
 	// then returns errRestarted, which the caller retries.
 	walHdr *wal.Header
+
+	// A reader of every page in order (a full copy) reads the database
+	// file a megabyte at a time into ahead, which holds aheadN pages from
+	// aheadFirst.
+	sequential bool
+	ahead      []byte
+	aheadFirst uint32
+	aheadN     uint32
 }
+
+// readAheadBytes is how much of the database file a sequential pageReader
+// reads at once.
+const readAheadBytes = 1 << 20
 
 func newPageReader(db, walf io.ReaderAt, pageSize uint32, scan *wal.Scan, frames []wal.Frame) *pageReader {
 	r := &pageReader{db: db, wal: walf, pageSize: pageSize, inWAL: make(map[uint32]int64, len(frames))}
@@ -117,6 +129,24 @@ func (r *pageReader) read(pgno uint32, buf []byte) error {
 			return fmt.Errorf("read page %d from wal: %w", pgno, err)
 		}
 		return nil
+	}
+	if r.sequential {
+		if pgno < r.aheadFirst || pgno >= r.aheadFirst+r.aheadN {
+			if r.ahead == nil {
+				r.ahead = make([]byte, max(1, readAheadBytes/int(r.pageSize))*int(r.pageSize))
+			}
+			n, err := r.db.ReadAt(r.ahead, int64(pgno-1)*int64(r.pageSize))
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read page %d from database: %w", pgno, err)
+			}
+			r.aheadFirst, r.aheadN = pgno, uint32(n/int(r.pageSize))
+		}
+		if pgno < r.aheadFirst+r.aheadN {
+			i := int(pgno-r.aheadFirst) * int(r.pageSize)
+			copy(buf, r.ahead[i:i+int(r.pageSize)])
+			return nil
+		}
+		// Past the file's last whole page: read it alone below.
 	}
 	n, err := r.db.ReadAt(buf, int64(pgno-1)*int64(r.pageSize))
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -144,6 +174,9 @@ func dbPageCount(f *os.File, hdr dbHeader) (uint32, error) {
 // want[pgno-1], or the page changed since want was computed and errRestarted
 // is returned.
 func encodePages(enc *ltx.Encoder, pr *pageReader, pgnos []uint32, next *pageState, want []ltx.Checksum) error {
+	if len(pgnos) >= pipelinePages {
+		return encodePagesPipelined(enc, pr, pgnos, next, want)
+	}
 	buf := make([]byte, pr.pageSize)
 	h := ltx.NewHasher()
 	for _, pgno := range pgnos {
@@ -158,6 +191,81 @@ func encodePages(enc *ltx.Encoder, pr *pageReader, pgnos []uint32, next *pageSta
 		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Past pipelinePages pages (a full copy, or a large transaction), pages are
+// read and checksummed in one goroutine while another compresses and writes
+// them, batchPages at a time, in at most three batches' worth of memory.
+const (
+	pipelinePages = 1024
+	batchPages    = 64
+)
+
+type pageBatch struct {
+	pgnos []uint32
+	data  []byte
+	sums  []ltx.Checksum
+	err   error
+}
+
+func encodePagesPipelined(enc *ltx.Encoder, pr *pageReader, pgnos []uint32, next *pageState, want []ltx.Checksum) error {
+	ps := int(pr.pageSize)
+	free := make(chan *pageBatch, 3)
+	for range cap(free) {
+		free <- &pageBatch{data: make([]byte, batchPages*ps), sums: make([]ltx.Checksum, batchPages)}
+	}
+	full := make(chan *pageBatch, cap(free))
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		h := ltx.NewHasher()
+		for i := 0; i < len(pgnos); i += batchPages {
+			var b *pageBatch
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			b.pgnos = pgnos[i:min(i+batchPages, len(pgnos))]
+			for j, pgno := range b.pgnos {
+				page := b.data[j*ps : (j+1)*ps]
+				if b.err = pr.read(pgno, page); b.err != nil {
+					break
+				}
+				b.sums[j] = ltx.ChecksumPageWithHasher(h, pgno, page)
+			}
+			select {
+			case full <- b:
+			case <-stop:
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		for range full {
+		}
+	}()
+	for b := range full {
+		if b.err != nil {
+			return b.err
+		}
+		for j, pgno := range b.pgnos {
+			c := b.sums[j]
+			if want != nil && c != want[pgno-1] {
+				return errRestarted
+			}
+			next.set(pgno, c)
+			if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, b.data[j*ps:(j+1)*ps]); err != nil {
+				return err
+			}
+		}
+		free <- b
 	}
 	return nil
 }

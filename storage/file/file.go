@@ -135,6 +135,41 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 	return infos, nil
 }
 
+// link puts src, a whole LTX file of another directory of the same file
+// system (a staged file: written once, fsynced and never changed), in place
+// by a hard link rather than a copy: a snapshot of a large database is then
+// written to the disk once, not once per directory. It reports false, having
+// changed nothing, when it cannot (another file system, a file system
+// without links, a file read in part or with another timestamp), and the
+// caller copies.
+func (c *Client) link(src *os.File, dir, name string, level int, minTXID, maxTXID ltx.TXID, createdAt time.Time) (*ltx.FileInfo, bool) {
+	if off, err := src.Seek(0, io.SeekCurrent); err != nil || off != 0 {
+		return nil, false
+	}
+	fi, err := src.Stat()
+	if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Equal(createdAt) {
+		return nil, false
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails
+	tmp := filepath.Join(dir, "."+name+tempInfix+hex.EncodeToString(b[:]))
+	if err := os.Link(src.Name(), tmp); err != nil {
+		return nil, false
+	}
+	if lfi, err := os.Stat(tmp); err != nil || !os.SameFile(fi, lfi) {
+		os.Remove(tmp)
+		return nil, false
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return nil, false
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, false
+	}
+	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: fi.Size(), CreatedAt: createdAt.UTC()}, true
+}
+
 // OpenLTXFile opens a file for reading from offset. A size of zero reads to the
 // end of the file; otherwise at most size bytes are returned. A missing file is
 // an error wrapping storage.ErrNotFound.
@@ -199,6 +234,12 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, c.errorf("write %s: create level directory: %w", desc, err)
+	}
+
+	if src, ok := r.(*os.File); ok {
+		if info, ok := c.link(src, dir, name, level, minTXID, maxTXID, createdAt); ok {
+			return info, nil
+		}
 	}
 
 	f, tmp, err := createTemp(dir, name)

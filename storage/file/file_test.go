@@ -684,3 +684,86 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// A whole staged file written into another directory of the same file system
+// is linked, not copied; a file read in part, or with another timestamp, is
+// copied.
+func TestWriteLTXFile_LinksWholeFiles(t *testing.T) {
+	ctx := context.Background()
+	ts := time.Now().Truncate(time.Millisecond)
+	staging, replica := file.New(t.TempDir()), file.New(t.TempDir())
+	data := snapshotLTX(t, 1, ts)
+	if _, err := staging.WriteLTXFile(ctx, 0, 1, 1, bytes.NewReader(data), ts); err != nil {
+		t.Fatal(err)
+	}
+	stagedPath := staging.LTXFilePath(0, 1, 1)
+	open := func() *os.File {
+		f, err := os.Open(stagedPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	sameInode := func(path string) bool {
+		a, err := os.Stat(stagedPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return os.SameFile(a, b)
+	}
+
+	info, err := replica.WriteLTXFile(ctx, 9, 1, 1, open(), ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameInode(replica.LTXFilePath(9, 1, 1)) {
+		t.Error("a whole staged file was copied, not linked")
+	}
+	if info.Size != int64(len(data)) || !info.CreatedAt.Equal(ts) {
+		t.Errorf("linked file info %+v; want size %d, created %s", info, len(data), ts)
+	}
+	if got := readAll(t, mustOpen(t, replica, 9, 1, 1)); !bytes.Equal(got, data) {
+		t.Error("the linked file's content differs")
+	}
+
+	f := open()
+	if _, err := f.Seek(10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.WriteLTXFile(ctx, 0, 1, 1, io.MultiReader(bytes.NewReader(data[:10]), f), ts); err != nil {
+		t.Fatal(err)
+	}
+	if sameInode(replica.LTXFilePath(0, 1, 1)) {
+		t.Error("a file behind another reader was linked")
+	}
+	g := open()
+	if _, err := g.Seek(10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.WriteLTXFile(ctx, 1, 1, 1, g, ts); err == nil && sameInode(replica.LTXFilePath(1, 1, 1)) {
+		t.Error("a file read from the middle was linked")
+	}
+	if _, err := replica.WriteLTXFile(ctx, 2, 1, 1, open(), ts.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if sameInode(replica.LTXFilePath(2, 1, 1)) {
+		t.Error("a file was linked under another timestamp")
+	}
+	if fi, err := os.Stat(stagedPath); err != nil || !fi.ModTime().Equal(ts) {
+		t.Errorf("the staged file's timestamp changed: %v, %v", fi.ModTime(), err)
+	}
+}
+
+func mustOpen(t *testing.T, c *file.Client, level int, minTXID, maxTXID ltx.TXID) io.ReadCloser {
+	t.Helper()
+	rc, err := c.OpenLTXFile(context.Background(), level, minTXID, maxTXID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
