@@ -232,6 +232,8 @@ type DB struct {
 	CheckpointInterval *time.Duration `yaml:"checkpoint-interval"`
 	// MinCheckpointPageN is "min-checkpoint-page-count".
 	MinCheckpointPageN *int `yaml:"min-checkpoint-page-count"`
+	// MaxCheckpointPageN is "max-checkpoint-page-count" (walship's own key).
+	MaxCheckpointPageN *int `yaml:"max-checkpoint-page-count"`
 	// TruncatePageN is "truncate-page-n".
 	TruncatePageN *int `yaml:"truncate-page-n"`
 	// BusyTimeout is "busy-timeout".

@@ -1334,3 +1334,17 @@ func TestReplicaBackendKeys(t *testing.T) {
 		t.Fatalf("Extra = %v", extra)
 	}
 }
+
+func TestMaxCheckpointPageCount(t *testing.T) {
+	cfg, err := Parse("test.yml", []byte("dbs:\n  - path: /tmp/a.db\n    max-checkpoint-page-count: 20000\n    replica:\n      path: /tmp/r\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.DBs[0].MaxCheckpointPageN; n == nil || *n != 20000 {
+		t.Fatalf("max-checkpoint-page-count = %v; want 20000", n)
+	}
+	_, err = Parse("test.yml", []byte("dbs:\n  - path: /tmp/a.db\n    max-checkpoint-page-count: -5\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "test.yml:3:") || !strings.Contains(err.Error(), "max-checkpoint-page-count") {
+		t.Fatalf("a negative count: %v", err)
+	}
+}

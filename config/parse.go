@@ -32,7 +32,7 @@ var (
 	retentionKeys = []string{"enabled"}
 	dbKeys        = []string{
 		"path", "meta-path", "sync-interval", "checkpoint-interval",
-		"min-checkpoint-page-count", "truncate-page-n", "busy-timeout",
+		"min-checkpoint-page-count", "max-checkpoint-page-count", "truncate-page-n", "busy-timeout",
 		"monitor-interval", "max-local-bytes", "replica", "replicas",
 	}
 	replicaKeys = []string{"name", "type", "url", "path", "sync-interval"}
@@ -579,6 +579,8 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			db.CheckpointInterval = p.duration(kv)
 		case "min-checkpoint-page-count":
 			db.MinCheckpointPageN = p.count(kv)
+		case "max-checkpoint-page-count":
+			db.MaxCheckpointPageN = p.count(kv)
 		case "truncate-page-n":
 			db.TruncatePageN = p.count(kv)
 		case "busy-timeout":

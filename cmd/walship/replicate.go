@@ -233,6 +233,9 @@ func dbFromConfig(ctx context.Context, cl *clients, cfg *config.Config, c *confi
 	if c.MinCheckpointPageN != nil {
 		opts.MinCheckpointPageN = *c.MinCheckpointPageN
 	}
+	if c.MaxCheckpointPageN != nil {
+		opts.MaxCheckpointPageN = *c.MaxCheckpointPageN
+	}
 	if c.TruncatePageN != nil {
 		opts.TruncatePageN = *c.TruncatePageN
 	}
