@@ -56,6 +56,10 @@ type Options struct {
 	// Watcher reports file changes; databases of one process should share
 	// one (Store.Run does). Nil gives the database a watcher of its own.
 	Watcher *Watcher
+	// Opening limits how many databases of a process open (and stage
+	// their first state, a whole snapshot for a new replica) at once; nil
+	// is no limit. Store.Run sets one.
+	Opening chan struct{}
 
 	// Levels are the compaction intervals of levels 1, 2, ...: each level
 	// merges the newer files of the level below this often. Nil means

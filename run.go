@@ -223,7 +223,7 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 		}
 		return err
 	}
-	if err := db.Open(ctx); err != nil {
+	if err := db.openLimited(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -251,6 +251,21 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	stopReplicas()
 	wg.Wait()
 	return closeErr
+}
+
+// openLimited opens the database once one of Options.Opening's slots is
+// free: a thousand databases starting at once would otherwise stage a
+// thousand snapshots at once, with the memory that takes.
+func (db *DB) openLimited(ctx context.Context) error {
+	if db.opts.Opening != nil {
+		select {
+		case db.opts.Opening <- struct{}{}:
+			defer func() { <-db.opts.Opening }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return db.Open(ctx)
 }
 
 // waitReplicas waits until every replica holds the newest staged file or

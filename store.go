@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -19,7 +20,11 @@ type Store struct {
 // replicated (not a SQLite file, say) is reported without stopping the others.
 func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	var watcher *Watcher
+	opening := make(chan struct{}, 4*runtime.NumCPU())
 	for _, db := range s.DBs {
+		if db.opts.Opening == nil {
+			db.opts.Opening = opening
+		}
 		if db.opts.Watcher == nil {
 			if watcher == nil {
 				watcher = NewWatcher(db.opts.Logger)
