@@ -305,6 +305,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.resume(ctx, hint); err != nil {
 		return err
 	}
+	db.releaseSpare() // until the first checkpoint
 	db.lastCheckpoint = time.Now()
 	return nil
 }
@@ -326,20 +327,29 @@ func (db *DB) openSQL(ctx context.Context) error {
 		}
 		db.log.Info("switched the database to WAL mode")
 	}
-	for _, c := range []**sql.Conn{&db.pinConns[0], &db.pinConns[1]} {
-		conn, err := sqldb.Conn(ctx)
+	// Connections the engine releases are closed, not pooled.
+	sqldb.SetMaxIdleConns(0)
+	for i := range db.pinConns {
+		conn, err := db.newConn(ctx)
 		if err != nil {
-			return fmt.Errorf("database %s: %w", db.path, err)
+			return err
 		}
-		*c = conn
-	}
-	// The engine never lets SQLite checkpoint on its own connections.
-	for _, c := range db.pinConns {
-		if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
-			return fmt.Errorf("database %s: %w", db.path, err)
-		}
+		db.pinConns[i] = conn
 	}
 	return nil
+}
+
+func (db *DB) newConn(ctx context.Context) (*sql.Conn, error) {
+	conn, err := db.sqldb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", db.path, err)
+	}
+	// The engine never lets SQLite checkpoint on its own connections.
+	if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("database %s: %w", db.path, err)
+	}
+	return conn, nil
 }
 
 // pin starts the read transaction that stops any other connection from
@@ -379,7 +389,11 @@ func (db *DB) advancePin(ctx context.Context) error {
 		return errNotPinned
 	}
 	next := 1 - db.pinIdx
-	tx, err := db.beginRead(ctx, db.pinConns[next])
+	conn, err := db.spare(ctx)
+	if err != nil {
+		return fmt.Errorf("advance wal pin: %w", err)
+	}
+	tx, err := db.beginRead(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("advance wal pin: %w", err)
 	}
@@ -395,8 +409,30 @@ func (db *DB) advancePin(ctx context.Context) error {
 	return nil
 }
 
-// spare is the connection that does not hold the pin.
-func (db *DB) spare() *sql.Conn { return db.pinConns[1-db.pinIdx] }
+// spare returns the connection that does not hold the pin, opening it again
+// if it was released.
+func (db *DB) spare(ctx context.Context) (*sql.Conn, error) {
+	i := 1 - db.pinIdx
+	if db.pinConns[i] == nil {
+		conn, err := db.newConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		db.pinConns[i] = conn
+	}
+	return db.pinConns[i], nil
+}
+
+// releaseSpare closes the connection that does not hold the pin: a quiet
+// database needs it once a checkpoint interval, and it holds ~60 KB of
+// SQLite's memory, which a thousand databases in one process notice.
+func (db *DB) releaseSpare() {
+	i := 1 - db.pinIdx
+	if c := db.pinConns[i]; c != nil {
+		c.Close()
+		db.pinConns[i] = nil
+	}
+}
 
 func (db *DB) unpin() error {
 	if db.pinTx == nil {

@@ -49,8 +49,12 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 	if err := db.advancePin(ctx); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	sp, err := db.spare(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	var busy, logN, ckptN int
-	if err := db.spare().QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
+	if err := sp.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logN, &ckptN); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	sealed := false
@@ -82,11 +86,14 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 	// did cannot be backfilled under the pin, and TRUNCATE then reports busy
 	// and leaves the log alone.
 	bg := context.WithoutCancel(ctx)
-	c := db.spare()
+	c, err := db.spare(bg)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	if _, err := c.ExecContext(bg, "PRAGMA busy_timeout=0"); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	err := c.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
+	err = c.QueryRowContext(bg, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logN, &ckptN)
 	if _, e := c.ExecContext(bg, fmt.Sprintf("PRAGMA busy_timeout=%d", db.opts.BusyTimeout.Milliseconds())); e != nil && err == nil {
 		err = e
 	}
@@ -105,7 +112,10 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 // whatever happens.
 func (db *DB) sealLocked(ctx context.Context, busy, logN, ckptN *int) error {
 	bg := context.WithoutCancel(ctx)
-	lock := db.spare()
+	lock, err := db.spare(bg)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	rollback := func() {
 		// Harmless if BEGIN failed: there is no transaction to end.
 		lock.ExecContext(bg, "ROLLBACK")
@@ -160,8 +170,14 @@ func (db *DB) maybeCheckpoint(ctx context.Context) error {
 		fileFrames = int(fi.Size() / (24 + int64(db.state.pageSize)))
 	}
 	truncate := fileFrames >= db.opts.TruncatePageN
-	if db.checkpointDue() || truncate || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
-		return db.checkpointLocked(ctx, truncate, false)
+	if busy := db.checkpointDue() || truncate; busy || time.Since(db.lastCheckpoint) >= db.opts.CheckpointInterval {
+		if err := db.checkpointLocked(ctx, truncate, false); err != nil {
+			return err
+		}
+		if !busy {
+			// A checkpoint on the interval: the database is quiet.
+			db.releaseSpare()
+		}
 	}
 	return nil
 }
