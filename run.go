@@ -71,8 +71,9 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 		}
 		sealed = true
 	} else {
-		// The application wrote meanwhile; try again once the log has
-		// grown by another MinCheckpointPageN pages.
+		// The application wrote meanwhile. Each try backfills and
+		// fsyncs, which a busy application feels: try again once the
+		// log has doubled, and seal at MaxCheckpointPageN.
 		db.ckptTried = db.walPages
 	}
 	db.ckptPos = db.walPos
@@ -182,10 +183,12 @@ func (db *DB) maybeCheckpoint(ctx context.Context) error {
 	return nil
 }
 
-// checkpointDue reports whether the log has grown enough since its restart,
-// or since the last checkpoint that could not restart it, to checkpoint.
+// checkpointDue reports whether the log has grown enough since its restart
+// to checkpoint: to MinCheckpointPageN pages, to twice its size at the last
+// checkpoint that could not restart it, or to MaxCheckpointPageN.
 func (db *DB) checkpointDue() bool {
-	return db.walPages >= db.opts.MinCheckpointPageN && db.walPages-db.ckptTried >= db.opts.MinCheckpointPageN
+	return db.walPages >= db.opts.MinCheckpointPageN &&
+		(db.walPages >= 2*db.ckptTried || db.walPages >= db.opts.MaxCheckpointPageN)
 }
 
 // observeDelay is how soon after a WAL write the engine reads the new frames
