@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,7 +22,9 @@ type machine struct {
 func describeMachine(work string) machine {
 	m := machine{cores: runtime.NumCPU(), goVersion: runtime.Version()}
 	m.cpu = procField("/proc/cpuinfo", "model name")
-	m.memory = procField("/proc/meminfo", "MemTotal")
+	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
+		m.memory = fmt.Sprintf("%.0f GB", float64(kb)/1e6)
+	}
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
 		m.kernel = strings.TrimSpace(string(out))
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -29,7 +30,9 @@ type Options struct {
 	// DefaultParallelism, 1 streams each file straight into the database as
 	// it is applied. With more, the files after the one being applied are
 	// downloaded concurrently into temporary files next to the output
-	// (OUT.tmp-fetch-N) and applied strictly in plan order.
+	// (OUT.tmp-fetch-N) and applied strictly in plan order; a large first
+	// file on a remote replica is downloaded as that many parallel ranges
+	// into OUT.tmp-fetch-0 and applied as the ranges arrive.
 	Parallelism int
 }
 
@@ -84,8 +87,17 @@ func checkOutput(outPath string, force bool) error {
 
 // Apply writes the plan into outPath.tmp, verifies it, and renames it to
 // outPath. On any error the temporary file is removed and outPath is untouched.
+//
+// Each file is read ahead of its decoding by one goroutine, and its pages are
+// written, as runs of consecutive pages, by another, while the next ones are
+// decoded (see apply); memory stays the same whatever the size of the
+// database. The checksum of the database is checked after every file, and
+// SQLite's check runs while the restored file is synced.
 func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, opts Options) (res *Result, err error) {
 	if err := checkOutput(outPath, opts.Force); err != nil {
+		return nil, err
+	}
+	if _, err := checkPragma(opts.IntegrityCheck); err != nil {
 		return nil, err
 	}
 	n := opts.Parallelism
@@ -102,7 +114,11 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", tmpPath, err)
 	}
+	a := &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers()}
 	defer func() {
+		if a.w != nil {
+			a.w.close()
+		}
 		if f != nil {
 			f.Close()
 		}
@@ -111,7 +127,6 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 		}
 	}()
 
-	a := &applier{f: f, client: c}
 	if n == 1 {
 		err = a.applySequential(ctx, plan.Files)
 	} else {
@@ -120,16 +135,23 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", tmpPath, err)
+	a.w.close() // every file's pages were flushed
+	a.w = nil
+	// The fsync and SQLite's check both only read the finished file: they
+	// run at the same time, and both must pass before the rename.
+	synced := make(chan error, 1)
+	go func() { synced <- f.Sync() }()
+	checkErr := integrityCheck(ctx, tmpPath, opts.IntegrityCheck)
+	if err := <-synced; err != nil {
+		return nil, fmt.Errorf("sync %s: %w", tmpPath, diskHint(err))
+	}
+	if checkErr != nil {
+		return nil, checkErr
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("close %s: %w", tmpPath, err)
 	}
 	f = nil
-	if err := integrityCheck(ctx, tmpPath, opts.IntegrityCheck); err != nil {
-		return nil, err
-	}
 	if opts.Force {
 		// A WAL left from the database being replaced would be replayed on
 		// top of the restored one.
@@ -162,20 +184,52 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 type applier struct {
 	f        *os.File
 	client   storage.Client
+	w        *pageWriter // writes the pages to f
+	bufs     [][]byte    // the read-ahead chunks
 	pageSize uint32
 	commit   uint32
-	sums     []ltx.Checksum
+	sums     pageSums
 	total    ltx.Checksum
 	txid     ltx.TXID
 	verified bool // every file so far carried checksums
 }
 
+// set records the checksum of page pgno, which a.sums covers.
 func (a *applier) set(pgno uint32, c ltx.Checksum) {
-	for uint32(len(a.sums)) < pgno {
-		a.sums = append(a.sums, 0)
+	a.total = ltx.ChecksumFlag | (a.total ^ a.sums.get(pgno) ^ c)
+	a.sums.set(pgno, c)
+}
+
+// loadSums computes the checksums of pages from-to (of the restored
+// database, all written) that are not known yet, from the file.
+func (a *applier) loadSums(from, to uint32) error {
+	ps := int(a.pageSize)
+	lock := ltx.LockPgno(a.pageSize)
+	h := ltx.NewHasher()
+	var buf []byte
+	for pgno := from; pgno <= to; {
+		if a.sums.get(pgno) != 0 || pgno == lock {
+			pgno++
+			continue
+		}
+		// Read up to runBytes of pages from here at once.
+		n := min(int(to-pgno)+1, max(runBytes/ps, 1))
+		if buf == nil {
+			buf = make([]byte, max(runBytes, ps))
+		}
+		b, err := readPages(a.f, buf[:n*ps], int64(pgno-1)*int64(ps))
+		if err != nil {
+			return fmt.Errorf("read restored pages %d-%d: %w", pgno, pgno+uint32(n)-1, err)
+		}
+		for i := range n {
+			p := pgno + uint32(i)
+			if a.sums.get(p) == 0 && p != lock {
+				a.sums.set(p, ltx.ChecksumPageWithHasher(h, p, b[i*ps:(i+1)*ps]))
+			}
+		}
+		pgno += uint32(n)
 	}
-	a.total = ltx.ChecksumFlag | (a.total ^ a.sums[pgno-1] ^ c)
-	a.sums[pgno-1] = c
+	return nil
 }
 
 // open opens one file of the plan on the replica.
@@ -296,12 +350,8 @@ func (a *applier) applyParallel(ctx context.Context, files []*ltx.FileInfo, tmpP
 
 	if a.rangesWorthIt(files[0], n) {
 		// A large first file (a snapshot, usually) downloads faster as
-		// parallel ranges than as one stream.
-		path := fetchPath(tmpPath, 0)
-		if err := a.download(ctx, files[0], path, n, true); err != nil {
-			return err
-		}
-		if err := a.applyFetched(ctx, files[0], path, true); err != nil {
+		// parallel ranges than as one stream; it is applied as they arrive.
+		if err := a.applyDownloading(ctx, files[0], fetchPath(tmpPath, 0), n); err != nil {
 			return err
 		}
 	} else if err := a.streamFile(ctx, files[0], true); err != nil {
@@ -388,6 +438,14 @@ func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n
 		// Unknown size: one stream to the end.
 		return a.downloadRange(ctx, fi, f, 0, 0)
 	}
+	return a.downloadRanges(ctx, fi, f, n, nil)
+}
+
+// downloadRanges copies file fi of the replica, of known size, into f as
+// ranges of rangeSize, up to n at a time, and calls done (if not nil) with
+// the offset of each range once it is in f.
+func (a *applier) downloadRanges(ctx context.Context, fi *ltx.FileInfo, f *os.File, n int, done func(off int64)) error {
+	size := fi.Size
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, max(n, 1))
@@ -406,6 +464,8 @@ func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n
 			defer func() { <-sem }()
 			if err := a.downloadRange(ctx, fi, f, off, min(rangeSize, size-off)); err != nil {
 				cancel(err)
+			} else if done != nil {
+				done(off)
 			}
 		}()
 	}
@@ -416,12 +476,130 @@ func (a *applier) download(ctx context.Context, fi *ltx.FileInfo, path string, n
 	return nil
 }
 
+// applyDownloading applies file fi, the first of the plan, while it is
+// downloaded into path as up to n parallel ranges: the decoder reads each
+// range as soon as it is in the file, and the ranges it has read are
+// discarded from the file. path is removed before applyDownloading returns.
+func (a *applier) applyDownloading(ctx context.Context, fi *ltx.FileInfo, path string, n int) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return a.failf(fi, "save the download: %w", err)
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ranges := newRangeTracker(fi.Size)
+	fetched := make(chan error, 1)
+	go func() {
+		err := a.downloadRanges(ctx, fi, f, n, ranges.finish)
+		ranges.end(err)
+		fetched <- err
+	}()
+	err = a.apply(ctx, fi, &downloadReader{f: f, ranges: ranges, size: fi.Size}, true)
+	cancel(errApplied)
+	if ferr := <-fetched; err != nil && ferr != nil && ferr != errApplied {
+		// The download failed: its error, which names the file, says why.
+		return ferr
+	}
+	return err
+}
+
+// errApplied stops the download of a file that its applier no longer reads.
+var errApplied = errors.New("the file was applied or abandoned")
+
+// rangeTracker records which ranges of a download are in its file.
+type rangeTracker struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	done  []bool // by range
+	ended bool   // the download returned, with err
+	err   error
+}
+
+func newRangeTracker(size int64) *rangeTracker {
+	t := &rangeTracker{done: make([]bool, (size+rangeSize-1)/rangeSize)}
+	t.cond.L = &t.mu
+	return t
+}
+
+// finish records that the range at off is in the file.
+func (t *rangeTracker) finish(off int64) {
+	t.mu.Lock()
+	t.done[off/rangeSize] = true
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
+// end records that the download returned err; nothing more will finish.
+func (t *rangeTracker) end(err error) {
+	t.mu.Lock()
+	if !t.ended {
+		t.ended, t.err = true, err
+	}
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
+// wait waits until range i is in the file, or the download ended without it.
+func (t *rangeTracker) wait(i int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for !t.done[i] && !t.ended {
+		t.cond.Wait()
+	}
+	switch {
+	case t.done[i]:
+		return nil
+	case t.err != nil:
+		return t.err
+	default:
+		return errors.New("the download ended early")
+	}
+}
+
+// downloadReader reads a file as its download puts it in f, range by range,
+// and discards each range from f once read.
+type downloadReader struct {
+	f      *os.File
+	ranges *rangeTracker
+	off    int64
+	size   int64
+}
+
+func (r *downloadReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	i := r.off / rangeSize
+	if err := r.ranges.wait(i); err != nil {
+		return 0, err
+	}
+	end := min((i+1)*rangeSize, r.size)
+	p = p[:min(int64(len(p)), end-r.off)]
+	n, err := r.f.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	if r.off == end {
+		// Read: its pages in the cache need not reach the disk.
+		discard(r.f, i*rangeSize, end-i*rangeSize)
+	}
+	return n, err
+}
+
+// interrupt ends the reads of a reader no longer needed.
+func (r *downloadReader) interrupt() { r.ranges.end(errApplied) }
+
 // downloadRange reads n bytes of fi from off (n zero: to the end) into the
 // same place of f, retrying a read that fails.
 func (a *applier) downloadRange(ctx context.Context, fi *ltx.FileInfo, f *os.File, off, n int64) error {
 	retryable := func(err error) bool { return !errors.Is(err, storage.ErrNotFound) }
+	opened := false // the last attempt opened the file (so its error does not name it)
 	err := storage.Retry(ctx, storage.DefaultRetry, retryable, func(ctx context.Context) error {
 		rc, err := a.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, off, n)
+		opened = err == nil
 		if err != nil {
 			return err
 		}
@@ -437,8 +615,8 @@ func (a *applier) downloadRange(ctx context.Context, fi *ltx.FileInfo, f *os.Fil
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		if errors.Is(err, storage.ErrNotFound) {
-			return err
+		if errors.Is(err, storage.ErrNotFound) && !opened {
+			return err // the replica's error names the file
 		}
 		return a.failf(fi, "download failed: %w", err)
 	}
@@ -465,13 +643,30 @@ func (a *applier) failf(fi *ltx.FileInfo, format string, args ...any) error {
 		a.client, storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), fmt.Errorf(format, args...))
 }
 
-// apply applies one LTX file, read from r, to the database.
+// apply applies one LTX file, read from r, to the database. The file is read
+// ahead by another goroutine; its pages are decoded into runs of consecutive
+// pages that the page writer checksums and writes while the next ones are
+// decoded. Before apply returns, every page is written and the database's
+// checksum is checked against the file's trailer.
 func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, first bool) error {
 	fail := func(format string, args ...any) error { return a.failf(fi, format, args...) }
-	dec := ltx.NewDecoder(r)
+	ra := readAhead(ctx, r, a.bufs)
+	defer ra.stop()
+	// decodeErr reports an error of the decoder: the cancellation of the
+	// restore, a failed read of the replica, or bad data.
+	decodeErr := func(format string, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if serr, ok := isSourceError(err); ok {
+			return fail("read failed: %w", serr)
+		}
+		return fail(format, err)
+	}
+	dec := ltx.NewDecoder(ra)
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
-		return fail("bad header: %v", err)
+		return decodeErr("bad header: %v", err)
 	}
 	hdr := dec.Header()
 	if hdr.MinTXID != fi.MinTXID || hdr.MaxTXID != fi.MaxTXID {
@@ -496,14 +691,32 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		}
 	}
 
-	oldCommit := a.commit
+	oldCommit, commit := a.commit, hdr.Commit
+	// a.sums covers the database before and after the file: the checksums of
+	// pages above the old size are zero until they are written.
+	if n := max(oldCommit, commit); a.sums.len() < n {
+		a.sums.resize(n)
+	}
+	// The decoder itself checks that the checksum of a snapshot's pages is
+	// the one its trailer claims. The first file is a snapshot: when it
+	// carries checksums, the checksum of each of its pages is left unknown
+	// (zero), and computed from the restored file only if a later file
+	// overwrites or truncates the page. Otherwise the writer checksums every
+	// page it writes.
+	lazy := first && !hdr.NoChecksum()
+	if lazy {
+		a.w.begin(hdr.PageSize, nil, oldCommit)
+	} else {
+		a.w.begin(hdr.PageSize, &a.sums, oldCommit)
+	}
 	ps := int64(hdr.PageSize)
-	buf := make([]byte, hdr.PageSize)
 	h := ltx.NewHasher()
 	zero := make([]byte, hdr.PageSize)
 	lock := ltx.LockPgno(hdr.PageSize)
 	// Pages the database grows into without a copy in the file read as zeros;
-	// LTX pages ascend, so those are the gaps below each new page.
+	// LTX pages ascend, so those are the gaps below each new page. They are
+	// never written (the file reads zeros there), and their checksums are
+	// kept here, apart from the pages the writer checksums.
 	grow := oldCommit + 1
 	fillZeros := func(to uint32) {
 		for ; grow < to; grow++ {
@@ -514,56 +727,92 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 			a.set(grow, c)
 		}
 	}
+	var last uint32 // the previous page of the file
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		buf, err := a.w.next()
+		if err != nil {
 			return err
 		}
 		var ph ltx.PageHeader
 		if err := dec.DecodePage(&ph, buf); err == io.EOF {
 			break
 		} else if err != nil {
-			return fail("corrupt page data: %v", err)
+			return decodeErr("corrupt page data: %v", err)
 		}
-		if ph.Pgno > hdr.Commit {
-			return fail("page %d lies beyond the database size of %d pages", ph.Pgno, hdr.Commit)
+		if ph.Pgno > commit {
+			return fail("page %d lies beyond the database size of %d pages", ph.Pgno, commit)
 		}
-		if _, err := a.f.WriteAt(buf, int64(ph.Pgno-1)*ps); err != nil {
-			return fmt.Errorf("write restored page %d: %w", ph.Pgno, err)
+		if ph.Pgno <= last {
+			return fail("page %d comes after page %d: the pages of an LTX file ascend (the file is corrupt)", ph.Pgno, last)
 		}
+		last = ph.Pgno
 		fillZeros(ph.Pgno)
 		grow = max(grow, ph.Pgno+1)
-		a.set(ph.Pgno, ltx.ChecksumPageWithHasher(h, ph.Pgno, buf))
+		if lazy && ph.Pgno == lock {
+			// The decoder leaves the lock page out of its checksum.
+			a.set(lock, ltx.ChecksumPageWithHasher(h, lock, buf))
+		}
+		if !lazy {
+			a.sums.ensure(ph.Pgno) // for the writer
+		}
+		a.w.add(ph.Pgno)
 	}
 	if err := dec.Close(); err != nil {
-		return fail("%v (the file is truncated or corrupt)", err)
+		return decodeErr("%v (the file is truncated or corrupt)", err)
 	}
-	fillZeros(hdr.Commit + 1)
-	for pgno := uint32(len(a.sums)); pgno > hdr.Commit; pgno-- {
-		a.total = ltx.ChecksumFlag | (a.total ^ a.sums[pgno-1])
+	fillZeros(commit + 1)
+	written, err := a.w.flush()
+	if err != nil {
+		return err
 	}
-	a.sums = a.sums[:min(uint32(len(a.sums)), hdr.Commit)]
-	if err := a.f.Truncate(int64(hdr.Commit) * ps); err != nil {
-		return fmt.Errorf("resize restored database: %w", err)
+	if lazy {
+		// Close checked that the trailer holds the checksum of the pages.
+		written = dec.Trailer().PostApplyChecksum
 	}
-	a.commit, a.txid = hdr.Commit, hdr.MaxTXID
+	a.total = ltx.ChecksumFlag | (a.total ^ written)
+	if a.sums.len() > commit {
+		// The database shrinks: the truncated pages leave the checksum.
+		if err := a.loadSums(commit+1, a.sums.len()); err != nil {
+			return err
+		}
+		for pgno := a.sums.len(); pgno > commit; pgno-- {
+			a.total = ltx.ChecksumFlag | (a.total ^ a.sums.get(pgno))
+		}
+		a.sums.resize(commit)
+	}
+	if err := a.f.Truncate(int64(commit) * ps); err != nil {
+		return fmt.Errorf("resize restored database: %w", diskHint(err))
+	}
+	a.commit, a.txid = commit, hdr.MaxTXID
 	if a.verified && dec.Trailer().PostApplyChecksum != a.total {
 		return fail("the restored state has checksum %s but the file says %s", a.total, dec.Trailer().PostApplyChecksum)
 	}
 	return nil
 }
 
-// integrityCheck runs SQLite's own check on the restored file.
-func integrityCheck(ctx context.Context, path, mode string) error {
-	var pragma string
+// checkPragma returns the statement of an integrity check mode ("" for
+// none).
+func checkPragma(mode string) (string, error) {
 	switch mode {
 	case "none":
-		return nil
+		return "", nil
 	case "", "quick":
-		pragma = "PRAGMA quick_check"
+		return "PRAGMA quick_check", nil
 	case "full":
-		pragma = "PRAGMA integrity_check"
+		return "PRAGMA integrity_check", nil
 	default:
-		return fmt.Errorf("unknown integrity check %q: use none, quick or full", mode)
+		return "", fmt.Errorf("unknown integrity check %q: use none, quick or full", mode)
+	}
+}
+
+// integrityCheck runs SQLite's own check on the restored file.
+func integrityCheck(ctx context.Context, path, mode string) error {
+	pragma, err := checkPragma(mode)
+	if err != nil || pragma == "" {
+		return err
 	}
 	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro&immutable=1"))
 	if err != nil {
@@ -592,6 +841,14 @@ func integrityCheck(ctx context.Context, path, mode string) error {
 		return errors.New("the restored database failed SQLite's integrity check: " + fmt.Sprint(problems))
 	}
 	return nil
+}
+
+// diskHint adds what to do to an error that says the disk is full.
+func diskHint(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w (free space on that disk, or restore to another path with -o)", err)
+	}
+	return err
 }
 
 func syncDir(dir string) error {
