@@ -112,7 +112,16 @@ func (db *DB) scanLocked() error {
 	}
 	hdr, err := wal.ReadHeader(f)
 	if errors.Is(err, wal.ErrNoHeader) {
-		return nil // empty or truncated: nothing new until the next writer
+		// Empty or truncated: nothing new until the next writer. The pin
+		// lets the log be truncated only once every frame was read and
+		// backfilled, so pending pages are current in the database file:
+		// forget where they were in the log.
+		if db.walPos.Offset != 0 {
+			clear(db.inWAL)
+			db.walPos, db.walPages, db.ckptTried = wal.Position{}, 0, 0
+			db.deltaStart = wal.HeaderSize
+		}
+		return nil
 	} else if err != nil {
 		return fmt.Errorf("wal %s: %w", db.walPath, err)
 	}
@@ -212,6 +221,10 @@ func (db *DB) header(minTXID, maxTXID ltx.TXID, commit uint32, pre ltx.Checksum)
 	}
 }
 
+// spillPages is how many page index entries (~24 bytes each) an LTX encoder
+// keeps in memory before spilling the rest to the staging directory.
+const spillPages = 1 << 16
+
 // stage encodes one LTX file into the staging directory, atomically: body
 // writes the pages and sets the post-apply checksum; if it fails, nothing is
 // left behind.
@@ -227,6 +240,10 @@ func (db *DB) stage(ctx context.Context, level int, hdr ltx.Header, body func(*l
 			if err != nil {
 				return err
 			}
+			// The page index of a large copy goes to disk past
+			// spillPages entries: memory does not grow with the database.
+			enc.SetSpillDir(db.opts.MetaPath)
+			enc.SetSpillThreshold(spillPages)
 			defer enc.Cleanup()
 			if err := enc.EncodeHeader(hdr); err != nil {
 				return err

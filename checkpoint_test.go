@@ -125,3 +125,55 @@ func TestBacklogUploadsAsOneFile(t *testing.T) {
 	h.verifyAll()
 	h.verifyChain()
 }
+
+// Pages captured from the log but not yet staged when the engine truncates
+// the log are read from the database file at the next sync, as a delta.
+func TestTruncateWithPendingPages(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 3 {
+		h.randomWrites(rng, 10)
+		if err := h.db.CheckpointUnsealed(h.ctx, true); err != nil { // scans, then truncates
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(h.path + "-wal"); err != nil || fi.Size() != 0 {
+			t.Fatalf("the log was not truncated: %v, %v", fi, err)
+		}
+		before := h.db.Pos()
+		h.sync()
+		if files, err := h.replica.LTXFiles(h.ctx, 0); err != nil || files[len(files)-1].MinTXID != before.TXID+1 || files[len(files)-1].MaxTXID != before.TXID+1 {
+			t.Fatalf("the sync after a truncation did not stage one delta after TXID %s: %v", before.TXID, err)
+		}
+	}
+	h.verifyAll()
+	h.verifyChain()
+}
+
+// A replica behind by fewer than four files gets them one by one: every
+// TXID stays a restore point.
+func TestShortBacklogKeepsEveryFile(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	start := h.db.Pos().TXID
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 3 {
+		h.randomWrites(rng, 3)
+		if _, err := h.db.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.record()
+	files, err := h.replica.LTXFiles(h.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.MinTXID > start && f.MinTXID != f.MaxTXID {
+			t.Fatalf("a backlog of three files was merged into %s-%s", f.MinTXID, f.MaxTXID)
+		}
+	}
+	if last := files[len(files)-1].MaxTXID; last != start+3 {
+		t.Fatalf("level 0 ends at %s; want %s", last, start+3)
+	}
+}

@@ -1,6 +1,8 @@
 package walship_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/walship/walship"
@@ -25,4 +27,29 @@ func TestLargeCopiesRestoreExactly(t *testing.T) {
 	h.open(walship.Options{}) // resumes with a diff of every page
 	h.verifyAll()
 	h.verifyChain()
+}
+
+// A snapshot larger than the encoder's in-memory page index spills it to the
+// staging directory, restores exactly, and leaves nothing behind; an index
+// left by a crash is removed at the next start.
+func TestSpilledPageIndex(t *testing.T) {
+	h := newHarness(t, "page_size(512)")
+	// A page of 512 bytes a row: past the spill threshold (65,536 pages).
+	h.exec(`WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r LIMIT 80000)
+		INSERT INTO t (v, n) SELECT randomblob(400), i FROM r`)
+	meta := walship.MetaPath(h.path)
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(meta, ".ltx-page-index-123.tmp")
+	if err := os.WriteFile(stale, []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.open(walship.Options{})
+	if left, _ := filepath.Glob(filepath.Join(meta, ".ltx-page-index-*")); len(left) > 0 {
+		t.Fatalf("spilled page indexes left in the staging directory: %v", left)
+	}
+	h.exec("UPDATE t SET v = randomblob(300)") // a delta past the threshold too
+	h.sync()
+	h.verifyAll()
 }

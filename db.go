@@ -284,6 +284,11 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.staging.RemoveTempFiles(); err != nil {
 		return fmt.Errorf("clean staging directory: %w", err)
 	}
+	// Page indexes that LTX encoders spilled before a crash.
+	spilled, _ := filepath.Glob(filepath.Join(db.opts.MetaPath, ".ltx-page-index-*.tmp"))
+	for _, p := range spilled {
+		os.Remove(p)
+	}
 	if db.sums == nil {
 		if db.sums, err = openChecksumFile(db.opts.MetaPath); err != nil {
 			return err

@@ -24,7 +24,9 @@ func (db *DB) maintain(ctx context.Context) {
 	now := time.Now()
 	var scheds []*schedule
 	add := func(every time.Duration, run func(context.Context) error) {
-		scheds = append(scheds, &schedule{every: every, next: now.Add(every), run: run})
+		if every > 0 { // a library user's zero level interval: never
+			scheds = append(scheds, &schedule{every: every, next: now.Add(every), run: run})
+		}
 	}
 	for i, interval := range db.opts.Levels {
 		level := i + 1
@@ -40,6 +42,9 @@ func (db *DB) maintain(ctx context.Context) {
 	// One goroutine waits for every schedule; each step runs in its own, so
 	// that a long hourly compaction does not delay the 30-second one. A
 	// step still running when it is due again is skipped.
+	if len(scheds) == 0 {
+		return
+	}
 	finished := make(chan *schedule)
 	running := 0
 	timer := time.NewTimer(0)
@@ -192,6 +197,7 @@ func (db *DB) merge(ctx context.Context, inputs []*ltx.FileInfo, w io.Writer) er
 		return err
 	}
 	c.SetSpillDir(db.opts.MetaPath)
+	c.SetSpillThreshold(spillPages)
 	defer c.Cleanup()
 	return c.Compact(ctx)
 }

@@ -398,8 +398,10 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 	return nil
 }
 
-// Limits of one merged upload.
+// Limits of one merged upload. A replica merges only when mergeMinFiles or
+// more files wait: one slow request should not cost restore points.
 const (
+	mergeMinFiles = 4
 	mergeMaxFiles = 1000
 	mergeMaxBytes = 16 << 20
 )
@@ -422,11 +424,11 @@ func (r *Replica) backlog(ctx context.Context, files []*ltx.FileInfo, committed 
 		}
 		n, size = n+1, size+f.Size
 	}
-	if n == 1 {
+	if n < mergeMinFiles {
 		return files[:1]
 	}
 	batch, err := samePageSize(ctx, r.db.staging, files[:n])
-	if err != nil || len(batch) < 2 {
+	if err != nil || len(batch) < mergeMinFiles {
 		return files[:1]
 	}
 	return batch

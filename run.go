@@ -76,7 +76,11 @@ func (db *DB) checkpointLocked(ctx context.Context, truncate, seal bool) error {
 		// log has doubled, and seal at MaxCheckpointPageN.
 		db.ckptTried = db.walPages
 	}
-	db.ckptPos = db.walPos
+	if sealed || ckptN == logN {
+		// Else the interval or the log's growth brings the next try,
+		// even if the application writes nothing more.
+		db.ckptPos = db.walPos
+	}
 	db.lastCheckpoint = time.Now()
 	db.log.Debug("checkpoint", "frames", logN, "checkpointed", ckptN, "sealed", sealed, "wal_pages", db.walPages, "took", time.Since(begun).String())
 	if !truncate || ckptN != logN {
@@ -228,7 +232,12 @@ func (db *DB) step(ctx context.Context) error {
 	} else if _, err := db.syncLocked(ctx); err != nil {
 		return err
 	}
-	return db.maybeCheckpoint(ctx)
+	// The sync succeeded: a checkpoint that fails (the write lock stayed
+	// busy, say) is retried at the next one without delaying syncs.
+	if err := db.maybeCheckpoint(ctx); err != nil && ctx.Err() == nil {
+		db.log.Warn("checkpoint failed; will retry", "error", err)
+	}
+	return nil
 }
 
 // Run replicates the database until ctx ends: it waits for the file to exist,

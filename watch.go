@@ -15,9 +15,14 @@ import (
 type Watcher struct {
 	log *slog.Logger
 
+	// opMu serialises subscribing and unsubscribing, which call into
+	// fsnotify. They do so without holding mu: fsnotify may block sending
+	// an error while holding its own lock, until loop (which takes mu)
+	// reads it.
+	opMu sync.Mutex
+
 	mu    sync.Mutex
-	w     *fsnotify.Watcher      // nil until the first subscriber; nil again after Close
-	err   error                  // why w could not be created or a directory added
+	w     *fsnotify.Watcher      // nil until the first subscriber; nil again after the last
 	dirs  map[string]int         // watched directories, with their subscriber counts
 	subs  map[string][]*watchSub // file path -> subscribers
 	pause time.Duration          // after each batch of events; the smallest subscriber's
@@ -43,24 +48,34 @@ func NewWatcher(log *slog.Logger) *Watcher {
 // thousands of writes a second of a busy database into one event. If the
 // directory cannot be watched, it returns the error and the caller polls.
 func (w *Watcher) subscribe(paths []string, pause time.Duration) (<-chan struct{}, func(), error) {
+	w.opMu.Lock()
+	defer w.opMu.Unlock()
+	dir := filepath.Dir(paths[0])
+	w.mu.Lock()
+	fw, watched := w.w, w.dirs[dir] > 0
+	w.mu.Unlock()
+	if fw == nil {
+		var err error
+		if fw, err = fsnotify.NewWatcher(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !watched {
+		if err := fw.Add(dir); err != nil {
+			if w.w == nil {
+				fw.Close() // opened for this subscriber only
+			}
+			return nil, nil, err
+		}
+	}
+	s := &watchSub{c: make(chan struct{}, 1), pause: pause}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.w == nil {
-		fw, err := fsnotify.NewWatcher()
-		if err != nil {
-			return nil, nil, err
-		}
 		w.w, w.done = fw, make(chan struct{})
 		go w.loop(fw, w.done)
 	}
-	dir := filepath.Dir(paths[0])
-	if w.dirs[dir] == 0 {
-		if err := w.w.Add(dir); err != nil {
-			return nil, nil, err
-		}
-	}
 	w.dirs[dir]++
-	s := &watchSub{c: make(chan struct{}, 1), pause: pause}
 	for _, p := range paths {
 		w.subs[p] = append(w.subs[p], s)
 	}
@@ -69,8 +84,9 @@ func (w *Watcher) subscribe(paths []string, pause time.Duration) (<-chan struct{
 }
 
 func (w *Watcher) unsubscribe(dir string, paths []string, s *watchSub) {
+	w.opMu.Lock()
+	defer w.opMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	for _, p := range paths {
 		subs := w.subs[p]
 		for i, x := range subs {
@@ -85,18 +101,25 @@ func (w *Watcher) unsubscribe(dir string, paths []string, s *watchSub) {
 			w.subs[p] = subs
 		}
 	}
-	if w.dirs[dir]--; w.dirs[dir] <= 0 {
+	fw := w.w
+	w.dirs[dir]--
+	removeDir := w.dirs[dir] <= 0
+	if removeDir {
 		delete(w.dirs, dir)
-		if w.w != nil {
-			w.w.Remove(dir)
-		}
 	}
 	w.setPause()
-	if len(w.dirs) == 0 && w.w != nil {
+	closeAll := len(w.dirs) == 0
+	if closeAll {
 		// The last database stopped: release the inotify instance.
 		close(w.done)
-		w.w.Close()
 		w.w = nil
+	}
+	w.mu.Unlock()
+	switch {
+	case closeAll:
+		fw.Close()
+	case removeDir:
+		fw.Remove(dir)
 	}
 }
 

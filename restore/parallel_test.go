@@ -408,3 +408,57 @@ func TestRestoreRangedDownload(t *testing.T) {
 		t.Fatalf("left %v", names)
 	}
 }
+
+// stallingReader serves bad data, then blocks like a stalled connection
+// until it is closed.
+type stallingReader struct {
+	data   []byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (r *stallingReader) Read(p []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(p, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	<-r.closed
+	return 0, errors.New("read on a closed connection")
+}
+
+func (r *stallingReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
+}
+
+// A streamed file whose data is bad fails the restore at once, even though
+// the connection behind it then stalls: the restore closes it rather than
+// wait for the transport to give up.
+func TestRestoreBadDataOnStalledStream(t *testing.T) {
+	ctx := context.Background()
+	h := newHistory(4096)
+	h.tx(4, 1, 2, 3, 4)
+	c := newReplica(t)
+	writeAll(t, h, c, refs(l9(1)))
+	dir, out := outPath(t)
+	cc := newCountingClient(c, dir)
+	cc.onOpen = func(_ int, _ string, rc io.ReadCloser) io.ReadCloser {
+		rc.Close()
+		return &stallingReader{data: bytes.Repeat([]byte{0xff}, 1<<20), closed: make(chan struct{})}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := restore.Restore(ctx, cc, out, restore.Options{IntegrityCheck: "none", Parallelism: 1})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), storage.Describe(storage.SnapshotLevel, 1, 1)) {
+			t.Fatalf("restore of bad data: %v; want an error naming the file", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the restore hung on a stalled connection after bad data")
+	}
+	checkNothingWritten(t, dir)
+}

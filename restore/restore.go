@@ -244,8 +244,15 @@ func (a *applier) streamFile(ctx context.Context, fi *ltx.FileInfo, first bool) 
 		return err
 	}
 	defer rc.Close()
-	return a.apply(ctx, fi, rc, first)
+	return a.apply(ctx, fi, closingSource{rc}, first)
 }
+
+// closingSource is a streamed replica file whose blocked read (a stalled
+// connection) is ended by closing it, so that a restore that failed on bad
+// data does not wait for the transport to give up.
+type closingSource struct{ io.ReadCloser }
+
+func (s closingSource) interrupt() { s.Close() }
 
 // applySequential applies the files in order, each streamed from the replica
 // as it is applied.

@@ -38,8 +38,11 @@ import (
 const Type = "file"
 
 const (
-	dirMode  = 0o755
-	fileMode = 0o644
+	dirMode = 0o755
+	// LTX files never change once written, and a staged file and a file
+	// replica on one file system may be one inode (see link): read-only,
+	// so that a tool editing one in place fails rather than damaging both.
+	fileMode = 0o444
 
 	// tempInfix separates the final name from the random suffix in temp names.
 	tempInfix = ".tmp-"
