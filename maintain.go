@@ -132,6 +132,9 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 	committed := db.Pos().TXID // before cmu: syncs take db.mu, then cmu
 	db.cmu.Lock()
 	defer db.cmu.Unlock()
+	if committed <= db.compacted[level] {
+		return nil, nil // nothing new since the last merge: no listing
+	}
 	src, err := db.staging.LTXFiles(ctx, level-1)
 	if err != nil {
 		return nil, fmt.Errorf("compact level %d: %w", level, err)

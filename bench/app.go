@@ -56,6 +56,7 @@ func appMain(args []string) int {
 	path := fs.String("db", "", "database")
 	rate := fs.Int("rate", 0, "commits per second; 0 is as fast as possible")
 	duration := fs.Duration("duration", 0, "how long to write; 0 is until killed")
+	autockpt := fs.Int("wal-autocheckpoint", -1, "the application's PRAGMA wal_autocheckpoint; -1 leaves SQLite's default (1000)")
 	fs.Parse(args)
 
 	db, err := openApp(*path)
@@ -64,6 +65,12 @@ func appMain(args []string) int {
 		return 1
 	}
 	defer db.Close()
+	if *autockpt >= 0 {
+		if _, err := db.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", *autockpt)); err != nil {
+			fmt.Fprintln(os.Stderr, "app:", err)
+			return 1
+		}
+	}
 	stmt, err := db.Prepare(`INSERT INTO t (ts, v) VALUES (?, ?)`)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
