@@ -82,7 +82,8 @@ func (c *checksumFile) save(txid ltx.TXID, prev, next *pageState) error {
 		c.stale = true
 		return err
 	}
-	// Write each run of changed entries with one call.
+	// Write each run of changed entries with one call per 64 KiB, so the
+	// buffer kept between saves stays small whatever the database's size.
 	for i := 0; i < len(next.sums); {
 		if i < len(prev.sums) && prev.sums[i] == next.sums[i] && !c.stale {
 			i++
@@ -90,7 +91,7 @@ func (c *checksumFile) save(txid ltx.TXID, prev, next *pageState) error {
 		}
 		j := i
 		c.buf = c.buf[:0]
-		for ; j < len(next.sums) && (c.stale || j >= len(prev.sums) || prev.sums[j] != next.sums[j]); j++ {
+		for ; j < len(next.sums) && len(c.buf) < 64<<10 && (c.stale || j >= len(prev.sums) || prev.sums[j] != next.sums[j]); j++ {
 			c.buf = binary.BigEndian.AppendUint64(c.buf, uint64(next.sums[j]))
 		}
 		if _, err := c.f.WriteAt(c.buf, checksumHeaderSize+int64(i)*8); err != nil {
