@@ -30,7 +30,7 @@ func describeMachine(work string) machine {
 	}
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.commit = strings.TrimSpace(string(out))
-		if out, _ := exec.Command("git", "status", "--porcelain").Output(); len(out) > 0 {
+		if out, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md").Output(); len(out) > 0 {
 			m.commit += " (with uncommitted changes)"
 		}
 	}
