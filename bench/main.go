@@ -34,6 +34,7 @@ type bench struct {
 	rpoN    int   // RPO samples per case
 	size    int64 // restore and snapshot database size
 	bigSize int64 // the RSS check's larger database; 0 skips it
+	repeat  int   // timings of each first snapshot and restore, for a median
 	idleN   int   // databases in the idle scenario
 	scaleN  int   // databases in the scale scenario
 
@@ -83,9 +84,9 @@ func main() {
 	if b.bigSize, err = storage.ParseSize(*big); err != nil {
 		fatalf("-big: %v", err)
 	}
-	b.rounds, b.rpoN, b.idleN, b.scaleN = 6, 20, 100, 1000
+	b.rounds, b.rpoN, b.idleN, b.scaleN, b.repeat = 6, 20, 100, 1000, 3
 	if b.quick {
-		b.rounds, b.rpoN, b.scaleN = 2, 4, 200
+		b.rounds, b.rpoN, b.scaleN, b.repeat = 2, 4, 200, 1
 		b.size, b.bigSize = min(b.size, 128<<20), 0
 	}
 	if b.walship, err = filepath.Abs(b.walship); err != nil {
