@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,6 +120,9 @@ func TestBacklogUploadsAsOneFile(t *testing.T) {
 	last := files[len(files)-1]
 	if last.MinTXID != start+1 || last.MaxTXID != end {
 		t.Fatalf("newest level-0 file of the replica is %s-%s; want one file %s-%s", last.MinTXID, last.MaxTXID, start+1, end)
+	}
+	if left, _ := filepath.Glob(filepath.Join(walship.MetaPath(h.path), ".merge-*")); len(left) > 0 {
+		t.Fatalf("the merge left %v", left)
 	}
 	h.randomWrites(rng, 3)
 	h.sync() // and the next file continues it

@@ -41,13 +41,16 @@ func TestSpilledPageIndex(t *testing.T) {
 	if err := os.MkdirAll(meta, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stale := filepath.Join(meta, ".ltx-page-index-123.tmp")
-	if err := os.WriteFile(stale, []byte("left by a crash"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, stale := range []string{".ltx-page-index-123.tmp", ".merge-456.tmp"} {
+		if err := os.WriteFile(filepath.Join(meta, stale), []byte("left by a crash"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.open(walship.Options{})
-	if left, _ := filepath.Glob(filepath.Join(meta, ".ltx-page-index-*")); len(left) > 0 {
-		t.Fatalf("spilled page indexes left in the staging directory: %v", left)
+	for _, pattern := range []string{".ltx-page-index-*", ".merge-*"} {
+		if left, _ := filepath.Glob(filepath.Join(meta, pattern)); len(left) > 0 {
+			t.Fatalf("temporary files left in the staging directory: %v", left)
+		}
 	}
 	h.exec("UPDATE t SET v = randomblob(300)") // a delta past the threshold too
 	h.sync()

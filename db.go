@@ -284,10 +284,13 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.staging.RemoveTempFiles(); err != nil {
 		return fmt.Errorf("clean staging directory: %w", err)
 	}
-	// Page indexes that LTX encoders spilled before a crash.
-	spilled, _ := filepath.Glob(filepath.Join(db.opts.MetaPath, ".ltx-page-index-*.tmp"))
-	for _, p := range spilled {
-		os.Remove(p)
+	// Page indexes that LTX encoders spilled, and merged uploads, left by
+	// a crash.
+	for _, pattern := range []string{".ltx-page-index-*.tmp", mergeTempPattern} {
+		left, _ := filepath.Glob(filepath.Join(db.opts.MetaPath, pattern))
+		for _, p := range left {
+			os.Remove(p)
+		}
 	}
 	if db.sums == nil {
 		if db.sums, err = openChecksumFile(db.opts.MetaPath); err != nil {

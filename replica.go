@@ -1,7 +1,7 @@
 package walship
 
 import (
-	"bytes"
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -398,6 +399,10 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 	return nil
 }
 
+// mergeTempPattern names the temporary files of merged uploads in the
+// staging directory; Open removes any a crash left.
+const mergeTempPattern = ".merge-*.tmp"
+
 // Limits of one merged upload. A replica merges only when mergeMinFiles or
 // more files wait: one slow request should not cost restore points.
 const (
@@ -435,23 +440,40 @@ func (r *Replica) backlog(ctx context.Context, files []*ltx.FileInfo, committed 
 }
 
 // putMerged uploads the staged level-0 files batch, which continue the
-// replica, as one level-0 file. The inputs are verified first: a corrupt
-// staged file fails the upload rather than being merged.
+// replica, as one level-0 file. The inputs are verified first, and the merged
+// file after: a corrupt staged file fails the upload rather than being
+// merged. The merged file is written to a temporary file of the staging
+// directory, not memory: after an outage every replica of a process may be
+// catching up at once.
 func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
+	fail := func(err error) error { return fmt.Errorf("merge staged files for upload: %w", err) }
 	if _, err := verifyChain(ctx, r.db.staging, batch); err != nil {
-		return fmt.Errorf("merge staged files for upload: %w", err)
+		return fail(err)
 	}
-	var buf bytes.Buffer
-	if err := r.db.merge(ctx, batch, &buf); err != nil {
-		return fmt.Errorf("merge staged files for upload: %w", err)
+	tmp, err := os.CreateTemp(r.db.opts.MetaPath, mergeTempPattern)
+	if err != nil {
+		return fail(err)
 	}
-	dec := ltx.NewDecoder(bytes.NewReader(buf.Bytes()))
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 256<<10)
+	if err := r.db.merge(ctx, batch, bw); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fail(err)
+	}
+	dec := ltx.NewDecoder(io.NewSectionReader(tmp, 0, size))
 	if err := dec.Verify(); err != nil {
-		return fmt.Errorf("merge staged files for upload: %w", err)
+		return fail(err)
 	}
 	hdr, trailer := dec.Header(), dec.Trailer()
 	first, last := batch[0], batch[len(batch)-1]
-	if _, err := r.Client.WriteLTXFile(ctx, 0, first.MinTXID, last.MaxTXID, bytes.NewReader(buf.Bytes()), time.UnixMilli(hdr.Timestamp)); err != nil {
+	if _, err := r.Client.WriteLTXFile(ctx, 0, first.MinTXID, last.MaxTXID, io.NewSectionReader(tmp, 0, size), time.UnixMilli(hdr.Timestamp)); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -459,7 +481,7 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 		r.pos = ltx.NewPos(last.MaxTXID, trailer.PostApplyChecksum)
 		r.lastHeader = &hdr
 	}
-	r.addToIndex(&ltx.FileInfo{Level: 0, MinTXID: first.MinTXID, MaxTXID: last.MaxTXID, Size: int64(buf.Len()), CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
+	r.addToIndex(&ltx.FileInfo{Level: 0, MinTXID: first.MinTXID, MaxTXID: last.MaxTXID, Size: size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
 	r.mu.Unlock()
 	r.log.Debug("uploaded merged", "file", storage.Describe(0, first.MinTXID, last.MaxTXID), "inputs", len(batch))
 	return nil
