@@ -52,10 +52,13 @@ type result struct {
 	Detail   string
 }
 
-var scenarios = []struct {
+// scenario is one part of the suite, run by name with -only.
+type scenario struct {
 	name string
 	run  func(*bench) error
-}{
+}
+
+var scenarios = []scenario{
 	{"write", (*bench).write},
 	{"rpo", (*bench).rpo},
 	{"bulk", (*bench).bulk}, // first snapshot and restore share their databases
@@ -110,12 +113,7 @@ func main() {
 	if *only != "" {
 		run = nil
 		for _, name := range strings.Split(*only, ",") {
-			i := slices.IndexFunc(scenarios, func(s struct {
-				name string
-				run  func(*bench) error
-			}) bool {
-				return s.name == name
-			})
+			i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
 			if i < 0 {
 				fatalf("-only: unknown scenario %q (have %s)", name, names())
 			}

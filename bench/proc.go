@@ -46,7 +46,7 @@ func start(name string, pgid int, logDir string, env []string, bin string, args 
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
-// signal sends sig and waits for the process to exit.
+// stop sends sig and waits for the process to exit, killing it after timeout.
 func (p *proc) stop(sig syscall.Signal, timeout time.Duration) error {
 	p.cmd.Process.Signal(sig)
 	select {
