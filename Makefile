@@ -1,7 +1,7 @@
 # walship — see README.md.
 GO ?= go
 
-.PHONY: bench build demo test test-servers vet
+.PHONY: bench build demo fuzz test test-servers vet
 
 # A static binary: the SQLite driver is pure Go.
 build:
@@ -16,10 +16,17 @@ vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 # Every test, with the race detector, against real servers on 127.0.0.1
-# (installed once by scripts/install-test-servers). Some tests mount a small
-# tmpfs and so need root (CI runs as root).
+# (installed once by scripts/install-test-servers), then every fuzz target
+# for a few seconds. Some tests mount a small tmpfs and so need root (CI runs
+# as root).
 test: vet test-servers
 	$(GO) test -race -count=1 -timeout 50m ./...
+	FUZZTIME=3s scripts/fuzz
+
+# Every fuzz target for FUZZTIME each (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz
 
 # MinIO, versitygw, fake-gcs-server, Azurite, sshd, rclone and nats-server:
 # quick when already installed.

@@ -203,7 +203,7 @@ func checkChain(t *testing.T, ctx context.Context, c storage.Client) []ltx.TXID 
 		if (i > 0 && f.MinTXID != prev.TXID+1) || f.MaxTXID < f.MinTXID {
 			t.Fatalf("level 0 file %d is %s-%s after TXID %s: the chain has a gap or a repeated TXID", i, f.MinTXID, f.MaxTXID, prev.TXID)
 		}
-		hdr, trailer, err := walship.ReadHeaderTrailer(ctx, c, f)
+		hdr, trailer, err := storage.ReadHeaderTrailer(ctx, c, f)
 		if err != nil {
 			t.Fatal(err)
 		}

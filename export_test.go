@@ -5,7 +5,5 @@ import "context"
 // CheckpointUnsealed is the checkpoint the monitor takes below
 // MaxCheckpointPageN: it never takes the write lock.
 func (db *DB) CheckpointUnsealed(ctx context.Context, truncate bool) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return db.checkpointLocked(ctx, truncate, false)
+	return db.cap.Checkpoint(ctx, truncate, false)
 }

@@ -44,7 +44,7 @@ func TestSimulatedDay(t *testing.T) {
 			}
 		}
 		r := db.replicas[0]
-		r.wake()
+		r.up.Wake()
 
 		levels := db.opts.Levels // the defaults: 30s, 5m, 1h
 		// Files a level can hold at most: the restore points inside the
@@ -71,7 +71,7 @@ func TestSimulatedDay(t *testing.T) {
 			if _, err := db.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
-			r.wake()
+			r.up.Wake()
 			time.Sleep(step)
 			synctest.Wait()
 			if err := r.Err(); err != nil {
@@ -172,7 +172,7 @@ func startScheduled(t *testing.T, opts Options, client storage.Client) (app *sql
 	}
 	done := make(chan struct{}, 2)
 	go func() { db.maintain(ctx); done <- struct{}{} }()
-	go func() { db.replicas[0].run(ctx); done <- struct{}{} }()
+	go func() { db.replicas[0].up.Run(ctx); done <- struct{}{} }()
 	return app, path, db, func() {
 		cancel()
 		<-done
@@ -242,7 +242,7 @@ func TestIdleMeansIdle(t *testing.T) {
 			if _, err := db.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
-			r.wake()
+			r.up.Wake()
 			time.Sleep(10 * time.Second)
 		}
 		time.Sleep(2 * time.Hour) // compactions and level-0 expiry settle

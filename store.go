@@ -35,14 +35,12 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.DBs))
 	for i, db := range s.DBs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := db.Run(ctx, flushTimeout); err != nil {
 				db.log.Error("replication stopped", "error", err)
 				errs[i] = fmt.Errorf("%s: %w", db.path, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -86,13 +84,32 @@ func (db *DB) RunOnce(ctx context.Context) error {
 // long-running replicator's schedule would have it.
 func (db *DB) levelDue(level int, interval time.Duration) bool {
 	for _, r := range db.replicas {
-		r.mu.Lock()
-		files := r.index[level]
-		due := len(files) == 0 || time.Since(files[len(files)-1].CreatedAt) >= interval
-		r.mu.Unlock()
-		if due {
+		if at, ok := r.up.Newest(level); !ok || time.Since(at) >= interval {
 			return true
 		}
 	}
 	return false
+}
+
+// Upload ships every staged file to every replica now and returns the first
+// error. The long-running replicator does this in the background; Upload is for
+// one-shot runs and tests.
+func Upload(ctx context.Context, db *DB) error {
+	for _, r := range db.replicas {
+		if err := r.up.Upload(ctx); err != nil {
+			return err
+		}
+		// A replica that needed a snapshot asked the engine for one.
+		staged, err := db.cap.SnapshotIfRequested(ctx)
+		db.afterStaging(ctx, staged)
+		if err != nil {
+			return err
+		}
+		if staged {
+			if err := r.up.Upload(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

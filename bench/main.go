@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walship/walship/storage"
+	"github.com/walship/walship/internal/bytesize"
 )
 
 // bench is one run of the suite.
@@ -81,11 +81,13 @@ func main() {
 	flag.Parse()
 
 	var err error
-	if b.size, err = storage.ParseSize(*size); err != nil {
+	if b.size, err = bytesize.Parse(*size); err != nil {
 		fatalf("-size: %v", err)
 	}
-	if b.bigSize, err = storage.ParseSize(*big); err != nil {
-		fatalf("-big: %v", err)
+	if *big != "0" {
+		if b.bigSize, err = bytesize.Parse(*big); err != nil {
+			fatalf("-big: %v", err)
+		}
 	}
 	b.rounds, b.rpoN, b.idleN, b.scaleN, b.repeat = 6, 20, 100, 1000, 3
 	if b.quick {

@@ -100,7 +100,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/walship/walship/storage/backend"
 )
 
 // DefaultPath is the configuration file used when neither an explicit path
@@ -279,18 +282,37 @@ type Replica struct {
 	// SyncInterval is "sync-interval"; nil when unset.
 	SyncInterval *time.Duration `yaml:"sync-interval"`
 
-	// Extra holds backend options that later versions will interpret
-	// (access-key-id, secret-access-key, region, endpoint, bucket,
-	// force-path-style, skip-verify, part-size, concurrency,
-	// sse-customer-key, sse-kms-key-id, account-name, account-key,
-	// sas-token, key-path, password, host-key, retention,
-	// retention-check-interval, validation-interval, user, host), keyed by
-	// key name, with the scalar value as written ("true", "5MB", ...). Nil
-	// when the replica has none.
+	// Extra holds the replica's backend options: the keys some backend
+	// declares (backend.Keys: access-key-id, region, endpoint, bucket,
+	// key-path, host-key, ...) and Litestream's retention,
+	// retention-check-interval and validation-interval, which walship
+	// accepts and does not act on yet. Keyed by key name, with the scalar
+	// value as written ("true", "5MB", ...); a list (root-cas) is joined
+	// with commas. Nil when the replica has none.
 	Extra map[string]string `yaml:"-"`
 
 	// Line is the 1-based line of the replica in the file, for messages.
 	Line int `yaml:"-"`
+}
+
+// Backend returns the replica's type: its type key (lower case), else the
+// scheme of its URL, else "file" (a path).
+func (r *Replica) Backend() string {
+	if r.Type != "" {
+		return strings.ToLower(r.Type)
+	}
+	if s := backend.Scheme(r.URL); s != "" {
+		return s
+	}
+	return "file"
+}
+
+// DisplayName returns the replica's name key, else its type.
+func (r *Replica) DisplayName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Backend()
 }
 
 // Load reads and validates the configuration file at path. Environment

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/walship/walship/internal/bytesize"
 )
 
 // Spec is a replica destination as the operator wrote it: a URL, and the
@@ -59,14 +61,14 @@ func (s Spec) BoolOption(def bool, key string, queryNames ...string) (bool, erro
 	return b, nil
 }
 
-// SizeOption is Option parsed as a byte size ("5MB", "64MiB", "1048576");
-// unset is def.
+// SizeOption is Option parsed as a byte size ("5MB", "64MiB", "1048576",
+// see package bytesize); unset is def.
 func (s Spec) SizeOption(def int64, key string, queryNames ...string) (int64, error) {
 	v := s.Option(key, queryNames...)
 	if v == "" {
 		return def, nil
 	}
-	n, err := ParseSize(v)
+	n, err := bytesize.Parse(v)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", key, err)
 	}
@@ -92,22 +94,4 @@ func (s Spec) Log() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
-}
-
-// ParseSize parses a byte size: a whole number with an optional unit, B, KB,
-// MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), any case.
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
-		i--
-	}
-	num, unit := strings.TrimSpace(t[:i]), strings.ToLower(strings.TrimSpace(t[i:]))
-	n, err := strconv.ParseInt(num, 10, 64)
-	mult := map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000 * 1000, "mb": 1000 * 1000, "g": 1000 * 1000 * 1000, "gb": 1000 * 1000 * 1000,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}[unit]
-	if err != nil || n <= 0 || mult == 0 {
-		return 0, fmt.Errorf("%q is not a size like 5MB, 16MiB or 1048576", s)
-	}
-	return n * mult, nil
 }

@@ -89,19 +89,6 @@ func TestSpecOptions(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"5MB": 5_000_000, "5MiB": 5 << 20, "1048576": 1 << 20, "2 gib": 2 << 30, "64k": 64_000} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MB", "0", "-5MB", "5XB", "1.5GB"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) accepted", in)
-		}
-	}
-}
-
 // Transfers holds every transfer beyond its limits until one ends, and a
 // request larger than the whole budget still runs, alone.
 func TestTransfers(t *testing.T) {
@@ -266,5 +253,30 @@ func TestDeleteEach(t *testing.T) {
 	}
 	if calls.Load() == 0 || calls.Load() > 4 {
 		t.Fatalf("%d deletions for 4 files", calls.Load())
+	}
+}
+
+// Delay grows from Base to Max, and HalfJitter keeps each wait in the upper
+// half of its step.
+func TestRetryDelay(t *testing.T) {
+	for _, p := range []RetryPolicy{DefaultRetry, LoopRetry, {Base: time.Second}} {
+		for n := range 80 {
+			step := p.Base << min(n, 30)
+			if p.Max > 0 {
+				step = min(step, p.Max)
+				if n > 30 {
+					step = p.Max
+				}
+			}
+			lo := time.Duration(0)
+			if p.HalfJitter {
+				lo = step / 2
+			}
+			for range 20 {
+				if d := p.Delay(n); d < lo || d > step {
+					t.Fatalf("%+v: Delay(%d) = %s, outside %s..%s", p, n, d, lo, step)
+				}
+			}
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/walship/walship/storage/backend"
 )
 
 const databasesDescription = `
@@ -49,9 +51,9 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 			d.SyncInterval = db.SyncInterval.String()
 		}
 		for _, r := range db.AllReplicas() {
-			rj := replicaJSON{Name: replicaName(r), Type: replicaType(r), Path: r.Path}
+			rj := replicaJSON{Name: r.DisplayName(), Type: r.Backend(), Path: r.Path}
 			if r.URL != "" {
-				rj.URL = redactURL(r.URL)
+				rj.URL = backend.Redact(r.URL)
 			}
 			if r.SyncInterval != nil {
 				rj.SyncInterval = r.SyncInterval.String()
@@ -69,12 +71,16 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATH\tREPLICA\tTYPE\tDESTINATION")
-	for i, d := range out {
+	for _, d := range out {
 		if len(d.Replicas) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t(no replica)\n", d.Path)
 		}
-		for j, r := range cfg.DBs[i].AllReplicas() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Path, d.Replicas[j].Name, d.Replicas[j].Type, replicaDest(r))
+		for _, r := range d.Replicas {
+			dest := r.URL
+			if dest == "" {
+				dest = r.Path
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Path, r.Name, r.Type, dest)
 		}
 	}
 	return tw.Flush()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -14,8 +13,8 @@ import (
 
 const ltxDescription = `
 Lists the LTX files of a replica: level, TXID range, size and creation time.
-The argument is a replica URL (s3://bucket/path, gs://, abs://, sftp://,
-webdav[s]://, nats://, file:///path) or directory, or the path of a database listed in the config file (its first replica, or the one named by
+The argument is a replica URL ({urls}) or directory, or the path of a
+database listed in the config file (its first replica, or the one named by
 -replica). Level 0 holds one file per sync, level 9 the snapshots.`
 
 func runLTX(ctx context.Context, e *env, args []string) error {
@@ -36,11 +35,11 @@ func runLTX(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, err := newClients(slog.New(slog.DiscardHandler)).resolveSource(ctx, pos[0], cf, *replicaName)
+	src, err := resolveSource(ctx, pos[0], cf, *replicaName)
 	if err != nil {
 		return err
 	}
-	defer closeClient(src.client)
+	defer src.close()
 
 	var files []*ltx.FileInfo
 	for _, level := range levels {

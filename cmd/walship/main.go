@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage/backend"
 )
 
 // Version is the release version, set at build time with
@@ -171,7 +172,7 @@ func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: walship %s %s\n\n%s\n", name, synopsis, strings.TrimSpace(description))
+		fmt.Fprintf(w, "Usage: walship %s %s\n\n%s\n", name, synopsis, wrap(strings.ReplaceAll(strings.TrimSpace(description), "{urls}", strings.Join(backend.Forms(), ", ")), 78))
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {
@@ -180,6 +181,29 @@ func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
 		}
 	}
 	return fs
+}
+
+// wrap reflows each paragraph of s (paragraphs are separated by blank lines)
+// to lines of at most width columns.
+func wrap(s string, width int) string {
+	var paras []string
+	for _, p := range strings.Split(s, "\n\n") {
+		var b strings.Builder
+		n := 0
+		for _, w := range strings.Fields(p) {
+			if n > 0 && n+1+len(w) > width {
+				b.WriteByte('\n')
+				n = 0
+			} else if n > 0 {
+				b.WriteByte(' ')
+				n++
+			}
+			b.WriteString(w)
+			n += len(w)
+		}
+		paras = append(paras, b.String())
+	}
+	return strings.Join(paras, "\n\n")
 }
 
 // parseArgs parses flags anywhere on the command line ("restore REPLICA -o

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,8 @@ import (
 )
 
 const restoreDescription = `
-Restores a database from a replica. The argument is a replica URL
-(s3://bucket/path, gs://, abs://, sftp://, webdav[s]://, nats://,
-file:///path) or directory (-o is then required) or the path of a database listed in the
+Restores a database from a replica. The argument is a replica URL ({urls})
+or directory (-o is then required) or the path of a database listed in the
 config file (its first replica, or the one named by -replica; -o defaults to
 the database path).
 
@@ -119,11 +117,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		opts.Target.Timestamp = t
 	}
 
-	src, err := newClients(slog.New(slog.DiscardHandler)).resolveSource(ctx, pos[0], cf, *replicaName)
+	src, err := resolveSource(ctx, pos[0], cf, *replicaName)
 	if err != nil {
 		return err
 	}
-	defer closeClient(src.client)
+	defer src.close()
 	outPath := *out
 	if outPath == "" {
 		if src.db == nil {
@@ -149,14 +147,12 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	}
 	var outExists string // the existing file a restore would need -force to replace
 	if !force {
-		for _, p := range []string{outPath, outPath + "-wal"} {
-			if _, err := os.Stat(p); err == nil {
-				outExists = p
-				break
+		if !*dryRun {
+			if err := restore.CheckOutput(outPath, force); err != nil {
+				return err
 			}
-		}
-		if outExists != "" && !*dryRun {
-			return fmt.Errorf("%s already exists; restore to another path with -o, pass -force to replace it, or -if-db-not-exists to keep it", outExists)
+		} else if outExists, err = restore.ExistingOutput(outPath); err != nil {
+			return err
 		}
 	}
 	if fi, err := os.Stat(outPath); err == nil && fi.IsDir() {

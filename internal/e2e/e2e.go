@@ -4,7 +4,7 @@
 // several times, then stopped with SIGTERM. The replica must then hold one
 // contiguous, checksum-linked chain of TXIDs, and restores of the latest state
 // and of earlier TXIDs must be page-for-page the database the application had
-// at that point (the oracle of DESIGN §3).
+// at that point (the oracle of docs/design.md, "Invariants").
 package e2e
 
 import (

@@ -8,22 +8,20 @@
 // Level 9 (storage.SnapshotLevel) holds snapshots. A file's modification time is
 // its LTX header timestamp.
 //
-// Files are written to a temporary file in the same directory, named
-// ".<name>.tmp-<random>", then fsynced and renamed into place, so readers see
-// either a complete file or none. Names starting with "." are never listed.
+// Files are written to a temporary file in the same directory (named by
+// storage.TempName, so starting with "."), then fsynced and renamed into
+// place, so readers see either a complete file or none. Names starting with
+// "." are never listed.
 package file
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/fsutil"
 	"github.com/walship/walship/storage"
 )
 
@@ -43,9 +42,6 @@ const (
 	// replica on one file system may be one inode (see link): read-only,
 	// so that a tool editing one in place fails rather than damaging both.
 	fileMode = 0o444
-
-	// tempInfix separates the final name from the random suffix in temp names.
-	tempInfix = ".tmp-"
 )
 
 var _ storage.Client = (*Client)(nil)
@@ -153,9 +149,7 @@ func (c *Client) link(src *os.File, dir, name string, level int, minTXID, maxTXI
 	if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Equal(createdAt) {
 		return nil, false
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails
-	tmp := filepath.Join(dir, "."+name+tempInfix+hex.EncodeToString(b[:]))
+	tmp := filepath.Join(dir, storage.TempName(name, time.Now()))
 	if err := os.Link(src.Name(), tmp); err != nil {
 		return nil, false
 	}
@@ -167,7 +161,7 @@ func (c *Client) link(src *os.File, dir, name string, level int, minTXID, maxTXI
 		os.Remove(tmp)
 		return nil, false
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return nil, false
 	}
 	return &ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: fi.Size(), CreatedAt: createdAt.UTC()}, true
@@ -257,7 +251,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		}
 	}()
 
-	n, err := io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(f, storage.ContextReader(ctx, r))
 	if err != nil {
 		return nil, c.errorf("write %s: copy to %s: %w", desc, tmp, err)
 	}
@@ -278,7 +272,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}
 	committed = true
 
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 
@@ -291,12 +285,10 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	}, nil
 }
 
-// createTemp creates ".<name>.tmp-<random>" in dir, exclusively.
+// createTemp creates a temporary file for name in dir, exclusively.
 func createTemp(dir, name string) (*os.File, string, error) {
-	var b [8]byte
 	for range 10 {
-		_, _ = rand.Read(b[:]) // never fails
-		path := filepath.Join(dir, "."+name+tempInfix+hex.EncodeToString(b[:]))
+		path := filepath.Join(dir, storage.TempName(name, time.Now()))
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -308,24 +300,6 @@ func createTemp(dir, name string) (*os.File, string, error) {
 	return nil, "", fmt.Errorf("create temp file in %s: too many collisions", dir)
 }
 
-// isTempName reports whether name is a temp file left by WriteLTXFile.
-func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name[1:], tempInfix)
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
 // DeleteLTXFiles removes the given files. Files already gone are not an error.
 // The level directories that changed are fsynced once at the end, including
 // when an error stops the deletion part way.
@@ -333,7 +307,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) (err
 	var dirs []string
 	defer func() {
 		for _, dir := range dirs {
-			if e := syncDir(dir); e != nil && !errors.Is(e, fs.ErrNotExist) && err == nil {
+			if e := fsutil.SyncDir(dir); e != nil && !errors.Is(e, fs.ErrNotExist) && err == nil {
 				err = c.errorf("delete: %w", e)
 			}
 		}
@@ -363,7 +337,7 @@ func (c *Client) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) (err
 	return nil
 }
 
-// RemoveTempFiles deletes temp files (".*.tmp-*") left in the level directories
+// RemoveTempFiles deletes temp files (storage.IsTempName) left in the level directories
 // by writes that were interrupted, e.g. by a crash. Call it at start-up, before
 // any write to the replica starts. Missing directories are not an error; other
 // errors are collected and returned together after trying every level.
@@ -381,7 +355,7 @@ func (c *Client) RemoveTempFiles() error {
 
 		removed := false
 		for _, e := range entries {
-			if !isTempName(e.Name()) || e.IsDir() {
+			if !storage.IsTempName(e.Name()) || e.IsDir() {
 				continue
 			}
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -391,27 +365,10 @@ func (c *Client) RemoveTempFiles() error {
 			removed = true
 		}
 		if removed {
-			if err := syncDir(dir); err != nil {
+			if err := fsutil.SyncDir(dir); err != nil {
 				errs = append(errs, c.errorf("remove temp files: %w", err))
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// syncDir fsyncs a directory so that entries created, renamed or removed in it
-// are durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be fsynced on Windows
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return d.Close()
 }

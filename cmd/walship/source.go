@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/backend"
+	"github.com/walship/walship/storage/file"
+)
+
+// source is what restore and ltx read from.
+type source struct {
+	client storage.Client
+	db     *config.DB // the configured database, when the argument named one
+}
+
+// close releases the client's connections, for backends that hold them.
+func (s *source) close() {
+	if c, ok := s.client.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+// resolveSource interprets the DB_PATH|REPLICA_URL argument of restore and
+// ltx: a URL, an existing directory (a replica), or the path of a database
+// listed in the config file (then its replica named replicaName, or its first
+// replica).
+func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName string) (*source, error) {
+	op := backend.NewOpener(slog.New(slog.DiscardHandler))
+	if backend.IsURL(arg) {
+		if replicaName != "" {
+			return nil, usagef("-replica selects a replica of a configured database; it cannot be used with a replica URL")
+		}
+		c, err := op.OpenURL(ctx, arg, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &source{client: c}, nil
+	}
+	fi, statErr := os.Stat(arg)
+	if statErr == nil && fi.IsDir() {
+		if replicaName != "" {
+			return nil, usagef("-replica selects a replica of a configured database; %s is a replica directory", arg)
+		}
+		return &source{client: file.New(arg)}, nil
+	}
+
+	cfg, err := cf.load(true)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		for _, db := range cfg.DBs {
+			if db.Path != abs && !sameExistingFile(db.Path, abs) {
+				continue
+			}
+			return sourceFromDB(ctx, op, cfg, db, *cf.path, replicaName)
+		}
+	}
+
+	var where string
+	if cfg == nil {
+		where = fmt.Sprintf("there is no config file at %s to look it up in (use -config PATH or set $%s)", *cf.path, config.PathEnv)
+	} else {
+		where = fmt.Sprintf("config %s lists no database at that path", *cf.path)
+	}
+	switch {
+	case statErr == nil:
+		return nil, fmt.Errorf("%s is a file, not a replica directory, and %s; pass the replica instead (file:///path/to/replica)", abs, where)
+	case errors.Is(statErr, fs.ErrNotExist):
+		return nil, fmt.Errorf("no replica directory at %s, and %s; pass a replica URL like file:///path/to/replica or a configured database path", abs, where)
+	default:
+		return nil, fmt.Errorf("%s: %v", arg, statErr)
+	}
+}
+
+func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath, name string) (*source, error) {
+	replicas := db.AllReplicas()
+	if len(replicas) == 0 {
+		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry", cfgPath, db.Line, db.Path)
+	}
+	r := replicas[0]
+	if name != "" {
+		r = nil
+		var names []string
+		for _, cand := range replicas {
+			names = append(names, cand.DisplayName())
+			if cand.DisplayName() == name {
+				r = cand
+				break
+			}
+		}
+		if r == nil {
+			return nil, fmt.Errorf("database %s has no replica named %q (its replicas: %s)", db.Path, name, strings.Join(names, ", "))
+		}
+	}
+	c, err := walship.ReplicaClient(ctx, op, cfg, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
+	}
+	return &source{client: c, db: db}, nil
+}
+
+func sameExistingFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	return os.SameFile(fa, fb)
+}

@@ -1,0 +1,160 @@
+package walship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/backend"
+)
+
+// FromConfig returns the databases of a parsed config file, ready to Run:
+// each one's Options from its settings and the file's top level, and its
+// replicas' clients opened (which reads credentials but sends nothing).
+// name is the file's name, for messages. Settings that have no effect are
+// logged as warnings to log, which the databases log to as well. Close the
+// Store to release the clients.
+func FromConfig(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, k := range cfg.Unused {
+		log.Warn(fmt.Sprintf("key %s on line %d is not supported yet and is ignored", k.Name, k.Line), "config", name)
+	}
+	op := backend.NewOpener(log)
+	store := &Store{}
+	for _, c := range cfg.DBs {
+		db, err := dbFromConfig(ctx, op, cfg, c, name, log)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		store.DBs = append(store.DBs, db)
+	}
+	return store, nil
+}
+
+// Close releases the connections of every replica client that holds some.
+func (s *Store) Close() error {
+	var errs []error
+	for _, db := range s.DBs {
+		for _, r := range db.replicas {
+			if c, ok := r.Client.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dbFromConfig builds the DB of one database of the config file.
+func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c *config.DB, name string, log *slog.Logger) (*DB, error) {
+	replicas := c.AllReplicas()
+	if len(replicas) == 0 {
+		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry with a url (e.g. url: file:///backups/app)", name, c.Line, c.Path)
+	}
+	opts := Options{Logger: log, MetaPath: c.MetaPath}
+	if c.SyncInterval != nil {
+		opts.SyncInterval, opts.SyncIntervalSet = *c.SyncInterval, true
+	} else if r := replicas[0]; r.SyncInterval != nil {
+		opts.SyncInterval, opts.SyncIntervalSet = *r.SyncInterval, true
+	}
+	setIf(&opts.CheckpointInterval, c.CheckpointInterval)
+	setIf(&opts.MinCheckpointPageN, c.MinCheckpointPageN)
+	setIf(&opts.MaxCheckpointPageN, c.MaxCheckpointPageN)
+	setIf(&opts.TruncatePageN, c.TruncatePageN)
+	setIf(&opts.BusyTimeout, c.BusyTimeout)
+	if cfg.Levels != nil {
+		opts.Levels = []time.Duration{}
+		for _, l := range cfg.Levels {
+			opts.Levels = append(opts.Levels, l.Interval)
+		}
+	}
+	setIf(&opts.SnapshotInterval, cfg.Snapshot.Interval)
+	setIf(&opts.SnapshotRetention, cfg.Snapshot.Retention)
+	setIf(&opts.L0Retention, cfg.L0Retention)
+	setIf(&opts.L0RetentionCheckInterval, cfg.L0RetentionCheckInterval)
+	if v := cfg.Retention.Enabled; v != nil {
+		opts.RetentionDisabled = !*v
+	}
+	setIf(&opts.MaxLocalBytes, cfg.MaxLocalBytes)
+	setIf(&opts.MaxLocalBytes, c.MaxLocalBytes)
+	if c.MonitorInterval != nil {
+		log.Warn(fmt.Sprintf("key monitor-interval of database %s (line %d) is not supported yet and is ignored: walship watches the WAL for changes", c.Path, c.Line), "config", name)
+	}
+
+	var reps []*Replica
+	for i, r := range replicas {
+		client, err := ReplicaClient(ctx, op, cfg, r)
+		if err != nil {
+			for _, rep := range reps {
+				if c, ok := rep.Client.(io.Closer); ok {
+					c.Close()
+				}
+			}
+			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", name, r.Line, c.Path, r.DisplayName(), err)
+		}
+		if i > 0 && r.SyncInterval != nil {
+			log.Warn(fmt.Sprintf("key sync-interval of replica %s (line %d) is ignored: a database has one sync interval; set it on the database", r.DisplayName(), r.Line), "config", name)
+		}
+		for _, k := range backend.UnusedKeys(r.Backend(), r.Extra) {
+			log.Warn(fmt.Sprintf("key %s of replica %s (line %d) does not apply to %s replicas and is ignored", k, r.DisplayName(), r.Line, r.Backend()), "config", name)
+		}
+		reps = append(reps, NewReplica(r.Name, client))
+	}
+	return NewDB(c.Path, opts, reps...)
+}
+
+// setIf sets *v to *p when the config set p.
+func setIf[T any](v *T, p *T) {
+	if p != nil {
+		*v = *p
+	}
+}
+
+// ReplicaClient opens the client of a replica of the config file, through
+// op. A replica written with type: and keys (bucket:, path:, host:, ...)
+// instead of url: is turned into the equivalent URL. The file's top-level
+// credentials (access-key-id, secret-access-key) apply to every replica
+// whose backend reads them and that sets none of its own.
+func ReplicaClient(ctx context.Context, op *backend.Opener, cfg *config.Config, r *config.Replica) (storage.Client, error) {
+	typ := r.Backend()
+	b, known := backend.Lookup(typ)
+	keys := maps.Clone(r.Extra)
+	if known && cfg != nil {
+		for k, v := range map[string]string{"access-key-id": cfg.AccessKeyID, "secret-access-key": cfg.SecretAccessKey} {
+			if v != "" && keys[k] == "" && slices.Contains(b.Keys, k) {
+				keys = storage.WithKey(keys, k, v)
+			}
+		}
+	}
+	if r.URL == "" {
+		return op.OpenKeys(ctx, typ, r.Path, keys)
+	}
+	if r.Path != "" {
+		return nil, errors.New("replica has both url and path; set only one")
+	}
+	if r.Type != "" {
+		scheme := backend.Scheme(r.URL)
+		if scheme == "" && typ != "file" {
+			form := b.Form
+			if !known {
+				form = typ + "://..."
+			}
+			return nil, fmt.Errorf("replica type %s needs a URL like %s, not %q", r.Type, form, r.URL)
+		}
+		// The type names a scheme, or the backend: type: webdav serves
+		// both webdav:// and webdavs://, type: webdavs only the latter.
+		if scheme != "" && scheme != typ && !(known && typ == b.Type() && slices.Contains(b.Schemes, scheme)) {
+			return nil, fmt.Errorf("replica type %s does not match its url %s; remove type: or make them agree", r.Type, backend.Redact(r.URL))
+		}
+	}
+	return op.OpenURL(ctx, r.URL, keys)
+}

@@ -1,0 +1,287 @@
+// Package ship uploads a database's staged LTX files to its replicas: one
+// Replica per destination, each progressing on its own, so that a slow or
+// failing destination holds back neither the others nor the database.
+//
+// A Replica never sees the database. It reads the staging directory through
+// a narrow interface, learns how far the staged history is committed from a
+// function, and asks for a snapshot through a callback when its destination
+// needs one to continue from.
+package ship
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/levels"
+	"github.com/walship/walship/storage"
+)
+
+// Staging is the staging directory as an uploader sees it.
+type Staging interface {
+	storage.Reader
+	// Path returns the directory's path, for messages.
+	Path() string
+	// Merge writes the staged files inputs, which form one chain at one
+	// page size, to w as one LTX file.
+	Merge(ctx context.Context, inputs []*ltx.FileInfo, w io.Writer) error
+	// CreateTemp creates a temporary file in the directory.
+	CreateTemp() (*os.File, error)
+}
+
+// Source is where a Replica's files come from.
+type Source struct {
+	Staging Staging
+	// Pos returns the newest staged position: every staged file up to it
+	// is whole.
+	Pos func() ltx.Pos
+	// RequestSnapshot asks for a snapshot to be staged, because the
+	// replica needs one to continue from; why says so, for the log.
+	RequestSnapshot func(why string)
+	// Uploaded is called after each upload pass that succeeded, so that
+	// staged files every replica holds can go.
+	Uploaded func(context.Context) error
+}
+
+// Replica ships staged files to one destination.
+type Replica struct {
+	name   string
+	client storage.Client
+	src    Source
+	log    *slog.Logger
+
+	mu         sync.Mutex
+	pos        ltx.Pos     // newest file the replica holds
+	lastHeader *ltx.Header // header of that file
+	err        error       // last upload error, nil once it recovers
+	known      bool        // pos and index were read from the destination
+	wakeC      chan struct{}
+	// index lists the replica's files by level, sorted by MinTXID. It is
+	// read once at start and then kept up to date by the replica's own
+	// writes and deletes, so retention needs no listing.
+	index [storage.MaxLevel + 1][]*ltx.FileInfo
+}
+
+// New returns a replica named name that writes through client the files of
+// src.
+func New(name string, client storage.Client, src Source, log *slog.Logger) *Replica {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Replica{name: name, client: client, src: src, log: log, wakeC: make(chan struct{}, 1)}
+}
+
+// Pos returns the newest position the replica holds.
+func (r *Replica) Pos() ltx.Pos {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pos
+}
+
+// Header returns the header of the replica's newest file, nil if unknown.
+func (r *Replica) Header() *ltx.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastHeader
+}
+
+// Err returns the error of the last failed upload, or nil.
+func (r *Replica) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Known reports whether the replica's position has been read.
+func (r *Replica) Known() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.known
+}
+
+// Wake makes the replica look for new staged files.
+func (r *Replica) Wake() {
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// LoadPos lists the replica and learns its newest file. On failure the
+// error is kept as the replica's, so the staging cap treats it as failing.
+func (r *Replica) LoadPos(ctx context.Context) error {
+	index, err := listAll(ctx, r.client)
+	var pos ltx.Pos
+	var hdr *ltx.Header
+	if err == nil {
+		pos, hdr, err = newestPos(ctx, r.client, &index)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.err = fmt.Errorf("read the replica's position: %w", err)
+		return err
+	}
+	r.pos, r.lastHeader, r.err, r.index, r.known = pos, hdr, nil, index, true
+	return nil
+}
+
+// AwaitPos retries LoadPos while the destination is unreachable, until ctx
+// ends.
+func (r *Replica) AwaitPos(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := r.LoadPos(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := storage.LoopRetry.Delay(attempt)
+		r.log.Error("cannot read the replica's position; retrying", "error", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+func listAll(ctx context.Context, c storage.Client) (index [storage.MaxLevel + 1][]*ltx.FileInfo, err error) {
+	for level := range index {
+		if index[level], err = c.LTXFiles(ctx, level); err != nil {
+			return index, err // it names the replica
+		}
+	}
+	return index, nil
+}
+
+// newestPos returns the position of the newest file of an index and that
+// file's header; a zero Pos for an empty replica.
+func newestPos(ctx context.Context, c storage.Client, index *[storage.MaxLevel + 1][]*ltx.FileInfo) (ltx.Pos, *ltx.Header, error) {
+	var newest *ltx.FileInfo
+	for _, files := range index {
+		if n := len(files); n > 0 && (newest == nil || files[n-1].MaxTXID > newest.MaxTXID) {
+			newest = files[n-1]
+		}
+	}
+	if newest == nil {
+		return ltx.Pos{}, nil, nil
+	}
+	hdr, trailer, err := storage.ReadHeaderTrailer(ctx, c, newest)
+	if err != nil {
+		return ltx.Pos{}, nil, err
+	}
+	return ltx.NewPos(newest.MaxTXID, trailer.PostApplyChecksum), &hdr, nil
+}
+
+// Holds reports whether the replica has the staged file f, or has moved
+// past it (a replica's level-0 position can jump over files by a snapshot).
+func (r *Replica) Holds(f *ltx.FileInfo) bool {
+	if f.Level == 0 {
+		return r.Pos().TXID >= f.MaxTXID
+	}
+	return r.LevelMax(f.Level) >= f.MaxTXID
+}
+
+// LevelMax returns the newest TXID the replica holds at a level.
+func (r *Replica) LevelMax(level int) ltx.TXID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fs := r.index[level]; len(fs) > 0 {
+		return fs[len(fs)-1].MaxTXID
+	}
+	return 0
+}
+
+// Newest returns when the replica's newest file at a level was written,
+// and false if the level holds none.
+func (r *Replica) Newest(level int) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	files := r.index[level]
+	if len(files) == 0 {
+		return time.Time{}, false
+	}
+	return files[len(files)-1].CreatedAt, true
+}
+
+// addToIndex records a file the replica now holds. r.mu must be held.
+func (r *Replica) addToIndex(f *ltx.FileInfo) {
+	fs := r.index[f.Level]
+	i, found := slices.BinarySearchFunc(fs, f, func(a, b *ltx.FileInfo) int {
+		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
+	})
+	if found {
+		fs[i] = f
+	} else {
+		r.index[f.Level] = slices.Insert(fs, i, f)
+	}
+}
+
+// EnforceRetention deletes the replica's files that no restore point inside
+// the policy needs. It decides from the index, so it lists nothing, and when
+// nothing expired it sends no request at all.
+func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, now time.Time) error {
+	r.mu.Lock()
+	expired := policy.Expired(&r.index, now)
+	r.mu.Unlock()
+	if len(expired) == 0 {
+		return nil
+	}
+	if err := r.client.DeleteLTXFiles(ctx, expired); err != nil {
+		return fmt.Errorf("replica %s: retention: %w", r.name, err)
+	}
+	gone := make(map[*ltx.FileInfo]bool, len(expired))
+	for _, f := range expired {
+		gone[f] = true
+	}
+	r.mu.Lock()
+	for level := range r.index {
+		r.index[level] = slices.DeleteFunc(r.index[level], func(f *ltx.FileInfo) bool { return gone[f] })
+	}
+	r.mu.Unlock()
+	r.log.Debug("retention", "deleted", len(expired))
+	return nil
+}
+
+// errForeignHistory marks a replica that holds a history this database did
+// not write.
+var errForeignHistory = errors.New("the replica's history is not this database's")
+
+// Run uploads staged files until ctx ends, backing off while the
+// destination fails.
+func (r *Replica) Run(ctx context.Context) {
+	attempt := 0
+	for {
+		err := r.Upload(ctx)
+		if errors.Is(err, errForeignHistory) {
+			r.log.Error("replica stopped", "error", err)
+			return
+		}
+		var wait <-chan time.Time
+		if err != nil && ctx.Err() == nil {
+			d := storage.LoopRetry.Delay(attempt)
+			attempt++
+			r.log.Error("replication to the replica failed; the database is unaffected and staged files are kept until it recovers", "error", err, "retry_in", d.String())
+			wait = time.After(d)
+		} else {
+			attempt = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wakeC:
+		case <-wait:
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/superfly/ltx"
+)
+
+// Reader is the read side of a Client: what checking and merging files
+// needs.
+type Reader interface {
+	String() string
+	LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error)
+	OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error)
+}
+
+// ReadHeaderTrailer reads the header and trailer of one file with two ranged
+// reads, and checks that the header's TXIDs are the file name's.
+func ReadHeaderTrailer(ctx context.Context, c Reader, f *ltx.FileInfo) (ltx.Header, ltx.Trailer, error) {
+	var hdr ltx.Header
+	var trailer ltx.Trailer
+	name := Describe(f.Level, f.MinTXID, f.MaxTXID)
+	if f.Size < ltx.HeaderSize+ltx.TrailerSize {
+		return hdr, trailer, fmt.Errorf("replica %s: %s is truncated (%d bytes)", c, name, f.Size)
+	}
+	b, err := readRange(ctx, c, f, 0, ltx.HeaderSize)
+	if err != nil {
+		return hdr, trailer, err
+	}
+	if err := hdr.UnmarshalBinary(b); err != nil {
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad header: %w", c, name, err)
+	}
+	if b, err = readRange(ctx, c, f, f.Size-ltx.TrailerSize, ltx.TrailerSize); err != nil {
+		return hdr, trailer, err
+	}
+	if err := trailer.UnmarshalBinary(b); err != nil {
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad trailer: %w", c, name, err)
+	}
+	if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
+		return hdr, trailer, fmt.Errorf("replica %s: %s has TXIDs %s-%s in its header", c, name, hdr.MinTXID, hdr.MaxTXID)
+	}
+	return hdr, trailer, nil
+}
+
+func readRange(ctx context.Context, c Reader, f *ltx.FileInfo, off, n int64) ([]byte, error) {
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("replica %s: read %s: %w", c, Describe(f.Level, f.MinTXID, f.MaxTXID), err)
+	}
+	return b, nil
+}
+
+// ContextReader returns a reader of r that fails once ctx is done, whether
+// or not r watches ctx itself.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// CountingReader counts the bytes read through it.
+type CountingReader struct {
+	R io.Reader
+	N int64
+}
+
+func (r *CountingReader) Read(p []byte) (int, error) {
+	n, err := r.R.Read(p)
+	r.N += int64(n)
+	return n, err
+}
