@@ -88,14 +88,15 @@ func SortFiles(files []*ltx.FileInfo) {
 	})
 }
 
-// CheckFile returns an error for a level outside 0..MaxLevel or a TXID range
-// that names no file.
-func CheckFile(level int, minTXID, maxTXID ltx.TXID) error {
+// CheckWrite is where every backend's WriteLTXFile starts: it returns an
+// error for a level outside 0..MaxLevel, a TXID range that names no file,
+// or a context that has already ended, before anything is sent.
+func CheckWrite(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) error {
 	if err := CheckLevel(level); err != nil {
 		return err
 	}
 	if minTXID == 0 || minTXID > maxTXID {
 		return fmt.Errorf("invalid TXID range %s-%s", minTXID, maxTXID)
 	}
-	return nil
+	return ctx.Err()
 }

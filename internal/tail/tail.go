@@ -100,9 +100,6 @@ func New(path string, opts Options) *Tail {
 	}
 }
 
-// WALPath returns the path of the database's WAL.
-func (t *Tail) WALPath() string { return t.walPath }
-
 // Open opens the database file, checks that it is a SQLite database,
 // switches it to WAL mode if needed and pins the WAL.
 func (t *Tail) Open(ctx context.Context) error {

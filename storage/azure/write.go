@@ -22,10 +22,7 @@ import (
 // createdAt (the current time if zero) as its litestreamtimestamp metadata.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := storage.CheckFile(level, minTXID, maxTXID); err != nil {
-		return nil, c.errorf("write %s: %w", desc, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckWrite(ctx, level, minTXID, maxTXID); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if createdAt.IsZero() {

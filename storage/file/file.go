@@ -215,10 +215,7 @@ func (l *limitedFile) Close() error { return l.f.Close() }
 // LTXFiles returns as CreatedAt.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := storage.CheckFile(level, minTXID, maxTXID); err != nil {
-		return nil, c.errorf("write %s: %w", desc, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckWrite(ctx, level, minTXID, maxTXID); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if createdAt.IsZero() {

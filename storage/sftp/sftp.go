@@ -389,7 +389,7 @@ func (r *reader) Close() error {
 // from it yet.
 func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
 	desc := storage.Describe(level, minTXID, maxTXID)
-	if err := storage.CheckFile(level, minTXID, maxTXID); err != nil {
+	if err := storage.CheckWrite(ctx, level, minTXID, maxTXID); err != nil {
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
 	if createdAt.IsZero() {
@@ -398,9 +398,6 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	createdAt = createdAt.Truncate(time.Second).UTC()
 	if sec := createdAt.Unix(); sec < 0 || sec > math.MaxUint32 {
 		return nil, c.errorf("write %s: timestamp %s cannot be stored as an SFTP modification time (1970 to 2106)", desc, createdAt)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, c.errorf("write %s: %w", desc, err)
 	}
 
 	release, err := c.transfers.Acquire(ctx, uploadMemory)
