@@ -107,7 +107,9 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 		for _, k := range backend.UnusedKeys(r.Backend(), r.Extra) {
 			log.Warn(fmt.Sprintf("key %s of replica %s (line %d) does not apply to %s replicas and is ignored", k, r.DisplayName(), r.Line, r.Backend()), "config", name)
 		}
-		reps = append(reps, NewReplica(r.Name, client))
+		rep := NewReplica(r.Name, client)
+		setIf(&rep.ValidationInterval, r.ValidationInterval)
+		reps = append(reps, rep)
 	}
 	return NewDB(c.Path, opts, reps...)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -28,8 +29,13 @@ type DB struct {
 	cap      *capture.Capturer
 	levels   *levels.Compactor
 	replicas []*Replica
-	oneShot  bool          // RunOnce: fail instead of waiting for an unreachable replica
-	kickC    chan struct{} // wakes the monitor loop
+	oneShot  bool // RunOnce: fail instead of waiting for an unreachable replica
+	// ownerRecheck overrides how long a replica trusts its claim (tests).
+	ownerRecheck time.Duration
+	// retention is held by EnforceRetention and Validate: a verification
+	// must not see files vanish under it.
+	retention sync.Mutex
+	kickC     chan struct{} // wakes the monitor loop
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -114,15 +120,29 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			db.cap.Release()
+			db.staging.Close()
 		}
 	}()
 	if err := db.staging.Open(); err != nil {
 		return err
 	}
+	w := ship.Writer{Me: db.writer(), Takeover: db.opts.Takeover, Recheck: db.ownerRecheck}
+	for _, r := range db.replicas {
+		r.up.SetWriter(w)
+	}
 	if err := db.loadReplicaPositions(ctx); err != nil {
 		return err
 	}
 	base, baseHeader := db.replicated()
+	epoch, err := db.claimReplicas(ctx)
+	if err != nil {
+		return err
+	}
+	if epoch != 0 {
+		// A replica taken over: the database's history starts apart
+		// from the one it holds, with a snapshot.
+		base, baseHeader = &ltx.Pos{TXID: epoch - 1}, nil
+	}
 	pos, at, err := db.staging.Resolve(ctx, base, baseHeader)
 	if err != nil {
 		return err
@@ -176,6 +196,8 @@ func (db *DB) SnapshotIfChanged(ctx context.Context) error {
 // EnforceRetention deletes from every replica the files no retained restore
 // point needs.
 func (db *DB) EnforceRetention(ctx context.Context) error {
+	db.retention.Lock()
+	defer db.retention.Unlock()
 	policy := levels.Policy{SnapshotRetention: db.opts.SnapshotRetention, L0Retention: db.opts.L0Retention}
 	var errs []error
 	for _, r := range db.replicas {

@@ -19,6 +19,7 @@ import (
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
+	"github.com/walship/walship/verify"
 )
 
 // harness is one application database replicated to a directory, with the
@@ -140,6 +141,7 @@ func (h *harness) verifyAllWith(integrity string) {
 	if len(h.images) < 2 {
 		h.t.Fatalf("only %d TXIDs recorded", len(h.images))
 	}
+	h.verifyReplica()
 	for txid, want := range h.images {
 		out := filepath.Join(h.t.TempDir(), fmt.Sprintf("restored-%s.db", txid))
 		res, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: integrity})
@@ -154,6 +156,21 @@ func (h *harness) verifyAllWith(integrity string) {
 			h.t.Fatalf("TXID %s: restored %d pages %s, database had %d pages %s", txid, got.Pages, got.Hash[:12], want.Pages, want.Hash[:12])
 		}
 		os.Remove(out)
+	}
+}
+
+// verifyReplica checks that walship verify finds the replica whole.
+func (h *harness) verifyReplica() {
+	h.t.Helper()
+	rep, err := verify.Replica(h.ctx, h.replica, verify.Options{})
+	if err != nil {
+		h.t.Fatalf("verify: %v", err)
+	}
+	for _, p := range rep.Problems {
+		h.t.Errorf("verify: %s %s: %s", p.Kind, p.Object, p.Message)
+	}
+	if !rep.Whole() {
+		h.t.FailNow()
 	}
 }
 

@@ -74,6 +74,11 @@ type Options struct {
 	// unreachable: past it the staged history is dropped and the replica
 	// gets a snapshot when it is back.
 	MaxLocalBytes int64
+	// Takeover lets the database take over replicas that another database
+	// owns (it moved to this server on purpose). Its history then starts
+	// apart from the old one, at the next multiple of 2^32 TXIDs, with a
+	// snapshot; the old history stays restorable.
+	Takeover bool
 }
 
 func (o *Options) setDefaults(dbPath string) {

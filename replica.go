@@ -17,6 +17,9 @@ import (
 type Replica struct {
 	Name   string
 	Client storage.Client
+	// ValidationInterval is how often the replicator verifies the whole
+	// replica (package verify) and logs what it finds; zero never.
+	ValidationInterval time.Duration
 
 	up *ship.Replica // set by NewDB
 }
@@ -146,7 +149,8 @@ func (db *DB) replicaLevelMax(level int) ltx.TXID {
 func (db *DB) prune(ctx context.Context) error {
 	return db.staging.Prune(ctx, db.levels.Consumed, func(f *ltx.FileInfo) bool {
 		for _, r := range db.replicas {
-			if !r.up.Holds(f) {
+			// A stopped replica gets nothing more: keep nothing for it.
+			if !r.up.Holds(f) && r.up.Stopped() == nil {
 				return false
 			}
 		}
@@ -160,7 +164,7 @@ func (db *DB) prune(ctx context.Context) error {
 func (db *DB) trimStaging(ctx context.Context) error {
 	failing := false
 	for _, r := range db.replicas {
-		failing = failing || r.up.Err() != nil
+		failing = failing || (r.up.Err() != nil && r.up.Stopped() == nil)
 	}
 	if !failing {
 		return nil // staged files leave as soon as they are uploaded

@@ -81,7 +81,7 @@ func (db *DB) waitReplicas(timeout time.Duration) {
 	for {
 		pos, behind := db.Pos(), 0
 		for _, r := range db.replicas {
-			if r.Pos().TXID < pos.TXID {
+			if r.Pos().TXID < pos.TXID && r.up.Stopped() == nil {
 				behind++
 			}
 		}
@@ -110,6 +110,12 @@ func (db *DB) maintain(ctx context.Context) {
 	tasks = append(tasks, levels.Task{Every: db.opts.SnapshotInterval, Run: db.SnapshotIfChanged})
 	if !db.opts.RetentionDisabled {
 		tasks = append(tasks, levels.Task{Every: db.opts.L0RetentionCheckInterval, Run: db.EnforceRetention})
+	}
+	for _, r := range db.replicas {
+		tasks = append(tasks, levels.Task{Every: r.ValidationInterval, Run: func(ctx context.Context) error {
+			_, err := db.Validate(ctx, r)
+			return err
+		}})
 	}
 	levels.Maintain(ctx, db.log, tasks)
 }

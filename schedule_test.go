@@ -152,6 +152,12 @@ func TestSimulatedDay(t *testing.T) {
 // synctest clock. stop ends them and closes the engine.
 func startScheduled(t *testing.T, opts Options, client storage.Client) (app *sql.DB, path string, db *DB, stop func()) {
 	t.Helper()
+	return startScheduledReplica(t, opts, NewReplica("dir", client))
+}
+
+// startScheduledReplica is startScheduled with the replica given whole.
+func startScheduledReplica(t *testing.T, opts Options, replica *Replica) (app *sql.DB, path string, db *DB, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	path = filepath.Join(t.TempDir(), "app.db")
 	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(5000)")
@@ -163,8 +169,10 @@ func startScheduled(t *testing.T, opts Options, client storage.Client) (app *sql
 	if _, err := app.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
 		t.Fatal(err)
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if db, err = NewDB(path, opts, NewReplica("dir", client)); err != nil {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if db, err = NewDB(path, opts, replica); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Open(ctx); err != nil {
@@ -224,6 +232,16 @@ func (c *countingClient) WriteLTXFile(ctx context.Context, level int, minTXID, m
 func (c *countingClient) DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error {
 	c.count("delete")
 	return c.Client.DeleteLTXFiles(ctx, files)
+}
+
+func (c *countingClient) ReadRecord(ctx context.Context, name string) ([]byte, string, error) {
+	c.count("read-record")
+	return c.Client.ReadRecord(ctx, name)
+}
+
+func (c *countingClient) WriteRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
+	c.count("write-record")
+	return c.Client.WriteRecord(ctx, name, data, version)
 }
 
 // TestIdleMeansIdle: once a database stops changing and its history has

@@ -99,7 +99,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -281,12 +284,15 @@ type Replica struct {
 	Path string `yaml:"path"`
 	// SyncInterval is "sync-interval"; nil when unset.
 	SyncInterval *time.Duration `yaml:"sync-interval"`
+	// ValidationInterval is "validation-interval" (Litestream's key): how
+	// often the replicator verifies the whole replica; nil when unset.
+	ValidationInterval *time.Duration `yaml:"validation-interval"`
 
 	// Extra holds the replica's backend options: the keys some backend
 	// declares (backend.Keys: access-key-id, region, endpoint, bucket,
-	// key-path, host-key, ...) and Litestream's retention,
-	// retention-check-interval and validation-interval, which walship
-	// accepts and does not act on yet. Keyed by key name, with the scalar
+	// key-path, host-key, ...) and Litestream's retention and
+	// retention-check-interval, which walship accepts and does not act on
+	// yet. Keyed by key name, with the scalar
 	// value as written ("true", "5MB", ...); a list (root-cas) is joined
 	// with commas. Nil when the replica has none.
 	Extra map[string]string `yaml:"-"`
@@ -305,6 +311,47 @@ func (r *Replica) Backend() string {
 		return s
 	}
 	return "file"
+}
+
+// destination names where the replica writes, in one form for every way
+// of writing it (url:, or type:, path: and keys): its backend, host or
+// bucket, path without stray slashes, and endpoint. Empty when the replica
+// is not valid, which is reported elsewhere.
+func (r *Replica) destination() string {
+	var u *url.URL
+	switch {
+	case r.URL != "":
+		parsed, b, err := backend.Parse(r.URL)
+		if err != nil {
+			return ""
+		}
+		u = parsed
+		u.Scheme = b.Type()
+	case r.Path == "":
+		return ""
+	case r.Backend() == "file" || r.Type == "":
+		abs, err := filepath.Abs(r.Path)
+		if err != nil {
+			return ""
+		}
+		u = &url.URL{Scheme: "file", Path: abs}
+	default:
+		b, ok := backend.Lookup(r.Backend())
+		if !ok || b.FromKeys == nil {
+			return ""
+		}
+		parsed, _, err := b.FromKeys(r.Path, r.Extra)
+		if err != nil {
+			return ""
+		}
+		u = parsed
+		u.Scheme = b.Type()
+	}
+	endpoint := u.Query().Get("endpoint")
+	if e := r.Extra["endpoint"]; e != "" {
+		endpoint = e
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/") + " " + endpoint
 }
 
 // DisplayName returns the replica's name key, else its type.

@@ -766,3 +766,48 @@ func TestMaxCheckpointPageCount(t *testing.T) {
 		t.Fatalf("a negative count: %v", err)
 	}
 }
+
+// TestDistinctDestinations: databases may share a bucket or a directory,
+// only not a replica path on one store.
+func TestDistinctDestinations(t *testing.T) {
+	yaml := `dbs:
+  - path: /tmp/a.db
+    replica:
+      url: s3://bkt/a?endpoint=http://127.0.0.1:9000
+  - path: /tmp/b.db
+    replica:
+      url: s3://bkt/b?endpoint=http://127.0.0.1:9000
+  - path: /tmp/c.db
+    replica:
+      url: s3://bkt/a?endpoint=http://127.0.0.1:9001
+  - path: /tmp/d.db
+    replicas:
+      - path: /backups/d
+      - path: /backups/d2
+`
+	cfg, err := Parse("walship.yml", []byte(yaml), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.DBs) != 4 {
+		t.Fatalf("parsed %d databases", len(cfg.DBs))
+	}
+}
+
+func TestValidationInterval(t *testing.T) {
+	cfg, err := Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      validation-interval: 6h\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.DBs[0].Replica
+	if r.ValidationInterval == nil || *r.ValidationInterval != 6*time.Hour {
+		t.Fatalf("ValidationInterval = %v, want 6h", r.ValidationInterval)
+	}
+	if _, ok := r.Extra["validation-interval"]; ok {
+		t.Fatal("validation-interval is also kept as an unused extra key")
+	}
+	_, err = Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      validation-interval: 0s\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "validation-interval") {
+		t.Fatalf("a zero validation-interval: %v", err)
+	}
+}

@@ -109,6 +109,21 @@ func TestLoadErrors(t *testing.T) {
 			line: 4, key: "dbs[2].path: duplicate database path \"/tmp/x/a.db\"", also: []string{"dbs[0] at line 2"},
 		},
 		{
+			name: "two databases, one replica",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/app\n  - path: /tmp/b.db\n    replica:\n      url: file:///backups//app/\n",
+			line: 7, key: "dbs: the replica of /tmp/b.db at line 7 sends to the same destination as the replica of /tmp/a.db at line 4",
+		},
+		{
+			name: "one replica written two ways",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: s3://bkt/db?endpoint=http://127.0.0.1:9000\n  - path: /tmp/b.db\n    replica:\n      type: s3\n      bucket: bkt\n      path: /db\n      endpoint: http://127.0.0.1:9000\n",
+			line: 7, key: "dbs: the replica of /tmp/b.db at line 7 sends to the same destination as the replica of /tmp/a.db at line 4",
+		},
+		{
+			name: "one database, one destination twice",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - path: /backups/a\n      - url: file:///backups/a\n",
+			line: 5, key: "dbs: the replica of /tmp/a.db at line 5 sends to the same destination as the replica of /tmp/a.db at line 4",
+		},
+		{
 			name: "replica with neither url nor path",
 			yaml: "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///a\n      - name: second\n        type: file\n",
 			line: 5, key: "dbs[0].replicas[1]: replica has neither url nor path",

@@ -23,13 +23,13 @@ var (
 		"min-checkpoint-page-count", "max-checkpoint-page-count", "truncate-page-n", "busy-timeout",
 		"monitor-interval", "max-local-bytes", "replica", "replicas",
 	}
-	replicaKeys = []string{"name", "type", "url", "path", "sync-interval"}
+	replicaKeys = []string{"name", "type", "url", "path", "sync-interval", "validation-interval"}
 
 	// reservedTopKeys are accepted and ignored (reported in Config.Unused).
 	reservedTopKeys = []string{"addr", "mcp-addr"}
 	// reservedReplicaKeys are Litestream's replica keys that walship
 	// accepts, keeps in Replica.Extra, and does not act on yet.
-	reservedReplicaKeys = []string{"retention", "retention-check-interval", "validation-interval"}
+	reservedReplicaKeys = []string{"retention", "retention-check-interval"}
 	// replicaExtraKeys are accepted and kept in Replica.Extra: the keys
 	// some backend reads (each backend declares its own), and the
 	// reserved ones.

@@ -197,7 +197,33 @@ func (p *parser) dbs(kv pair) []*DB {
 		}
 		paths[db.Path] = seenPath{line: pathLine, key: where}
 	}
+	p.sharedReplicas(kv.path, out)
 	return out
+}
+
+// sharedReplicas reports every replica that sends to a destination another
+// replica of the file already sends to: each replica path has one writer,
+// and the second would be refused when it starts.
+func (p *parser) sharedReplicas(where string, dbs []*DB) {
+	type seen struct {
+		line int
+		db   string
+	}
+	dests := map[string]seen{}
+	for _, db := range dbs {
+		for _, r := range db.AllReplicas() {
+			dest := r.destination()
+			if dest == "" {
+				continue
+			}
+			if prev, dup := dests[dest]; dup {
+				p.errorf(r.Line, "%s: the replica of %s at line %d sends to the same destination as the replica of %s at line %d; "+
+					"a replica holds the history of one database: give each its own path", where, db.Path, r.Line, prev.db, prev.line)
+				continue
+			}
+			dests[dest] = seen{line: r.Line, db: db.Path}
+		}
+	}
 }
 
 // db parses one entry of "dbs". It returns the DB (nil if the entry is not
@@ -333,6 +359,8 @@ func (p *parser) replica(n *yaml.Node, where string) *Replica {
 			pathLine = kv.line
 		case "sync-interval":
 			r.SyncInterval = p.duration(kv)
+		case "validation-interval":
+			r.ValidationInterval = p.positiveDuration(kv)
 		default:
 			if slices.Contains(replicaExtraKeys, kv.key) {
 				if r.Extra == nil {

@@ -69,55 +69,38 @@ func (p *Plan) Size() int64 {
 	return n
 }
 
-// CalcPlan finds the newest snapshot at or before the target, then repeatedly
+// CalcPlan lists the replica once and plans a restore to target from that
+// listing (see Listing.Plan).
+func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, error) {
+	l, err := List(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return l.Plan(target)
+}
+
+// Plan finds the newest snapshot at or before the target, then repeatedly
 // takes, from any level, the file that continues the chain and reaches
 // furthest, until the target is reached. A hole in the chain is an error that
-// names the missing TXID range.
-func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, error) {
-	levels := make([][]*ltx.FileInfo, storage.MaxLevel+1)
-	var newest ltx.TXID
-	any := false
-	for level := range levels {
-		files, err := c.LTXFiles(ctx, level)
-		if err != nil {
-			return nil, err // it names the replica
-		}
-		levels[level] = files
-		for _, f := range files {
-			any = true
-			newest = max(newest, f.MaxTXID)
-		}
+// names the missing TXID range. It does no I/O.
+func (l *Listing) Plan(target Target) (*Plan, error) {
+	if l.n == 0 {
+		return nil, fmt.Errorf("replica %s: %w", l.replica, ErrNoFiles)
 	}
-	if !any {
-		return nil, fmt.Errorf("replica %s: %w", c, ErrNoFiles)
-	}
-	if target.TXID > newest {
-		return nil, fmt.Errorf("replica %s: TXID %s is not in the backup: the newest TXID is %s", c, target.TXID, newest)
+	if target.TXID > l.newest {
+		return nil, fmt.Errorf("replica %s: TXID %s is not in the backup: the newest TXID is %s", l.replica, target.TXID, l.newest)
 	}
 
 	plan := &Plan{}
 	var cur ltx.TXID
 	// Start from the newest eligible snapshot.
-	for _, f := range levels[storage.SnapshotLevel] {
+	for _, f := range l.levels[storage.SnapshotLevel] {
 		if f.MinTXID == 1 && target.eligible(f) && f.MaxTXID > cur {
 			plan.Files, cur = []*ltx.FileInfo{f}, f.MaxTXID
 		}
 	}
 	for target.TXID == 0 || cur < target.TXID {
-		var best *ltx.FileInfo
-		for level := storage.MaxLevel; level >= 0; level-- {
-			for _, f := range levels[level] {
-				if f.MinTXID > cur+1 || f.MaxTXID <= cur || !target.eligible(f) {
-					continue
-				}
-				if cur == 0 && f.MinTXID != 1 {
-					continue
-				}
-				if best == nil || f.MaxTXID > best.MaxTXID {
-					best = f
-				}
-			}
-		}
+		best := l.next(cur, target)
 		if best == nil {
 			break
 		}
@@ -128,7 +111,7 @@ func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, erro
 	// Did the chain stop short of where it should reach?
 	want := target.TXID
 	if want == 0 {
-		for _, files := range levels {
+		for _, files := range l.levels {
 			for _, f := range files {
 				if target.eligible(f) {
 					want = max(want, f.MaxTXID)
@@ -139,35 +122,41 @@ func CalcPlan(ctx context.Context, c storage.Client, target Target) (*Plan, erro
 	if cur >= want && len(plan.Files) > 0 {
 		return plan, nil
 	}
+	return nil, l.planError(target, plan, cur, want)
+}
+
+// planError says why a plan that reached only cur cannot reach want.
+func (l *Listing) planError(target Target, plan *Plan, cur, want ltx.TXID) error {
+	c := l.replica
 	if len(plan.Files) == 0 {
 		anyEligible := false
-		for _, files := range levels {
+		for _, files := range l.levels {
 			for _, f := range files {
 				anyEligible = anyEligible || target.eligible(f)
 			}
 		}
 		if !anyEligible && !target.Timestamp.IsZero() {
-			return nil, fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
+			return fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
 		}
-		return nil, fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
+		return fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
 	}
 	// A TXID inside a compacted file cannot be reached exactly.
-	for _, files := range levels {
+	for _, files := range l.levels {
 		for _, f := range files {
 			if target.TXID != 0 && f.MinTXID <= cur+1 && f.MaxTXID > target.TXID {
-				return nil, fmt.Errorf("replica %s: cannot restore exactly TXID %s: it lies inside %s, which merges several TXIDs; restore TXID %s or %s instead",
+				return fmt.Errorf("replica %s: cannot restore exactly TXID %s: it lies inside %s, which merges several TXIDs; restore TXID %s or %s instead",
 					c, target.TXID, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), cur, f.MaxTXID)
 			}
 		}
 	}
 	next := want + 1
-	for _, files := range levels {
+	for _, files := range l.levels {
 		for _, f := range files {
 			if f.MinTXID > cur && f.MinTXID < next {
 				next = f.MinTXID
 			}
 		}
 	}
-	return nil, fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
+	return fmt.Errorf("replica %s: cannot restore %s: missing TXIDs %s-%s (no file at any level starts at %s)",
 		c, target, cur+1, max(next-1, cur+1), cur+1)
 }

@@ -52,6 +52,8 @@ type Client interface {
 
 	// DeleteLTXFiles removes the given files. Files already gone are not an error.
 	DeleteLTXFiles(ctx context.Context, files []*ltx.FileInfo) error
+
+	Records
 }
 
 // FileName returns the name of an LTX file inside its level directory.

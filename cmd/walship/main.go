@@ -6,6 +6,7 @@
 //	walship replicate [flags] [DB_PATH REPLICA_URL]
 //	walship restore   [flags] DB_PATH|REPLICA_URL
 //	walship ltx       [flags] DB_PATH|REPLICA_URL
+//	walship verify    [flags] [DB_PATH | REPLICA_URL | DB_PATH REPLICA_URL]
 //	walship databases [flags]
 //	walship version
 //
@@ -56,6 +57,8 @@ var verbs = []verb{
 	{"replicate", "replicate databases continuously (or once, with -once)", runReplicate},
 	{"restore", "restore a database from a replica", runRestore},
 	{"ltx", "list the LTX files of a replica", runLTX},
+	{"verify", "prove that a replica is whole, without writing a database", runVerify},
+	{"validate", "same as verify", runValidate},
 	{"databases", "list the databases and replicas of the config file", runDatabases},
 	{"version", "print the version", runVersion},
 }
@@ -134,6 +137,10 @@ func (e *env) exit(verbName string, err error) int {
 			e.printJSONError(err)
 		} else {
 			fmt.Fprintf(e.stderr, "walship: %v\n", err)
+		}
+		var ec exitCoder
+		if errors.As(err, &ec) {
+			return ec.ExitCode() // verify's 3: it could not check
 		}
 		return 1
 	}

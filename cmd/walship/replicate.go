@@ -32,7 +32,15 @@ the URL come from the environment (see the README) or a config file. Without
 arguments, replicates every database of the config file.
 
 On a signal, walship captures what was committed, gives the replicas up to 10s
-to receive it and exits 0.`
+to receive it and exits 0.
+
+A replica holds the history of one database: the first walship to write it
+becomes its owner, and walship refuses to start a database whose replica
+another database owns. -takeover makes this database the owner of such a
+replica (it moved to this server on purpose): its history starts apart from
+the old one, with a snapshot, and the old owner, if it still runs, stops
+writing to the replica. One walship process replicates a database: a second
+one on the same database refuses to start.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
@@ -40,6 +48,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	once := flags.Bool("once", false, "sync once (a full snapshot if the replica is empty), upload, and exit")
 	syncInterval := flags.Duration("sync-interval", walship.DefaultSyncInterval, "how often to capture changes (command-line mode only; the config file has sync-interval)")
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: the config's logging.level, else info)")
+	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
 		return err
@@ -105,6 +114,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
 
+	for _, db := range store.DBs {
+		db.SetTakeover(*takeover)
+	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
 	}

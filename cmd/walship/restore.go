@@ -29,7 +29,12 @@ replicated database or leaves nothing behind.
 Up to -parallelism LTX files (default 8) are downloaded at once, each into a
 temporary file next to OUT (OUT.tmp-fetch-N) that is deleted as soon as it has
 been applied; the files are still applied strictly in order. -parallelism 1
-streams each file straight into the database without temporary files.`
+streams each file straight into the database without temporary files.
+
+-dry-run prints the plan after reading the header and trailer of each of its
+files: it fails, as the restore would, if they do not chain (a TXID missing,
+a pre-apply checksum that is not the previous file's post-apply checksum, a
+page size that changes). walship verify reads every file whole.`
 
 // fileJSON is an LTX file in JSON output.
 type fileJSON struct {
@@ -77,7 +82,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	flags.BoolVar(&force, "force", false, "replace the output database if it exists")
 	flags.BoolVar(&force, "f", false, "same as -force")
 	jsonOut := flags.Bool("json", false, "print the result (or the plan with -dry-run) as JSON; errors are printed as JSON on stderr")
-	dryRun := flags.Bool("dry-run", false, "print the files the restore would apply and exit without writing")
+	dryRun := flags.Bool("dry-run", false, "check the chain the restore would apply (headers and trailers), print it and exit without writing")
 	parallelism := flags.Int("parallelism", restore.DefaultParallelism, "download up to `N` LTX files at once (1: one at a time, streamed without temporary files)")
 	replicaName := flags.String("replica", "", "with a configured database: restore from the replica with this `name` (default: the first)")
 	pos, err := parseArgs(flags, args)
@@ -177,6 +182,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	}
 
 	if *dryRun {
+		// What a dry run can prove without downloading the files: the
+		// headers and trailers chain as the restore will check them.
+		if err := plan.Check(ctx, src.client, opts.Parallelism); err != nil {
+			return err
+		}
 		return printPlan(e, *jsonOut, src, plan, opts.Target, outPath, outExists)
 	}
 

@@ -44,7 +44,10 @@ func (c *Capturer) writeFull(ctx context.Context, why string) error {
 		c.log.Warn("writing a full copy of the database", "reason", why)
 	}
 	minTXID, pre := c.pos.TXID+1, c.pos.PostApplyChecksum
-	if c.pos.TXID == 0 {
+	if c.pos.TXID == 0 || c.pos.PostApplyChecksum == 0 {
+		// Nothing to chain onto: the first sync, or a history that starts
+		// apart from the replica's (a takeover), whose position has a
+		// TXID and no state. A snapshot, then.
 		minTXID, pre = 1, 0
 	}
 	info, next, err := c.stageCopy(ctx, 0, minTXID, c.pos.TXID+1, pre, v)

@@ -115,6 +115,10 @@ func Run(t *testing.T, r Replica) {
 	if listing := run(t, bin, r.Env, "ltx", "-config", cfgPath, dbPath); !strings.Contains(listing, txids[len(txids)-1].String()) {
 		t.Fatalf("walship ltx does not list the newest TXID %s:\n%s", txids[len(txids)-1], listing)
 	}
+	// verify finds the replica whole and in sync with the database.
+	if out := run(t, bin, r.Env, "verify", "-config", cfgPath, dbPath); !strings.Contains(out, "in sync") {
+		t.Fatalf("walship verify does not find the replica in sync with the database:\n%s", out)
+	}
 }
 
 // checkChain checks that level 0 of the replica holds TXIDs 1..N exactly once
@@ -241,15 +245,18 @@ func finish(t *testing.T, bin string, env []string, args ...string) {
 // process is a running walship.
 type process struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	args []string
 }
+
+// output returns what the process has written so far.
+func (p *process) output() string { return p.log.String() }
 
 func startWalship(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	log := new(bytes.Buffer)
+	log := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start walship: %v", err)
@@ -292,6 +299,7 @@ type writer struct {
 	err    error
 	images map[int64]testutil.Image
 	last   testutil.Image
+	first  int64 // the newest row when it started
 }
 
 func startWriter(t *testing.T, path string) *writer {
@@ -303,14 +311,18 @@ func startWriter(t *testing.T, path string) *writer {
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	var newest sql.NullInt64
+	if err := db.QueryRow("SELECT max(id) FROM t").Scan(&newest); err != nil {
 		t.Fatal(err)
 	}
 	img, err := testutil.ImageOf(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &writer{db: db, done: make(chan struct{}), images: map[int64]testutil.Image{0: img}, last: img}
+	w := &writer{db: db, done: make(chan struct{}), images: map[int64]testutil.Image{newest.Int64: img}, last: img, first: newest.Int64}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -321,7 +333,7 @@ func startWriter(t *testing.T, path string) *writer {
 
 func (w *writer) loop(ctx context.Context) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	var id int64
+	id := w.first
 	for {
 		select {
 		case <-w.done:

@@ -12,3 +12,8 @@ func TestFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	Run(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
 }
+
+func TestFileOwnership(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunOwnership(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/levels"
+	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/storage"
 )
 
@@ -52,11 +53,28 @@ type Source struct {
 	Uploaded func(context.Context) error
 }
 
+// Writer is who writes: the owner record a Replica claims its destination
+// with, and whether it may take over a destination another database owns.
+type Writer struct {
+	Me       owner.Record
+	Takeover bool
+	// Recheck is how long a claim is trusted; zero means ownerRecheck.
+	Recheck time.Duration
+}
+
+// ownerRecheck is how long a claim is trusted before the next write reads
+// the owner record again: the bound on how long a process that lost its
+// replica (to a takeover, or to a copy of its server) goes on writing. It
+// costs one small read per interval while the database changes, and none
+// while it is idle.
+const ownerRecheck = 10 * time.Second
+
 // Replica ships staged files to one destination.
 type Replica struct {
 	name   string
 	client storage.Client
 	src    Source
+	writer Writer
 	log    *slog.Logger
 
 	mu         sync.Mutex
@@ -64,6 +82,8 @@ type Replica struct {
 	lastHeader *ltx.Header // header of that file
 	err        error       // last upload error, nil once it recovers
 	known      bool        // pos and index were read from the destination
+	claimedAt  time.Time   // when the owner record last named this process; zero before the claim
+	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
 	wakeC      chan struct{}
 	// index lists the replica's files by level, sorted by MinTXID. It is
 	// read once at start and then kept up to date by the replica's own
@@ -72,12 +92,19 @@ type Replica struct {
 }
 
 // New returns a replica named name that writes through client the files of
-// src.
+// src. SetWriter says who writes before the first write.
 func New(name string, client storage.Client, src Source, log *slog.Logger) *Replica {
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Replica{name: name, client: client, src: src, log: log, wakeC: make(chan struct{}, 1)}
+}
+
+// SetWriter sets who writes, once the database's identity is known.
+func (r *Replica) SetWriter(w Writer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writer = w
 }
 
 // Pos returns the newest position the replica holds.
@@ -99,6 +126,15 @@ func (r *Replica) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
+}
+
+// Stopped returns why the replica writes nothing more to its destination
+// (it is another database's, or holds a history this database did not
+// write), or nil.
+func (r *Replica) Stopped() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lost
 }
 
 // Known reports whether the replica's position has been read.
@@ -238,6 +274,9 @@ func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, no
 	if len(expired) == 0 {
 		return nil
 	}
+	if err := r.ensureOwner(ctx); err != nil {
+		return err
+	}
 	if err := r.client.DeleteLTXFiles(ctx, expired); err != nil {
 		return fmt.Errorf("replica %s: retention: %w", r.name, err)
 	}
@@ -264,7 +303,10 @@ func (r *Replica) Run(ctx context.Context) {
 	attempt := 0
 	for {
 		err := r.Upload(ctx)
-		if errors.Is(err, errForeignHistory) {
+		if errors.Is(err, errForeignHistory) || errors.Is(err, owner.ErrNotOwner) {
+			r.mu.Lock()
+			r.lost = err
+			r.mu.Unlock()
 			r.log.Error("replica stopped", "error", err)
 			return
 		}

@@ -143,6 +143,9 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 	if f.Level == 0 && hdr.IsSnapshot() {
 		levels = append(levels, storage.SnapshotLevel)
 	}
+	if err := r.ensureOwner(ctx); err != nil {
+		return err
+	}
 	for _, level := range levels {
 		rc, err := r.src.Staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
 		if err != nil {
@@ -237,6 +240,9 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 	}
 	hdr, trailer := dec.Header(), dec.Trailer()
 	first, last := batch[0], batch[len(batch)-1]
+	if err := r.ensureOwner(ctx); err != nil {
+		return err
+	}
 	if _, err := r.client.WriteLTXFile(ctx, 0, first.MinTXID, last.MaxTXID, io.NewSectionReader(tmp, 0, size), time.UnixMilli(hdr.Timestamp)); err != nil {
 		return err
 	}

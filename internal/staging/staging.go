@@ -23,6 +23,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/fsutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
@@ -41,9 +42,11 @@ const spillPages = 1 << 16
 // Dir is a staging directory.
 type Dir struct {
 	*file.Client
-	path string
-	log  *slog.Logger
-	sums *checksums
+	path     string
+	log      *slog.Logger
+	sums     *checksums
+	lock     *fsutil.Lock
+	identity string
 }
 
 // New returns the staging directory at path. It does no I/O until Open.
@@ -57,11 +60,26 @@ func New(path string, log *slog.Logger) *Dir {
 // Path returns the directory's path.
 func (d *Dir) Path() string { return d.path }
 
-// Open creates the directory if needed, removes the temporary files a crash
-// left, and opens the checksums file.
-func (d *Dir) Open() error {
+// Open creates the directory if needed, locks it for this process (see
+// lock), reads or creates the database's identity, removes the temporary
+// files a crash left, and opens the checksums file.
+func (d *Dir) Open() (err error) {
 	if err := os.MkdirAll(d.path, 0o755); err != nil {
 		return fmt.Errorf("create staging directory %s: %w", d.path, err)
+	}
+	if d.lock == nil {
+		if d.lock, err = lock(d.path); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				d.lock.Unlock()
+				d.lock = nil
+			}
+		}()
+	}
+	if d.identity, err = readIdentity(d.path); err != nil {
+		return err
 	}
 	if err := d.RemoveTempFiles(); err != nil {
 		return fmt.Errorf("clean staging directory: %w", err)
@@ -81,15 +99,23 @@ func (d *Dir) Open() error {
 	return nil
 }
 
-// Close closes the checksums file.
+// Close closes the checksums file and releases the directory's lock.
 func (d *Dir) Close() error {
-	if d.sums == nil {
-		return nil
+	var err error
+	if d.sums != nil {
+		err = d.sums.Close()
+		d.sums = nil
 	}
-	err := d.sums.Close()
-	d.sums = nil
+	if d.lock != nil {
+		err = errors.Join(err, d.lock.Unlock())
+		d.lock = nil
+	}
 	return err
 }
+
+// Identity returns the database's identity: a random name created with the
+// directory, which the replicas' owner records hold. Empty before Open.
+func (d *Dir) Identity() string { return d.identity }
 
 // CreateTemp creates a temporary file in the directory, for a merged upload.
 // The caller removes it; Open removes one a crash left.

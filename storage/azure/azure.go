@@ -6,7 +6,9 @@
 //
 // Each blob carries its LTX header timestamp as the metadata
 // "litestreamtimestamp" (Azure forbids dashes in metadata names), which
-// listings read without an extra request per blob.
+// listings read without an extra request per blob. Records
+// (storage.Records) are blobs beside ltx/, <path>/<name>, written with
+// conditional requests on their ETag.
 //
 // # Destination
 //

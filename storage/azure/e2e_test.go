@@ -20,3 +20,15 @@ func TestE2E(t *testing.T) {
 		Client: open(t, srv, name, "app", nil),
 	})
 }
+
+// TestE2EOwnership: one writer per replica, through the binary, on Azure's
+// ETag conditions.
+func TestE2EOwnership(t *testing.T) {
+	srv := testserver.Azurite(t)
+	name := srv.NewContainer(t)
+	e2e.RunOwnership(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: abs://%s@%s/app\nendpoint: %s", srv.Account, name, srv.Endpoint),
+		Env:    []string{azure.EnvAccountKey + "=" + srv.Key},
+		Client: open(t, srv, name, "app", nil),
+	})
+}

@@ -31,3 +31,14 @@ func TestE2EEmulatorHost(t *testing.T) {
 		Client: open(t, srv, "gs://"+bucket+"/backups/app", nil),
 	})
 }
+
+// TestE2EOwnership: one writer per replica, through the binary, on GCS's
+// generation preconditions.
+func TestE2EOwnership(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	bucket := srv.NewBucket(t)
+	e2e.RunOwnership(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: gs://%s/app\nendpoint: %s", bucket, srv.Endpoint),
+		Client: open(t, srv, "gs://"+bucket+"/app", nil),
+	})
+}

@@ -46,8 +46,10 @@
 // reset connections and timeouts, up to storage.DefaultRetry.Attempts tries
 // and always bounded by the caller's context. Uploads are retried too
 // (storage.RetryAlways), which is safe because a given name is always
-// written with the same bytes, with the same bound on tries in a row
-// (the SDK alone would retry them for as long as the context lasts).
+// written with the same bytes (a record write, which is not, is refused as
+// a conflict when repeated after it succeeded), with the same bound on tries
+// in a row (the SDK alone would retry them for as long as the context
+// lasts).
 //
 // A server that accepts a connection and then stops answering is a failure
 // too, not a wait without end: every request gets its response headers
@@ -55,6 +57,13 @@
 // body blocks for longer than that, and each chunk of a resumable upload
 // has its own deadline (Writer.ChunkTransferTimeout), in proportion to its
 // size. The request is then retried like any other failure.
+//
+// # Records
+//
+// Records (the replica's owner, say) are objects <path>/<name>, written with
+// generation preconditions (ifGenerationMatch=0 to create, the generation
+// read to replace), so that of two writers one wins; their version is the
+// generation (see record.go).
 package gcs
 
 import (
@@ -284,8 +293,9 @@ func open(ctx context.Context, spec storage.Spec, k knobs) (*Client, error) {
 	client.SetRetry(
 		gcs.WithBackoff(gax.Backoff{Initial: storage.DefaultRetry.Base, Max: storage.DefaultRetry.Max, Multiplier: 2}),
 		gcs.WithMaxAttempts(storage.DefaultRetry.Attempts),
-		// Every write of a name carries the same bytes, so retrying one that
-		// may have succeeded is harmless.
+		// Every write of an LTX file's name carries the same bytes, so
+		// retrying one that may have succeeded is harmless; a record write
+		// carries a precondition, which a repeat fails (see record.go).
 		gcs.WithPolicy(gcs.RetryAlways),
 	)
 	c.client = client

@@ -128,7 +128,8 @@ func (c *Client) attempt(ctx context.Context, create bool, fn func(context.Conte
 	}
 	err = fn(ctx, b)
 	switch {
-	case err == nil, errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrNoObjectsFound):
+	case err == nil, errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrNoObjectsFound),
+		errors.Is(err, storage.ErrConflict): // the bucket answered
 	case errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrStreamNotFound):
 		c.forgetBucket()
 		err = fmt.Errorf("%w: %w", errBucketMissing, err)

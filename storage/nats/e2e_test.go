@@ -20,3 +20,16 @@ func TestE2E(t *testing.T) {
 		}}),
 	})
 }
+
+// TestE2EOwnership: one writer per replica, through the binary, on
+// JetStream's expected last subject sequence.
+func TestE2EOwnership(t *testing.T) {
+	srv := testserver.NATS(t)
+	e2e.RunOwnership(t, e2e.Replica{
+		YAML: "url: " + srv.URL() + "/own/app\nuser: " + srv.User + "\npassword: ${WALSHIP_TEST_NATS_PASSWORD}",
+		Env:  []string{"WALSHIP_TEST_NATS_PASSWORD=" + srv.Password},
+		Client: open(t, storage.Spec{URL: natsURL(srv, false, "own/app"), Keys: map[string]string{
+			"username": srv.User, "password": srv.Password,
+		}}),
+	})
+}

@@ -6,7 +6,8 @@
 // where level is written in decimal and both TXIDs as 16 lower-case hex
 // digits. The LTX header timestamp of each file is stored in the object's
 // "Litestream-Timestamp" header (RFC 3339, UTC), Litestream's name, which
-// LTXFiles reads back as CreatedAt.
+// LTXFiles reads back as CreatedAt. Records (storage.Records) are objects
+// beside ltx/, <path>/<name>, whose metadata JetStream compares and swaps.
 //
 // The destination is nats://[user:password@]host[:port]/bucket[/path]. The
 // bucket is created, with file storage, on the first write if it does not

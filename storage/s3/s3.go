@@ -84,6 +84,14 @@
 // is complete or absent. A process killed mid-upload leaves the parts of an
 // unfinished multipart upload behind: a lifecycle rule that aborts
 // incomplete multipart uploads after a day removes them.
+//
+// # Records
+//
+// Records (the replica's owner, say) are objects PATH/<name>, written with
+// conditional PUTs (If-None-Match: * to create, If-Match: <ETag> to
+// replace), so that of two writers one wins. The store must honour both
+// headers; a client checks once that it does, and refuses to write records
+// to a store that answers 501 or ignores them (see record.go).
 package s3
 
 import (
@@ -155,6 +163,11 @@ type Client struct {
 	api      *s3.Client
 	uploader *manager.Uploader
 
+	// condLock guards condChecked, set once the store is known to honour
+	// conditional writes (see checkConditionalWrites). A channel, as lock.
+	condLock    chan struct{}
+	condChecked bool
+
 	// times remembers the timestamps read by HEAD requests, per level and
 	// key, for as long as the object is unchanged.
 	timesMu sync.Mutex
@@ -195,6 +208,7 @@ func open(ctx context.Context, spec storage.Spec, h hooks) (*Client, error) {
 		desc:      "s3://" + o.bucket,
 		transfers: spec.Transfers,
 		lock:      make(chan struct{}, 1),
+		condLock:  make(chan struct{}, 1),
 		times:     make(map[int]map[string]objectTime),
 	}
 	if o.prefix != "" {

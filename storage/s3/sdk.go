@@ -66,7 +66,9 @@ func isUntrustedCertificate(err error) aws.Ternary {
 
 // isCutConnection reports whether err is a connection that broke in the
 // middle of an exchange. Every request this package sends can be repeated
-// safely. (Cancelled contexts were ruled out by an earlier check.)
+// safely: a record write repeated after it succeeded is refused as a
+// conflict (see record.go). (Cancelled contexts were ruled out by an
+// earlier check.)
 func isCutConnection(err error) aws.Ternary {
 	var urlErr *url.Error
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||

@@ -18,3 +18,14 @@ func TestE2E(t *testing.T) {
 		Client: openTest(t, srv, dir, nil),
 	})
 }
+
+// TestE2EOwnership: one writer per replica, through the binary, on SFTP's
+// exclusive rename.
+func TestE2EOwnership(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	e2e.RunOwnership(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s\nhost-key: %s", srv.User, srv.Addr(), dir, srv.KeyPath, srv.HostKey),
+		Client: openTest(t, srv, dir, nil),
+	})
+}

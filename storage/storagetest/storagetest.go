@@ -52,6 +52,10 @@ func RunWith(t *testing.T, opts Options, newClient func(t *testing.T) storage.Cl
 		{"Concurrent", testConcurrent},
 		{"Cancelled", testCancelled},
 		{"String", testString},
+		{"RecordMissing", testRecordMissing},
+		{"RecordCreateReplace", testRecordCreateReplace},
+		{"RecordRace", testRecordRace},
+		{"RecordChecks", testRecordChecks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newClient(t)) })

@@ -21,3 +21,15 @@ func TestE2E(t *testing.T) {
 		Client: open(t, srv, p, nil),
 	})
 }
+
+// TestE2EOwnership: one writer per replica, through the binary, on WebDAV's
+// MOVE without overwrite.
+func TestE2EOwnership(t *testing.T) {
+	srv := testserver.RcloneWebDAV(t)
+	p := srv.NewPath(t)
+	e2e.RunOwnership(t, e2e.Replica{
+		YAML:   fmt.Sprintf("url: %s%s\nuser: %s", srv.URL, p, srv.User),
+		Env:    []string{webdav.EnvPassword + "=" + srv.Password},
+		Client: open(t, srv, p, nil),
+	})
+}

@@ -646,3 +646,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestMoveAnswerLost: the server moves an uploaded file into place and the
+// answer is lost. The retry must not send the MOVE again: a server built on
+// golang.org/x/net/webdav deletes the destination of a MOVE with
+// Overwrite: T before it finds the source gone, which would delete the
+// file just written.
+func TestMoveAnswerLost(t *testing.T) {
+	h := &xwebdav.Handler{FileSystem: xwebdav.Dir(t.TempDir()), LockSystem: xwebdav.NewMemLS()}
+	var moves atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "MOVE" && moves.Add(1) == 1 {
+			h.ServeHTTP(httptest.NewRecorder(), r) // the server moves the file...
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close() // ...and its answer never arrives
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(strings.Replace(ts.URL, "http://", "webdav://", 1) + "/db")
+	c, err := webdav.Open(context.Background(), storage.Spec{URL: u, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storagetest.File(t, 1, 1, 3, 1)
+	if _, err := c.WriteLTXFile(context.Background(), 0, 1, 1, bytes.NewReader(b), time.Now()); err != nil {
+		t.Fatalf("write whose MOVE answer was lost: %v", err)
+	}
+	if moves.Load() != 1 {
+		t.Fatalf("the client sent %d MOVEs; after the first moved the file, none more may go", moves.Load())
+	}
+	if got := readAll(t, c, 0, 1, 1, 0, 0); !bytes.Equal(got, b) {
+		t.Fatal("the file is not there after a MOVE whose answer was lost")
+	}
+}

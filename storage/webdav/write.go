@@ -189,13 +189,28 @@ func (c *Client) put(ctx context.Context, p string, body *body, mtime time.Time)
 	})
 }
 
-// move renames from onto to with MOVE and Overwrite: T. lost reports a 404
-// after an attempt whose answer was lost, which most likely moved the file:
-// the caller must check that to holds it.
+// move renames from onto to with MOVE and Overwrite: T. lost reports that
+// an attempt whose answer was lost had moved the file (the source was gone
+// when the next attempt looked): the caller must check that to holds it.
 func (c *Client) move(ctx context.Context, from, to string) (lost bool, err error) {
 	attempt := 0
 	err = storage.Retry(ctx, c.retry, retryable, func(ctx context.Context) error {
 		attempt++
+		if attempt > 1 {
+			// Never send a MOVE again once the source is gone: servers
+			// built on golang.org/x/net/webdav (rclone's among them)
+			// delete the destination of a MOVE with Overwrite: T before
+			// they find that the source is missing, which would delete
+			// the file the earlier attempt moved.
+			_, found, err := c.propfind(ctx, from, "0")
+			if err != nil {
+				return err
+			}
+			if !found {
+				lost = true
+				return nil
+			}
+		}
 		req, err := c.newRequest(ctx, "MOVE", from, nil)
 		if err != nil {
 			return err
@@ -210,14 +225,6 @@ func (c *Client) move(ctx context.Context, from, to string) (lost bool, err erro
 		case http.StatusCreated, http.StatusNoContent, http.StatusOK:
 			drain(res)
 			return nil
-		case http.StatusNotFound:
-			if attempt > 1 {
-				// An earlier attempt moved the file but its answer was
-				// lost.
-				drain(res)
-				lost = true
-				return nil
-			}
 		}
 		return c.statusError(res)
 	})

@@ -1,0 +1,146 @@
+package owner_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
+)
+
+func me(db, run, path string) owner.Record {
+	return owner.Record{Database: db, Run: run, Host: "h1", PID: 7, Path: path, Started: time.Unix(1000, 0)}
+}
+
+func TestClaim(t *testing.T) {
+	ctx := context.Background()
+	c := file.New(t.TempDir())
+	a := me("aaaa", "run1", "/data/a.db")
+	now := time.Unix(2000, 0).UTC()
+
+	claimed, err := owner.Claim(ctx, c, a, false, now)
+	if err != nil || claimed.TookOver || claimed.Previous != nil {
+		t.Fatalf("first claim: %+v, %v", claimed, err)
+	}
+	if err := owner.Check(ctx, c, a); err != nil {
+		t.Fatalf("the owner's check: %v", err)
+	}
+
+	// The same database restarted: a new run, the same owner since.
+	a2 := a
+	a2.Run = "run2"
+	if _, err := owner.Claim(ctx, c, a2, false, now.Add(time.Hour)); err != nil {
+		t.Fatalf("the owner restarted: %v", err)
+	}
+	rec, _, err := owner.Read(ctx, c)
+	if err != nil || rec.Run != "run2" || !rec.Since.Equal(now) {
+		t.Fatalf("after the restart the record is %+v, %v; want run2, since %s", rec, err, now)
+	}
+	// The process that ran before it finds out at its next check.
+	if err := owner.Check(ctx, c, a); !errors.Is(err, owner.ErrNotOwner) || !strings.Contains(err.Error(), "another process of this database") {
+		t.Fatalf("the replaced process's check: %v", err)
+	}
+
+	// The same file on the same host, its staging directory (and so its
+	// identity) lost: still the owner.
+	lost := me("cccc", "run3", "/data/a.db")
+	if _, err := owner.Claim(ctx, c, lost, false, now); err != nil {
+		t.Fatalf("the owner without its staging directory: %v", err)
+	}
+
+	// Another database is refused and changes nothing.
+	b := me("bbbb", "run9", "/data/b.db")
+	_, before, _ := c.ReadRecord(ctx, owner.RecordName)
+	_, err = owner.Claim(ctx, c, b, false, now)
+	if !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("another database's claim: %v; want ErrNotOwner", err)
+	}
+	for _, want := range []string{"/data/a.db", "host h1", "-takeover", "a replica path of its own"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not say %q: %v", want, err)
+		}
+	}
+	if _, after, _ := c.ReadRecord(ctx, owner.RecordName); after != before {
+		t.Fatal("a refused claim changed the owner record")
+	}
+
+	// Unless it takes over.
+	claimed, err = owner.Claim(ctx, c, b, true, now)
+	if err != nil || !claimed.TookOver || claimed.Previous == nil || claimed.Previous.Path != "/data/a.db" {
+		t.Fatalf("takeover: %+v, %v", claimed, err)
+	}
+	if err := owner.Check(ctx, c, lost); !errors.Is(err, owner.ErrNotOwner) || !strings.Contains(err.Error(), "taken over") {
+		t.Fatalf("the old owner's check after the takeover: %v", err)
+	}
+	if err := owner.Check(ctx, c, b); err != nil {
+		t.Fatalf("the new owner's check: %v", err)
+	}
+	// A takeover of one's own replica is no takeover.
+	if claimed, err := owner.Claim(ctx, c, b, true, now); err != nil || claimed.TookOver {
+		t.Fatalf("taking over one's own replica: %+v, %v", claimed, err)
+	}
+}
+
+// TestClaimRace: databases claiming an empty replica at the same instant;
+// exactly one becomes the owner, and every other is told whose it is.
+func TestClaimRace(t *testing.T) {
+	ctx := context.Background()
+	c := file.New(t.TempDir())
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = owner.Claim(ctx, c, me(strings.Repeat(string(rune('a'+i)), 4), "r", "/db"+string(rune('a'+i))), false, time.Now())
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, owner.ErrNotOwner):
+			t.Errorf("a losing claim failed otherwise: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d racing claims won", won, n)
+	}
+}
+
+func TestCheckDeletedRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := file.New(dir)
+	a := me("aaaa", "r", "/a.db")
+	if _, err := owner.Claim(ctx, c, a, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeRecord(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Check(ctx, c, a); !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("check of a deleted record: %v", err)
+	}
+}
+
+func TestForeignRecordRefused(t *testing.T) {
+	ctx := context.Background()
+	c := file.New(t.TempDir())
+	if _, err := c.WriteRecord(ctx, owner.RecordName, []byte("not json"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := owner.Claim(ctx, c, me("aaaa", "r", "/a.db"), false, time.Now())
+	if err == nil || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "not one walship wrote") {
+		t.Fatalf("claim over a record walship did not write: %v", err)
+	}
+}

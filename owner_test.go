@@ -1,0 +1,186 @@
+package walship_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/storage"
+)
+
+// tryOpen opens h's database with opts and returns the error instead of
+// failing the test.
+func (h *harness) tryOpen(opts walship.Options, setup ...func(*walship.DB)) error {
+	h.t.Helper()
+	opts.Logger = quietLogger()
+	db, err := walship.NewDB(h.path, opts, walship.NewReplica("dir", h.replica))
+	if err != nil {
+		return err
+	}
+	for _, f := range setup {
+		f(db)
+	}
+	if err := db.Open(h.ctx); err != nil {
+		return err
+	}
+	h.db = db
+	h.t.Cleanup(func() { db.Close(context.Background()) })
+	return nil
+}
+
+// replicaListing lists every file of a replica, for before/after checks.
+func replicaListing(t *testing.T, c storage.Client) string {
+	t.Helper()
+	var b strings.Builder
+	for level := 0; level <= storage.MaxLevel; level++ {
+		files, err := c.LTXFiles(context.Background(), level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b.WriteString(storage.Describe(level, f.MinTXID, f.MaxTXID) + "\n")
+		}
+	}
+	data, version, err := c.ReadRecord(context.Background(), owner.RecordName)
+	if err == nil {
+		b.WriteString(version + " " + string(data))
+	}
+	return b.String()
+}
+
+// TestReplicaOfAnotherDatabaseRefused: a database whose replica path
+// another database owns (a copy-pasted config) refuses to open, writes
+// nothing there, and the owner's history restores exactly.
+func TestReplicaOfAnotherDatabaseRefused(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+
+	b := newHarness(t)
+	b.replica = a.replica
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	before := replicaListing(t, a.replica)
+	err := b.tryOpen(walship.Options{})
+	if !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("opening a database whose replica another owns: %v; want owner.ErrNotOwner", err)
+	}
+	for _, want := range []string{a.path, "-takeover"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not name %q: %v", want, err)
+		}
+	}
+	if after := replicaListing(t, a.replica); after != before {
+		t.Fatalf("the refused database changed the replica:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	a.verifyAll()
+}
+
+// TestOneReplicatorPerDatabase: a second replicator of a database that one
+// is replicating refuses to open and names the first; once the first
+// closes, it opens.
+func TestOneReplicatorPerDatabase(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	first := h.db
+	err := h.tryOpen(walship.Options{})
+	if err == nil || !strings.Contains(err.Error(), "already being replicated") || !strings.Contains(err.Error(), "process") {
+		t.Fatalf("a second replicator of one database: %v", err)
+	}
+	if err := first.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.tryOpen(walship.Options{}); err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	h.sync()
+	h.verifyAll()
+}
+
+// TestOwnerWithoutStagingDirectory: the owner whose staging directory was
+// deleted (and with it the database's identity) goes on as before.
+func TestOwnerWithoutStagingDirectory(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	h.sync()
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(walship.MetaPath(h.path)); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	if err := h.tryOpen(walship.Options{}); err != nil {
+		t.Fatalf("the owner without its staging directory: %v", err)
+	}
+	h.sync()
+	h.verifyAll()
+}
+
+// TestTakeover: a database that takes a replica over while its old owner
+// still runs starts a history apart from the old one; the old owner stops
+// writing at its next check; both histories restore exactly.
+func TestTakeover(t *testing.T) {
+	a := newHarness(t)
+	if err := a.tryOpen(walship.Options{}, func(db *walship.DB) { db.SetOwnerRecheck(time.Nanosecond) }); err != nil {
+		t.Fatal(err)
+	}
+	a.sync()
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	oldLast := a.sync()
+
+	b := newHarness(t)
+	b.replica = a.replica
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	if err := b.tryOpen(walship.Options{Takeover: true}); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	first := b.sync()
+	if first < 1<<32 {
+		t.Fatalf("the new owner's history starts at TXID %s, not apart from the old one (at %s)", first, oldLast)
+	}
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	b.sync()
+
+	// The old owner's next write: refused, for good.
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	if _, err := a.db.Sync(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := replicaListing(t, a.replica)
+	err := walship.Upload(a.ctx, a.db)
+	if !errors.Is(err, owner.ErrNotOwner) || !strings.Contains(err.Error(), "taken over") {
+		t.Fatalf("the old owner's upload after the takeover: %v; want owner.ErrNotOwner", err)
+	}
+	if after := replicaListing(t, a.replica); after != before {
+		t.Fatalf("the old owner wrote after the takeover:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if err := a.db.EnforceRetention(a.ctx); !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("the old owner's retention after the takeover: %v; want owner.ErrNotOwner", err)
+	}
+	delete(a.images, a.db.Pos().TXID) // never uploaded
+	a.verifyAll()
+	b.verifyAll()
+
+	// Restarted without -takeover, the new owner goes on in its history.
+	if err := b.db.Close(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	if err := b.tryOpen(walship.Options{}); err != nil {
+		t.Fatalf("the new owner restarted: %v", err)
+	}
+	if next := b.sync(); next <= first || next > first+10 {
+		t.Fatalf("the restarted owner is at TXID %s; it took over at %s", next, first)
+	}
+	b.verifyAll()
+}

@@ -1,0 +1,28 @@
+package walship
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/walship/walship/verify"
+)
+
+// Validate verifies the whole of replica r (see package verify) and logs
+// every problem it finds as an error, for validation-interval. The error
+// is only for a check that could not be made. Retention does not run
+// meanwhile, so that no file it deletes reads as missing.
+func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) {
+	db.retention.Lock()
+	defer db.retention.Unlock()
+	rep, err := verify.Replica(ctx, r.Client, verify.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("verify replica %s: %w", r.Name, err)
+	}
+	for _, p := range rep.Problems {
+		db.log.Error("replica verification found a problem", "replica", r.Name, "kind", string(p.Kind), "object", p.Object, "problem", p.Message, "fix", p.Fix)
+	}
+	if rep.Whole() {
+		db.log.Info("replica verified: whole", "replica", r.Name, "files", rep.Files, "bytes", rep.Bytes, "restore_points", rep.RestorePoints)
+	}
+	return rep, nil
+}

@@ -1,0 +1,129 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walship/walship/storage"
+)
+
+// checked is one listed file and what reading it showed.
+type checked struct {
+	info    *ltx.FileInfo
+	hdr     ltx.Header // valid when bad is nil
+	trailer ltx.Trailer
+	read    int64 // bytes read
+	gone    bool  // deleted between the listing and the read
+	// bad says why no restore can use the file (it does not decode, or it
+	// is not the file its name says); nil for a sound file.
+	bad *Problem
+}
+
+// sound reports whether the file was read whole and is what its name says.
+func (c *checked) sound() bool { return !c.gone && c.bad == nil }
+
+// sums reports whether the file is sound and carries database checksums.
+func (c *checked) sums() bool { return c.sound() && !c.hdr.NoChecksum() }
+
+func (c *checked) name() string { return describe(c.info) }
+
+func describe(f *ltx.FileInfo) string { return storage.Describe(f.Level, f.MinTXID, f.MaxTXID) }
+
+// readAll reads every file, n at a time. The first error (a read that failed
+// for another reason than the file's content) stops the others.
+func readAll(ctx context.Context, c storage.Client, files []*ltx.FileInfo, n int) ([]*checked, error) {
+	out := make([]*checked, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for i, f := range files {
+		g.Go(func() error {
+			var err error
+			out[i], err = readFile(gctx, c, f)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readFile streams one file through the LTX decoder, which checks its
+// header, every page, the page index and the file checksum in the trailer,
+// and for a snapshot the database checksum of its pages. A file that does
+// not decode is a problem of the replica; a read that fails is an error.
+func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked, error) {
+	ch := &checked{info: f}
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		ch.gone = true
+		return ch, nil
+	} else if err != nil {
+		return nil, err // it names the replica
+	}
+	defer rc.Close()
+	src := &sourceReader{r: storage.ContextReader(ctx, rc)}
+	counter := &storage.CountingReader{R: src}
+	dec := ltx.NewDecoder(counter)
+	dec.SetRetainPageIndex(false) // the index of a large snapshot is large
+	err = dec.Verify()
+	ch.read = counter.N
+	if err != nil {
+		if src.err != nil {
+			return nil, fmt.Errorf("replica %s: read %s: %w", c, ch.name(), src.err)
+		}
+		ch.bad = undecodable(f, err, counter.N)
+		return ch, nil
+	}
+	ch.hdr, ch.trailer = dec.Header(), dec.Trailer()
+	ch.bad = misnamed(f, ch.hdr)
+	return ch, nil
+}
+
+// sourceReader remembers the error of a failed read, as opposed to the end
+// of the file: the first means the replica could not be read, the second
+// that the file is shorter than its content says.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// undecodable describes a file the decoder rejected.
+func undecodable(f *ltx.FileInfo, err error, read int64) *Problem {
+	p := &Problem{Object: describe(f), File: refOf(f)}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		p.Kind = KindTruncated
+		p.Message = fmt.Sprintf("the file ends after %d bytes, before its trailer: it is truncated (an upload or copy cut short), or a length inside it is corrupt", read)
+		return p
+	}
+	p.Kind = KindChecksum
+	p.Message = fmt.Sprintf("the file is corrupt: its bytes are not the ones written (%v)", err)
+	return p
+}
+
+// misnamed checks that a decoded file is the one its name and level say.
+func misnamed(f *ltx.FileInfo, hdr ltx.Header) *Problem {
+	p := &Problem{Kind: KindName, Object: describe(f), File: refOf(f)}
+	switch {
+	case hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID:
+		p.Message = fmt.Sprintf("its header holds TXIDs %s-%s, not those of its name: it is another file under this name (copied or renamed by hand, or another database's)", hdr.MinTXID, hdr.MaxTXID)
+	case f.Level == storage.SnapshotLevel && f.MinTXID != 1:
+		p.Message = fmt.Sprintf("level %d holds snapshots, which start at TXID 1; this file starts at %s, so it is misplaced", storage.SnapshotLevel, f.MinTXID)
+	default:
+		return nil
+	}
+	return p
+}
