@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage/file"
 )
@@ -46,28 +46,10 @@ func TestNotASQLiteFile(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWaitsForDatabase(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "later.db")
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	replica := file.New(filepath.Join(dir, "replica"))
 	db, err := walship.NewDB(path, walship.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), SyncInterval: 0, SyncIntervalSet: true}, walship.NewReplica("dir", replica))
 	if err != nil {

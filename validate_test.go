@@ -6,32 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
-
-// lockedBuffer collects log lines written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestValidationInterval: with validation-interval set, the replicator
 // verifies the replica on that schedule, logs that it is whole, and logs a
@@ -39,7 +21,7 @@ func (b *lockedBuffer) String() string {
 func TestValidationInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		var logs lockedBuffer
+		var logs testutil.SyncBuffer
 		dir := filepath.Join(t.TempDir(), "replica")
 		replica := NewReplica("dir", file.New(dir))
 		replica.ValidationInterval = time.Hour

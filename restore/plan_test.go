@@ -611,12 +611,6 @@ func TestTargetString(t *testing.T) {
 // TestCalcPlanTXIDInsideFile: a TXID that falls inside a file (no file ends
 // at it) cannot be restored exactly. The replica misses nothing, so the error
 // must not claim TXIDs are missing, nor that no file starts where one does.
-//
-// BUG: CalcPlan reports "missing TXIDs 0000000000000005-0000000000000005 (no
-// file at any level starts at 0000000000000005)" although 4-6 starts right
-// there. The check meant for this case ("cannot restore exactly TXID ...")
-// is unreachable: when the chain stops short of the target, cur < want and the
-// "missing TXIDs" error is returned first.
 func TestCalcPlanTXIDInsideFile(t *testing.T) {
 	h := tenTX()
 	c := newReplica(t)
@@ -636,10 +630,6 @@ func TestCalcPlanTXIDInsideFile(t *testing.T) {
 // TestCalcPlanTimeWithoutSnapshot: files were written before the target time,
 // but none of them can start a restore (the snapshot at or before that time
 // was pruned). The error must not claim that nothing was written by then.
-//
-// BUG: CalcPlan reports "no backup was written at or before <time>" whenever a
-// time target finds no starting file, even though level-0 files 5 and 6 were
-// written before it.
 func TestCalcPlanTimeWithoutSnapshot(t *testing.T) {
 	h := tenTX()
 	c := newReplica(t)

@@ -245,7 +245,7 @@ func finish(t *testing.T, bin string, env []string, args ...string) {
 // process is a running walship.
 type process struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	args []string
 }
 
@@ -256,7 +256,7 @@ func startWalship(t *testing.T, bin string, env []string, args ...string) *proce
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	log := new(syncBuffer)
+	log := new(testutil.SyncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start walship: %v", err)

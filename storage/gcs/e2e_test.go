@@ -10,14 +10,7 @@ import (
 
 // TestE2E replicates through the walship binary to fake-gcs-server, named by
 // the endpoint key of the config file.
-func TestE2E(t *testing.T) {
-	srv := testserver.FakeGCS(t)
-	bucket := srv.NewBucket(t)
-	e2e.Run(t, e2e.Replica{
-		YAML:   fmt.Sprintf("url: gs://%s/app\nendpoint: %s", bucket, srv.Endpoint),
-		Client: open(t, srv, "gs://"+bucket+"/app", nil),
-	})
-}
+func TestE2E(t *testing.T) { e2e.Run(t, e2eReplica(t)) }
 
 // TestE2EEmulatorHost replicates to fake-gcs-server found through the
 // standard STORAGE_EMULATOR_HOST variable, with the replica written as
@@ -34,11 +27,15 @@ func TestE2EEmulatorHost(t *testing.T) {
 
 // TestE2EOwnership: one writer per replica, through the binary, on GCS's
 // generation preconditions.
-func TestE2EOwnership(t *testing.T) {
+func TestE2EOwnership(t *testing.T) { e2e.RunOwnership(t, e2eReplica(t)) }
+
+// e2eReplica starts the server of TestE2E and returns its destination, empty.
+func e2eReplica(t *testing.T) e2e.Replica {
+	t.Helper()
 	srv := testserver.FakeGCS(t)
 	bucket := srv.NewBucket(t)
-	e2e.RunOwnership(t, e2e.Replica{
+	return e2e.Replica{
 		YAML:   fmt.Sprintf("url: gs://%s/app\nendpoint: %s", bucket, srv.Endpoint),
 		Client: open(t, srv, "gs://"+bucket+"/app", nil),
-	})
+	}
 }

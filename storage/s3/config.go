@@ -58,9 +58,13 @@ type options struct {
 	region         string // "" = from the SDK's configuration or looked up
 	forcePathStyle bool
 	skipVerify     bool
-	partSize       int64
-	concurrency    int
-	checksums      string // "" = the SDK's default (AWS), else a Checksums* value
+	// unconditional is conditional-writes: false, for a store without
+	// them: records are then read, compared and written, which is not
+	// atomic (see WriteRecord).
+	unconditional bool
+	partSize      int64
+	concurrency   int
+	checksums     string // "" = the SDK's default (AWS), else a Checksums* value
 
 	sse sse
 
@@ -148,6 +152,11 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 	if o.skipVerify, err = spec.BoolOption(false, "skip-verify", "skipVerify", "skip-verify"); err != nil {
 		return nil, errorf("%w", err)
 	}
+	conditional, err := spec.BoolOption(true, "conditional-writes", "conditionalWrites", "conditional-writes")
+	if err != nil {
+		return nil, errorf("%w", err)
+	}
+	o.unconditional = !conditional
 	if o.partSize, err = spec.SizeOption(DefaultPartSize, "part-size", "partSize", "part-size"); err != nil {
 		return nil, errorf("%w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -138,6 +139,9 @@ func (c *Client) WriteRecord(ctx context.Context, name string, data []byte, vers
 	if err != nil {
 		return "", c.errorf("%s: %w", op, err)
 	}
+	if c.opts.unconditional {
+		return c.writeRecordUnconditionally(ctx, api, name, data, version)
+	}
 	if err := c.checkConditionalWrites(ctx, api); err != nil {
 		return "", c.errorf("%s: %w", op, err)
 	}
@@ -161,7 +165,46 @@ func (c *Client) WriteRecord(ctx context.Context, name string, data []byte, vers
 }
 
 // upgradeAdvice ends the error of a store without conditional writes.
-const upgradeAdvice = "upgrade the store to a release that supports conditional writes, or replicate to a store that does (Amazon S3 does)"
+const upgradeAdvice = "upgrade the store to a release that supports conditional writes, or replicate to a store that does (Amazon S3 does); " +
+	"or set conditional-writes: false on the replica, and walship checks who owns it without them, which two walships starting at the same moment can both pass"
+
+// writeRecordUnconditionally is WriteRecord for a store without conditional
+// writes (conditional-writes: false): it reads the record, compares its
+// version, and writes it with a plain PUT. Two writers between the read and
+// the PUT both succeed, the later one's content stays: the record is then
+// only as good as the store allows, which the operator chose, and the first
+// write of each client logs it.
+func (c *Client) writeRecordUnconditionally(ctx context.Context, api *s3.Client, name string, data []byte, version string) (string, error) {
+	op := "write record " + name
+	if c.unconditionalWarned.CompareAndSwap(false, true) {
+		c.log.Warn("conditional-writes: false: walship keeps one writer per replica by reading its owner record before writing it, which two walships starting at the same moment can both pass",
+			"replica", c.String())
+	}
+	_, cur, err := c.ReadRecord(ctx, name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if version != "" {
+			return "", c.errorf("%s: %w", op, conflict(version))
+		}
+	case err != nil:
+		return "", err
+	case cur != version:
+		return "", c.errorf("%s: %w", op, conflict(version))
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(c.opts.bucket),
+		Key:           aws.String(c.recordKey(name)),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   aws.String("application/json"),
+	}
+	c.opts.sse.putObject(in)
+	out, err := api.PutObject(ctx, in)
+	if err != nil {
+		return "", c.opError(op, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
 
 // conflict is the error of a conditional write the store refused.
 func conflict(version string) error {
@@ -190,9 +233,9 @@ func (c *Client) putRecord(ctx context.Context, api *s3.Client, key string, data
 	return api.PutObject(ctx, in)
 }
 
-// checkConditionalWrites makes sure, once per client, that the store
-// honours If-None-Match and If-Match on PUT, with an object of its own at
-// PATH/.walship-check-<random>, removed afterwards: the store must create it
+// checkConditionalWrites makes sure, once per bucket and process, that the
+// store honours If-None-Match and If-Match on PUT, with an object of its own
+// at PATH/.walship-check-<random>, removed afterwards: the store must create it
 // with If-None-Match: *, then refuse both another create and a replace at an
 // ETag the object does not have. A store that answers 501 or ignores either
 // header is an error. Only a store that passes is remembered: one that fails
@@ -204,6 +247,10 @@ func (c *Client) checkConditionalWrites(ctx context.Context, api *s3.Client) err
 		return ctx.Err()
 	}
 	defer func() { <-c.condLock }()
+	store := c.opts.endpoint + "\x00" + c.opts.bucket
+	if _, ok := conditionalStores.Load(store); ok {
+		c.condChecked = true
+	}
 	if c.condChecked {
 		return nil
 	}
@@ -233,8 +280,14 @@ func (c *Client) checkConditionalWrites(ctx context.Context, api *s3.Client) err
 		return c.checkFailed("If-Match", err)
 	}
 	c.condChecked = true
+	conditionalStores.Store(store, true)
 	return nil
 }
+
+// conditionalStores holds the buckets (by endpoint and name) that passed
+// checkConditionalWrites in this process: a thousand replicas in one bucket
+// check it once.
+var conditionalStores sync.Map
 
 // checkFailed is the error of a PUT of checkConditionalWrites that failed.
 func (c *Client) checkFailed(header string, err error) error {

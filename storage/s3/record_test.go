@@ -165,3 +165,78 @@ func TestRecordLimits(t *testing.T) {
 		t.Fatalf("a replace at another ETag: %v; want a conflict", err)
 	}
 }
+
+// TestRecordsWithoutConditionalWrites: with conditional-writes: false, a
+// store that answers every conditional PUT with 501 still keeps records,
+// written with plain PUTs after a read and compare: a create of an
+// existing record and a replace at a stale version are refused, and no
+// conditional request is sent.
+func TestRecordsWithoutConditionalWrites(t *testing.T) {
+	srv := testserver.MinIO(t)
+	bucket := srv.Bucket(t)
+	var condPuts atomic.Int64
+	c, err := open(context.Background(), spec(srv, bucket, "db", map[string]string{"conditional-writes": "false"}), hooks{transport: func(base http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if conditional(r) {
+				condPuts.Add(1)
+				return &http.Response{StatusCode: http.StatusNotImplemented, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+			}
+			return base.RoundTrip(r)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v1, err := c.WriteRecord(ctx, "owner.json", []byte(`{"a":1}`), "")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := c.WriteRecord(ctx, "owner.json", []byte(`{"a":9}`), ""); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a create of an existing record: %v; want a conflict", err)
+	}
+	v2, err := c.WriteRecord(ctx, "owner.json", []byte(`{"a":2}`), v1)
+	if err != nil || v2 == v1 {
+		t.Fatalf("replace at the current version: %q, %v", v2, err)
+	}
+	if _, err := c.WriteRecord(ctx, "owner.json", []byte(`{"a":3}`), v1); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a replace at a stale version: %v; want a conflict", err)
+	}
+	if data, v, err := c.ReadRecord(ctx, "owner.json"); err != nil || string(data) != `{"a":2}` || v != v2 {
+		t.Fatalf("read back %q %q, %v", data, v, err)
+	}
+	if n := condPuts.Load(); n != 0 {
+		t.Fatalf("%d conditional PUTs were sent with conditional-writes: false", n)
+	}
+}
+
+// TestConditionalWritesCheckedOncePerBucket: the replicas of one bucket in
+// a process check the store's conditional writes once between them.
+func TestConditionalWritesCheckedOncePerBucket(t *testing.T) {
+	srv := testserver.MinIO(t)
+	bucket := srv.Bucket(t)
+	var condPuts atomic.Int64
+	counting := hooks{transport: func(base http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if conditional(r) {
+				condPuts.Add(1)
+			}
+			return base.RoundTrip(r)
+		})
+	}}
+	ctx := context.Background()
+	for i, prefix := range []string{"a", "b"} {
+		c, err := open(ctx, spec(srv, bucket, prefix, nil), counting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := condPuts.Load()
+		if _, err := c.WriteRecord(ctx, "owner.json", []byte(`{}`), ""); err != nil {
+			t.Fatal(err)
+		}
+		want := []int64{4, 1}[i] // the check's three and the write, then the write alone
+		if n := condPuts.Load() - before; n != want {
+			t.Fatalf("replica %s: the first record write sent %d conditional PUTs; want %d", prefix, n, want)
+		}
+	}
+}

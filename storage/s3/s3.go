@@ -103,6 +103,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -167,6 +168,9 @@ type Client struct {
 	// conditional writes (see checkConditionalWrites). A channel, as lock.
 	condLock    chan struct{}
 	condChecked bool
+	// unconditionalWarned is set once conditional-writes: false was
+	// logged.
+	unconditionalWarned atomic.Bool
 
 	// times remembers the timestamps read by HEAD requests, per level and
 	// key, for as long as the object is unchanged.

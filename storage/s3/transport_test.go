@@ -24,6 +24,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/storagetest"
 )
@@ -153,7 +154,7 @@ func TestFaults(t *testing.T) {
 	proxy := newFaultProxy(t, srv.Endpoint)
 	bucket := srv.Bucket(t)
 	s := spec(srv, bucket, "db", map[string]string{"endpoint": proxy.URL})
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := openSpec(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -201,24 +202,6 @@ func TestFaults(t *testing.T) {
 	if !strings.Contains(logs.String(), "resumed an interrupted download") {
 		t.Fatalf("the cut download was not resumed; the client logged:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // faultProxy is a reverse proxy that fails the first two tries of each

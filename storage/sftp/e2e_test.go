@@ -10,22 +10,19 @@ import (
 
 // TestE2E replicates through the walship binary to OpenSSH, logging in with
 // a key file and trusting the server's key given as host-key.
-func TestE2E(t *testing.T) {
-	srv := testserver.SSHD(t)
-	dir := srv.Dir(t)
-	e2e.Run(t, e2e.Replica{
-		YAML:   fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s\nhost-key: %s", srv.User, srv.Addr(), dir, srv.KeyPath, srv.HostKey),
-		Client: openTest(t, srv, dir, nil),
-	})
-}
+func TestE2E(t *testing.T) { e2e.Run(t, e2eReplica(t)) }
 
 // TestE2EOwnership: one writer per replica, through the binary, on SFTP's
 // exclusive rename.
-func TestE2EOwnership(t *testing.T) {
+func TestE2EOwnership(t *testing.T) { e2e.RunOwnership(t, e2eReplica(t)) }
+
+// e2eReplica starts the server of TestE2E and returns its destination, empty.
+func e2eReplica(t *testing.T) e2e.Replica {
+	t.Helper()
 	srv := testserver.SSHD(t)
 	dir := srv.Dir(t)
-	e2e.RunOwnership(t, e2e.Replica{
+	return e2e.Replica{
 		YAML:   fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s\nhost-key: %s", srv.User, srv.Addr(), dir, srv.KeyPath, srv.HostKey),
 		Client: openTest(t, srv, dir, nil),
-	})
+	}
 }

@@ -49,6 +49,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/filerecord"
 )
 
 // Type is the value returned by Client.Type.
@@ -79,6 +80,10 @@ var _ storage.Client = (*Client)(nil)
 
 // Client is a replica on an SFTP server. It is safe for concurrent use.
 type Client struct {
+	// Records are kept on the files of the replica's path, beside ltx/
+	// (see record.go).
+	*filerecord.Records
+
 	cfg       *config
 	desc      string
 	hostKeys  hostKeys
@@ -131,10 +136,11 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 		cancelGrace:       cancelGrace,
 		dialing:           make(chan struct{}, 1),
 	}
+	c.Records = filerecord.New(cfg.path, recordServer{c}, c.errorf, c.log.With("replica", c.desc))
 
 	if cfg.hostKey != "" {
 		if c.hostKeys.keys, c.hostKeys.fingerprints, err = parseHostKeys(cfg.hostKey); err != nil {
-			return nil, c.errorf("%w", err)
+			return nil, fmt.Errorf("sftp replica: %w", err)
 		}
 	} else if cfg.knownHosts != "" {
 		c.hostKeys.knownHosts = []string{expandHome(cfg.knownHosts)}
@@ -144,7 +150,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 	}
 
 	if c.signers, err = loadSigners(cfg.keyPath); err != nil {
-		return nil, c.errorf("%w", err)
+		return nil, fmt.Errorf("sftp replica: %w", err)
 	}
 	c.keyDesc = "the default keys in ~/.ssh"
 	if cfg.keyPath != "" {
@@ -152,7 +158,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 	}
 	c.agentSock = os.Getenv("SSH_AUTH_SOCK")
 	if len(c.signers) == 0 && c.agentSock == "" && cfg.password == "" {
-		return nil, c.errorf("no credentials to log in with: set key-path: to a private key file, or a password (password: or sftp://USER:PASSWORD@HOST/PATH), or run ssh-agent with SSH_AUTH_SOCK set")
+		return nil, errors.New("sftp replica: no credentials to log in with: set key-path: to a private key file, or a password (password: or sftp://USER:PASSWORD@HOST/PATH), or run ssh-agent with SSH_AUTH_SOCK set")
 	}
 	return c, nil
 }

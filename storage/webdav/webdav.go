@@ -57,6 +57,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/filerecord"
 )
 
 // Type is the value returned by Client.Type.
@@ -78,6 +79,10 @@ var _ storage.Client = (*Client)(nil)
 
 // Client stores LTX files on a WebDAV server. It is safe for concurrent use.
 type Client struct {
+	// Records are kept on the files of the replica's path, beside ltx/
+	// (see record.go).
+	*filerecord.Records
+
 	cfg       *config
 	desc      string  // webdav[s]://host/path, no credentials
 	base      url.URL // http[s]://host, no credentials
@@ -116,6 +121,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 	if cfg.https {
 		c.base.Scheme = "https"
 	}
+	c.Records = filerecord.New(cfg.root, recordFiles{c: c}, c.errorf, c.log.With("replica", c.desc))
 	if cfg.password != "" {
 		c.secrets = append(c.secrets, cfg.password, url.QueryEscape(cfg.password), url.PathEscape(cfg.password),
 			base64.StdEncoding.EncodeToString([]byte(cfg.user+":"+cfg.password)))

@@ -24,6 +24,7 @@ import (
 	xwebdav "golang.org/x/net/webdav"
 
 	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/storagetest"
 	"github.com/walship/walship/storage/webdav"
@@ -71,11 +72,21 @@ func dirNames(t *testing.T, dir string) []string {
 // directory cache.
 func putRaw(t *testing.T, srv *testserver.WebDAVServer, p string, data []byte) {
 	t.Helper()
+	putRawAt(t, srv, p, data, time.Time{})
+}
+
+// putRawAt is putRaw, setting the file's modification time to mtime unless
+// it is zero.
+func putRawAt(t *testing.T, srv *testserver.WebDAVServer, p string, data []byte, mtime time.Time) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPut, srv.HTTPURL+p, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.SetBasicAuth(srv.User, srv.Password)
+	if !mtime.IsZero() {
+		req.Header.Set("X-OC-Mtime", strconv.FormatInt(mtime.Unix(), 10))
+	}
 	res, err := srv.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatalf("PUT %s: %v", p, err)
@@ -567,7 +578,7 @@ func TestRetries(t *testing.T) {
 // server stamped, and the client warns once that point-in-time restores will
 // use upload times.
 func TestServerWithoutMtime(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	h := &xwebdav.Handler{FileSystem: xwebdav.Dir(t.TempDir()), LockSystem: xwebdav.NewMemLS()}
 	ts := httptest.NewServer(h)
 	defer ts.Close()
@@ -627,24 +638,6 @@ func TestServerIgnoresRange(t *testing.T) {
 	if _, ok := ranged.Load("/db/ltx/0/0000000000000001-0000000000000001.ltx"); !ok {
 		t.Fatal("the client sent no Range header")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestMoveAnswerLost: the server moves an uploaded file into place and the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,8 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	if err := c.mkdirAll(ctx, dir); err != nil {
 		return nil, c.errorf("write %s: create collection %s: %w", desc, dir, err)
 	}
-	if err := c.putTemp(ctx, dir, tmp, body, createdAt); err != nil {
+	put := func(ctx context.Context) error { return c.put(ctx, tmp, body, createdAt) }
+	if err := c.putTemp(ctx, dir, put); err != nil {
 		c.removeLeftover(ctx, tmp)
 		return nil, c.errorf("write %s: %w", desc, err)
 	}
@@ -137,22 +139,24 @@ func (c *Client) removeStale(ctx context.Context, p string) {
 	c.log.Info("removed a temp file left by an interrupted write", "replica", c.desc, "file", p)
 }
 
-// putTemp uploads body to tmp in the collection dir, creating the
-// collection again if the server says it has gone (409 Conflict).
-func (c *Client) putTemp(ctx context.Context, dir, tmp string, body *body, mtime time.Time) error {
-	err := c.put(ctx, tmp, body, mtime)
+// putTemp uploads a temp file in the collection dir with put, creating
+// the collection again if the server says it has gone (409 Conflict).
+func (c *Client) putTemp(ctx context.Context, dir string, put func(ctx context.Context) error) error {
+	err := put(ctx)
 	var he *httpError
 	if errors.As(err, &he) && he.Status == http.StatusConflict {
 		c.forgetDirs(dir)
 		if err := c.mkdirAll(ctx, dir); err != nil {
 			return err
 		}
-		err = c.put(ctx, tmp, body, mtime)
+		err = put(ctx)
 	}
 	return err
 }
 
-// put uploads body to p with PUT, retrying when that may help.
+// put uploads body to p with PUT, retrying when that may help, and has
+// the server set the file's modification time to mtime (X-OC-Mtime) unless
+// that is zero.
 func (c *Client) put(ctx context.Context, p string, body *body, mtime time.Time) error {
 	return storage.Retry(ctx, c.retry, retryable, func(ctx context.Context) error {
 		r, err := body.reader()
@@ -169,7 +173,9 @@ func (c *Client) put(ctx context.Context, p string, body *body, mtime time.Time)
 			req.Body = http.NoBody
 		}
 		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("X-OC-Mtime", strconv.FormatInt(mtime.Unix(), 10))
+		if !mtime.IsZero() {
+			req.Header.Set("X-OC-Mtime", strconv.FormatInt(mtime.Unix(), 10))
+		}
 		res, err := c.http.Do(req)
 		if serr := src.end(); serr != nil {
 			if res != nil {
@@ -211,24 +217,38 @@ func (c *Client) move(ctx context.Context, from, to string) (lost bool, err erro
 				return nil
 			}
 		}
-		req, err := c.newRequest(ctx, "MOVE", from, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Destination", c.urlOf(to))
-		req.Header.Set("Overwrite", "T")
-		res, err := c.http.Do(req)
-		if err != nil {
-			return err
-		}
-		switch res.StatusCode {
-		case http.StatusCreated, http.StatusNoContent, http.StatusOK:
-			drain(res)
-			return nil
-		}
-		return c.statusError(res)
+		_, err := c.sendMove(ctx, from, to, true)
+		return err
 	})
 	return lost, err
+}
+
+// sendMove sends one MOVE of from to to, with Overwrite: T when overwrite
+// is set and F otherwise. It returns the answer's status when the move was
+// done or the status is one of also; any other answer is an error.
+func (c *Client) sendMove(ctx context.Context, from, to string, overwrite bool, also ...int) (int, error) {
+	req, err := c.newRequest(ctx, "MOVE", from, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Destination", c.urlOf(to))
+	req.Header.Set("Overwrite", "F")
+	if overwrite {
+		req.Header.Set("Overwrite", "T")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	switch res.StatusCode {
+	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
+	default:
+		if !slices.Contains(also, res.StatusCode) {
+			return 0, c.statusError(res)
+		}
+	}
+	drain(res)
+	return res.StatusCode, nil
 }
 
 // removeLeftover deletes a file left by a failed write, on a context of its own
