@@ -213,16 +213,94 @@ func TestRestoreRejectsBadReplica(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := build(t)
 			want := c.damage(h)
-			out := filepath.Join(t.TempDir(), "out.db")
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out.db")
 			_, err := restore.Restore(h.ctx, h.replica, out, restore.Options{})
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("restore: %v; want an error containing %q", err, want)
 			}
-			for _, p := range []string{out, out + ".tmp"} {
-				if _, err := os.Stat(p); !os.IsNotExist(err) {
-					t.Fatalf("%s was left behind", p)
-				}
+			if left, err := os.ReadDir(dir); err != nil || len(left) > 0 {
+				t.Fatalf("a failed restore left %v behind (%v)", left, err)
 			}
 		})
+	}
+}
+
+// TestStartWithFullStagingDisk: a replicator started while the staging
+// directory's disk is full does not exit: it says what is wrong, retries,
+// and replicates once space is freed. Needs root to mount a small tmpfs.
+func TestStartWithFullStagingDisk(t *testing.T) {
+	meta := t.TempDir()
+	if err := syscall.Mount("tmpfs", meta, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mount a 256 KiB tmpfs for the staging directory (this test needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(meta, 0) })
+	filler := filepath.Join(meta, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+
+	h := newHarness(t)
+	h.exec("INSERT INTO t (v) VALUES (randomblob(100000))")
+	var logs testutil.SyncBuffer
+	db, err := walship.NewDB(h.path, walship.Options{MetaPath: meta, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, walship.NewReplica("dir", h.replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() { done <- db.Run(ctx, 10*time.Second) }()
+	waitUntil(t, "the replicator says it cannot start and retries", func() bool {
+		return strings.Contains(logs.String(), "cannot start replicating the database; retrying") && strings.Contains(logs.String(), "no space left on device")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the replicator exited on a full staging disk: %v\n%s", err, logs.String())
+	default:
+	}
+	os.Remove(filler)
+	waitUntil(t, "the replica receives the database once space is freed", func() bool {
+		files, err := h.replica.LTXFiles(h.ctx, 0)
+		return err == nil && len(files) > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(logs.String(), "started replicating after the problem cleared") {
+		t.Errorf("no line says the problem cleared:\n%s", logs.String())
+	}
+	want, err := testutil.LogicalImage(h.ctx, h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if _, err := restore.Restore(h.ctx, h.replica, out, restore.Options{IntegrityCheck: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := testutil.LogicalImage(h.ctx, out); err != nil || got != want {
+		t.Fatalf("the restore is not the database (%v)", err)
+	}
+}
+
+// waitUntil polls cond for up to a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -134,14 +134,18 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		return err
 	}
 	base, baseHeader := db.replicated()
-	epoch, err := db.claimReplicas(ctx)
+	epoch, unproven, err := db.claimReplicas(ctx)
 	if err != nil {
 		return err
 	}
 	if epoch != 0 {
 		// A replica taken over: the database's history starts apart
-		// from the one it holds, with a snapshot.
+		// from the one it holds, with a snapshot. Nothing staged before
+		// it belongs to that history.
 		base, baseHeader = &ltx.Pos{TXID: epoch - 1}, nil
+		if err := db.staging.DropThrough(ctx, epoch-1); err != nil {
+			return err
+		}
 	}
 	pos, at, err := db.staging.Resolve(ctx, base, baseHeader)
 	if err != nil {
@@ -150,7 +154,10 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.levels.Init(ctx, db.replicaLevelMax); err != nil {
 		return err
 	}
-	return db.cap.Resume(ctx, pos, at, db.levels.Merged(storage.SnapshotLevel))
+	if err := db.cap.Resume(ctx, pos, at, db.levels.Merged(storage.SnapshotLevel)); err != nil {
+		return err
+	}
+	return db.adoptReplicas(ctx, pos, unproven)
 }
 
 // Close syncs what has been committed, releases the database and stops.

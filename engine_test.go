@@ -60,8 +60,15 @@ func openApp(t *testing.T, path string, pragmas ...string) *sql.DB {
 
 func newHarness(t *testing.T, pragmas ...string) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	h := &harness{t: t, ctx: context.Background(), dir: dir, path: filepath.Join(dir, "app.db"),
+	return newHarnessAt(t, filepath.Join(t.TempDir(), "app.db"), pragmas...)
+}
+
+// newHarnessAt is newHarness with the database at path, which must not
+// exist.
+func newHarnessAt(t *testing.T, path string, pragmas ...string) *harness {
+	t.Helper()
+	dir := filepath.Dir(path)
+	h := &harness{t: t, ctx: context.Background(), dir: dir, path: path,
 		replica: file.New(filepath.Join(dir, "replica")), images: map[ltx.TXID]testutil.Image{}}
 	// Settings that fix the file's layout must precede WAL mode.
 	init, err := sql.Open("sqlite", "file:"+h.path)

@@ -38,38 +38,53 @@ func (db *DB) writer() owner.Record {
 	}
 }
 
-// epochSize is the TXID distance between the history of a database that
-// took a replica over and the history it found there: the old owner, if it
-// still runs, would need four billion commits to reach the new history's
-// TXIDs before it notices that it lost the replica.
-const epochSize = 1 << 32
-
 // claimReplicas claims every replica whose position was read (the others
 // are claimed before their first write). A replica that belongs to another
-// database is an error, so the database does not start. When a replica is
-// taken over, it returns the TXID at which the database's new history
-// starts: the next multiple of 2^32 past every TXID any replica holds.
-func (db *DB) claimReplicas(ctx context.Context) (epoch ltx.TXID, err error) {
-	tookOver := false
+// database is an error, so the database does not start. It returns the
+// TXID at which the database's history must start apart from what the
+// replicas hold, when a takeover (this one, or one that stopped before its
+// first snapshot reached any replica) says so, zero otherwise; and the
+// replicas whose record names this database's file with another identity,
+// which adoptReplicas claims once the database proved to be theirs.
+func (db *DB) claimReplicas(ctx context.Context) (from ltx.TXID, unproven []*Replica, err error) {
 	var newest ltx.TXID
 	for _, r := range db.replicas {
 		if !r.up.Known() {
 			continue
 		}
 		newest = max(newest, r.up.Pos().TXID)
-		took, err := r.up.Claim(ctx)
-		if errors.Is(err, owner.ErrNotOwner) {
-			return 0, err
-		}
-		if err != nil {
+		c, err := r.up.Claim(ctx, false)
+		switch {
+		case errors.Is(err, owner.ErrUnproven):
+			unproven = append(unproven, r)
+			continue
+		case errors.Is(err, owner.ErrNotOwner):
+			return 0, nil, err
+		case err != nil:
 			// Not answering now: the claim comes before its first write.
 			db.log.Warn("cannot claim the replica yet; it is claimed before walship writes to it", "replica", r.Name, "error", err)
 			continue
 		}
-		tookOver = tookOver || took
+		from = max(from, ltx.TXID(c.HistoryFrom))
 	}
-	if !tookOver {
-		return 0, nil
+	if from <= newest {
+		from = 0 // no takeover, or this database's history is in a replica already
 	}
-	return (newest/epochSize + 1) * epochSize, nil
+	return from, unproven, nil
+}
+
+// adoptReplicas claims the replicas whose record names this database's
+// file on this host with another identity (its staging directory was
+// lost), now that the engine resumed: they are this database's if it
+// resumed from their newest state, its content their checksum, without a
+// copy. Otherwise the first one's refusal is the error.
+func (db *DB) adoptReplicas(ctx context.Context, resumed ltx.Pos, unproven []*Replica) error {
+	for _, r := range unproven {
+		proven := resumed.TXID != 0 && db.cap.Pos() == resumed && r.up.Pos() == resumed
+		if _, err := r.up.Claim(ctx, proven); err != nil {
+			return err
+		}
+		db.log.Warn("claimed the replica again for this database, whose staging directory was lost: its content is the replica's newest state", "replica", r.Name, "txid", resumed.TXID.String())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
+	"github.com/walship/walship/verify"
 )
 
 // tryOpen opens h's database with opts and returns the error instead of
@@ -183,4 +186,152 @@ func TestTakeover(t *testing.T) {
 		t.Fatalf("the restarted owner is at TXID %s; it took over at %s", next, first)
 	}
 	b.verifyAll()
+}
+
+// TestTakeoverStopsBeforeItsSnapshot: the new owner stops after its
+// takeover claim, before its first snapshot reached the replica, while the
+// old owner still writes. Restarted, it still starts its history apart,
+// and the replica stays whole.
+func TestTakeoverStopsBeforeItsSnapshot(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+
+	b := newHarness(t)
+	b.replica = a.replica
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	if err := b.tryOpen(walship.Options{Takeover: true}); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	if err := b.db.Close(b.ctx); err != nil { // nothing uploaded
+		t.Fatal(err)
+	}
+	if err := b.tryOpen(walship.Options{}); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if got := b.sync(); got < 1<<32 {
+		t.Fatalf("restarted after its takeover claim, the new owner is at TXID %s: not apart from the old history", got)
+	}
+	// The old owner, inside its recheck window, writes once more.
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	if _, err := a.db.Sync(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	walship.Upload(a.ctx, a.db)
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	b.sync()
+	b.verifyAll()
+}
+
+// TestTakeoverBySecondReplica: a database with a replica of its own, and
+// staged files not merged yet, takes over a second replica: compaction
+// goes on, and both replicas are whole and agree from the takeover on.
+func TestTakeoverBySecondReplica(t *testing.T) {
+	ctx := context.Background()
+	b := newHarness(t) // owns r2
+	r2 := file.New(filepath.Join(t.TempDir(), "r2"))
+	b.replica = r2
+	b.open(walship.Options{})
+	b.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	b.sync()
+	b.db.Close(ctx)
+
+	a := newHarness(t)
+	a.open(walship.Options{})
+	for range 5 {
+		a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+		a.sync()
+	}
+	a.db.Close(ctx)
+
+	db, err := walship.NewDB(a.path, walship.Options{Logger: quietLogger(), Takeover: true},
+		walship.NewReplica("r1", a.replica), walship.NewReplica("r2", r2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	for range 3 {
+		a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+		if _, err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := walship.Upload(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Compact(ctx, 1); err != nil {
+		t.Fatalf("level-1 compaction after the takeover: %v", err)
+	}
+	if err := walship.Upload(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var reps []*verify.Report
+	for _, c := range []*file.Client{a.replica, r2} {
+		rep, err := verify.Replica(ctx, c, verify.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	verify.CompareReplicas(reps...)
+	for i, rep := range reps {
+		for _, p := range rep.Problems {
+			t.Errorf("replica %d: %s %s: %s", i+1, p.Kind, p.Object, p.Message)
+		}
+	}
+}
+
+// TestSamePathOtherDatabaseRefused: another database at the same path on
+// the same host (a second environment with the same layout, or the file
+// replaced) with a staging directory of its own is not taken for the
+// replica's owner: its content is not the replica's newest state. It
+// refuses to open and writes nothing there.
+func TestSamePathOtherDatabaseRefused(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	h.sync()
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.app.Close()
+	for _, p := range []string{h.path, h.path + "-wal", h.path + "-shm", walship.MetaPath(h.path)} {
+		os.RemoveAll(p)
+	}
+	other := newHarnessAt(t, h.path)
+	other.replica = h.replica
+	other.exec("INSERT INTO t (v) VALUES (randomblob(7000))")
+	before := replicaListing(t, h.replica)
+	err := other.tryOpen(walship.Options{})
+	if !errors.Is(err, owner.ErrUnproven) || !strings.Contains(err.Error(), "-takeover") {
+		t.Fatalf("another database at the owner's path: %v; want owner.ErrUnproven", err)
+	}
+	if after := replicaListing(t, h.replica); after != before {
+		t.Fatalf("the refused database changed the replica:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestOwnerRecordDeleted: an owner record deleted while walship writes (a
+// lifecycle rule of the store, an operator) is claimed again at the next
+// check, and replication goes on.
+func TestOwnerRecordDeleted(t *testing.T) {
+	h := newHarness(t)
+	if err := h.tryOpen(walship.Options{}, func(db *walship.DB) { db.SetOwnerRecheck(time.Nanosecond) }); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	h.sync()
+	if err := os.Remove(filepath.Join(h.replica.Dir(), owner.RecordName)); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	h.sync()
+	if _, _, err := h.replica.ReadRecord(h.ctx, owner.RecordName); err != nil {
+		t.Fatalf("the owner record was not claimed again: %v", err)
+	}
+	h.verifyAll()
 }

@@ -3,8 +3,10 @@ package walship
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/walship/walship/internal/levels"
@@ -32,7 +34,7 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 		}
 		return err
 	}
-	if err := db.openLimited(ctx); err != nil {
+	if err := db.openRetrying(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -57,6 +59,46 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	stopReplicas()
 	wg.Wait()
 	return closeErr
+}
+
+// openRetrying opens the database, and while that fails for a reason that
+// can pass (a full or read-only disk, permissions, the network) retries
+// with backoff, saying what is wrong, as a running replicator does with a
+// failing sync. Any other failure (not a SQLite database, a replica
+// another database owns, another replicator of this one) is returned.
+func (db *DB) openRetrying(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := db.openLimited(ctx)
+		if err == nil {
+			if attempt > 0 {
+				db.log.Info("started replicating after the problem cleared", "attempts", attempt+1)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		d := storage.LoopRetry.Delay(attempt)
+		db.log.Error("cannot start replicating the database; retrying", "error", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// transient reports whether err can pass without anyone changing walship's
+// configuration: the disk filling up or going read-only, permissions, an
+// I/O error, the network.
+func transient(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // openLimited opens the database once one of Options.Opening's slots is
@@ -102,22 +144,42 @@ func (db *DB) maintain(ctx context.Context) {
 	var tasks []levels.Task
 	for i, interval := range db.opts.Levels {
 		level := i + 1
-		tasks = append(tasks, levels.Task{Every: interval, Run: func(ctx context.Context) error {
+		tasks = append(tasks, levels.Task{Every: interval, Last: db.lastAt(level), Run: func(ctx context.Context) error {
 			_, err := db.Compact(ctx, level)
 			return err
 		}})
 	}
-	tasks = append(tasks, levels.Task{Every: db.opts.SnapshotInterval, Run: db.SnapshotIfChanged})
+	tasks = append(tasks, levels.Task{Every: db.opts.SnapshotInterval, Last: db.lastAt(storage.SnapshotLevel), Run: db.SnapshotIfChanged})
 	if !db.opts.RetentionDisabled {
 		tasks = append(tasks, levels.Task{Every: db.opts.L0RetentionCheckInterval, Run: db.EnforceRetention})
 	}
 	for _, r := range db.replicas {
-		tasks = append(tasks, levels.Task{Every: r.ValidationInterval, Run: func(ctx context.Context) error {
+		tasks = append(tasks, levels.Task{Every: r.ValidationInterval, Last: func() time.Time { return db.lastValidated(r) }, Run: func(ctx context.Context) error {
 			_, err := db.Validate(ctx, r)
 			return err
 		}})
 	}
 	levels.Maintain(ctx, db.log, tasks)
+}
+
+// lastAt returns when the replica most behind at a level (a compaction
+// level or the snapshot level) received its newest file there, the zero
+// time if one has none: the schedule of that level goes on from there
+// across restarts, as RunOnce's levelDue does.
+func (db *DB) lastAt(level int) func() time.Time {
+	return func() time.Time {
+		var oldest time.Time
+		for _, r := range db.replicas {
+			at, ok := r.up.Newest(level)
+			if !ok {
+				return time.Time{}
+			}
+			if oldest.IsZero() || at.Before(oldest) {
+				oldest = at
+			}
+		}
+		return oldest
+	}
 }
 
 // monitor syncs on WAL changes until ctx ends.
@@ -181,6 +243,9 @@ func (db *DB) monitor(ctx context.Context) {
 				timer.Reset(d)
 				armed, dirty = true, true
 				continue
+			}
+			if attempt > 0 {
+				db.log.Info("sync recovered", "failed_attempts", attempt, "txid", db.cap.Pos().TXID.String())
 			}
 			attempt = 0
 		}

@@ -158,15 +158,21 @@ func startScheduled(t *testing.T, opts Options, client storage.Client) (app *sql
 // startScheduledReplica is startScheduled with the replica given whole.
 func startScheduledReplica(t *testing.T, opts Options, replica *Replica) (app *sql.DB, path string, db *DB, stop func()) {
 	t.Helper()
+	return startScheduledAt(t, filepath.Join(t.TempDir(), "app.db"), opts, replica)
+}
+
+// startScheduledAt is startScheduledReplica for the database at path, new
+// or one an earlier start left.
+func startScheduledAt(t *testing.T, path string, opts Options, replica *Replica) (app *sql.DB, _ string, db *DB, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	path = filepath.Join(t.TempDir(), "app.db")
 	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	app.SetMaxOpenConns(1)
 	t.Cleanup(func() { app.Close() })
-	if _, err := app.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+	if _, err := app.Exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
 		t.Fatal(err)
 	}
 	if opts.Logger == nil {
@@ -294,4 +300,45 @@ func stagedNames(t *testing.T, db *DB) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSnapshotScheduleSurvivesRestarts: a replicator restarted more often
+// than the snapshot interval still takes a snapshot every interval, as one
+// that never restarts does: the schedule goes by the replica's newest
+// snapshot, not by when the process started.
+func TestSnapshotScheduleSurvivesRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		dir := filepath.Join(t.TempDir(), "replica")
+		path := filepath.Join(t.TempDir(), "app.db")
+		opts := Options{SnapshotInterval: time.Hour, SnapshotRetention: 24 * time.Hour}
+		for range 10 { // 250 minutes, a restart every 25
+			app, _, db, stop := startScheduledAt(t, path, opts, NewReplica("dir", file.New(dir)))
+			for range 5 {
+				time.Sleep(5 * time.Minute)
+				if _, err := app.Exec("INSERT INTO t (v) VALUES (randomblob(1000))"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := Upload(ctx, db); err != nil {
+					t.Fatal(err)
+				}
+			}
+			synctest.Wait()
+			stop()
+			app.Close()
+		}
+		snaps, err := file.New(dir).LTXFiles(ctx, storage.SnapshotLevel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first sync's, then one an hour: at 60, 120, 180 and 240
+		// minutes (each as soon as its process starts when the hour
+		// passed while none ran).
+		if len(snaps) < 5 {
+			t.Fatalf("%d snapshots in 250 minutes with an hourly interval and a restart every 25 minutes; want at least 5: %v", len(snaps), snaps)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package walship
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/walship/walship/verify"
 )
@@ -18,6 +19,9 @@ func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) 
 	if err != nil {
 		return nil, fmt.Errorf("verify replica %s: %w", r.Name, err)
 	}
+	if err := db.staging.SetValidationDue(r.Name, time.Now().Add(r.ValidationInterval)); err != nil {
+		db.log.Warn("cannot record when the replica is next due to be verified; a restart starts its schedule again", "replica", r.Name, "error", err)
+	}
 	for _, p := range rep.Problems {
 		db.log.Error("replica verification found a problem", "replica", r.Name, "kind", string(p.Kind), "object", p.Object, "problem", p.Message, "fix", p.Fix)
 	}
@@ -25,4 +29,18 @@ func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) 
 		db.log.Info("replica verified: whole", "replica", r.Name, "files", rep.Files, "bytes", rep.Bytes, "restore_points", rep.RestorePoints)
 	}
 	return rep, nil
+}
+
+// lastValidated returns when replica r was last verified, for the schedule
+// of validation-interval: the recorded due time less the interval. The
+// first time, it records the schedule as starting now.
+func (db *DB) lastValidated(r *Replica) time.Time {
+	due := db.staging.ValidationDue(r.Name)
+	if due.IsZero() {
+		due = time.Now().Add(r.ValidationInterval)
+		if err := db.staging.SetValidationDue(r.Name, due); err != nil {
+			db.log.Warn("cannot record when the replica is next due to be verified; a restart starts its schedule again", "replica", r.Name, "error", err)
+		}
+	}
+	return due.Add(-r.ValidationInterval)
 }

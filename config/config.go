@@ -351,7 +351,13 @@ func (r *Replica) destination() string {
 	if e := r.Extra["endpoint"]; e != "" {
 		endpoint = e
 	}
-	return u.Scheme + "://" + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/") + " " + endpoint
+	// The user is part of where: an Azure storage account, an SFTP login
+	// that a server may root in a directory of its own.
+	user := ""
+	if u.User != nil {
+		user = u.User.Username() + "@"
+	}
+	return u.Scheme + "://" + user + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/") + " " + endpoint
 }
 
 // DisplayName returns the replica's name key, else its type.

@@ -784,12 +784,24 @@ func TestDistinctDestinations(t *testing.T) {
     replicas:
       - path: /backups/d
       - path: /backups/d2
+  - path: /tmp/e.db
+    replica:
+      url: abs://account1@backups/app
+  - path: /tmp/f.db
+    replica:
+      url: abs://account2@backups/app
+  - path: /tmp/g.db
+    replica:
+      type: abs
+      account-name: account3
+      bucket: backups
+      path: app
 `
 	cfg, err := Parse("walship.yml", []byte(yaml), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.DBs) != 4 {
+	if len(cfg.DBs) != 7 {
 		t.Fatalf("parsed %d databases", len(cfg.DBs))
 	}
 }

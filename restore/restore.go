@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite" // integrity checks of the restored file
 
-	"github.com/walship/walship/internal/fsutil"
 	"github.com/walship/walship/internal/sqliteuri"
 	"github.com/walship/walship/storage"
 )
@@ -28,10 +26,14 @@ type Options struct {
 	// DefaultParallelism, 1 streams each file straight into the database as
 	// it is applied. With more, the files after the one being applied are
 	// downloaded concurrently into temporary files next to the output
-	// (OUT.tmp-fetch-N) and applied strictly in plan order; a large first
+	// (OUT.tmp-RANDOM-fetch-N) and applied strictly in plan order; a large first
 	// file on a remote replica is downloaded as that many parallel ranges
-	// into OUT.tmp-fetch-0 and applied as the ranges arrive.
+	// into OUT.tmp-RANDOM-fetch-0 and applied as the ranges arrive.
 	Parallelism int
+
+	// replaceStep, when set, is called after each step of a replacement
+	// (tests stop a restore there, as a kill would).
+	replaceStep func(step string) error
 }
 
 // DefaultParallelism is the number of concurrent downloads when
@@ -116,23 +118,21 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if n < 0 {
 		return nil, fmt.Errorf("invalid parallelism %d: it must be at least 1", n)
 	}
-	tmpPath := outPath + ".tmp"
-	_ = os.Remove(tmpPath)
-	removeStaleFetches(tmpPath)
-	f, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := openOutput(outPath)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", tmpPath, err)
+		return nil, err
 	}
+	defer out.close()
+	// Checked again under the lock: another restore may have written the
+	// path since.
+	if err := CheckOutput(outPath, opts.Force); err != nil {
+		return nil, err
+	}
+	f, tmpPath := out.tmp, out.tmp.Name()
 	a := &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers()}
 	defer func() {
 		if a.w != nil {
 			a.w.close()
-		}
-		if f != nil {
-			f.Close()
-		}
-		if err != nil {
-			os.Remove(tmpPath)
 		}
 	}()
 
@@ -157,23 +157,11 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if checkErr != nil {
 		return nil, checkErr
 	}
+	out.tmp = nil
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("close %s: %w", tmpPath, err)
 	}
-	f = nil
-	if opts.Force {
-		// A WAL left from the database being replaced would be replayed on
-		// top of the restored one.
-		for _, p := range []string{outPath + "-wal", outPath + "-shm"} {
-			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-				return nil, fmt.Errorf("remove stale %s: %w", p, err)
-			}
-		}
-	}
-	if err := os.Rename(tmpPath, outPath); err != nil {
-		return nil, fmt.Errorf("rename restored database into place: %w", err)
-	}
-	if err := fsutil.SyncDir(filepath.Dir(outPath)); err != nil {
+	if err := out.commit(opts.Force, opts.replaceStep); err != nil {
 		return nil, err
 	}
 	return &Result{

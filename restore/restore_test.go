@@ -59,9 +59,7 @@ func checkRestored(t *testing.T, h *history, txid ltx.TXID, out string, res *res
 	if res.Bytes <= 0 {
 		t.Errorf("result Bytes %d", res.Bytes)
 	}
-	if _, err := os.Stat(out + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("%s.tmp left behind: %v", out, err)
-	}
+	checkOnlyDatabase(t, filepath.Dir(out), "a restore")
 }
 
 // checkNothingWritten checks that a failed restore left no file in dir.

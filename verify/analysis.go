@@ -226,6 +226,11 @@ func (a *analysis) summarise(fixes map[*checked]string) {
 	for txid, f := range a.ref {
 		a.r.states[txid] = f.trailer.PostApplyChecksum
 	}
+	for _, f := range a.present {
+		if f.info.MinTXID == 1 && f.info.MaxTXID > a.r.chainStart {
+			a.r.chainStart = f.info.MaxTXID
+		}
+	}
 	for _, f := range a.bad {
 		p := *f.bad
 		p.Fix = fixes[f]

@@ -33,6 +33,24 @@ type Live struct {
 	// has not captured yet: normal while it runs, and no problem.
 	Uncaptured bool     `json:"uncaptured"`
 	Notes      []string `json:"notes,omitempty"`
+	// StagedBefore is the newest TXID staged when the replicas' listing
+	// began (StagedTXID), zero if unknown: a replica that holds it is not
+	// behind, though the replicator staged more while it was read.
+	StagedBefore ltx.TXID `json:"-"`
+}
+
+// StagedTXID returns the newest TXID staged in stagingDir, zero if none: read
+// it before the replicas, so that what the replicator stages while they are
+// read is not taken for a replica that fell behind (Live.StagedBefore).
+func StagedTXID(stagingDir string) ltx.TXID {
+	if stagingDir == "" {
+		return 0
+	}
+	pos, _, err := staging.New(stagingDir, slog.New(slog.DiscardHandler)).ReadPosition()
+	if err != nil {
+		return 0
+	}
+	return pos.TXID
 }
 
 // Staged is the newest state staged for a database.
@@ -174,6 +192,9 @@ func (l *Live) Compare(r *Report) {
 		dc.Message = "the replica's newest files carry no checksums, and no staged position gives the database's TXID: there is nothing to compare"
 	case staged == nil:
 		l.compareUnstaged(r, dc)
+	case newest.TXID < staged.TXID && l.StagedBefore != 0 && newest.TXID >= l.StagedBefore:
+		dc.Status = StatusInSync
+		dc.Message = fmt.Sprintf("the replica holds TXID %s, the newest staged when verify began; the replicator staged up to %s while the replica was read", newest.TXID, staged.TXID)
 	case newest.TXID < staged.TXID:
 		n := staged.TXID - newest.TXID
 		dc.Status = StatusBehind
@@ -243,14 +264,17 @@ func (r *Report) txidOf(c ltx.Checksum) (ltx.TXID, bool) {
 }
 
 // CompareReplicas compares replicas of one database with one another: a TXID
-// both hold must have one state. Each disagreement is a problem of both
-// reports. Replicas upload independently, so one may be behind another.
+// both hold, from the newer of their newest snapshots on, must have one
+// state (before it, one may hold the history of a database that was taken
+// over). Each disagreement is a problem of both reports. Replicas upload
+// independently, so one may be behind another.
 func CompareReplicas(reports ...*Report) {
 	for i, a := range reports {
 		for _, b := range reports[i+1:] {
 			var differ []ltx.TXID
+			from := max(a.chainStart, b.chainStart)
 			for txid, sum := range a.states {
-				if other, ok := b.states[txid]; ok && other != sum {
+				if other, ok := b.states[txid]; ok && other != sum && txid >= from {
 					differ = append(differ, txid)
 				}
 			}

@@ -125,6 +125,11 @@ type Report struct {
 	// checksums ends at, as the lowest level's file says: for Database and
 	// CompareReplicas.
 	states map[ltx.TXID]ltx.Checksum
+	// chainStart is the end of the newest snapshot: where the history
+	// the replica continues today starts. Replicas of one database are
+	// compared from there on: before it, one may hold the history of a
+	// database that was taken over.
+	chainStart ltx.TXID
 }
 
 // Whole reports whether no problem was found.

@@ -243,8 +243,8 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 		if !strings.Contains(text, "dry run") || !strings.Contains(text, "0000000000000002") {
 			t.Fatalf("dry run printed:\n%s", text)
 		}
-		if exists(p) || exists(p+".tmp") {
-			t.Fatal("dry run wrote the output")
+		if left := restoreFiles(t, p); len(left) > 0 {
+			t.Fatalf("dry run wrote %v", left)
 		}
 	})
 
@@ -280,8 +280,8 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, "no backup was written at or before 2000-01-01T00:00:00Z") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
-		if exists(p) || exists(p+".tmp") {
-			t.Fatal("a failed restore left a file behind")
+		if left := restoreFiles(t, p); len(left) > 0 {
+			t.Fatalf("a failed restore left %v behind", left)
 		}
 		mustRun(t, "restore", "-timestamp", time.Now().Add(time.Hour).Format(time.RFC3339), "-o", p, replica)
 		sameRows(t, contents(t, p), state2)
@@ -631,4 +631,20 @@ func TestSecretsNotPrinted(t *testing.T) {
 			t.Errorf("restore from %s printed the secret:\n%s%s", u, stdout, stderr)
 		}
 	}
+}
+
+// restoreFiles returns the files a restore to p wrote or left: p, its
+// temporary files, its lock and journal.
+func restoreFiles(t *testing.T, p string) []string {
+	t.Helper()
+	dir, base := filepath.Dir(p), filepath.Base(p)
+	var left []string
+	for _, pattern := range []string{base + "*", "." + base + ".restore-*"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, m...)
+	}
+	return left
 }

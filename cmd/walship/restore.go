@@ -137,6 +137,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if outPath, err = filepath.Abs(outPath); err != nil {
 		return err
 	}
+	// A replacement an interrupted restore left half done is finished or
+	// rolled back before the checks below look at what is there.
+	if err := restore.RecoverOutput(outPath); err != nil {
+		return err
+	}
 
 	if *ifDBNotExists {
 		if _, err := os.Stat(outPath); err == nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/storage"
@@ -128,7 +130,7 @@ func verifyAs(ctx context.Context, e *env, name string, args []string) error {
 
 	dbs := checkTargets(ctx, targets, verify.Options{Parallelism: *parallelism})
 	if err := ctx.Err(); err != nil {
-		return err
+		return notChecked(err) // interrupted: nothing was proved either way
 	}
 	out, n := summarize(targets, dbs)
 	if *jsonOut {
@@ -152,10 +154,11 @@ func verifyAs(ctx context.Context, e *env, name string, args []string) error {
 func checkTargets(ctx context.Context, targets []*target, opts verify.Options) []databaseVerifyJSON {
 	var dbs []databaseVerifyJSON
 	for _, t := range targets {
+		before := verify.StagedTXID(t.staging)
 		for _, r := range t.replicas {
 			r.report, r.err = verify.Replica(ctx, r.client, opts)
 		}
-		if d := compareDatabase(ctx, t); d != nil {
+		if d := compareDatabase(ctx, t, before); d != nil {
 			dbs = append(dbs, *d)
 		}
 		if reports := t.reports(); len(reports) > 1 {
@@ -238,7 +241,7 @@ func (t *target) reports() []*verify.Report {
 
 // compareDatabase compares the target's replicas with its database, if it
 // has one here.
-func compareDatabase(ctx context.Context, t *target) *databaseVerifyJSON {
+func compareDatabase(ctx context.Context, t *target, stagedBefore ltx.TXID) *databaseVerifyJSON {
 	reports := t.reports()
 	if t.db == "" || len(reports) == 0 {
 		return nil
@@ -250,10 +253,14 @@ func compareDatabase(ctx context.Context, t *target) *databaseVerifyJSON {
 		return nil
 	}
 	d := &databaseVerifyJSON{Path: t.db}
-	live, err := verify.Database(ctx, t.db, t.staging, reports...)
+	live, err := verify.ReadDatabase(ctx, t.db, t.staging)
 	if err != nil {
 		d.Error = err.Error()
 		return d
+	}
+	live.StagedBefore = stagedBefore
+	for _, r := range reports {
+		live.Compare(r)
 	}
 	d.Live = live
 	return d

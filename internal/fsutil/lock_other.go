@@ -30,6 +30,15 @@ func WaitLock(path string) (*Lock, error) {
 	return l, err
 }
 
+// TryLockFile is TryLock.
+func TryLockFile(path string) (*Lock, []byte, error) { return TryLock(path) }
+
+// Remove removes the lock file and closes it.
+func (l *Lock) Remove() error {
+	os.Remove(l.f.Name())
+	return l.f.Close()
+}
+
 // Set replaces the lock file's content.
 func (l *Lock) Set(content []byte) error {
 	if err := l.f.Truncate(0); err != nil {

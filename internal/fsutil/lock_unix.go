@@ -55,6 +55,38 @@ func lock(path string, how int) (*Lock, []byte, error) {
 	return &Lock{f: f}, nil, nil
 }
 
+// TryLockFile is TryLock for a lock file that its holder removes when it is
+// done (Remove), so that no lock file outlives its use: it makes sure the
+// lock it took is on the file the path names now, not on one a previous
+// holder removed meanwhile.
+func TryLockFile(path string) (*Lock, []byte, error) {
+	for {
+		l, holder, err := TryLock(path)
+		if err != nil {
+			return nil, holder, err
+		}
+		held, err1 := l.f.Stat()
+		named, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return l, nil, nil
+		}
+		l.f.Close()
+		if err1 != nil {
+			return nil, nil, fmt.Errorf("lock %s: %w", path, err1)
+		}
+		if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("lock %s: %w", path, err2)
+		}
+	}
+}
+
+// Remove removes the lock file and releases the lock: the next TryLockFile
+// creates the file again.
+func (l *Lock) Remove() error {
+	err := os.Remove(l.f.Name())
+	return errors.Join(err, l.f.Close())
+}
+
 // Set replaces the lock file's content: who holds it, for the message of
 // the next process that tries.
 func (l *Lock) Set(content []byte) error {

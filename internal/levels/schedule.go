@@ -9,7 +9,28 @@ import (
 // A Task is periodic maintenance: a compaction, a snapshot, retention.
 type Task struct {
 	Every time.Duration // zero or less: never
-	Run   func(context.Context) error
+	// Last returns when the task's work was last done, as what it wrote
+	// shows (the newest file of a level, say), so that a process
+	// restarted more often than Every keeps the task's cadence: a task
+	// overdue is run at once. Nil, or the zero time (nothing to go by
+	// yet): the first run is Every after Maintain starts.
+	Last func() time.Time
+	Run  func(context.Context) error
+}
+
+// first returns when t is first due, Maintain having started at now.
+func (t Task) first(now time.Time) time.Time {
+	if t.Last == nil {
+		return now.Add(t.Every)
+	}
+	last := t.Last()
+	if last.IsZero() {
+		return now.Add(t.Every)
+	}
+	if next := last.Add(t.Every); next.After(now) {
+		return next
+	}
+	return now
 }
 
 // Maintain runs each task every Every until ctx ends. One goroutine waits
@@ -27,7 +48,7 @@ func Maintain(ctx context.Context, log *slog.Logger, tasks []Task) {
 	var scheds []*schedule
 	for _, t := range tasks {
 		if t.Every > 0 {
-			scheds = append(scheds, &schedule{Task: t, next: now.Add(t.Every)})
+			scheds = append(scheds, &schedule{Task: t, next: t.first(now)})
 		}
 	}
 	if len(scheds) == 0 {

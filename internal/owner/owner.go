@@ -29,6 +29,17 @@ const RecordName = "walship-owner.json"
 // database, or another process has claimed it since.
 var ErrNotOwner = errors.New("this database does not own the replica")
 
+// ErrUnproven is returned (wrapped) by Claim when the replica's record
+// names another identity for this very database file on this host, and
+// the caller did not say that the database is the replica's (see
+// Request.Adopt). It wraps ErrNotOwner.
+var ErrUnproven = fmt.Errorf("%w: its record names this database's file with another identity", ErrNotOwner)
+
+// ErrNoRecord is returned (wrapped) by Check when the owner record is gone
+// (deleted by hand, or by a lifecycle rule of the store): the caller claims
+// the replica again, which is safe, as a create is conditional.
+var ErrNoRecord = errors.New("the replica has no owner record")
+
 // Record is who owns a replica: the owner record's content.
 type Record struct {
 	Database string    `json:"database"` // the database's identity, kept in its staging directory
@@ -41,7 +52,22 @@ type Record struct {
 	// TakenOverFrom describes the previous owner when this one took the
 	// replica over on purpose.
 	TakenOverFrom string `json:"taken_over_from,omitempty"`
+	// HistoryFrom is the TXID at which the owner's history starts when it
+	// took the replica over: a multiple of EpochSize past every TXID the
+	// replica held, and past any earlier owner's HistoryFrom. Kept in the
+	// record, so that an owner that stops before its first snapshot
+	// reaches the replica starts there again.
+	HistoryFrom uint64 `json:"history_from,omitempty"`
 }
+
+// EpochSize is the TXID distance between the history of a database that
+// took a replica over and the history it found there: the old owner, if it
+// still runs, would need four billion commits to reach the new history's
+// TXIDs before it notices that it lost the replica.
+const EpochSize = 1 << 32
+
+// nextEpoch returns the first multiple of EpochSize above txid.
+func nextEpoch(txid uint64) uint64 { return (txid/EpochSize + 1) * EpochSize }
 
 // String describes the owner for messages.
 func (r *Record) String() string {
@@ -59,17 +85,38 @@ func (r *Record) sameDatabase(other *Record) bool {
 type Claimed struct {
 	Version string // the record's version, for the next conditional write
 	// TookOver is set when the replica belonged to another database and
-	// was taken over: its new history must be clearly apart from the old.
+	// this claim took it over.
 	TookOver bool
-	Previous *Record // the record found, nil when there was none
+	// HistoryFrom is the record's HistoryFrom: where this database's
+	// history starts in the replica, since a takeover (this one or an
+	// earlier one); zero without one.
+	HistoryFrom uint64
+	Previous    *Record // the record found, nil when there was none
 }
 
-// Claim makes me the owner of the replica behind c: it creates the record
-// if there is none, and rewrites it with my process if it names my
-// database. A record of another database is replaced only when takeover is
-// set; otherwise the error wraps ErrNotOwner and says whose replica it is.
-// Claim never writes anything but the record.
-func Claim(ctx context.Context, c storage.Client, me Record, takeover bool, now time.Time) (Claimed, error) {
+// A Request is what a database asks of Claim.
+type Request struct {
+	Me Record
+	// Takeover replaces the record of another database.
+	Takeover bool
+	// Adopt replaces the record of another database whose file on this
+	// host is this one (the staging directory, and with it the
+	// identity, was lost): the caller has made sure that the database is
+	// the replica's, its content the replica's newest state.
+	Adopt bool
+	// Newest is the newest TXID the replica holds.
+	Newest uint64
+}
+
+// Claim makes req.Me the owner of the replica behind c: it creates the
+// record if there is none, and rewrites it with this process if it names
+// this database. A record of another database is replaced only with
+// req.Takeover (with a HistoryFrom past req.Newest), or, when that
+// database's file on this host is this one, with req.Adopt; otherwise the
+// error wraps ErrNotOwner (ErrUnproven in the second case) and says whose
+// replica it is. Claim never writes anything but the record.
+func Claim(ctx context.Context, c storage.Client, req Request, now time.Time) (Claimed, error) {
+	me := req.Me
 	for attempt := 0; ; attempt++ {
 		found, version, err := Read(ctx, c)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -81,12 +128,19 @@ func Claim(ctx context.Context, c storage.Client, me Record, takeover bool, now 
 		switch {
 		case found == nil:
 		case found.Run == me.Run && found.Database == me.Database:
-			return Claimed{Version: version, Previous: found}, nil
-		case found.sameDatabase(&me):
-			rec.Since = found.Since
-		case takeover:
+			return Claimed{Version: version, HistoryFrom: found.HistoryFrom, Previous: found}, nil
+		case found.Database == me.Database,
+			found.Host == me.Host && found.Path == me.Path && req.Adopt:
+			rec.Since, rec.TakenOverFrom, rec.HistoryFrom = found.Since, found.TakenOverFrom, found.HistoryFrom
+		case req.Takeover:
 			rec.TakenOverFrom = found.String()
+			rec.HistoryFrom = max(nextEpoch(req.Newest), nextEpoch(found.HistoryFrom))
 			tookOver = true
+		case found.Host == me.Host && found.Path == me.Path:
+			return Claimed{}, fmt.Errorf("replica %s belongs to %s, its owner since %s, with another identity than this one's (kept in the staging directory, which may have been deleted): "+
+				"walship takes it as this database's only if the database's content is the replica's newest state, and it is not; walship writes nothing to it. "+
+				"If this is the database that replica belongs to, restart with `walship replicate -takeover`, which starts a new history in the replica; otherwise give this database a replica path of its own: %w",
+				c, found, found.Since.UTC().Format(time.RFC3339), ErrUnproven)
 		default:
 			return Claimed{}, fmt.Errorf("replica %s belongs to %s, its owner since %s; walship writes nothing to it. "+
 				"If this database replaced that one on purpose (it moved to this server), restart with `walship replicate -takeover`, which starts a new history in the replica; "+
@@ -111,7 +165,7 @@ func Claim(ctx context.Context, c storage.Client, me Record, takeover bool, now 
 		if err != nil {
 			return Claimed{}, fmt.Errorf("claim the replica: %w", err)
 		}
-		return Claimed{Version: v, TookOver: tookOver, Previous: found}, nil
+		return Claimed{Version: v, TookOver: tookOver, HistoryFrom: rec.HistoryFrom, Previous: found}, nil
 	}
 }
 
@@ -120,7 +174,7 @@ func Claim(ctx context.Context, c storage.Client, me Record, takeover bool, now 
 func Check(ctx context.Context, c storage.Client, me Record) error {
 	found, _, err := Read(ctx, c)
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("replica %s: its owner record %s was deleted while this process was writing to it; walship stops writing to it until it is restarted, which claims it again: %w", c, RecordName, ErrNotOwner)
+		return fmt.Errorf("replica %s: its owner record %s was deleted: %w", c, RecordName, ErrNoRecord)
 	}
 	if err != nil {
 		return err

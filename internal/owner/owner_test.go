@@ -23,7 +23,7 @@ func TestClaim(t *testing.T) {
 	a := me("aaaa", "run1", "/data/a.db")
 	now := time.Unix(2000, 0).UTC()
 
-	claimed, err := owner.Claim(ctx, c, a, false, now)
+	claimed, err := owner.Claim(ctx, c, owner.Request{Me: a}, now)
 	if err != nil || claimed.TookOver || claimed.Previous != nil {
 		t.Fatalf("first claim: %+v, %v", claimed, err)
 	}
@@ -34,7 +34,7 @@ func TestClaim(t *testing.T) {
 	// The same database restarted: a new run, the same owner since.
 	a2 := a
 	a2.Run = "run2"
-	if _, err := owner.Claim(ctx, c, a2, false, now.Add(time.Hour)); err != nil {
+	if _, err := owner.Claim(ctx, c, owner.Request{Me: a2}, now.Add(time.Hour)); err != nil {
 		t.Fatalf("the owner restarted: %v", err)
 	}
 	rec, _, err := owner.Read(ctx, c)
@@ -49,14 +49,17 @@ func TestClaim(t *testing.T) {
 	// The same file on the same host, its staging directory (and so its
 	// identity) lost: still the owner.
 	lost := me("cccc", "run3", "/data/a.db")
-	if _, err := owner.Claim(ctx, c, lost, false, now); err != nil {
-		t.Fatalf("the owner without its staging directory: %v", err)
+	if _, err := owner.Claim(ctx, c, owner.Request{Me: lost}, now); !errors.Is(err, owner.ErrUnproven) || !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("the same file on the same host with another identity, unproven: %v; want ErrUnproven", err)
+	}
+	if _, err := owner.Claim(ctx, c, owner.Request{Me: lost, Adopt: true}, now); err != nil {
+		t.Fatalf("the owner without its staging directory, proven: %v", err)
 	}
 
 	// Another database is refused and changes nothing.
 	b := me("bbbb", "run9", "/data/b.db")
 	_, before, _ := c.ReadRecord(ctx, owner.RecordName)
-	_, err = owner.Claim(ctx, c, b, false, now)
+	_, err = owner.Claim(ctx, c, owner.Request{Me: b}, now)
 	if !errors.Is(err, owner.ErrNotOwner) {
 		t.Fatalf("another database's claim: %v; want ErrNotOwner", err)
 	}
@@ -70,7 +73,7 @@ func TestClaim(t *testing.T) {
 	}
 
 	// Unless it takes over.
-	claimed, err = owner.Claim(ctx, c, b, true, now)
+	claimed, err = owner.Claim(ctx, c, owner.Request{Me: b, Takeover: true}, now)
 	if err != nil || !claimed.TookOver || claimed.Previous == nil || claimed.Previous.Path != "/data/a.db" {
 		t.Fatalf("takeover: %+v, %v", claimed, err)
 	}
@@ -81,7 +84,7 @@ func TestClaim(t *testing.T) {
 		t.Fatalf("the new owner's check: %v", err)
 	}
 	// A takeover of one's own replica is no takeover.
-	if claimed, err := owner.Claim(ctx, c, b, true, now); err != nil || claimed.TookOver {
+	if claimed, err := owner.Claim(ctx, c, owner.Request{Me: b, Takeover: true}, now); err != nil || claimed.TookOver {
 		t.Fatalf("taking over one's own replica: %+v, %v", claimed, err)
 	}
 }
@@ -98,7 +101,7 @@ func TestClaimRace(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, errs[i] = owner.Claim(ctx, c, me(strings.Repeat(string(rune('a'+i)), 4), "r", "/db"+string(rune('a'+i))), false, time.Now())
+			_, errs[i] = owner.Claim(ctx, c, owner.Request{Me: me(strings.Repeat(string(rune('a'+i)), 4), "r", "/db"+string(rune('a'+i)))}, time.Now())
 		})
 	}
 	close(start)
@@ -122,14 +125,14 @@ func TestCheckDeletedRecord(t *testing.T) {
 	dir := t.TempDir()
 	c := file.New(dir)
 	a := me("aaaa", "r", "/a.db")
-	if _, err := owner.Claim(ctx, c, a, false, time.Now()); err != nil {
+	if _, err := owner.Claim(ctx, c, owner.Request{Me: a}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := removeRecord(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.Check(ctx, c, a); !errors.Is(err, owner.ErrNotOwner) {
-		t.Fatalf("check of a deleted record: %v", err)
+	if err := owner.Check(ctx, c, a); !errors.Is(err, owner.ErrNoRecord) {
+		t.Fatalf("check of a deleted record: %v; want ErrNoRecord", err)
 	}
 }
 
@@ -139,8 +142,35 @@ func TestForeignRecordRefused(t *testing.T) {
 	if _, err := c.WriteRecord(ctx, owner.RecordName, []byte("not json"), ""); err != nil {
 		t.Fatal(err)
 	}
-	_, err := owner.Claim(ctx, c, me("aaaa", "r", "/a.db"), false, time.Now())
+	_, err := owner.Claim(ctx, c, owner.Request{Me: me("aaaa", "r", "/a.db")}, time.Now())
 	if err == nil || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "not one walship wrote") {
 		t.Fatalf("claim over a record walship did not write: %v", err)
+	}
+}
+
+// TestTakeoverHistoryFrom: a takeover's history starts at the next multiple
+// of EpochSize past the replica's newest TXID, and past an earlier
+// takeover's start; the start stays in the record for the new owner's
+// later claims.
+func TestTakeoverHistoryFrom(t *testing.T) {
+	ctx := context.Background()
+	c := file.New(t.TempDir())
+	a, b, d := me("aaaa", "r", "/a.db"), me("bbbb", "r", "/b.db"), me("dddd", "r", "/d.db")
+	if _, err := owner.Claim(ctx, c, owner.Request{Me: a}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := owner.Claim(ctx, c, owner.Request{Me: b, Takeover: true, Newest: 7}, time.Now())
+	if err != nil || !got.TookOver || got.HistoryFrom != owner.EpochSize {
+		t.Fatalf("takeover at TXID 7: %+v, %v; want history from %d", got, err, uint64(owner.EpochSize))
+	}
+	// The new owner restarted: the same start.
+	b.Run = "r2"
+	if got, err := owner.Claim(ctx, c, owner.Request{Me: b, Newest: 7}, time.Now()); err != nil || got.TookOver || got.HistoryFrom != owner.EpochSize {
+		t.Fatalf("the new owner restarted: %+v, %v", got, err)
+	}
+	// A second takeover before the first one's history reached the
+	// replica starts past it.
+	if got, err := owner.Claim(ctx, c, owner.Request{Me: d, Takeover: true, Newest: 7}, time.Now()); err != nil || got.HistoryFrom != 2*owner.EpochSize {
+		t.Fatalf("a second takeover: %+v, %v; want history from %d", got, err, uint64(2*owner.EpochSize))
 	}
 }

@@ -10,40 +10,41 @@ import (
 )
 
 // Claim makes the database the owner of the replica's destination (see
-// package owner) and reports whether it took the destination over from
-// another database. A destination another database owns is an error
-// wrapping owner.ErrNotOwner, kept as the replica's: it then writes
-// nothing.
+// package owner), taking it over if the Writer says so, or adopting it
+// when adopt says that the database is the replica's (owner.Request). A
+// destination another database owns is an error wrapping
+// owner.ErrNotOwner, kept as the replica's, which then writes nothing;
+// owner.ErrUnproven is not kept: the caller may claim again with adopt.
 //
-// Only the claim when the database opens may take over: the engine then
-// starts the database's history apart from the old one. A claim made later
-// (the destination did not answer at start) never does.
-func (r *Replica) Claim(ctx context.Context) (tookOver bool, err error) {
+// Only the claims when the database opens may take over or adopt: the
+// engine then knows where the database's history starts. A claim made
+// later (the destination did not answer at start) never does.
+func (r *Replica) Claim(ctx context.Context, adopt bool) (owner.Claimed, error) {
 	r.mu.Lock()
 	takeover := r.writer.Takeover
 	r.mu.Unlock()
-	return r.claim(ctx, takeover)
+	return r.claim(ctx, takeover, adopt)
 }
 
-func (r *Replica) claim(ctx context.Context, takeover bool) (tookOver bool, err error) {
+func (r *Replica) claim(ctx context.Context, takeover, adopt bool) (owner.Claimed, error) {
 	r.mu.Lock()
-	me := r.writer.Me
+	req := owner.Request{Me: r.writer.Me, Takeover: takeover, Adopt: adopt, Newest: uint64(r.pos.TXID)}
 	r.mu.Unlock()
-	c, err := owner.Claim(ctx, r.client, me, takeover, time.Now())
+	c, err := owner.Claim(ctx, r.client, req, time.Now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, owner.ErrNotOwner) {
+		if errors.Is(err, owner.ErrNotOwner) && !errors.Is(err, owner.ErrUnproven) {
 			r.err, r.lost = err, err
 		}
-		return false, err
+		return owner.Claimed{}, err
 	}
 	r.claimedAt = time.Now()
 	if c.TookOver {
 		r.log.Warn("took the replica over from another database: its history stays restorable up to the takeover, and this database's history starts apart from it, with a snapshot",
 			"previous_owner", c.Previous.String())
 	}
-	return c.TookOver, nil
+	return c, nil
 }
 
 // ensureOwner is called before every write to the destination: it claims
@@ -58,7 +59,12 @@ func (r *Replica) ensureOwner(ctx context.Context) error {
 		return lost
 	}
 	if claimedAt.IsZero() {
-		_, err := r.claim(ctx, false)
+		_, err := r.claim(ctx, false, false)
+		if errors.Is(err, owner.ErrUnproven) {
+			r.mu.Lock()
+			r.err, r.lost = err, err
+			r.mu.Unlock()
+		}
 		return err
 	}
 	if time.Since(claimedAt) < recheck {
@@ -68,6 +74,14 @@ func (r *Replica) ensureOwner(ctx context.Context) error {
 	me := r.writer.Me
 	r.mu.Unlock()
 	err := owner.Check(ctx, r.client, me)
+	if errors.Is(err, owner.ErrNoRecord) {
+		// Deleted (by hand, or by a lifecycle rule of the store): claim
+		// it again, which cannot take it from anyone, as the create is
+		// conditional.
+		r.log.Warn("the replica's owner record was deleted; claiming the replica again", "record", owner.RecordName)
+		_, err = r.claim(ctx, false, false)
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {

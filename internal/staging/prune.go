@@ -2,6 +2,7 @@ package staging
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/superfly/ltx"
 
@@ -55,4 +56,25 @@ func (d *Dir) Trim(ctx context.Context, maxBytes int64, droppable func(*ltx.File
 		return nil, total, err
 	}
 	return drop, total, nil
+}
+
+// DropThrough deletes the staged files of every level that end at or
+// before txid: after a takeover, the history before the new one's start.
+func (d *Dir) DropThrough(ctx context.Context, txid ltx.TXID) error {
+	for level := 0; level <= storage.MaxLevel; level++ {
+		files, err := d.LTXFiles(ctx, level)
+		if err != nil {
+			return fmt.Errorf("list staged files in %s: %w", d.path, err)
+		}
+		var old []*ltx.FileInfo
+		for _, f := range files {
+			if f.MaxTXID <= txid {
+				old = append(old, f)
+			}
+		}
+		if err := d.DeleteLTXFiles(ctx, old); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,303 @@
+package restore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/walship/walship/internal/fsutil"
+)
+
+// An output is a restore's hold on its output path, from the first byte
+// written to the rename into place:
+//
+//   - an exclusive lock (a lock file beside the output, removed at the
+//     end), so that two restores to one path cannot both write it: the
+//     second fails at once and names the first;
+//   - a temporary file of its own, <out>.tmp-<random>, so that no restore
+//     ever writes into another's;
+//   - a replacement of an existing database (-force) that a kill at any
+//     instant cannot lose: the old database's WAL is moved aside, not
+//     deleted, the new file renamed over the old one, and only then the
+//     old WAL removed, with a journal that the next restore to the path
+//     reads to finish the replacement or roll it back.
+type output struct {
+	path    string
+	lock    *fsutil.Lock
+	tmp     *os.File // the temporary file, until it is closed
+	tmpName string
+	done    bool // the temporary file was renamed into place
+}
+
+// Names beside the output, for <dir>/<base>.
+func lockName(out string) string    { return hidden(out, ".restore-lock") }
+func journalName(out string) string { return hidden(out, ".restore-journal") }
+func hidden(out, suffix string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+suffix)
+}
+
+// asideSuffix ends the name of an old database's file moved aside by an
+// unfinished replacement.
+const asideSuffix = ".replaced"
+
+// lockHolder is what the lock file says of the restore holding it.
+type lockHolder struct {
+	PID   int       `json:"pid"`
+	Since time.Time `json:"since"`
+}
+
+// openOutput locks the output path, finishes or rolls back a replacement
+// that an earlier restore left half done, removes what earlier restores
+// left, and creates the temporary file.
+func openOutput(path string) (o *output, err error) {
+	l, held, err := fsutil.TryLockFile(lockName(path))
+	if errors.Is(err, fsutil.ErrLocked) {
+		who := "another restore"
+		var h lockHolder
+		if json.Unmarshal(held, &h) == nil && h.PID != 0 {
+			who = fmt.Sprintf("another restore (process %d, since %s)", h.PID, h.Since.UTC().Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("%s is writing %s: wait for it to finish, or restore to another path with -o", who, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock the output %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			l.Remove()
+		}
+	}()
+	b, _ := json.Marshal(lockHolder{PID: os.Getpid(), Since: time.Now().UTC()})
+	if err := l.Set(b); err != nil {
+		return nil, fmt.Errorf("lock the output %s: %w", path, err)
+	}
+	if err := recoverReplacement(path); err != nil {
+		return nil, err
+	}
+	removeStaleTemps(path)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create a temporary file beside %s: %w", path, diskHint(err))
+	}
+	return &output{path: path, lock: l, tmp: tmp, tmpName: tmp.Name()}, nil
+}
+
+// removeStaleTemps removes the temporary files of restores to path that
+// were interrupted (the lock says none is running), and their downloads:
+// <base>.tmp (older releases), <base>.tmp-*.
+func removeStaleTemps(path string) {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && (name == base+".tmp" || strings.HasPrefix(name, base+".tmp-")) {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+// close removes the temporary file unless it was renamed into place, and
+// releases the lock.
+func (o *output) close() {
+	if o.tmp != nil {
+		o.tmp.Close()
+	}
+	if !o.done {
+		os.Remove(o.tmpName)
+	}
+	o.lock.Remove()
+}
+
+// commit renames the finished temporary file into place. With force, an
+// existing database is replaced: see output. The file must be synced and
+// closed.
+func (o *output) commit(force bool, step func(string) error) error {
+	tmp := o.tmpName
+	olds := existing(o.path)
+	if len(olds) > 0 && !force {
+		return CheckOutput(o.path, false)
+	}
+	if len(olds) == 0 {
+		if err := os.Rename(tmp, o.path); err != nil {
+			return fmt.Errorf("rename restored database into place: %w", err)
+		}
+		o.done = true
+		return fsutil.SyncDir(filepath.Dir(o.path))
+	}
+	return o.replace(tmp, step)
+}
+
+// existing returns the files of a database at path: the file, its WAL,
+// its shared-memory index.
+func existing(path string) []string {
+	var out []string
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Lstat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// journal is what a replacement in progress records, for the next restore
+// to finish it or roll it back.
+type journal struct {
+	// Temp is the new database's file, in the output's directory, until it
+	// is renamed into place.
+	Temp string `json:"temp"`
+}
+
+// replace puts tmp in place of the database at o.path, which exists. The
+// old database's WAL (which holds its newest commits) and shared-memory
+// index are moved aside first, so that SQLite cannot replay them onto the
+// new file, and removed only once the new file is in place; the old file
+// itself is replaced by the rename. A kill at any instant leaves either the
+// old database whole (its WAL aside, put back by recoverReplacement) or the
+// new one. step, when set, is called after each step (tests stop there).
+func (o *output) replace(tmp string, step func(string) error) (err error) {
+	dir := filepath.Dir(o.path)
+	defer func() {
+		if err != nil && !o.done {
+			// Put the old database back together now, while the new
+			// file, which tells recoverReplacement that it never reached
+			// its place, is still there.
+			err = errors.Join(err, recoverReplacement(o.path))
+		}
+	}()
+	if step == nil {
+		step = func(string) error { return nil }
+	}
+	b, _ := json.Marshal(journal{Temp: filepath.Base(tmp)})
+	if err := writeSynced(journalName(o.path), b); err != nil {
+		return fmt.Errorf("record the replacement of %s: %w", o.path, diskHint(err))
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return err
+	}
+	if err := step("journal"); err != nil {
+		return err
+	}
+	for _, p := range []string{o.path + "-wal", o.path + "-shm"} {
+		if err := os.Rename(p, p+asideSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("move the old %s aside: %w", p, err)
+		}
+		if err := step("aside " + filepath.Base(p)); err != nil {
+			return err
+		}
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, o.path); err != nil {
+		return fmt.Errorf("rename restored database into place: %w", err)
+	}
+	o.done = true
+	if err := fsutil.SyncDir(dir); err != nil {
+		return err
+	}
+	if err := step("renamed"); err != nil {
+		return err
+	}
+	return finishReplacement(o.path)
+}
+
+// finishReplacement removes what a replacement whose new file is in place
+// moved aside, then its journal.
+func finishReplacement(path string) error {
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if err := os.Remove(p + asideSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the replaced %s: %w", p, err)
+		}
+	}
+	if err := os.Remove(journalName(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
+}
+
+// RecoverOutput finishes or rolls back a replacement of the database at
+// path that an interrupted restore with Force left half done: afterwards
+// path holds either the old database, its WAL back beside it, or the
+// restored one. There is nothing to do, and nothing is written, when no
+// restore was interrupted there. It fails while a restore to path runs.
+// Every restore to path does this first; run it before deciding anything
+// from the files at path.
+func RecoverOutput(path string) error {
+	if _, err := os.Stat(journalName(path)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	l, _, err := fsutil.TryLockFile(lockName(path))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return fmt.Errorf("another restore is writing %s: wait for it to finish", path)
+	}
+	if err != nil {
+		return fmt.Errorf("lock the output %s: %w", path, err)
+	}
+	defer l.Remove()
+	if err := recoverReplacement(path); err != nil {
+		return err
+	}
+	removeStaleTemps(path)
+	return nil
+}
+
+// recoverReplacement finishes or rolls back a replacement of the database
+// at path that a restore left half done: finished when its new file was
+// renamed into place (its temporary file is gone), rolled back otherwise,
+// by moving the old WAL and index back.
+func recoverReplacement(path string) error {
+	b, err := os.ReadFile(journalName(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the journal of an interrupted restore to %s: %w", path, err)
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil || j.Temp == "" {
+		return fmt.Errorf("the journal %s of an interrupted restore is damaged; the old database's WAL may be at %s-wal%s: move it back to %s-wal if the database at %s is the old one, then remove the journal",
+			journalName(path), path, asideSuffix, path, path)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), filepath.Base(j.Temp))); err == nil {
+		// The new file never reached its place: the old database stands.
+		for _, p := range []string{path + "-wal", path + "-shm"} {
+			if _, err := os.Stat(p + asideSuffix); err != nil {
+				continue
+			}
+			if _, err := os.Stat(p); err == nil {
+				return fmt.Errorf("an interrupted restore moved %s aside to %s, and %s exists again: walship does not know which is the database's; move one away", p, p+asideSuffix, p)
+			}
+			if err := os.Rename(p+asideSuffix, p); err != nil {
+				return fmt.Errorf("put back %s after an interrupted restore: %w", p, err)
+			}
+		}
+		if err := os.Remove(journalName(path)); err != nil {
+			return err
+		}
+		return fsutil.SyncDir(filepath.Dir(path))
+	}
+	return finishReplacement(path)
+}
+
+// writeSynced writes b to path and syncs it.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

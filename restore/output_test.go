@@ -1,0 +1,228 @@
+package restore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/restore"
+)
+
+// TestConcurrentRestoresToOnePath: restores to one output at the same time
+// never mix: each either succeeds alone or is refused at once, naming the
+// other; the output is then exactly the state one of them restored, and
+// nothing else is left beside it.
+func TestConcurrentRestoresToOnePath(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	dir, out := outPath(t)
+	ctx := context.Background()
+	for round := range 5 {
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			won  []ltx.TXID
+			errs []error
+		)
+		start := make(chan struct{})
+		for txid := ltx.TXID(3); txid <= 10; txid++ {
+			wg.Go(func() {
+				<-start
+				opts := noCheck
+				opts.Force = true
+				opts.Target = restore.Target{TXID: txid}
+				_, err := restore.Restore(ctx, c, out, opts)
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					won = append(won, txid)
+				} else {
+					errs = append(errs, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			if !strings.Contains(err.Error(), "another restore") || !strings.Contains(err.Error(), "is writing") {
+				t.Fatalf("round %d: a restore racing others failed otherwise: %v", round, err)
+			}
+		}
+		if len(won) == 0 {
+			t.Fatalf("round %d: every restore was refused", round)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		match := false
+		for _, txid := range won {
+			match = match || bytes.Equal(got, h.bytes(txid))
+		}
+		if !match {
+			t.Fatalf("round %d: the output is none of the states restored (TXIDs %v)", round, won)
+		}
+		checkNothingWritten(t, dir, "restored.db")
+	}
+}
+
+// replaceSteps are the steps of a replacement of restored.db.
+var replaceSteps = []string{"journal", "aside restored.db-wal", "aside restored.db-shm", "renamed"}
+
+// TestForceKilled: a restore with Force killed after any step of the
+// replacement of an existing database whose newest commits live in its WAL
+// loses nothing. The kill is the directory as it was at that step, copied
+// aside; RecoverOutput there (which every later restore runs first) leaves
+// either the old database, every commit of it readable, or the restored
+// one, and nothing beside it.
+func TestForceKilled(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	dir, out := outPath(t)
+	old := oldDatabaseWithWAL(t, out)
+	killed := map[string]string{} // step: a copy of the directory then
+	opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(step string) error {
+		killed[step] = t.TempDir()
+		copyFiles(t, dir, killed[step])
+		return nil
+	})
+	if _, err := restore.Restore(context.Background(), c, out, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range replaceSteps {
+		kdir := killed[step]
+		if kdir == "" {
+			t.Fatalf("the replacement has no step %q", step)
+		}
+		kout := filepath.Join(kdir, "restored.db")
+		if err := restore.RecoverOutput(kout); err != nil {
+			t.Fatalf("killed after %q: recover: %v", step, err)
+		}
+		if step == "renamed" {
+			if got, err := os.ReadFile(kout); err != nil || !bytes.Equal(got, h.bytes(7)) {
+				t.Fatalf("killed once the new file was in place: the output is not the restored TXID 7 (%v)", err)
+			}
+		} else if got := imageOf(t, kout); got != old {
+			t.Fatalf("killed after %q: the old database reads %d pages %s after recovery; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
+		}
+		checkOnlyDatabase(t, kdir, step)
+	}
+}
+
+// TestForceStepFails: a step of a replacement that fails puts the old
+// database back at once, every commit of it readable.
+func TestForceStepFails(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	for _, step := range replaceSteps[:3] {
+		t.Run(step, func(t *testing.T) {
+			dir, out := outPath(t)
+			old := oldDatabaseWithWAL(t, out)
+			failed := errors.New("injected")
+			opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(s string) error {
+				if s == step {
+					return failed
+				}
+				return nil
+			})
+			if _, err := restore.Restore(context.Background(), c, out, opts); !errors.Is(err, failed) {
+				t.Fatalf("restore failing at %q: %v", step, err)
+			}
+			if got := imageOf(t, out); got != old {
+				t.Fatalf("failed at %q: the old database reads %d pages %s; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
+			}
+			checkOnlyDatabase(t, dir, step)
+		})
+	}
+}
+
+// checkOnlyDatabase fails if dir holds anything a restore leaves only
+// while it runs: a lock, a journal, a temporary file, a file moved aside.
+func checkOnlyDatabase(t *testing.T, dir, when string) {
+	t.Helper()
+	for _, name := range dirNames(t, dir) {
+		if strings.Contains(name, ".restore-") || strings.Contains(name, ".tmp") || strings.HasSuffix(name, ".replaced") {
+			t.Fatalf("after %q: %s is left: %v", when, name, dirNames(t, dir))
+		}
+	}
+}
+
+// copyFiles copies the files of dir into to.
+func copyFiles(t *testing.T, dir, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// oldDatabaseWithWAL writes at path a database whose newest commits are in
+// its WAL only, and returns its image.
+func oldDatabaseWithWAL(t *testing.T, path string) testutil.Image {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+src+"?_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for i, q := range []string{"CREATE TABLE t (v TEXT)", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+	}
+	for i := range 20 {
+		if _, err := db.Exec("INSERT INTO t VALUES (?)", fmt.Sprintf("only in the WAL %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := testutil.LogicalImage(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(src + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if suffix == "-wal" && len(b) == 0 {
+			t.Fatal("the old database's WAL is empty")
+		}
+		if err := os.WriteFile(path+suffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+func imageOf(t *testing.T, path string) testutil.Image {
+	t.Helper()
+	img, err := testutil.LogicalImage(context.Background(), path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return img
+}
