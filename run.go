@@ -2,6 +2,8 @@ package walship
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -90,12 +92,31 @@ func (db *DB) openRetrying(ctx context.Context) error {
 
 // transient reports whether err can pass without anyone changing walship's
 // configuration: the disk filling up or going read-only, permissions, an
-// I/O error, the network.
+// I/O error, SQLite finding the database busy, the network. A certificate
+// that does not verify, or a host name that does not resolve, is a
+// mistake of the configuration, not transient.
 func transient(err error) bool {
 	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO} {
 		if errors.Is(err, errno) {
 			return true
 		}
+	}
+	// SQLite's own codes (modernc.org/sqlite's errors carry them): BUSY,
+	// LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 5, 6, 8, 10, 13, 14:
+			return true
+		}
+	}
+	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	var tlsErr *tls.CertificateVerificationError
+	if (errors.As(err, &dnsErr) && dnsErr.IsNotFound) || errors.As(err, &unknownCA) || errors.As(err, &badHost) || errors.As(err, &badCert) || errors.As(err, &tlsErr) {
+		return false
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)

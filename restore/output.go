@@ -119,11 +119,10 @@ func (o *output) close() {
 // closed.
 func (o *output) commit(force bool, step func(string) error) error {
 	tmp := o.tmpName
-	olds := existing(o.path)
-	if len(olds) > 0 && !force {
-		return CheckOutput(o.path, false)
+	if err := CheckOutput(o.path, force); err != nil {
+		return err
 	}
-	if len(olds) == 0 {
+	if len(existing(o.path)) == 0 {
 		if err := os.Rename(tmp, o.path); err != nil {
 			return fmt.Errorf("rename restored database into place: %w", err)
 		}
@@ -151,6 +150,9 @@ type journal struct {
 	// Temp is the new database's file, in the output's directory, until it
 	// is renamed into place.
 	Temp string `json:"temp"`
+	// ID identifies that file (device and inode), which a rename keeps:
+	// the replacement is done when the output is that file.
+	ID string `json:"id,omitempty"`
 }
 
 // replace puts tmp in place of the database at o.path, which exists. The
@@ -173,12 +175,13 @@ func (o *output) replace(tmp string, step func(string) error) (err error) {
 	if step == nil {
 		step = func(string) error { return nil }
 	}
-	b, _ := json.Marshal(journal{Temp: filepath.Base(tmp)})
-	if err := writeSynced(journalName(o.path), b); err != nil {
-		return fmt.Errorf("record the replacement of %s: %w", o.path, diskHint(err))
+	j := journal{Temp: filepath.Base(tmp)}
+	if fi, err := os.Stat(tmp); err == nil {
+		j.ID = fileID(fi)
 	}
-	if err := fsutil.SyncDir(dir); err != nil {
-		return err
+	b, _ := json.Marshal(j)
+	if err := writeAtomically(journalName(o.path), b); err != nil {
+		return fmt.Errorf("record the replacement of %s: %w", o.path, diskHint(err))
 	}
 	if err := step("journal"); err != nil {
 		return err
@@ -248,9 +251,10 @@ func RecoverOutput(path string) error {
 }
 
 // recoverReplacement finishes or rolls back a replacement of the database
-// at path that a restore left half done: finished when its new file was
-// renamed into place (its temporary file is gone), rolled back otherwise,
-// by moving the old WAL and index back.
+// at path that a restore left half done: finished when the file at path is
+// the new one (the journal holds its identity), rolled back otherwise, by
+// moving the old WAL and index back. A rollback that finds a WAL there
+// again refuses, and deletes nothing.
 func recoverReplacement(path string) error {
 	b, err := os.ReadFile(journalName(path))
 	if errors.Is(err, os.ErrNotExist) {
@@ -261,43 +265,80 @@ func recoverReplacement(path string) error {
 	}
 	var j journal
 	if err := json.Unmarshal(b, &j); err != nil || j.Temp == "" {
-		return fmt.Errorf("the journal %s of an interrupted restore is damaged; the old database's WAL may be at %s-wal%s: move it back to %s-wal if the database at %s is the old one, then remove the journal",
-			journalName(path), path, asideSuffix, path, path)
+		if !movedAside(path) {
+			// Written part way, before anything was moved: nothing
+			// to do but remove it.
+			return os.Remove(journalName(path))
+		}
+		return fmt.Errorf("the journal %s of an interrupted restore is damaged, and the old database's files were moved aside (%s-wal%s, %s-shm%s): if the database at %s is the old one, move them back without the %s suffix; then remove the journal",
+			journalName(path), path, asideSuffix, path, asideSuffix, path, asideSuffix)
 	}
+	if j.ID != "" {
+		if fi, err := os.Stat(path); err == nil && fileID(fi) == j.ID {
+			return finishReplacement(path)
+		}
+		return rollBack(path) // path is not the new file: it never got there
+	}
+	// No file identity on this system: whether the new file is still
+	// under its temporary name is all there is to go by.
 	if _, err := os.Stat(filepath.Join(filepath.Dir(path), filepath.Base(j.Temp))); err == nil {
-		// The new file never reached its place: the old database stands.
-		for _, p := range []string{path + "-wal", path + "-shm"} {
-			if _, err := os.Stat(p + asideSuffix); err != nil {
-				continue
-			}
-			if _, err := os.Stat(p); err == nil {
-				return fmt.Errorf("an interrupted restore moved %s aside to %s, and %s exists again: walship does not know which is the database's; move one away", p, p+asideSuffix, p)
-			}
-			if err := os.Rename(p+asideSuffix, p); err != nil {
-				return fmt.Errorf("put back %s after an interrupted restore: %w", p, err)
-			}
-		}
-		if err := os.Remove(journalName(path)); err != nil {
-			return err
-		}
-		return fsutil.SyncDir(filepath.Dir(path))
+		return rollBack(path)
 	}
 	return finishReplacement(path)
 }
 
-// writeSynced writes b to path and syncs it.
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+// movedAside reports whether a replacement of path moved anything aside.
+func movedAside(path string) bool {
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(p + asideSuffix); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// rollBack puts back what a replacement of path moved aside, before its new
+// file reached its place, and removes the journal.
+func rollBack(path string) error {
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(p + asideSuffix); err != nil {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("an interrupted restore moved %s aside to %s, and %s exists again: walship does not know which is the database's; move one away", p, p+asideSuffix, p)
+		}
+		if err := os.Rename(p+asideSuffix, p); err != nil {
+			return fmt.Errorf("put back %s after an interrupted restore: %w", p, err)
+		}
+	}
+	if err := os.Remove(journalName(path)); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
+}
+
+// writeAtomically writes b to path: to a temporary name, synced, then
+// renamed, and the directory synced, so that path holds all of b or
+// nothing.
+func writeAtomically(path string, b []byte) error {
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return fsutil.SyncDir(filepath.Dir(path))
 }

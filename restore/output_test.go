@@ -82,7 +82,7 @@ var replaceSteps = []string{"journal", "aside restored.db-wal", "aside restored.
 
 // TestForceKilled: a restore with Force killed after any step of the
 // replacement of an existing database whose newest commits live in its WAL
-// loses nothing. The kill is the directory as it was at that step, copied
+// loses nothing. The kill is the directory as it was at that step, linked
 // aside; RecoverOutput there (which every later restore runs first) leaves
 // either the old database, every commit of it readable, or the restored
 // one, and nothing beside it.
@@ -95,7 +95,7 @@ func TestForceKilled(t *testing.T) {
 	killed := map[string]string{} // step: a copy of the directory then
 	opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(step string) error {
 		killed[step] = t.TempDir()
-		copyFiles(t, dir, killed[step])
+		linkFiles(t, dir, killed[step])
 		return nil
 	})
 	if _, err := restore.Restore(context.Background(), c, out, opts); err != nil {
@@ -160,19 +160,17 @@ func checkOnlyDatabase(t *testing.T, dir, when string) {
 	}
 }
 
-// copyFiles copies the files of dir into to.
-func copyFiles(t *testing.T, dir, to string) {
+// linkFiles links the files of dir into to: the directory as a kill would
+// leave it, the same files (inodes) under the same names, since a
+// replacement only renames them.
+func linkFiles(t *testing.T, dir, to string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+		if err := os.Link(filepath.Join(dir, e.Name()), filepath.Join(to, e.Name())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -225,4 +223,81 @@ func imageOf(t *testing.T, path string) testutil.Image {
 		t.Fatalf("read %s: %v", path, err)
 	}
 	return img
+}
+
+// TestForceRollbackRefusedThenDone: a replacement that fails after moving
+// the old WAL aside, when a WAL appeared meanwhile (the application opened
+// the database), keeps both and says so; once the new WAL is moved away,
+// the next recovery puts the old one back. Nothing is deleted.
+func TestForceRollbackRefusedThenDone(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	_, out := outPath(t)
+	old := oldDatabaseWithWAL(t, out)
+	failed := errors.New("injected")
+	opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(s string) error {
+		if s == "aside restored.db-wal" {
+			if err := os.WriteFile(out+"-wal", nil, 0o644); err != nil {
+				return err
+			}
+			return failed
+		}
+		return nil
+	})
+	_, err := restore.Restore(context.Background(), c, out, opts)
+	if !errors.Is(err, failed) || !strings.Contains(err.Error(), "exists again") {
+		t.Fatalf("restore: %v; want the step's error and the refused rollback", err)
+	}
+	if err := restore.RecoverOutput(out); err == nil {
+		t.Fatal("recovery with two WALs went ahead")
+	}
+	if err := os.Remove(out + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore.RecoverOutput(out); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if got := imageOf(t, out); got != old {
+		t.Fatalf("the old database reads %d pages %s; it had %d pages %s", got.Pages, got.Hash, old.Pages, old.Hash)
+	}
+}
+
+// TestDamagedJournalBeforeAnyMove: a journal written part way, before
+// anything was moved aside, is nothing to recover: it is removed, and the
+// next restore goes on.
+func TestDamagedJournalBeforeAnyMove(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	dir, out := outPath(t)
+	if err := os.WriteFile(filepath.Join(dir, ".restored.db.restore-journal"), []byte(`{"te`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Restore(context.Background(), c, out, noCheck); err != nil {
+		t.Fatalf("restore after a damaged journal: %v", err)
+	}
+	checkNothingWritten(t, dir, "restored.db")
+}
+
+// TestStaleShmOnly: a shared-memory index left alone at the output is no
+// database: a restore without Force writes the database, and the stale
+// index is gone (SQLite would otherwise read it with the new file).
+func TestStaleShmOnly(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, 10))
+	dir, out := outPath(t)
+	if err := os.WriteFile(out+"-shm", make([]byte, 32768), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := noCheck
+	opts.Target = restore.Target{TXID: 9}
+	if _, err := restore.Restore(context.Background(), c, out, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, h.bytes(9)) {
+		t.Fatalf("the output is not TXID 9 (%v)", err)
+	}
+	checkNothingWritten(t, dir, "restored.db")
 }

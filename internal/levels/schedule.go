@@ -27,10 +27,17 @@ func (t Task) first(now time.Time) time.Time {
 	if last.IsZero() {
 		return now.Add(t.Every)
 	}
-	if next := last.Add(t.Every); next.After(now) {
-		return next
+	next := last.Add(t.Every)
+	switch {
+	case !next.After(now):
+		return now
+	case next.After(now.Add(t.Every)):
+		// A time ahead of this clock (another host's, after a
+		// takeover, say) must not hold the task back longer than
+		// its interval.
+		return now.Add(t.Every)
 	}
-	return now
+	return next
 }
 
 // Maintain runs each task every Every until ctx ends. One goroutine waits
