@@ -132,27 +132,10 @@ func TestReplicaUnavailable(t *testing.T) {
 // freed the chain continues. Needs root to mount a small tmpfs (CI runs as
 // root).
 func TestStagingDiskFull(t *testing.T) {
-	meta := t.TempDir()
-	if err := syscall.Mount("tmpfs", meta, "tmpfs", 0, "size=512k"); err != nil {
-		t.Fatalf("mount a 512 KiB tmpfs for the staging directory (this test needs root): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(meta, 0) })
+	meta := smallTmpfs(t, "512k")
 	h := newHarness(t)
 	h.open(walship.Options{MetaPath: meta})
-	filler := filepath.Join(meta, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	f.Close()
+	filler := fill(t, meta)
 	rng := randFor(t)
 	for range 3 {
 		h.randomWrites(rng, 20)
@@ -230,25 +213,8 @@ func TestRestoreRejectsBadReplica(t *testing.T) {
 // directory's disk is full does not exit: it says what is wrong, retries,
 // and replicates once space is freed. Needs root to mount a small tmpfs.
 func TestStartWithFullStagingDisk(t *testing.T) {
-	meta := t.TempDir()
-	if err := syscall.Mount("tmpfs", meta, "tmpfs", 0, "size=256k"); err != nil {
-		t.Fatalf("mount a 256 KiB tmpfs for the staging directory (this test needs root): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(meta, 0) })
-	filler := filepath.Join(meta, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	f.Close()
+	meta := smallTmpfs(t, "256k")
+	filler := fill(t, meta)
 
 	h := newHarness(t)
 	h.exec("INSERT INTO t (v) VALUES (randomblob(100000))")
@@ -302,5 +268,37 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// smallTmpfs mounts a tmpfs of size (as mount's size=) on a new directory
+// for the test, and returns the directory. It needs root (CI runs as root).
+func smallTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Fatalf("mount a %s tmpfs (this test needs root): %v", size, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	return dir
+}
+
+// fill writes a file into dir until its disk is full, and returns the
+// file's path: removing it frees the space.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return filler
+		}
 	}
 }

@@ -180,7 +180,7 @@ func (o *output) replace(tmp string, step func(string) error) (err error) {
 		j.ID = fileID(fi)
 	}
 	b, _ := json.Marshal(j)
-	if err := writeAtomically(journalName(o.path), b); err != nil {
+	if err := fsutil.WriteFile(journalName(o.path), b, 0o644); err != nil {
 		return fmt.Errorf("record the replacement of %s: %w", o.path, diskHint(err))
 	}
 	if err := step("journal"); err != nil {
@@ -312,32 +312,6 @@ func rollBack(path string) error {
 		}
 	}
 	if err := os.Remove(journalName(path)); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
-}
-
-// writeAtomically writes b to path: to a temporary name, synced, then
-// renamed, and the directory synced, so that path holds all of b or
-// nothing.
-func writeAtomically(path string, b []byte) error {
-	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return err
 	}
 	return fsutil.SyncDir(filepath.Dir(path))

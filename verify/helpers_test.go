@@ -313,35 +313,6 @@ func readAll(t *testing.T, c storage.Client, f *ltx.FileInfo) []byte {
 	return b
 }
 
-// copyTree copies a file, or a directory and everything in it.
-func copyTree(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(from, path)
-		if err != nil {
-			return err
-		}
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // withoutChecksums re-encodes an LTX file as Litestream writes it: the same
 // pages, without pre- and post-apply database checksums.
 func withoutChecksums(t *testing.T, b []byte) []byte {

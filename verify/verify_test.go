@@ -13,6 +13,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/verify"
@@ -358,8 +359,12 @@ func TestBehindAndAhead(t *testing.T) {
 		s.close()
 		s.app.Close()
 		saved := filepath.Join(t.TempDir(), "saved")
-		copyTree(t, s.path, filepath.Join(saved, "app.db"))
-		copyTree(t, s.staging, filepath.Join(saved, "staging"))
+		if err := testutil.CopyTree(s.path, filepath.Join(saved, "app.db")); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.CopyTree(s.staging, filepath.Join(saved, "staging")); err != nil {
+			t.Fatal(err)
+		}
 		s.openApp()
 		s.open()
 		for range 7 {
@@ -370,8 +375,12 @@ func TestBehindAndAhead(t *testing.T) {
 		for _, p := range []string{s.path, s.path + "-wal", s.path + "-shm", s.staging} {
 			os.RemoveAll(p)
 		}
-		copyTree(t, filepath.Join(saved, "app.db"), s.path)
-		copyTree(t, filepath.Join(saved, "staging"), s.staging)
+		if err := testutil.CopyTree(filepath.Join(saved, "app.db"), s.path); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.CopyTree(filepath.Join(saved, "staging"), s.staging); err != nil {
+			t.Fatal(err)
+		}
 
 		r := s.check()
 		if _, err := verify.Database(ctx, s.path, s.staging, r); err != nil {

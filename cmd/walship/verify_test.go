@@ -14,6 +14,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/verify"
 )
@@ -252,8 +253,12 @@ func TestVerifyBehindAndAhead(t *testing.T) {
 		app.db.Close()
 		saved := filepath.Join(dir, "saved")
 		staging := walship.MetaPath(app.path)
-		copyDir(t, staging, filepath.Join(saved, "staging"))
-		copyDir(t, app.path, filepath.Join(saved, "app.db"))
+		if err := testutil.CopyTree(staging, filepath.Join(saved, "staging")); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.CopyTree(app.path, filepath.Join(saved, "app.db")); err != nil {
+			t.Fatal(err)
+		}
 		later := reopenAppDB(t, app.path)
 		for range 2 {
 			later.insert(1)
@@ -263,8 +268,12 @@ func TestVerifyBehindAndAhead(t *testing.T) {
 		for _, p := range []string{app.path, app.path + "-wal", app.path + "-shm", staging} {
 			os.RemoveAll(p)
 		}
-		copyDir(t, filepath.Join(saved, "staging"), staging)
-		copyDir(t, filepath.Join(saved, "app.db"), app.path)
+		if err := testutil.CopyTree(filepath.Join(saved, "staging"), staging); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.CopyTree(filepath.Join(saved, "app.db"), app.path); err != nil {
+			t.Fatal(err)
+		}
 
 		code, stdout, stderr := runCLI(t, "verify", app.path, replica)
 		if code != 1 || !strings.Contains(stdout, "problem (ahead) replica: the replica holds TXIDs up to 0000000000000004, beyond 0000000000000002") {
@@ -368,30 +377,6 @@ func replace(t *testing.T, path string, b []byte) {
 	}
 	os.Chtimes(path+".new", fi.ModTime(), fi.ModTime())
 	if err := os.Rename(path+".new", path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// copyDir copies a file, or a directory and everything in it.
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, path)
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
 		t.Fatal(err)
 	}
 }

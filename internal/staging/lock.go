@@ -73,30 +73,8 @@ func readIdentity(dir string) (string, error) {
 	raw := make([]byte, 16)
 	rand.Read(raw)
 	id := hex.EncodeToString(raw)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("write the database's identity: %w", err)
-	}
-	if err := syncFile(tmp); err != nil {
-		return "", fmt.Errorf("write the database's identity: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("write the database's identity: %w", err)
-	}
-	if err := fsutil.SyncDir(dir); err != nil {
-		return "", err
 	}
 	return id, nil
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

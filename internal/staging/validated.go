@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/walship/walship/internal/fsutil"
 )
 
 // validatedName is the file that records when each replica is next due to
@@ -40,9 +42,5 @@ func (d *Dir) SetValidationDue(name string, t time.Time) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFile(path, b, 0o644)
 }
