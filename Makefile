@@ -1,7 +1,7 @@
 # walship — see README.md.
 GO ?= go
 
-.PHONY: bench build demo fuzz test test-servers vet
+.PHONY: bench build demo fuzz test test-servers torture vet
 
 # A static binary: the SQLite driver is pure Go.
 build:
@@ -38,3 +38,12 @@ test-servers:
 # BENCHMARKS.md. Takes about 25 minutes; never part of make test.
 bench: build test-servers
 	$(GO) run ./bench -walship bin/walship $(BENCHFLAGS)
+
+# The torture suite: thousands of short trials that SIGKILL walship under
+# load, put it behind a failing network, fill its disks, damage its replica
+# and race its restores, each checked restore by restore; writes
+# RELIABILITY.md. Takes about TORTURE_MINUTES minutes on 2 cores; never part of make
+# test. TORTUREFLAGS="-trials 50" is a quick run; -replay kind:N -seed S
+# runs one failing trial again.
+torture: build test-servers
+	$(GO) run ./torture -walship bin/walship $(TORTUREFLAGS)

@@ -58,15 +58,26 @@ type FaultProxy struct {
 // It stops when the test ends.
 func NewFaultProxy(t testing.TB, target string, rate float64) *FaultProxy {
 	t.Helper()
+	p, err := StartFaultProxy(target, rate, uint64(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartFaultProxy is NewFaultProxy outside a test (the torture suite): the
+// faults are drawn from seed, and Close stops the proxy.
+func StartFaultProxy(target string, rate float64, seed uint64) (*FaultProxy, error) {
 	u, err := url.Parse(target)
 	if err != nil {
-		t.Fatalf("fault proxy target %q: %v", target, err)
+		return nil, fmt.Errorf("fault proxy target %q: %w", target, err)
 	}
 	p := &FaultProxy{
 		target:   u,
 		rate:     rate,
 		maxDelay: 300 * time.Millisecond,
-		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11)),
+		rng:      rand.New(rand.NewPCG(seed, 11)),
 		client: &http.Client{
 			Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64},
 			// The client follows nothing: redirects go back to it.
@@ -75,8 +86,13 @@ func NewFaultProxy(t testing.TB, target string, rate float64) *FaultProxy {
 	}
 	p.srv = httptest.NewServer(p)
 	p.URL = p.srv.URL
-	t.Cleanup(p.srv.Close)
-	return p
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *FaultProxy) Close() {
+	p.srv.Close()
+	p.client.CloseIdleConnections()
 }
 
 // Count returns how many requests got fault f.
@@ -98,6 +114,13 @@ func (p *FaultProxy) Summary() string {
 func (p *FaultProxy) SetRate(rate float64) {
 	p.mu.Lock()
 	p.rate = rate
+	p.mu.Unlock()
+}
+
+// SetMaxDelay changes the longest delay (FaultDelay): a stall.
+func (p *FaultProxy) SetMaxDelay(d time.Duration) {
+	p.mu.Lock()
+	p.maxDelay = max(d, 1)
 	p.mu.Unlock()
 }
 
