@@ -109,6 +109,7 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 		}
 		rep := NewReplica(r.Name, client)
 		setIf(&rep.ValidationInterval, r.ValidationInterval)
+		setIf(&rep.AuditInterval, r.AuditInterval)
 		reps = append(reps, rep)
 	}
 	return NewDB(c.Path, opts, reps...)

@@ -184,10 +184,23 @@ func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
 // cover yet into one file of that level, and returns it (nil when there was
 // nothing new). Every input is verified first, and a problem is an error
 // naming the files, with nothing written.
+//
+// A staged history found broken (a damaged file, or one that does not
+// continue the file before it) is not an error: compaction goes on past
+// the break, and the engine takes a snapshot after it, from which the
+// replicas restore again.
 func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 	info, err := db.levels.Compact(ctx, level, db.cap.Pos().TXID)
 	if info != nil {
 		db.wakeReplicas()
+	}
+	var broken *levels.BreakError
+	if errors.As(err, &broken) {
+		if db.cap.LastSnapshot() < broken.File.MaxTXID {
+			db.log.Error("the staged history is broken; taking a snapshot so that the replicas restore past it. Restore points across the break are lost", "error", err)
+			db.requestSnapshot(fmt.Sprintf("the staged history is broken at %s", storage.Describe(broken.File.Level, broken.File.MinTXID, broken.File.MaxTXID)))
+		}
+		return info, nil
 	}
 	return info, err
 }

@@ -175,6 +175,11 @@ func (db *DB) maintain(ctx context.Context) {
 		tasks = append(tasks, levels.Task{Every: db.opts.L0RetentionCheckInterval, Run: db.EnforceRetention})
 	}
 	for _, r := range db.replicas {
+		// The listing LoadPos read at start was the first audit.
+		tasks = append(tasks, levels.Task{Every: r.AuditInterval, Run: func(ctx context.Context) error {
+			_, err := db.Audit(ctx, r)
+			return err
+		}})
 		tasks = append(tasks, levels.Task{Every: r.ValidationInterval, Last: func() time.Time { return db.lastValidated(r) }, Run: func(ctx context.Context) error {
 			_, err := db.Validate(ctx, r)
 			return err

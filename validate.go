@@ -25,6 +25,12 @@ func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) 
 	for _, p := range rep.Problems {
 		db.log.Error("replica verification found a problem", "replica", r.Name, "kind", string(p.Kind), "object", p.Object, "problem", p.Message, "fix", p.Fix)
 	}
+	if !rep.Whole() && !rep.LatestRestorable {
+		// Whatever the damage, a snapshot of the newest state makes it
+		// and every later state restorable again; the damage to older
+		// restore points stays, as reported.
+		r.up.Repair(fmt.Sprintf("verification found that the newest state does not restore: %s", rep.Problems[0].Message))
+	}
 	if rep.Whole() {
 		db.log.Info("replica verified: whole", "replica", r.Name, "files", rep.Files, "bytes", rep.Bytes, "restore_points", rep.RestorePoints)
 	}
@@ -43,4 +49,14 @@ func (db *DB) lastValidated(r *Replica) time.Time {
 		}
 	}
 	return due.Add(-r.ValidationInterval)
+}
+
+// Audit lists replica r and compares it with what the replicator wrote
+// there, for audit-interval (see Replica.AuditInterval): files deleted or
+// changed behind walship's back are logged, and when what is left no
+// longer restores the latest state, r is repaired with a new snapshot. It
+// reports whether anything was wrong. It lists nothing, and reports
+// false, when r was not written to since the last audit.
+func (db *DB) Audit(ctx context.Context, r *Replica) (bool, error) {
+	return r.up.Audit(ctx)
 }

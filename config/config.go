@@ -287,6 +287,10 @@ type Replica struct {
 	// ValidationInterval is "validation-interval" (Litestream's key): how
 	// often the replicator verifies the whole replica; nil when unset.
 	ValidationInterval *time.Duration `yaml:"validation-interval"`
+	// AuditInterval is "audit-interval": how often the replicator lists
+	// the replica to find files deleted behind its back; 0 is never; nil
+	// when unset.
+	AuditInterval *time.Duration `yaml:"audit-interval"`
 
 	// Extra holds the replica's backend options: the keys some backend
 	// declares (backend.Keys: access-key-id, region, endpoint, bucket,

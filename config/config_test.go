@@ -823,3 +823,34 @@ func TestValidationInterval(t *testing.T) {
 		t.Fatalf("a zero validation-interval: %v", err)
 	}
 }
+
+func TestAuditInterval(t *testing.T) {
+	for _, tc := range []struct {
+		val  string
+		want *time.Duration
+		err  string
+	}{
+		{"", nil, ""},
+		{"audit-interval: 1m", ptr(time.Minute), ""},
+		{"audit-interval: 0", ptr(time.Duration(0)), ""},
+		{"audit-interval: -1m", nil, "audit-interval"},
+		{"audit-interval: often", nil, "audit-interval"},
+	} {
+		cfg, err := Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      "+tc.val+"\n"), false)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v; want an error naming %s", tc.val, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.val, err)
+		}
+		got := cfg.DBs[0].Replica.AuditInterval
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("%q: AuditInterval = %v; want %v", tc.val, got, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

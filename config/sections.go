@@ -361,6 +361,8 @@ func (p *parser) replica(n *yaml.Node, where string) *Replica {
 			r.SyncInterval = p.duration(kv)
 		case "validation-interval":
 			r.ValidationInterval = p.positiveDuration(kv)
+		case "audit-interval":
+			r.AuditInterval = p.duration(kv)
 		default:
 			if slices.Contains(replicaExtraKeys, kv.key) {
 				if r.Extra == nil {

@@ -98,10 +98,17 @@ func (a *applier) applySequential(ctx context.Context, files []*ltx.FileInfo) er
 	return nil
 }
 
-// failf formats an error about one file of the plan.
+// failf formats an error about one file of the plan that could not be
+// read or saved: the replica or the disk failed, not the file.
 func (a *applier) failf(fi *ltx.FileInfo, format string, args ...any) error {
-	return fmt.Errorf("replica %s: %s: %w; the restore was abandoned and no output was written",
-		a.client, storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), fmt.Errorf(format, args...))
+	return &FileError{Replica: a.client.String(), File: fi, Err: fmt.Errorf(format, args...)}
+}
+
+// damagedf formats an error about one file of the plan whose content is
+// wrong: it does not decode, does not match its name, or does not give the
+// state its checksums promise.
+func (a *applier) damagedf(fi *ltx.FileInfo, format string, args ...any) error {
+	return &FileError{Replica: a.client.String(), File: fi, Damaged: true, Err: fmt.Errorf(format, args...)}
 }
 
 // apply applies one LTX file, read from r, to the database. The file is read
@@ -110,7 +117,7 @@ func (a *applier) failf(fi *ltx.FileInfo, format string, args ...any) error {
 // decoded. Before apply returns, every page is written and the database's
 // checksum is checked against the file's trailer.
 func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, first bool) error {
-	fail := func(format string, args ...any) error { return a.failf(fi, format, args...) }
+	fail := func(format string, args ...any) error { return a.damagedf(fi, format, args...) }
 	ra := readAhead(ctx, r, a.bufs)
 	defer ra.stop()
 	// decodeErr reports an error of the decoder: the cancellation of the
@@ -120,14 +127,14 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 			return cerr
 		}
 		if serr, ok := isSourceError(err); ok {
-			return fail("read failed: %w", serr)
+			return a.failf(fi, "read failed: %w", serr)
 		}
 		return fail(format, err)
 	}
 	dec := ltx.NewDecoder(ra)
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
-		return decodeErr("bad header: %v", err)
+		return decodeErr("bad header: %v", storage.HeaderError(dec.Header(), err))
 	}
 	hdr := dec.Header()
 	if hdr.MinTXID != fi.MinTXID || hdr.MaxTXID != fi.MaxTXID {
@@ -143,7 +150,7 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 			return fail("page size %d differs from the snapshot's %d", hdr.PageSize, a.pageSize)
 		}
 		if hdr.MinTXID > a.txid+1 {
-			return fail("missing TXIDs %s-%s before it", a.txid+1, hdr.MinTXID-1)
+			return a.failf(fi, "missing TXIDs %s-%s before it", a.txid+1, hdr.MinTXID-1)
 		}
 		if hdr.NoChecksum() {
 			a.verified = false

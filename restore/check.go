@@ -40,7 +40,7 @@ func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trai
 			return fail("its header says TXIDs %s-%s", hdr.MinTXID, hdr.MaxTXID)
 		}
 		if err := hdr.Validate(); err != nil {
-			return fail("bad header: %v", err)
+			return fail("bad header: %v", storage.HeaderError(hdr, err))
 		}
 		if i == 0 {
 			if !hdr.IsSnapshot() {

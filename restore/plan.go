@@ -125,6 +125,28 @@ func (l *Listing) Plan(target Target) (*Plan, error) {
 	return nil, l.planError(target, plan, cur, want)
 }
 
+// hole finds, below level, a level whose files stop at or after cur and
+// before txid and start again after txid: a hole around txid, which
+// retention (deleting the oldest files first) does not leave. It returns
+// the level and the TXIDs missing there.
+func (l *Listing) hole(below int, cur, txid ltx.TXID) (level int, from, to ltx.TXID, ok bool) {
+	for level = 0; level < below; level++ {
+		var before, after *ltx.FileInfo
+		for _, f := range l.levels[level] {
+			if f.MaxTXID >= cur && f.MaxTXID < txid && (before == nil || f.MaxTXID > before.MaxTXID) {
+				before = f
+			}
+			if f.MinTXID > txid && (after == nil || f.MinTXID < after.MinTXID) {
+				after = f
+			}
+		}
+		if before != nil && after != nil {
+			return level, before.MaxTXID + 1, after.MinTXID - 1, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
 // planError says why a plan that reached only cur cannot reach want.
 func (l *Listing) planError(target Target, plan *Plan, cur, want ltx.TXID) error {
 	c := l.replica
@@ -144,6 +166,12 @@ func (l *Listing) planError(target Target, plan *Plan, cur, want ltx.TXID) error
 	for _, files := range l.levels {
 		for _, f := range files {
 			if target.TXID != 0 && f.MinTXID <= cur+1 && f.MaxTXID > target.TXID {
+				if level, from, to, ok := l.hole(f.Level, cur, target.TXID); ok {
+					// Not what compaction and retention leave: the
+					// lower level's file is what went missing.
+					return fmt.Errorf("replica %s: cannot restore exactly TXID %s: level %d is missing TXIDs %s-%s, its files were deleted or never written (%s holds them, but merged with others); restore TXID %s or %s instead",
+						c, target.TXID, level, from, to, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), cur, f.MaxTXID)
+				}
 				return fmt.Errorf("replica %s: cannot restore exactly TXID %s: it lies inside %s, which merges several TXIDs; restore TXID %s or %s instead",
 					c, target.TXID, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), cur, f.MaxTXID)
 			}

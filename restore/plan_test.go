@@ -627,6 +627,27 @@ func TestCalcPlanTXIDInsideFile(t *testing.T) {
 	}
 }
 
+// TestCalcPlanMissingLevel0File: issue 12: a level-0 file deleted from the
+// middle of its level was blamed on the level-1 file that merges its TXIDs.
+// Retention, which deletes the oldest level-0 files, leaves no such hole,
+// and there the compacted file is the reason.
+func TestCalcPlanMissingLevel0File(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, refs(l9(3), l1(4, 8), l0Each(4, 5), l0Each(7, 10)))
+	_, err := restore.CalcPlan(context.Background(), c, restore.Target{TXID: 6})
+	if err == nil || !strings.Contains(err.Error(), "level 0 is missing TXIDs 0000000000000006-0000000000000006") {
+		t.Fatalf("restore of TXID 6 without its level-0 file: %v; want the missing level-0 TXIDs named", err)
+	}
+
+	c = newReplica(t)
+	writeAll(t, h, c, refs(l9(3), l1(4, 8), l0Each(7, 10)))
+	_, err = restore.CalcPlan(context.Background(), c, restore.Target{TXID: 6})
+	if err == nil || !strings.Contains(err.Error(), "it lies inside level 1 file 0000000000000004-0000000000000008.ltx") || strings.Contains(err.Error(), "missing") {
+		t.Fatalf("restore of TXID 6 after retention: %v; want it said to lie inside the level-1 file", err)
+	}
+}
+
 // TestCalcPlanTimeWithoutSnapshot: files were written before the target time,
 // but none of them can start a restore (the snapshot at or before that time
 // was pruned). The error must not claim that nothing was written by then.

@@ -50,19 +50,27 @@ type Result struct {
 	PageSize uint32        `json:"page_size"`
 	Checksum ltx.Checksum  `json:"checksum"`
 	Duration time.Duration `json:"duration_ns"`
+	// Damaged lists the files the restore found damaged and went around
+	// (see ApplyListing).
+	Damaged []Damaged `json:"damaged,omitempty"`
 }
 
-// Restore plans and applies a restore of c to outPath.
+// Restore plans and applies a restore of c to outPath, going around
+// damaged files as ApplyListing does.
 func Restore(ctx context.Context, c storage.Client, outPath string, opts Options) (*Result, error) {
 	start := time.Now()
 	if err := CheckOutput(outPath, opts.Force); err != nil {
 		return nil, err
 	}
-	plan, err := CalcPlan(ctx, c, opts.Target)
+	l, err := List(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	res, err := Apply(ctx, c, plan, outPath, opts)
+	plan, err := l.Plan(opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ApplyListing(ctx, c, l, plan, outPath, opts)
 	if err != nil {
 		return nil, err
 	}

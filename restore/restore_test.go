@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -268,6 +269,19 @@ func TestRestoreRejects(t *testing.T) {
 				}
 			},
 			wantErr: []string{"level 0 file 0000000000000002-0000000000000002.ltx"},
+		},
+		{
+			// Issue 12: the decoder's own message printed these in decimal.
+			name: "header TXIDs out of order",
+			setup: func(t *testing.T, c storage.Client) {
+				writeAll(t, h, c, l0Each(1, 2))
+				b := h.encode(t, 3, 3, fileOpts{})
+				binary.BigEndian.PutUint64(b[16:], 5) // MinTXID 5, MaxTXID 3
+				if _, err := c.WriteLTXFile(context.Background(), 0, 3, 3, bytes.NewReader(b), h.txTime(3)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: []string{"level 0 file 0000000000000003-0000000000000003.ltx", "TXIDs are out of order: 0000000000000005-0000000000000003"},
 		},
 		{
 			name: "synthetic pages fail the integrity check",

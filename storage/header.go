@@ -56,3 +56,17 @@ func readRange(ctx context.Context, c Reader, f *ltx.FileInfo, off, n int64) ([]
 	}
 	return b, nil
 }
+
+// HeaderError words the error the LTX decoder gave for hdr, the header it
+// read, for an operator: its own message prints TXIDs in decimal, while
+// every name and message of walship's prints them as the 16 hex digits of
+// the file names.
+func HeaderError(hdr ltx.Header, err error) error {
+	if err == nil {
+		return nil
+	}
+	if hdr.MinTXID != 0 && hdr.MaxTXID != 0 && hdr.MinTXID > hdr.MaxTXID {
+		return fmt.Errorf("its header's TXIDs are out of order: %s-%s", hdr.MinTXID, hdr.MaxTXID)
+	}
+	return err
+}

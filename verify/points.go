@@ -46,6 +46,7 @@ func (a *analysis) checkRestorePoints() map[*checked]string {
 	sound := restore.NewListing(a.r.Replica, a.infos((*checked).sound))
 	reachableWithout := func(txid ltx.TXID) bool { return a.plan(sound, txid).ok }
 
+	a.r.LatestRestorable = outcomes[len(outcomes)-1].ok
 	for _, o := range outcomes {
 		if !o.ok {
 			a.r.UnreachablePoints++

@@ -77,7 +77,7 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 		if src.err != nil {
 			return nil, fmt.Errorf("replica %s: read %s: %w", c, ch.name(), src.err)
 		}
-		ch.bad = undecodable(f, err, counter.N)
+		ch.bad = undecodable(f, storage.HeaderError(dec.Header(), err), counter.N)
 		return ch, nil
 	}
 	ch.hdr, ch.trailer = dec.Header(), dec.Trailer()

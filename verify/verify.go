@@ -116,6 +116,10 @@ type Report struct {
 	// UnreachablePoints those it does not.
 	RestorePoints     int `json:"restore_points"`
 	UnreachablePoints int `json:"unreachable_points"`
+	// LatestRestorable is whether a restore of the newest state, planned
+	// as restore plans it, reads only sound files that chain: what the
+	// replicator repairs with a new snapshot when it is false.
+	LatestRestorable bool `json:"latest_restorable"`
 
 	Database *DatabaseCheck `json:"database,omitempty"` // set by Database
 	Notes    []string       `json:"notes,omitempty"`    // what is worth knowing but is not wrong

@@ -14,6 +14,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage"
 )
 
 const restoreDescription = `
@@ -170,7 +171,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	}
 
 	start := time.Now()
-	plan, err := restore.CalcPlan(ctx, src.client, opts.Target)
+	listing, err := restore.List(ctx, src.client)
+	var plan *restore.Plan
+	if err == nil {
+		plan, err = listing.Plan(opts.Target)
+	}
 	if err != nil {
 		if *ifReplicaExists && errors.Is(err, restore.ErrNoFiles) {
 			msg := fmt.Sprintf("replica %s holds no backup; nothing restored (-if-replica-exists)", src.client)
@@ -198,11 +203,15 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return fmt.Errorf("create the output directory: %w", err)
 	}
-	res, err := restore.Apply(ctx, src.client, plan, outPath, opts)
+	res, err := restore.ApplyListing(ctx, src.client, listing, plan, outPath, opts)
 	if err != nil {
 		return err
 	}
 	res.Duration = time.Since(start)
+	for _, d := range res.Damaged {
+		fmt.Fprintf(e.stderr, "warning: %s is damaged (%s); restored the same state without it, from the other files of the replica; walship verify shows which restore points it costs\n",
+			storage.Describe(d.Level, d.MinTXID, d.MaxTXID), d.Problem)
+	}
 	if *jsonOut {
 		return e.printJSON(res)
 	}

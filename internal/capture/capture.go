@@ -104,6 +104,14 @@ func (c *Capturer) Pos() ltx.Pos {
 	return c.pos
 }
 
+// LastSnapshot returns the TXID of the newest snapshot staged or
+// replicated.
+func (c *Capturer) LastSnapshot() ltx.TXID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastSnapshot
+}
+
 // LastCheckpoint returns when the WAL was last checkpointed.
 func (c *Capturer) LastCheckpoint() time.Time {
 	c.mu.Lock()

@@ -17,3 +17,8 @@ func TestFileOwnership(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	RunOwnership(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
 }
+
+func TestFileHeal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunHeal(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}

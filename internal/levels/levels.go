@@ -139,7 +139,21 @@ func (c *Compactor) Compact(ctx context.Context, level int, committed ltx.TXID) 
 		return nil, fmt.Errorf("compact level %d: %w", level, err)
 	}
 	last, err := VerifyChain(ctx, c.staged, inputs)
-	if err != nil {
+	var broken *ChainError
+	switch {
+	case errors.As(err, &broken) && broken.Index > 0:
+		// Merge what chains; the next merge starts at the break.
+		inputs = inputs[:broken.Index]
+		if last, err = VerifyChain(ctx, c.staged, inputs); err != nil {
+			return nil, fmt.Errorf("compact level %d: %w", level, err)
+		}
+	case broken != nil:
+		// The first input itself is damaged: no merge can hold it.
+		// Leave it out, and let the caller take a snapshot, which the
+		// history after it will continue.
+		c.compacted[level] = broken.File().MaxTXID
+		return nil, &BreakError{Level: level, File: broken.File(), Err: broken}
+	case err != nil:
 		return nil, fmt.Errorf("compact level %d: %w", level, err)
 	}
 
@@ -154,8 +168,28 @@ func (c *Compactor) Compact(ctx context.Context, level int, committed ltx.TXID) 
 	}
 	c.compacted[level] = maxTXID
 	c.log.Debug("compacted", "file", storage.Describe(level, minTXID, maxTXID), "inputs", len(inputs), "size", info.Size)
+	if broken != nil {
+		return info, &BreakError{Level: level, File: broken.File(), Err: broken}
+	}
 	return info, nil
 }
+
+// A BreakError is a compaction that found the staged history broken at
+// File: damaged, or not continuing the file before it (two processes wrote
+// one history, or a file was lost). Compaction goes on past it; what
+// restores across it is a snapshot taken after it, which the caller must
+// see to.
+type BreakError struct {
+	Level int
+	File  *ltx.FileInfo
+	Err   error
+}
+
+func (e *BreakError) Error() string {
+	return fmt.Sprintf("compact level %d: the staged history is broken at %s: %v", e.Level, storage.Describe(e.File.Level, e.File.MinTXID, e.File.MaxTXID), e.Err)
+}
+
+func (e *BreakError) Unwrap() error { return e.Err }
 
 // SamePageSize returns the leading files that share the first one's page
 // size.
@@ -175,13 +209,33 @@ func SamePageSize(ctx context.Context, c storage.Reader, files []*ltx.FileInfo) 
 	return files, nil
 }
 
+// A ChainError is a list of staged files that is not one sound chain:
+// Files[Index] is corrupt, or does not follow or apply to the file before
+// it.
+type ChainError struct {
+	Files   []*ltx.FileInfo
+	Index   int
+	Corrupt bool // Files[Index] itself is damaged, not only out of place
+	Err     error
+}
+
+func (e *ChainError) Error() string { return e.Err.Error() }
+func (e *ChainError) Unwrap() error { return e.Err }
+
+// File returns the file at fault.
+func (e *ChainError) File() *ltx.FileInfo { return e.Files[e.Index] }
+
 // VerifyChain checks that files form one chain and that each is intact, and
-// returns the last one's header.
+// returns the last one's header. A file that fails is a *ChainError; an
+// error reading a file is returned as it is.
 func VerifyChain(ctx context.Context, c storage.Reader, files []*ltx.FileInfo) (ltx.Header, error) {
 	var prevTrailer ltx.Trailer
 	var hdr ltx.Header
 	for i, f := range files {
 		name := storage.Describe(f.Level, f.MinTXID, f.MaxTXID)
+		broken := func(corrupt bool, format string, args ...any) error {
+			return &ChainError{Files: files, Index: i, Corrupt: corrupt, Err: fmt.Errorf(format, args...)}
+		}
 		rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
 		if err != nil {
 			return hdr, err
@@ -191,20 +245,23 @@ func VerifyChain(ctx context.Context, c storage.Reader, files []*ltx.FileInfo) (
 		err = dec.Verify()
 		rc.Close()
 		if err != nil {
-			return hdr, fmt.Errorf("%s is corrupt: %w", name, err)
+			if ctx.Err() != nil {
+				return hdr, ctx.Err()
+			}
+			return hdr, broken(true, "%s is corrupt: %w", name, err)
 		}
 		hdr = dec.Header()
 		if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
-			return hdr, fmt.Errorf("%s holds TXIDs %s-%s", name, hdr.MinTXID, hdr.MaxTXID)
+			return hdr, broken(true, "%s holds TXIDs %s-%s", name, hdr.MinTXID, hdr.MaxTXID)
 		}
 		if i > 0 {
 			prev := files[i-1]
 			prevName := storage.Describe(prev.Level, prev.MinTXID, prev.MaxTXID)
 			if f.MinTXID != prev.MaxTXID+1 {
-				return hdr, fmt.Errorf("%s does not follow %s: TXIDs are missing or repeated", name, prevName)
+				return hdr, broken(false, "%s does not follow %s: TXIDs are missing or repeated", name, prevName)
 			}
 			if !hdr.NoChecksum() && hdr.PreApplyChecksum != prevTrailer.PostApplyChecksum {
-				return hdr, fmt.Errorf("%s does not apply to the state after %s: pre-apply checksum %s, expected %s", name, prevName, hdr.PreApplyChecksum, prevTrailer.PostApplyChecksum)
+				return hdr, broken(false, "%s does not apply to the state after %s: pre-apply checksum %s, expected %s", name, prevName, hdr.PreApplyChecksum, prevTrailer.PostApplyChecksum)
 			}
 		}
 		prevTrailer = dec.Trailer()

@@ -76,6 +76,11 @@ type Replica struct {
 	src    Source
 	writer Writer
 	log    *slog.Logger
+	wakeC  chan struct{}
+	after  func(time.Duration) <-chan time.Time // time.After; tests replace it
+	// maint is held by retention and Audit: an audit must not take a file
+	// retention deleted for a loss.
+	maint sync.Mutex
 
 	mu         sync.Mutex
 	pos        ltx.Pos     // newest file the replica holds
@@ -84,7 +89,9 @@ type Replica struct {
 	known      bool        // pos and index were read from the destination
 	claimedAt  time.Time   // when the owner record last named this process; zero before the claim
 	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
-	wakeC      chan struct{}
+	wrote      bool        // a file was written since the last Audit
+	repair     ltx.TXID    // a repair waits for a snapshot at or after this TXID (see Repair)
+	repairWhy  string
 	// index lists the replica's files by level, sorted by MinTXID. It is
 	// read once at start and then kept up to date by the replica's own
 	// writes and deletes, so retention needs no listing.
@@ -97,7 +104,7 @@ func New(name string, client storage.Client, src Source, log *slog.Logger) *Repl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Replica{name: name, client: client, src: src, log: log, wakeC: make(chan struct{}, 1)}
+	return &Replica{name: name, client: client, src: src, log: log, wakeC: make(chan struct{}, 1), after: time.After}
 }
 
 // SetWriter sets who writes, once the database's identity is known.
@@ -168,6 +175,12 @@ func (r *Replica) LoadPos(ctx context.Context) error {
 		return err
 	}
 	r.pos, r.lastHeader, r.err, r.index, r.known = pos, hdr, nil, index, true
+	if err := reachable(r.client.String(), &index, pos.TXID); err != nil && r.repair == 0 {
+		// Deleted while no replicator ran, or by a chain that broke
+		// before: a snapshot makes the newest state restorable again.
+		r.log.Error("the replica's files do not restore its newest state; walship uploads a new snapshot", "txid", pos.TXID.String(), "restore_error", err.Error())
+		r.repair, r.repairWhy = pos.TXID, "its files do not restore its newest state"
+	}
 	return nil
 }
 
@@ -223,10 +236,16 @@ func newestPos(ctx context.Context, c storage.Client, index *[storage.MaxLevel +
 // Holds reports whether the replica has the staged file f, or has moved
 // past it (a replica's level-0 position can jump over files by a snapshot).
 func (r *Replica) Holds(f *ltx.FileInfo) bool {
-	if f.Level == 0 {
-		return r.Pos().TXID >= f.MaxTXID
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case f.Level == 0:
+		return r.pos.TXID >= f.MaxTXID
+	case f.Level == storage.SnapshotLevel && r.repair != 0 && f.MaxTXID >= r.repair:
+		return false // the repair's snapshot: it must be uploaded even if one of its TXID is there
 	}
-	return r.LevelMax(f.Level) >= f.MaxTXID
+	fs := r.index[f.Level]
+	return len(fs) > 0 && fs[len(fs)-1].MaxTXID >= f.MaxTXID
 }
 
 // LevelMax returns the newest TXID the replica holds at a level.
@@ -253,21 +272,21 @@ func (r *Replica) Newest(level int) (time.Time, bool) {
 
 // addToIndex records a file the replica now holds. r.mu must be held.
 func (r *Replica) addToIndex(f *ltx.FileInfo) {
-	fs := r.index[f.Level]
-	i, found := slices.BinarySearchFunc(fs, f, func(a, b *ltx.FileInfo) int {
-		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
-	})
-	if found {
-		fs[i] = f
-	} else {
-		r.index[f.Level] = slices.Insert(fs, i, f)
-	}
+	r.wrote = true
+	r.index[f.Level] = upsert(r.index[f.Level], f)
+}
+
+// byTXIDs orders files of one level by MinTXID, then MaxTXID.
+func byTXIDs(a, b *ltx.FileInfo) int {
+	return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
 }
 
 // EnforceRetention deletes the replica's files that no restore point inside
 // the policy needs. It decides from the index, so it lists nothing, and when
 // nothing expired it sends no request at all.
 func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, now time.Time) error {
+	r.maint.Lock()
+	defer r.maint.Unlock()
 	r.mu.Lock()
 	expired := policy.Expired(&r.index, now)
 	r.mu.Unlock()
@@ -310,20 +329,25 @@ func (r *Replica) Run(ctx context.Context) {
 			r.log.Error("replica stopped", "error", err)
 			return
 		}
-		var wait <-chan time.Time
 		if err != nil && ctx.Err() == nil {
+			// New files do not cut the wait short: a failing destination
+			// gets a request per backoff step, not one per sync, and
+			// retry_in says when the next one is.
 			d := storage.LoopRetry.Delay(attempt)
 			attempt++
 			r.log.Error("replication to the replica failed; the database is unaffected and staged files are kept until it recovers", "error", err, "retry_in", d.String())
-			wait = time.After(d)
-		} else {
-			attempt = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.after(d):
+			}
+			continue
 		}
+		attempt = 0
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wakeC:
-		case <-wait:
 		}
 	}
 }

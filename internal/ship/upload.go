@@ -3,6 +3,7 @@ package ship
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,11 +79,26 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			continue // f again, against the new position
 		}
 		if batch := r.backlog(ctx, files[i:], committed); len(batch) > 1 {
-			if err := r.putMerged(ctx, batch); err != nil {
+			err := r.putMerged(ctx, batch)
+			if err == nil {
+				i += len(batch)
+				continue
+			}
+			var broken *levels.ChainError
+			if !errors.As(err, &broken) {
 				return err
 			}
-			i += len(batch)
-			continue
+			if broken.Index == 0 {
+				// f itself is damaged: go past it with a snapshot.
+				r.log.Error("a staged file is damaged; the replica goes past it with a snapshot", "error", err)
+				ok, err := r.uploadSnapshot(ctx, f.MaxTXID)
+				if err != nil || !ok {
+					return err
+				}
+				continue
+			}
+			// The batch breaks after f: ship f alone; the loop then
+			// finds the break, as for any file that does not chain.
 		}
 		if err := r.put(ctx, f, hdr, trailer); err != nil {
 			return err
@@ -99,6 +115,9 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("replica %s is at TXID %s and the staged history that would bring it to %s was dropped; a snapshot is on its way", r.name, pos.TXID, committed)
 		}
+	}
+	if err := r.uploadRepair(ctx); err != nil {
+		return err
 	}
 	for level := 1; level < storage.SnapshotLevel; level++ {
 		if err := r.uploadLevel(ctx, level); err != nil {

@@ -25,6 +25,9 @@ func TestE2EOwnershipMinIO(t *testing.T) { e2e.RunOwnership(t, minioReplica(t)) 
 // TestE2EOwnershipVersityGW: the same on versitygw's.
 func TestE2EOwnershipVersityGW(t *testing.T) { e2e.RunOwnership(t, versityReplica(t)) }
 
+// TestE2EHealMinIO: a replica emptied while walship runs heals itself.
+func TestE2EHealMinIO(t *testing.T) { e2e.RunHeal(t, minioReplica(t)) }
+
 // minioReplica starts the server of TestE2EMinIO and returns an empty
 // destination on it.
 func minioReplica(t *testing.T) e2e.Replica {

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/storage"
+)
+
+// RunHeal is the end-to-end test of a replica that heals itself, on the
+// destination of r (which must be empty): while walship replicates a
+// database under writes, every LTX file of the replica is deleted, as an
+// operator's rm -rf or a lifecycle rule would. walship must notice at its
+// next audit, upload a new snapshot without a restart, and the replica
+// must then restore the database's last state exactly.
+func RunHeal(t *testing.T, r Replica) {
+	if r.Client == nil {
+		t.Fatal("e2e.RunHeal: Replica.Client is nil")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin := Binary(t)
+	dbPath := filepath.Join(dir, "app.db")
+	healed := r
+	healed.YAML = strings.TrimSpace(r.YAML) + "\naudit-interval: 1s"
+	cfgPath := writeConfig(t, filepath.Join(dir, "walship.yml"), dbPath, healed)
+	defer func() {
+		if t.Failed() {
+			t.Logf("replica:\n%s", listing(ctx, r.Client))
+		}
+	}()
+
+	w := startWriter(t, dbPath)
+	p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
+	waitForLog(t, p, "replicating", 30*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	var all []*ltx.FileInfo
+	for level := 0; level <= storage.MaxLevel; level++ {
+		fs, err := r.Client.LTXFiles(ctx, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, fs...)
+	}
+	if len(all) == 0 {
+		t.Fatalf("walship wrote nothing to the replica in 1.5s:\n%s", p.output())
+	}
+	if err := r.Client.DeleteLTXFiles(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, p, "replica repaired", 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	w.stop(t)
+	time.Sleep(300 * time.Millisecond)
+	p.terminate(t)
+	if !strings.Contains(p.output(), "the replica was emptied") {
+		t.Errorf("walship did not say that the replica had been emptied:\n%s", p.output())
+	}
+	checkLatest(t, bin, r.Env, cfgPath, dbPath, w.last, dir, "after the replica healed")
+	if out := run(t, bin, r.Env, "verify", "-config", cfgPath, dbPath); !strings.Contains(out, "in sync") {
+		t.Fatalf("verify of the healed replica:\n%s", out)
+	}
+}
+
+// waitForLog waits until walship's output holds s.
+func waitForLog(t *testing.T, p *process, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.output(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("walship did not log %q within %s:\n%s", s, timeout, p.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
