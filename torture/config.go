@@ -28,6 +28,7 @@ type walshipConfig struct {
 	levels       []time.Duration
 	snapshot     time.Duration // snapshot.interval; 0 is walship's default
 	validation   time.Duration // the replica's validation-interval; 0 is off
+	audit        time.Duration // the replica's audit-interval; 0 is walship's default
 	replica      replicaTarget
 }
 
@@ -55,6 +56,9 @@ func (c walshipConfig) render() string {
 	}
 	if c.validation > 0 {
 		fmt.Fprintf(&b, "      validation-interval: %s\n", c.validation)
+	}
+	if c.audit > 0 {
+		fmt.Fprintf(&b, "      audit-interval: %s\n", c.audit)
 	}
 	return b.String()
 }

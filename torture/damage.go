@@ -10,27 +10,35 @@ import (
 )
 
 // The damage kind damages the directory replica while walship replicates
-// under load, with short intervals (a snapshot every second, the replica
-// verified every half second): one file deleted, a whole level, the whole
-// replica, the newest snapshot with bytes flipped, a file truncated or
-// corrupted. The time to heal is how long until a restore of the latest
-// state succeeds and holds every commit the application had made when the
-// damage was done. A trial that does not heal within twice the snapshot
-// interval plus slack fails; every restore that succeeds, healed or not,
-// must be a state of the history.
+// under load, with short intervals (the replica audited and verified every
+// half second): one file deleted, a whole level, the whole replica, the
+// newest snapshot with bytes flipped, a file truncated or corrupted. In
+// half the trials a snapshot is taken every second, so the schedule alone
+// repairs the replica soon; in the others every hour, so only walship's
+// audit and verification can. The time to heal is how long until a
+// restore of the latest state succeeds and holds every commit the
+// application had made when the damage was done. A trial that does not
+// heal within twice the longest of those intervals that can heal it
+// (one second) plus slack fails; every restore that succeeds, healed or
+// not, must be a state of the history.
 
-// damageSnapshot is the damage kind's snapshot interval.
-const damageSnapshot = time.Second
+// Intervals of the damage kind's replicator.
+const (
+	damageCheck     = 500 * time.Millisecond // audit-interval and validation-interval
+	damageSnapshot  = time.Second            // snapshot: interval: in half the trials
+	damageRareSnaps = time.Hour              // in the others
+)
 
 var damageKind = &kind{
 	name:   "damage",
 	budget: 3 * time.Minute,
-	summary: fmt.Sprintf("while walship replicates under load (100–500 commits/s) to a directory, with `snapshot: interval: %s`, "+
-		"`validation-interval: 500ms` and levels of 250 ms and 1 s, one damage: a random file deleted, a whole level deleted, "+
-		"the whole replica directory deleted, bytes flipped in the newest snapshot, or a random file truncated or corrupted "+
-		"(a damaged file is written anew and renamed into place, so the staged copy walship hard-links from is left as it was). "+
-		"Restores of the latest state are then polled until one holds every commit made before the damage; then the final "+
-		"byte-for-byte comparison.", damageSnapshot),
+	summary: fmt.Sprintf("while walship replicates under load (100–500 commits/s) to a directory, with `audit-interval` and "+
+		"`validation-interval` of %s, levels of 250 ms and 1 s, and `snapshot: interval:` of %s in half the trials "+
+		"(the schedule alone soon repairs the replica) or %s in the others (only the audit and the verification can), one damage: "+
+		"a random file deleted, a whole level deleted, the whole replica directory deleted, bytes flipped in the newest snapshot, "+
+		"or a random file truncated or corrupted (a damaged file is written anew and renamed into place, so the staged copy walship "+
+		"hard-links from is left as it was). Restores of the latest state are then polled until one holds every commit made before "+
+		"the damage; then the final byte-for-byte comparison.", shortDur(damageCheck), shortDur(damageSnapshot), shortDur(damageRareSnaps)),
 	run:       runDamage,
 	healBound: 2*damageSnapshot + 3*time.Second,
 	healWhat:  "time from the damage to the first restore of the latest state that succeeds and holds every commit made before the damage",
@@ -60,8 +68,9 @@ func runDamage(t *trial) error {
 		db:           t.path("app.db"),
 		syncInterval: pick(t, 0, 10*time.Millisecond, 50*time.Millisecond),
 		levels:       []time.Duration{250 * time.Millisecond, time.Second},
-		snapshot:     damageSnapshot,
-		validation:   500 * time.Millisecond,
+		snapshot:     pick(t, damageSnapshot, damageRareSnaps),
+		validation:   damageCheck,
+		audit:        damageCheck,
 		replica:      dirTarget(replica),
 	}
 	s, err := t.newSession(cfg, history{seed: t.rng.Uint64()})
@@ -77,7 +86,7 @@ func runDamage(t *trial) error {
 	if err := s.awaitUpload(); err != nil {
 		return err
 	}
-	if err := t.sleep(t.duration(600*time.Millisecond, 1500*time.Millisecond)); err != nil {
+	if err := t.sleep(t.duration(300*time.Millisecond, time.Second)); err != nil {
 		return err
 	}
 	if err := s.replicatorRunning(); err != nil {
@@ -95,7 +104,7 @@ func runDamage(t *trial) error {
 	}
 	at := time.Now()
 	t.printf("damaged: %s", did)
-	t.stats.label = string(d)
+	t.stats.label = fmt.Sprintf("%s, snapshots every %s", d, shortDur(cfg.snapshot))
 	t.note("damage: " + string(d))
 	heal, _, _, err := s.awaitLatest("", at, before, t.kind.healBound)
 	if err != nil {

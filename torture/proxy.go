@@ -23,7 +23,7 @@ var proxyKind = &kind{
 		"(503 SlowDown, 500, connection reset before the request or halfway through the answer, a stall of up to 50, 200 or 500 ms), " +
 		"and in a third of the trials the server is down for 0.1–0.8 s; restores go through the proxy in a third of the trials " +
 		"(retried when they fail; one that succeeds must be exact), straight to MinIO otherwise.",
-	parallel: 3, // it waits on retries more than it computes
+	parallel: 4, // it waits on retries more than it computes
 	prepare:  (*suite).startMinIO,
 	run:      runProxy,
 	load:     [2]int{100, 500},

@@ -110,3 +110,14 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestShortDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", time.Second: "1s", 500 * time.Millisecond: "500ms",
+		90 * time.Minute: "1h30m", 2 * time.Minute: "2m", 61 * time.Second: "1m1s",
+	} {
+		if got := shortDur(d); got != want {
+			t.Errorf("shortDur(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

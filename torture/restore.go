@@ -15,6 +15,10 @@ type restoreResult struct {
 	Path     string   `json:"path"`
 	TXID     ltx.TXID `json:"txid"`
 	PageSize int      `json:"page_size"`
+	// Damaged lists the files the restore found damaged and went around.
+	Damaged []struct {
+		Level int `json:"level"`
+	} `json:"damaged"`
 }
 
 // restoreError is a restore that exited with an error: not a mismatch,
@@ -90,6 +94,9 @@ func (s *session) restoreAndCheckWithin(timeout time.Duration, attempts int, url
 	}
 	s.t.stats.restores++
 	s.t.printf("restored TXID %s: commit %d", res.TXID, m.commit)
+	if len(res.Damaged) > 0 {
+		s.t.note("restores that went around a damaged file")
+	}
 	return res, m, nil
 }
 

@@ -39,21 +39,22 @@ type trial struct {
 type trialStats struct {
 	restores int           // restores whose result was checked
 	exact    int           // byte-for-byte comparisons with the source
-	heal     time.Duration // damage: time from the damage to an exact restore
+	heal     time.Duration // time to heal: see kind.healWhat
 	healed   bool
 	label    string         // what the trial did, to break heal times down by
 	notes    map[string]int // events counted for the report ("perturbation: vacuum")
 }
 
-// unhealedError is a damaged replica that no restore of the latest state
-// could use again within the bound.
+// unhealedError is a replica whose latest state could not be restored,
+// with every commit made before the trial began to wait for it (a damage,
+// a restart, a full disk freed), within the kind's bound.
 type unhealedError struct {
 	after time.Duration
 	last  string // the last restore's error, or why its result was too old
 }
 
 func (e *unhealedError) Error() string {
-	return fmt.Sprintf("the replica did not heal within %s: no restore of the latest state was exact again; the last attempt: %s", e.after.Round(time.Millisecond), e.last)
+	return fmt.Sprintf("the replica did not heal within %s: no restore of the latest state held every commit made before; the last attempt: %s", e.after.Round(time.Millisecond), e.last)
 }
 
 // failure classes, for the report.
@@ -96,7 +97,7 @@ func (s *suite) newTrial(ctx context.Context, k *kind, index int) (*trial, error
 // path returns a path in the trial's scratch directory.
 func (t *trial) path(name string) string { return filepath.Join(t.dir, name) }
 
-// logf records what the trial does; in a replay it is printed too.
+// printf records what the trial does; in a replay it is printed too.
 func (t *trial) printf(format string, args ...any) {
 	line := fmt.Sprintf("%8.3fs  %s\n", time.Since(t.started).Seconds(), fmt.Sprintf(format, args...))
 	t.mu.Lock()
