@@ -41,9 +41,9 @@ bench: build test-servers
 
 # The torture suite: thousands of short trials that SIGKILL walship under
 # load, put it behind a failing network, fill its disks, damage its replica
-# and race its restores, each checked restore by restore; writes
-# RELIABILITY.md. Takes about TORTURE_MINUTES minutes on 2 cores; never part of make
-# test. TORTUREFLAGS="-trials 50" is a quick run; -replay kind:N -seed S
-# runs one failing trial again.
+# and race its restores, each restore checked; writes RELIABILITY.md. Takes
+# about 45 minutes on 2 cores and needs root (the diskfull kind mounts a
+# tmpfs); never part of make test. TORTUREFLAGS="-trials 50" is a quick
+# run; TORTUREFLAGS="-seed S -replay kind:N" runs one failing trial again.
 torture: build test-servers
 	$(GO) run ./torture -walship bin/walship $(TORTUREFLAGS)

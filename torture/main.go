@@ -153,6 +153,9 @@ func run() int {
 	failed := s.hasFailed() || anyNotRun(results)
 	if *out != "" {
 		rep := report{seed: s.seed, args: s.args, machine: machine, date: started, took: took, kinds: results, trials: s.trials, exactEvery: s.exactEvery, replay: s.replayCommand}
+		if _, err := os.Stat(analysisPath); err == nil {
+			rep.analysis = analysisPath
+		}
 		if err := os.WriteFile(*out, []byte(rep.render()), 0o644); err != nil {
 			return fail("%v", err)
 		}
@@ -167,6 +170,10 @@ func run() int {
 	}
 	return 0
 }
+
+// analysisPath is the maintainers' reading of the latest run's failures,
+// which the report links to when it exists.
+const analysisPath = "torture/ANALYSIS.md"
 
 // replayCommand is the command line that runs trial index of kind again.
 func (s *suite) replayCommand(kind string, index int) string {

@@ -20,6 +20,7 @@ type report struct {
 	exactEvery int
 	kinds      []*kindResult
 	replay     func(kind string, index int) string
+	analysis   string // the path of a human analysis of the failures, if there is one
 }
 
 // shownFailures is how many failures of a kind the report lists one by
@@ -45,7 +46,7 @@ func (r report) render() string {
 	b.WriteString("\n*Restores checked*: restores whose result was proved to be exactly a state of the application's history. ")
 	b.WriteString("*Exact*: restores of the final state proved identical to the source, byte for byte. ")
 	b.WriteString("*Mismatches* (a restore that succeeded with a wrong database) must be 0. ")
-	b.WriteString("*Unhealed*: a damaged replica whose latest state could not be restored within the bound. ")
+	b.WriteString("*Unhealed*: a trial whose replica did not restore its latest state, with every commit made before the hostile event, within the kind's bound. ")
 	b.WriteString("*Other failures*: anything else that went wrong (walship exited, a restore failed, a timeout).\n\n")
 
 	b.WriteString("## How a restore is checked\n\n")
@@ -59,6 +60,9 @@ func (r report) render() string {
 	b.WriteString("restores with `-integrity-check full`, and requires the restored file to be the source as SQLite reads it, page for page, byte for byte ")
 	b.WriteString("(README: \"you get back the database page for page\"), holding the application's last commit.\n\n")
 
+	if r.analysis != "" {
+		fmt.Fprintf(&b, "What the failures below are, and the engine bugs behind them, with reproductions: [%s](%s).\n\n", r.analysis, r.analysis)
+	}
 	for _, k := range r.kinds {
 		r.renderKind(&b, k)
 	}

@@ -56,6 +56,7 @@ func TestReportRender(t *testing.T) {
 		replay: func(kind string, i int) string {
 			return fmt.Sprintf("go run ./torture -seed 1234 -replay %s:%d", kind, i)
 		},
+		analysis: "torture/ANALYSIS.md",
 	}
 	out := r.render()
 	for _, want := range []string{
@@ -72,6 +73,7 @@ func TestReportRender(t *testing.T) {
 		"trial 400, **error**: walship replicate exited by itself its last output: boom",
 		"replay: `go run ./torture -seed 1234 -replay kill:400`",
 		"every 25 trials",
+		"[torture/ANALYSIS.md](torture/ANALYSIS.md)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)

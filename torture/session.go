@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ type session struct {
 	runs    int   // walship processes started, for their logs' names
 
 	stagingRemoved bool // the trial removed the staging directory
+	takenOver      bool // the running replicator was started with -takeover
 	appPaused      bool // the application was told to pause
 }
 
@@ -59,7 +61,7 @@ func (s *session) startReplicator(extra ...string) error {
 	if err != nil {
 		return err
 	}
-	s.rep = p
+	s.rep, s.takenOver = p, slices.Contains(extra, "-takeover")
 	return nil
 }
 
@@ -170,19 +172,32 @@ const ownerRefusal = "this database does not own the replica"
 // upTimeout bounds the wait for a replicator to upload or claim.
 const upTimeout = 30 * time.Second
 
-// ensureReplicating returns nil if the replicator runs. One that refused
-// to start because its staging directory (with the database's identity)
-// was removed and the database is no longer the replica's newest state is
-// what README documents ("a database that does not match is refused"):
-// it is restarted with -takeover, as README says to, and counted.
+// ensureReplicating returns nil if the replicator runs and replicates.
+// One that refused to start because its staging directory (with the
+// database's identity) was removed and the database is no longer the
+// replica's newest state is what README documents ("a database that does
+// not match is refused"): it is restarted with -takeover, as README says
+// to, and counted. A refusal that is not that (the -takeover replicator
+// refusing too, or a replicator that stopped its replica and runs on) is
+// an error.
 func (s *session) ensureReplicating() error {
-	if s.rep == nil || !s.stagingRemoved || !strings.Contains(s.rep.log(), ownerRefusal) {
+	if s.rep == nil || !strings.Contains(s.rep.log(), ownerRefusal) {
 		return s.replicatorRunning()
 	}
-	ctx, cancel := context.WithTimeout(s.t.ctx, stopTimeout)
+	// A refusal at start-up ends the process within moments.
+	ctx, cancel := context.WithTimeout(s.t.ctx, refusalExit)
 	defer cancel()
-	if err := s.rep.wait(ctx); err != nil {
-		return fmt.Errorf("walship replicate refused the replica but did not exit: %w", err)
+	select {
+	case <-s.rep.done:
+	case <-ctx.Done():
+		if s.t.ctx.Err() != nil {
+			return s.t.timeout()
+		}
+		return fmt.Errorf("walship replicate (%s) stopped replicating to its replica but runs on: %s",
+			strings.Join(s.rep.cmd.Args[1:], " "), logLine(s.rep.log(), ownerRefusal))
+	}
+	if !s.stagingRemoved || s.takenOver {
+		return fmt.Errorf("walship replicate (%s) refused the replica: %s", strings.Join(s.rep.cmd.Args[1:], " "), logLine(s.rep.log(), ownerRefusal))
 	}
 	s.t.note("refused after the staging directory was removed; restarted with -takeover")
 	s.t.printf("walship refused the replica after the staging directory was removed: %s", lastLine(s.rep.log()))
@@ -192,4 +207,18 @@ func (s *session) ensureReplicating() error {
 		s.t.note("refused a replica holding no LTX file yet (only its owner record)")
 	}
 	return s.startReplicator("-takeover")
+}
+
+// refusalExit is how long a replicator that logged a refusal has to exit.
+const refusalExit = 15 * time.Second
+
+// logLine returns the last line of log that holds text.
+func logLine(log, text string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], text) {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
