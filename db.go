@@ -157,7 +157,15 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.cap.Resume(ctx, pos, at, db.levels.Merged(storage.SnapshotLevel)); err != nil {
 		return err
 	}
-	return db.adoptReplicas(ctx, pos, unproven)
+	if err := db.adoptReplicas(ctx, pos, unproven); err != nil {
+		return err
+	}
+	for _, r := range db.replicas {
+		if r.up.Known() && r.up.Stopped() == nil {
+			r.up.CheckRestorable()
+		}
+	}
+	return nil
 }
 
 // Close syncs what has been committed, releases the database and stops.
@@ -196,7 +204,7 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 	}
 	var broken *levels.BreakError
 	if errors.As(err, &broken) {
-		if db.cap.LastSnapshot() < broken.File.MaxTXID {
+		if db.cap.LastSnapshot() < broken.SnapshotPast() {
 			db.log.Error("the staged history is broken; taking a snapshot so that the replicas restore past it. Restore points across the break are lost", "error", err)
 			db.requestSnapshot(fmt.Sprintf("the staged history is broken at %s", storage.Describe(broken.File.Level, broken.File.MinTXID, broken.File.MaxTXID)))
 		}

@@ -2,14 +2,20 @@ package walship_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
 	"github.com/walship/walship/verify"
 )
 
@@ -49,6 +55,36 @@ func (h *harness) audit() bool {
 		h.t.Fatal(err)
 	}
 	return found
+}
+
+// reopen opens the database again (after h.db.Close), without compaction,
+// replicating to client, and makes it h.db.
+func (h *harness) reopen(client storage.Client) *walship.DB {
+	h.t.Helper()
+	db, err := walship.NewDB(h.path, walship.Options{Logger: quietLogger(), Levels: []time.Duration{}}, walship.NewReplica("dir", client))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := db.Open(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { db.Close(context.Background()) })
+	h.db = db
+	return db
+}
+
+// flipByte flips a bit of the byte in the middle of the file at path: the
+// file keeps its size, and its checksum no longer matches.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // snapshotNow takes a snapshot, ships it, and returns its path in the
@@ -165,14 +201,7 @@ func TestAuditIdleSendsNothing(t *testing.T) {
 func TestValidationRepairsCorruptSnapshot(t *testing.T) {
 	h := healHarness(t)
 	snap := h.snapshotNow()
-	b, err := os.ReadFile(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0x20
-	if err := os.WriteFile(snap, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, snap)
 	r := h.db.Replicas()[0]
 	rep, err := h.db.Validate(h.ctx, r)
 	if err != nil {
@@ -205,17 +234,172 @@ func TestRestartRepairsUnrestorableReplica(t *testing.T) {
 	if err := os.Remove(h.replica.LTXFilePath(0, 1, 1)); err != nil {
 		t.Fatal(err)
 	}
-	db, err := walship.NewDB(h.path, walship.Options{Logger: quietLogger(), Levels: []time.Duration{}}, walship.NewReplica("dir", h.replica))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Open(h.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	h.db = db
+	db := h.reopen(h.replica)
 	if err := walship.Upload(h.ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	h.restoresLatest()
+}
+
+// gate holds writes to the snapshot level while on, to stop a repair in
+// the middle of its upload.
+type gate struct {
+	storage.Client
+	on      atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) WriteLTXFile(ctx context.Context, level int, min, max ltx.TXID, r io.Reader, at time.Time) (*ltx.FileInfo, error) {
+	if level == storage.SnapshotLevel && g.on.Load() {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.Client.WriteLTXFile(ctx, level, min, max, r, at)
+}
+
+// A loss found while a repair's snapshot is being uploaded is repaired
+// too: it was dropped with the first repair, and the engine believed the
+// replica whole while its latest state did not restore.
+func TestRepairDuringRepairUpload(t *testing.T) {
+	h := newHarness(t)
+	g := &gate{Client: h.replica, entered: make(chan struct{}), release: make(chan struct{})}
+	db := h.reopen(g)
+	h.writeMore(4)
+	r := db.Replicas()[0]
+	if _, err := db.Audit(h.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	h.writeMore(1)
+	p := db.Pos().TXID
+	if err := db.SnapshotIfChanged(h.ctx); err != nil { // staged, not uploaded
+		t.Fatal(err)
+	}
+	if err := os.Remove(h.replica.LTXFilePath(0, p, p)); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := db.Audit(h.ctx, r); err != nil || !found {
+		t.Fatalf("the first audit: found %v, %v", found, err)
+	}
+	rng := randFor(t)
+	for range 2 {
+		h.randomWrites(rng, 2)
+		if _, err := db.Sync(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.on.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- walship.Upload(h.ctx, db) }()
+	<-g.entered // the repair uploads its snapshot of p; the replica holds p+2
+	g.on.Store(false)
+	last := p + 2
+	if err := os.Remove(h.replica.LTXFilePath(0, last, last)); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := db.Audit(h.ctx, r); err != nil || !found {
+		t.Fatalf("the audit during the repair: found %v, %v", found, err)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.record()
+	h.restoresLatest()
+}
+
+// A damaged staged file inside a backlog the upload merges: what chains
+// before it ships verified, and the replica goes past it with a snapshot;
+// the damaged file itself never reaches the replica.
+func TestDamagedStagedFileNeverShipped(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{Levels: []time.Duration{}})
+	h.writeMore(3)
+	rng := randFor(t)
+	var backlog []ltx.TXID
+	for range 5 {
+		h.randomWrites(rng, 3)
+		pos, err := h.db.Sync(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backlog = append(backlog, pos.TXID)
+	}
+	victim := backlog[2]
+	staged := file.New(walship.MetaPath(h.path))
+	p := staged.LTXFilePath(0, victim, victim)
+	flipByte(t, p)
+	if err := walship.Upload(h.ctx, h.db); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range mustList(t, h.replica, 0) {
+		if f.MinTXID <= victim && victim <= f.MaxTXID {
+			t.Fatalf("the replica holds %s, made of the damaged staged file", ltx.FormatFilename(f.MinTXID, f.MaxTXID))
+		}
+	}
+	h.record()
+	h.restoresLatest()
+}
+
+// One break in the staged history costs one snapshot, not one per level
+// it reaches as the levels merge it.
+func TestBreakCostsOneSnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{Levels: []time.Duration{time.Hour, time.Hour, time.Hour}})
+	h.writeMore(6)
+	staged := file.New(walship.MetaPath(h.path))
+	p := staged.LTXFilePath(0, 3, 3)
+	flipByte(t, p)
+	before := len(mustList(t, h.replica, storage.SnapshotLevel))
+	for level := 1; level <= 3; level++ {
+		for l := 1; l <= level; l++ {
+			if _, err := h.db.Compact(h.ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.writeMore(3)
+	}
+	if got := len(mustList(t, h.replica, storage.SnapshotLevel)); got != before+1 {
+		t.Fatalf("the replica holds %d snapshots after one break merged through three levels; want %d", got, before+1)
+	}
+	h.restoresLatest()
+}
+
+// The newest file of the replica cut short while walship was down: walship
+// cannot tell where the history ends. It writes nothing to that replica,
+// and its error names the file and the way out, instead of a checksum's
+// format (or, worse, taking the page bytes where the trailer was for the
+// replica's state).
+func TestRestartOnTruncatedNewest(t *testing.T) {
+	h := healHarness(t)
+	h.writeMore(2)
+	p := h.db.Pos().TXID
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	path := h.replica.LTXFilePath(0, p, p)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	db := h.reopen(h.replica)
+	h.randomWrites(randFor(t), 2)
+	if _, err := db.Sync(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = walship.Upload(h.ctx, db)
+	if err == nil {
+		t.Fatal("walship uploaded to a replica whose newest file is cut short")
+	}
+	for _, want := range []string{ltx.FormatFilename(p, p), "is damaged", "walship verify"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if files := mustList(t, h.replica, 0); files[len(files)-1].MaxTXID != p {
+		t.Errorf("walship wrote to the replica after %s", ltx.FormatFilename(p, p))
+	}
 }

@@ -29,7 +29,14 @@ func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) 
 		// Whatever the damage, a snapshot of the newest state makes it
 		// and every later state restorable again; the damage to older
 		// restore points stays, as reported.
-		r.up.Repair(fmt.Sprintf("verification found that the newest state does not restore: %s", rep.Problems[0].Message))
+		cause := rep.Problems[0]
+		for _, p := range rep.Problems {
+			if p.Kind == verify.KindUnreachable {
+				cause = p // the one that names what blocks the restore
+				break
+			}
+		}
+		r.up.Repair(fmt.Sprintf("verification found that the newest state does not restore: %s: %s", cause.Object, cause.Message))
 	}
 	if rep.Whole() {
 		db.log.Info("replica verified: whole", "replica", r.Name, "files", rep.Files, "bytes", rep.Bytes, "restore_points", rep.RestorePoints)

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/superfly/ltx"
@@ -96,12 +97,19 @@ func (p *Plan) Check(ctx context.Context, c storage.Reader, parallelism int) err
 	}
 	g.Wait()
 	// The first problem in plan order, whichever read finished first.
-	for _, err := range errs {
+	for i, err := range errs {
+		if errors.Is(err, storage.ErrDamaged) {
+			return &FileError{Replica: c.String(), File: p.Files[i], Damaged: true, Err: err}
+		}
 		if err != nil {
 			return err // it names the replica and the file
 		}
 	}
 	if err := CheckChain(p.Files, headers, trailers); err != nil {
+		var ce *ChainError
+		if errors.As(err, &ce) {
+			return &FileError{Replica: c.String(), File: ce.File, Damaged: true, Err: errors.New(ce.Reason)}
+		}
 		return fmt.Errorf("replica %s: %w; a restore of this plan would fail", c, err)
 	}
 	return nil

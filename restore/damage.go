@@ -48,22 +48,51 @@ const maxDamaged = 8
 // settles for an older state than plan's: when no other chain of files
 // reaches that TXID, it fails, naming the damaged file and the way out.
 func ApplyListing(ctx context.Context, c storage.Client, l *Listing, plan *Plan, outPath string, opts Options) (*Result, error) {
+	var res *Result
+	damaged, err := aroundDamaged(l, plan, func(p *Plan) error {
+		var err error
+		res, err = Apply(ctx, c, p, outPath, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Damaged = damaged
+	return res, nil
+}
+
+// CheckListing is Plan.Check for a dry run of ApplyListing: a file whose
+// header or trailer shows it damaged is gone around as the restore would
+// go around it. It returns the plan the restore would apply and what it
+// would go around.
+func CheckListing(ctx context.Context, c storage.Client, l *Listing, plan *Plan, parallelism int) (*Plan, []Damaged, error) {
+	damaged, err := aroundDamaged(l, plan, func(p *Plan) error {
+		plan = p
+		return p.Check(ctx, c, parallelism)
+	})
+	return plan, damaged, err
+}
+
+// aroundDamaged calls try with plan, and while it fails on a damaged file
+// (a *FileError), with a plan from l without that file to plan's TXID. It
+// returns the files gone around.
+func aroundDamaged(l *Listing, plan *Plan, try func(*Plan) error) ([]Damaged, error) {
 	var damaged []Damaged
 	want := plan.TXID()
 	for {
-		res, err := Apply(ctx, c, plan, outPath, opts)
+		err := try(plan)
 		var fe *FileError
-		if err == nil || !errors.As(err, &fe) || !fe.Damaged || len(damaged) == maxDamaged {
-			if res != nil {
-				res.Damaged = damaged
-			}
-			return res, err
+		if err == nil || !errors.As(err, &fe) || !fe.Damaged {
+			return damaged, err
+		}
+		if len(damaged) == maxDamaged {
+			return damaged, fmt.Errorf("%w; %d damaged files were gone around before it, and walship gives up there: run walship verify on the replica", err, maxDamaged)
 		}
 		damaged = append(damaged, Damaged{Level: fe.File.Level, MinTXID: fe.File.MinTXID, MaxTXID: fe.File.MaxTXID, Problem: fe.Err.Error()})
 		l = l.without(fe.File)
 		next, perr := l.Plan(Target{TXID: want})
 		if perr != nil {
-			return nil, fmt.Errorf("%w; no other chain of files in the replica reaches TXID %s without it (%v): restore an earlier point with -txid (walship verify lists the ones that are whole), or from another replica", err, want, perr)
+			return damaged, fmt.Errorf("%w; no other chain of files in the replica reaches TXID %s without it (%v): restore an earlier point with -txid (walship verify lists the ones that are whole), or from another replica", err, want, perr)
 		}
 		plan = next
 	}

@@ -111,3 +111,41 @@ func TestRestoreAroundDamagedFiles(t *testing.T) {
 		})
 	}
 }
+
+// A dry run goes around what the restore goes around, and plans what it
+// applies: the two never disagree on whether a replica restores.
+func TestDryRunAroundDamagedFiles(t *testing.T) {
+	h := tenTX()
+	c := newReplica(t)
+	writeAll(t, h, c, refs(l9(3), l0Each(1, 10)))
+	// The newest snapshot's name says 1-10, its header 1-9.
+	b := h.encode(t, 1, 9, fileOpts{})
+	if _, err := c.WriteLTXFile(context.Background(), storage.SnapshotLevel, 1, 10, bytes.NewReader(b), h.txTime(10)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := restore.List(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := l.Plan(restore.Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, damaged, err := restore.CheckListing(ctx, c, l, plan, 4)
+	if err != nil {
+		t.Fatalf("the dry run fails where the restore succeeds: %v", err)
+	}
+	if len(damaged) != 1 || damaged[0].Level != storage.SnapshotLevel || damaged[0].MaxTXID != 10 {
+		t.Fatalf("the dry run went around %+v; want the level-9 file ending at TXID 10", damaged)
+	}
+	_, out := outPath(t)
+	res, err := restore.Restore(ctx, c, out, noCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRestored(t, h, 10, out, res, len(checked.Files))
+	if len(res.Damaged) != 1 || res.Damaged[0].Level != damaged[0].Level || res.Damaged[0].MaxTXID != damaged[0].MaxTXID {
+		t.Fatalf("the restore went around %+v, the dry run %+v", res.Damaged, damaged)
+	}
+}

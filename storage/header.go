@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -15,6 +16,10 @@ type Reader interface {
 	LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error)
 	OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error)
 }
+
+// ErrDamaged is wrapped by the errors of ReadHeaderTrailer about a file's
+// content, as opposed to a read that failed.
+var ErrDamaged = errors.New("the file is damaged")
 
 // ReadHeaderTrailer reads the header and trailer of one file with two ranged
 // reads, and checks that the header's TXIDs are the file name's.
@@ -30,16 +35,16 @@ func ReadHeaderTrailer(ctx context.Context, c Reader, f *ltx.FileInfo) (ltx.Head
 		return hdr, trailer, err
 	}
 	if err := hdr.UnmarshalBinary(b); err != nil {
-		return hdr, trailer, fmt.Errorf("replica %s: %s: bad header: %w", c, name, err)
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad header: %w (%w)", c, name, err, ErrDamaged)
 	}
 	if b, err = readRange(ctx, c, f, f.Size-ltx.TrailerSize, ltx.TrailerSize); err != nil {
 		return hdr, trailer, err
 	}
 	if err := trailer.UnmarshalBinary(b); err != nil {
-		return hdr, trailer, fmt.Errorf("replica %s: %s: bad trailer: %w", c, name, err)
+		return hdr, trailer, fmt.Errorf("replica %s: %s: bad trailer: %w (%w)", c, name, err, ErrDamaged)
 	}
 	if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
-		return hdr, trailer, fmt.Errorf("replica %s: %s has TXIDs %s-%s in its header", c, name, hdr.MinTXID, hdr.MaxTXID)
+		return hdr, trailer, fmt.Errorf("replica %s: %s has TXIDs %s-%s in its header (%w)", c, name, hdr.MinTXID, hdr.MaxTXID, ErrDamaged)
 	}
 	return hdr, trailer, nil
 }

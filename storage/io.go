@@ -34,3 +34,19 @@ func (r *CountingReader) Read(p []byte) (int, error) {
 	r.N += int64(n)
 	return n, err
 }
+
+// SourceReader remembers the error of a failed read (Err), as opposed to
+// the end of the data: when a decoder fails, the first means the source
+// could not be read, the second that the data is shorter than it says.
+type SourceReader struct {
+	R   io.Reader
+	Err error
+}
+
+func (s *SourceReader) Read(p []byte) (int, error) {
+	n, err := s.R.Read(p)
+	if err != nil && err != io.EOF {
+		s.Err = err
+	}
+	return n, err
+}

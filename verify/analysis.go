@@ -11,7 +11,7 @@ import (
 
 // Fixes in operator words, shared by several problems.
 const (
-	fixReplicate = "keep `walship replicate` running on the database: it repairs the replica with a new snapshot when its audit (audit-interval, 10m by default, and at every start) finds files missing or cut short, when its verification (validation-interval) finds one damaged, and at its next scheduled snapshot at the latest (snapshot: interval:, 24h by default)"
+	fixReplicate = "keep `walship replicate` running on the database: it repairs the replica with a new snapshot when its audit (audit-interval, 10m by default, and at every start) finds files missing or cut short, when its verification (validation-interval) finds one damaged, and at its next scheduled snapshot after the database changes (snapshot: interval:, 24h by default)"
 	fixHistories = "two histories were written to this replica (another database, a second writer, or a staging directory that was reset): make sure one walship alone replicates this database here, and run `walship verify DB_PATH` to see which history is the database's. " +
 		"Then " + fixReplicate + ". Do not delete files until you know which history is wrong"
 )

@@ -67,15 +67,15 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 		return nil, err // it names the replica
 	}
 	defer rc.Close()
-	src := &sourceReader{r: storage.ContextReader(ctx, rc)}
+	src := &storage.SourceReader{R: storage.ContextReader(ctx, rc)}
 	counter := &storage.CountingReader{R: src}
 	dec := ltx.NewDecoder(counter)
 	dec.SetRetainPageIndex(false) // the index of a large snapshot is large
 	err = dec.Verify()
 	ch.read = counter.N
 	if err != nil {
-		if src.err != nil {
-			return nil, fmt.Errorf("replica %s: read %s: %w", c, ch.name(), src.err)
+		if src.Err != nil {
+			return nil, fmt.Errorf("replica %s: read %s: %w", c, ch.name(), src.Err)
 		}
 		ch.bad = undecodable(f, storage.HeaderError(dec.Header(), err), counter.N)
 		return ch, nil
@@ -83,22 +83,6 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 	ch.hdr, ch.trailer = dec.Header(), dec.Trailer()
 	ch.bad = misnamed(f, ch.hdr)
 	return ch, nil
-}
-
-// sourceReader remembers the error of a failed read, as opposed to the end
-// of the file: the first means the replica could not be read, the second
-// that the file is shorter than its content says.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
 }
 
 // undecodable describes a file the decoder rejected.

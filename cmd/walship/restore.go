@@ -194,9 +194,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if *dryRun {
 		// What a dry run can prove without downloading the files: the
 		// headers and trailers chain as the restore will check them.
-		if err := plan.Check(ctx, src.client, opts.Parallelism); err != nil {
+		var damaged []restore.Damaged
+		if plan, damaged, err = restore.CheckListing(ctx, src.client, listing, plan, opts.Parallelism); err != nil {
 			return err
 		}
+		warnDamaged(e, damaged)
 		return printPlan(e, *jsonOut, src, plan, opts.Target, outPath, outExists)
 	}
 
@@ -208,10 +210,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	res.Duration = time.Since(start)
-	for _, d := range res.Damaged {
-		fmt.Fprintf(e.stderr, "warning: %s is damaged (%s); restored the same state without it, from the other files of the replica; walship verify shows which restore points it costs\n",
-			storage.Describe(d.Level, d.MinTXID, d.MaxTXID), d.Problem)
-	}
+	warnDamaged(e, res.Damaged)
 	if *jsonOut {
 		return e.printJSON(res)
 	}
@@ -275,4 +274,12 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// warnDamaged says which files a restore went around.
+func warnDamaged(e *env, damaged []restore.Damaged) {
+	for _, d := range damaged {
+		fmt.Fprintf(e.stderr, "warning: %s is damaged (%s); the restore reaches the same state without it, from the other files of the replica; walship verify shows which restore points it costs\n",
+			storage.Describe(d.Level, d.MinTXID, d.MaxTXID), d.Problem)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -152,7 +153,7 @@ func (c *Compactor) Compact(ctx context.Context, level int, committed ltx.TXID) 
 		// Leave it out, and let the caller take a snapshot, which the
 		// history after it will continue.
 		c.compacted[level] = broken.File().MaxTXID
-		return nil, &BreakError{Level: level, File: broken.File(), Err: broken}
+		return nil, &BreakError{Level: level, File: broken.File(), Corrupt: true, Err: broken}
 	case err != nil:
 		return nil, fmt.Errorf("compact level %d: %w", level, err)
 	}
@@ -169,7 +170,7 @@ func (c *Compactor) Compact(ctx context.Context, level int, committed ltx.TXID) 
 	c.compacted[level] = maxTXID
 	c.log.Debug("compacted", "file", storage.Describe(level, minTXID, maxTXID), "inputs", len(inputs), "size", info.Size)
 	if broken != nil {
-		return info, &BreakError{Level: level, File: broken.File(), Err: broken}
+		return info, &BreakError{Level: level, File: broken.File(), Corrupt: broken.Corrupt, Err: broken}
 	}
 	return info, nil
 }
@@ -180,9 +181,20 @@ func (c *Compactor) Compact(ctx context.Context, level int, committed ltx.TXID) 
 // restores across it is a snapshot taken after it, which the caller must
 // see to.
 type BreakError struct {
-	Level int
-	File  *ltx.FileInfo
-	Err   error
+	Level   int
+	File    *ltx.FileInfo
+	Corrupt bool // File itself is damaged, not only out of place
+	Err     error
+}
+
+// SnapshotPast returns the first TXID a snapshot must reach for a restore
+// from it not to cross the break: past a damaged file, or at its first
+// TXID for a sound file that does not continue the one before.
+func (e *BreakError) SnapshotPast() ltx.TXID {
+	if e.Corrupt {
+		return e.File.MaxTXID
+	}
+	return e.File.MinTXID
 }
 
 func (e *BreakError) Error() string {
@@ -247,6 +259,10 @@ func VerifyChain(ctx context.Context, c storage.Reader, files []*ltx.FileInfo) (
 		if err != nil {
 			if ctx.Err() != nil {
 				return hdr, ctx.Err()
+			}
+			var pathErr *fs.PathError
+			if errors.As(err, &pathErr) {
+				return hdr, fmt.Errorf("read %s: %w", name, err) // the disk, not the file
 			}
 			return hdr, broken(true, "%s is corrupt: %w", name, err)
 		}

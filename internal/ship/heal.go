@@ -12,21 +12,25 @@ import (
 	"github.com/walship/walship/storage"
 )
 
-// A replica heals itself: when its files no longer reach the newest state
-// it holds (an operator or a lifecycle rule deleted them, a file was cut
-// short, a verification found one damaged), the replica asks for a new
-// snapshot and uploads it, after which the latest state and every later one
-// restore again. What the engine cannot give back is the history before the
-// snapshot that depended on the lost files: the log says which.
-
 // Repair makes the replica upload a snapshot of the newest state it holds,
 // or a later one: its files no longer reach that state, for the reason why.
 // The snapshot is uploaded even if the replica holds one of that TXID
 // already (a damaged one).
+//
+// A replica heals itself this way: when its files no longer reach the
+// newest state it holds (an operator or a lifecycle rule deleted them, a
+// file was cut short, a verification found one damaged), the latest state
+// and every later one restore again once the snapshot is uploaded. What no
+// repair gives back is the history before it that depended on the lost
+// files: the log says which files those were.
 func (r *Replica) Repair(why string) {
 	r.mu.Lock()
-	if r.repair == 0 {
-		r.repair = max(r.pos.TXID, 1)
+	// A repair asked for while another is being uploaded must not be
+	// lost with it: it raises the target, and the generation tells
+	// uploadRepair that its snapshot may not be the one asked for.
+	r.repair = max(r.repair, r.pos.TXID, 1)
+	r.repairGen++
+	if r.repairWhy == "" {
 		r.repairWhy = why
 	}
 	r.mu.Unlock()
@@ -45,7 +49,7 @@ func (r *Replica) Repairing() bool {
 // engine for one.
 func (r *Replica) uploadRepair(ctx context.Context) error {
 	r.mu.Lock()
-	want, why, pos := r.repair, r.repairWhy, r.pos.TXID
+	want, gen, why, pos := r.repair, r.repairGen, r.repairWhy, r.pos.TXID
 	r.mu.Unlock()
 	if want == 0 {
 		return nil
@@ -72,16 +76,23 @@ func (r *Replica) uploadRepair(ctx context.Context) error {
 		return err
 	}
 	r.mu.Lock()
-	r.repair, r.repairWhy = 0, ""
+	done := r.repairGen == gen
+	if done {
+		r.repair, r.repairWhy = 0, ""
+	}
 	r.mu.Unlock()
+	if !done {
+		r.Wake() // asked for again meanwhile: another pass uploads that one
+		return nil
+	}
 	r.log.Info("replica repaired: uploaded a snapshot; the latest state and every later one restore again", "snapshot", storage.Describe(snap.Level, snap.MinTXID, snap.MaxTXID))
 	return nil
 }
 
-// reachable reports whether a restore of TXID txid can be planned from
-// the files of index (their names: nothing is read) without reading a
-// file of suspect, and if not, why.
-func reachable(name string, index *[storage.MaxLevel + 1][]*ltx.FileInfo, txid ltx.TXID, suspect ...*ltx.FileInfo) error {
+// checkRestorable returns why a restore of TXID txid cannot be planned
+// from the files of index (their names: nothing is read) without reading
+// a file of suspect, or nil if it can.
+func checkRestorable(name string, index *[storage.MaxLevel + 1][]*ltx.FileInfo, txid ltx.TXID, suspect ...*ltx.FileInfo) error {
 	if txid == 0 {
 		return nil
 	}
@@ -172,7 +183,7 @@ func (r *Replica) Audit(ctx context.Context) (bool, error) {
 	r.index = listed
 	var lost error
 	if len(missing) > 0 || len(altered) > 0 {
-		lost = reachable(r.client.String(), &r.index, r.pos.TXID, altered...)
+		lost = checkRestorable(r.client.String(), &r.index, r.pos.TXID, altered...)
 	}
 	r.mu.Unlock()
 
@@ -188,7 +199,7 @@ func (r *Replica) Audit(ctx context.Context) (bool, error) {
 	if upTo, ok := emptied(&before, missing); ok {
 		why = fmt.Sprintf("the replica was emptied: every file it held up to TXID %s was deleted by something other than walship", upTo)
 	}
-	r.log.Error(why+"; what is left cannot restore the latest state, so walship uploads a new snapshot. Restore points inside the missing files' TXIDs, and before them, may be lost", append(args, "restore_error", lost.Error())...)
+	r.log.Error("the replica's files no longer restore its latest state; walship uploads a new snapshot, and restore points that needed the lost files may be gone", append(args, "reason", why, "restore_error", lost.Error())...)
 	r.Repair(why)
 	return true, nil
 }

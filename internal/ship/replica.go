@@ -78,6 +78,10 @@ type Replica struct {
 	log    *slog.Logger
 	wakeC  chan struct{}
 	after  func(time.Duration) <-chan time.Time // time.After; tests replace it
+	// damagedThrough is the end of the newest staged file an upload
+	// found damaged: the replica goes past it with a snapshot, never
+	// uploads it. Only the uploading goroutine uses it.
+	damagedThrough ltx.TXID
 	// maint is held by retention and Audit: an audit must not take a file
 	// retention deleted for a loss.
 	maint sync.Mutex
@@ -91,6 +95,7 @@ type Replica struct {
 	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
 	wrote      bool        // a file was written since the last Audit
 	repair     ltx.TXID    // a repair waits for a snapshot at or after this TXID (see Repair)
+	repairGen  uint64      // counts Repair calls, so that one made during an upload is not lost
 	repairWhy  string
 	// index lists the replica's files by level, sorted by MinTXID. It is
 	// read once at start and then kept up to date by the replica's own
@@ -175,13 +180,22 @@ func (r *Replica) LoadPos(ctx context.Context) error {
 		return err
 	}
 	r.pos, r.lastHeader, r.err, r.index, r.known = pos, hdr, nil, index, true
-	if err := reachable(r.client.String(), &index, pos.TXID); err != nil && r.repair == 0 {
-		// Deleted while no replicator ran, or by a chain that broke
-		// before: a snapshot makes the newest state restorable again.
-		r.log.Error("the replica's files do not restore its newest state; walship uploads a new snapshot", "txid", pos.TXID.String(), "restore_error", err.Error())
-		r.repair, r.repairWhy = pos.TXID, "its files do not restore its newest state"
-	}
 	return nil
+}
+
+// CheckRestorable checks, from the listing LoadPos read (no request), that
+// the replica's files restore its newest state, and repairs it if not:
+// files deleted while no replicator ran, or a chain broken before. The
+// database calls it once the replica is its own.
+func (r *Replica) CheckRestorable() {
+	r.mu.Lock()
+	err := checkRestorable(r.client.String(), &r.index, r.pos.TXID)
+	txid := r.pos.TXID
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Error("the replica's files do not restore its newest state; walship uploads a new snapshot", "txid", txid.String(), "restore_error", err.Error())
+		r.Repair("its files do not restore its newest state")
+	}
 }
 
 // AwaitPos retries LoadPos while the destination is unreachable, until ctx
@@ -226,15 +240,66 @@ func newestPos(ctx context.Context, c storage.Client, index *[storage.MaxLevel +
 	if newest == nil {
 		return ltx.Pos{}, nil, nil
 	}
-	hdr, trailer, err := storage.ReadHeaderTrailer(ctx, c, newest)
+	hdr, trailer, err := readNewest(ctx, c, newest)
 	if err != nil {
 		return ltx.Pos{}, nil, err
 	}
 	return ltx.NewPos(newest.MaxTXID, trailer.PostApplyChecksum), &hdr, nil
 }
 
+// verifyNewestMax is the size up to which the replica's newest file is read
+// whole and verified at start, rather than trusted from its header and
+// trailer: the history goes on from its checksum, and a file cut short
+// (whose trailer is then a page's bytes) must not set it.
+const verifyNewestMax = 16 << 20
+
+// readNewest returns the header and trailer of the replica's newest file,
+// verifying the whole file if it is small enough. A file that does not
+// verify is an error that says what to do.
+func readNewest(ctx context.Context, c storage.Client, f *ltx.FileInfo) (ltx.Header, ltx.Trailer, error) {
+	damaged := func(hdr ltx.Header, err error) error {
+		return fmt.Errorf("replica %s: its newest file, %s, is damaged (%v), so walship cannot tell where the replica's history ends and writes nothing to it: run walship verify on the replica, then delete that file if verify says other files hold its TXIDs, or move the replica aside to start a new one with a full copy",
+			c, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), storage.HeaderError(hdr, err))
+	}
+	if f.Size > verifyNewestMax {
+		hdr, trailer, err := storage.ReadHeaderTrailer(ctx, c, f)
+		if err != nil {
+			return hdr, trailer, err
+		}
+		if err = hdr.Validate(); err == nil {
+			err = trailer.Validate(hdr)
+		}
+		if err != nil {
+			return hdr, trailer, damaged(hdr, err)
+		}
+		return hdr, trailer, nil
+	}
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+	if err != nil {
+		return ltx.Header{}, ltx.Trailer{}, err
+	}
+	defer rc.Close()
+	src := &storage.SourceReader{R: rc}
+	dec := ltx.NewDecoder(src)
+	dec.SetRetainPageIndex(false)
+	hdr := dec.Header()
+	if err := dec.Verify(); err != nil {
+		if src.Err != nil {
+			return hdr, ltx.Trailer{}, fmt.Errorf("replica %s: read %s: %w", c, storage.Describe(f.Level, f.MinTXID, f.MaxTXID), src.Err)
+		}
+		return hdr, ltx.Trailer{}, damaged(dec.Header(), err)
+	}
+	hdr = dec.Header()
+	if hdr.MinTXID != f.MinTXID || hdr.MaxTXID != f.MaxTXID {
+		return hdr, dec.Trailer(), damaged(hdr, fmt.Errorf("its header holds TXIDs %s-%s", hdr.MinTXID, hdr.MaxTXID))
+	}
+	return hdr, dec.Trailer(), nil
+}
+
 // Holds reports whether the replica has the staged file f, or has moved
 // past it (a replica's level-0 position can jump over files by a snapshot).
+// A staged snapshot a pending repair may upload is not held, even if the
+// replica has one of its TXID: the replica's may be the damaged one.
 func (r *Replica) Holds(f *ltx.FileInfo) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -312,6 +377,10 @@ func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, no
 	return nil
 }
 
+// errSnapshotPending marks an upload that waits for the snapshot it asked
+// the engine for.
+var errSnapshotPending = errors.New("a snapshot is on its way")
+
 // errForeignHistory marks a replica that holds a history this database did
 // not write.
 var errForeignHistory = errors.New("the replica's history is not this database's")
@@ -328,6 +397,13 @@ func (r *Replica) Run(ctx context.Context) {
 			r.mu.Unlock()
 			r.log.Error("replica stopped", "error", err)
 			return
+		}
+		if errors.Is(err, errSnapshotPending) {
+			// Not the destination failing: the wake that says the
+			// snapshot is staged is what to wait for.
+			attempt = 0
+			r.log.Debug("waiting for a snapshot", "error", err)
+			err = nil
 		}
 		if err != nil && ctx.Err() == nil {
 			// New files do not cut the wait short: a failing destination

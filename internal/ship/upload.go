@@ -46,6 +46,7 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 				r.client, pos.TXID, local.TXID, staging.Path(), errForeignHistory)
 		}
 		r.log.Info("replica reachable; catching up", "txid", r.Pos().TXID.String())
+		r.CheckRestorable()
 	}
 	// Read the engine's position before listing: every file up to it is
 	// then in the listing (a file is staged before the position moves).
@@ -62,6 +63,14 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 		pos := r.Pos()
 		if f.MaxTXID <= pos.TXID {
 			i++
+			continue
+		}
+		if f.MaxTXID <= r.damagedThrough {
+			// Found damaged by a merge: only a snapshot goes past it.
+			ok, err := r.uploadSnapshot(ctx, r.damagedThrough)
+			if err != nil || !ok {
+				return err
+			}
 			continue
 		}
 		hdr, trailer, err := storage.ReadHeaderTrailer(ctx, staging, f)
@@ -88,17 +97,25 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			if !errors.As(err, &broken) {
 				return err
 			}
-			if broken.Index == 0 {
-				// f itself is damaged: go past it with a snapshot.
-				r.log.Error("a staged file is damaged; the replica goes past it with a snapshot", "error", err)
-				ok, err := r.uploadSnapshot(ctx, f.MaxTXID)
-				if err != nil || !ok {
+			// Ship what chains before the break, verified; then go past
+			// a damaged file with a snapshot. A file that is sound but
+			// does not chain is found by the check above, as any is.
+			if n := broken.Index; n >= 2 {
+				if err := r.putMerged(ctx, batch[:n]); err != nil {
 					return err
 				}
-				continue
+				i += n
+			} else if n == 1 {
+				if err := r.put(ctx, f, hdr, trailer); err != nil {
+					return err
+				}
+				i++
 			}
-			// The batch breaks after f: ship f alone; the loop then
-			// finds the break, as for any file that does not chain.
+			if broken.Corrupt {
+				r.log.Error("a staged file is damaged; the replica goes past it with a snapshot", "error", err)
+				r.damagedThrough = max(r.damagedThrough, broken.File().MaxTXID)
+			}
+			continue
 		}
 		if err := r.put(ctx, f, hdr, trailer); err != nil {
 			return err
@@ -113,7 +130,7 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("replica %s is at TXID %s and the staged history that would bring it to %s was dropped; a snapshot is on its way", r.name, pos.TXID, committed)
+			return fmt.Errorf("replica %s is at TXID %s and the staged history that would bring it to %s was dropped: %w", r.name, pos.TXID, committed, errSnapshotPending)
 		}
 	}
 	if err := r.uploadRepair(ctx); err != nil {
