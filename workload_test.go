@@ -2,11 +2,15 @@ package walship_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship"
+	"github.com/walship/walship/storage"
 )
 
 func TestPageSizes(t *testing.T) {
@@ -198,6 +202,56 @@ func TestEngineRestart(t *testing.T) {
 		if i%2 == 0 {
 			h.sync()
 		}
+	}
+	h.verifyAll()
+}
+
+// The application changes the page size while walship is down: on restart
+// walship stages a full copy at the new size as the next TXID, then a
+// snapshot. Until that snapshot is in the replica (its upload still to
+// come, or failed) every restore point from the change on is reached
+// through the full copy, and walship verify finds the replica whole.
+func TestPageSizeChangeWhileDown(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{})
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 3 {
+		h.randomWrites(rng, 5)
+		h.sync()
+	}
+	if err := h.db.Close(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.app.Close()
+	d, err := sql.Open("sqlite", "file:"+h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA page_size=1024", "VACUUM", "PRAGMA journal_mode=WAL"} {
+		if _, err := d.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	d.Close()
+	h.app = openApp(t, h.path)
+	h.open(walship.Options{})
+	change := h.db.Pos().TXID
+	for range 3 {
+		h.randomWrites(rng, 5)
+		h.sync()
+	}
+	var after []*ltx.FileInfo
+	for _, f := range mustList(t, h.replica, storage.SnapshotLevel) {
+		if f.MaxTXID >= change {
+			after = append(after, f)
+		}
+	}
+	if len(after) == 0 {
+		t.Fatal("walship took no snapshot after the page size changed")
+	}
+	if err := h.replica.DeleteLTXFiles(h.ctx, after); err != nil {
+		t.Fatal(err)
 	}
 	h.verifyAll()
 }

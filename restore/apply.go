@@ -146,9 +146,6 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		}
 		a.pageSize, a.verified = hdr.PageSize, !hdr.NoChecksum()
 	} else {
-		if hdr.PageSize != a.pageSize {
-			return fail("page size %d differs from the snapshot's %d", hdr.PageSize, a.pageSize)
-		}
 		if hdr.MinTXID > a.txid+1 {
 			return a.failf(fi, "missing TXIDs %s-%s before it", a.txid+1, hdr.MinTXID-1)
 		}
@@ -157,6 +154,15 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		} else if a.verified && hdr.MinTXID == a.txid+1 && hdr.PreApplyChecksum != a.total {
 			return fail("its pre-apply checksum %s does not match the state after TXID %s (%s): the chain is broken", hdr.PreApplyChecksum, a.txid, a.total)
 		}
+	}
+	// A file at another page size follows a change of the database's page
+	// size: it is a full copy, which replaces the database whole rather
+	// than patching pages of the old size. Its pre-apply checksum, checked
+	// above, still ties it to the state before.
+	rebase, oldPageSize := !first && hdr.PageSize != a.pageSize, a.pageSize
+	if rebase {
+		a.pageSize, a.commit, a.total = hdr.PageSize, 0, 0
+		a.sums.resize(0)
 	}
 
 	oldCommit, commit := a.commit, hdr.Commit
@@ -195,7 +201,8 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 			a.set(grow, c)
 		}
 	}
-	var last uint32 // the previous page of the file
+	var last uint32   // the previous page of the file
+	want := uint32(1) // of a rebase, the next page: it must hold every page
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -216,6 +223,14 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		if ph.Pgno <= last {
 			return fail("page %d comes after page %d: the pages of an LTX file ascend (the file is corrupt)", ph.Pgno, last)
 		}
+		if rebase {
+			if ph.Pgno != want {
+				return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), want)
+			}
+			if want = ph.Pgno + 1; want == lock {
+				want++
+			}
+		}
 		last = ph.Pgno
 		fillZeros(ph.Pgno)
 		grow = max(grow, ph.Pgno+1)
@@ -230,6 +245,9 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 	}
 	if err := dec.Close(); err != nil {
 		return decodeErr("%v (the file is truncated or corrupt)", err)
+	}
+	if rebase && want <= commit {
+		return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), want)
 	}
 	fillZeros(commit + 1)
 	written, err := a.w.flush()
@@ -259,4 +277,10 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		return fail("the restored state has checksum %s but the file says %s", a.total, dec.Trailer().PostApplyChecksum)
 	}
 	return nil
+}
+
+// notFullCopy words why a file whose page size differs from the files'
+// before it cannot follow them: only a full copy of the database can.
+func notFullCopy(from, to uint32) string {
+	return fmt.Sprintf("the page size changes from %d to %d here, so the file must be a full copy of the database, and it is not", from, to)
 }

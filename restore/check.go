@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
@@ -13,18 +14,20 @@ import (
 
 // CheckChain checks, from the files' headers and trailers alone, what Apply
 // checks of a chain before and between the files: the first is a snapshot;
-// each header names the file's TXIDs and is valid; each later file has the
-// snapshot's page size and leaves no TXID out; and, while every file so far
-// carries checksums, a file that starts right after the previous one has
-// that one's post-apply checksum as its pre-apply checksum. headers[i] and
-// trailers[i] are those of files[i]; a broken chain is a *ChainError. What
-// only the pages can show (a corrupt page, a post-apply checksum the pages
-// do not add up to) is left to Apply, or to reading every file whole
-// (walship verify).
+// each header names the file's TXIDs and is valid; each later file leaves
+// no TXID out, and has the page size of the file before it unless it is a
+// full copy of the database (which walship writes when the page size
+// changes: full(i) reports whether files[i] holds every page); and, while
+// every file so far carries checksums, a file that starts right after the
+// previous one has that one's post-apply checksum as its pre-apply
+// checksum. headers[i] and trailers[i] are those of files[i]; a broken
+// chain is a *ChainError. What only the pages can show (a corrupt page, a
+// post-apply checksum the pages do not add up to) is left to Apply, or to
+// reading every file whole (walship verify).
 //
 // Files written by Litestream carry no checksums (ltx.HeaderFlagNoChecksum):
 // from the first such file on, only TXIDs are compared, as Apply does.
-func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trailer) error {
+func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trailer, full func(i int) bool) error {
 	if len(headers) != len(files) || len(trailers) != len(files) {
 		return fmt.Errorf("check chain: %d files, %d headers and %d trailers", len(files), len(headers), len(trailers))
 	}
@@ -49,9 +52,10 @@ func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trai
 			}
 			pageSize, verified = hdr.PageSize, !hdr.NoChecksum()
 		} else {
-			if hdr.PageSize != pageSize {
-				return fail("page size %d differs from the snapshot's %d", hdr.PageSize, pageSize)
+			if hdr.PageSize != pageSize && !full(i) {
+				return fail("%s", notFullCopy(pageSize, hdr.PageSize))
 			}
+			pageSize = hdr.PageSize
 			if hdr.MinTXID > txid+1 {
 				return fail("missing TXIDs %s-%s before it", txid+1, hdr.MinTXID-1)
 			}
@@ -96,6 +100,16 @@ func (p *Plan) Check(ctx context.Context, c storage.Reader, parallelism int) err
 		})
 	}
 	g.Wait()
+	// Where the page size changes, the file must be a full copy: its page
+	// index says.
+	full := make([]bool, len(p.Files))
+	if !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		for i := 1; i < len(p.Files); i++ {
+			if headers[i].PageSize != headers[i-1].PageSize {
+				full[i], errs[i] = storage.IsFullCopy(ctx, c, p.Files[i], headers[i])
+			}
+		}
+	}
 	// The first problem in plan order, whichever read finished first.
 	for i, err := range errs {
 		if errors.Is(err, storage.ErrDamaged) {
@@ -105,7 +119,7 @@ func (p *Plan) Check(ctx context.Context, c storage.Reader, parallelism int) err
 			return err // it names the replica and the file
 		}
 	}
-	if err := CheckChain(p.Files, headers, trailers); err != nil {
+	if err := CheckChain(p.Files, headers, trailers, func(i int) bool { return full[i] }); err != nil {
 		var ce *ChainError
 		if errors.As(err, &ce) {
 			return &FileError{Replica: c.String(), File: ce.File, Damaged: true, Err: errors.New(ce.Reason)}

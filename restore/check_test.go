@@ -72,7 +72,7 @@ func TestPlanCheckAgreesWithApply(t *testing.T) {
 				writeAll(t, h, c, refs(l9(4), l0Each(6, 10)))
 				other.write(t, c, 0, 5, 5, fileOpts{})
 			},
-			wantErr: []string{"level 0 file 0000000000000005-0000000000000005.ltx", "page size 1024 differs from the snapshot's 512"},
+			wantErr: []string{"level 0 file 0000000000000005-0000000000000005.ltx", "pre-apply checksum", "the chain is broken"},
 		},
 		{
 			name:   "a broken file after the target is not in the plan",
@@ -124,17 +124,17 @@ func TestCheckChainGap(t *testing.T) {
 		{Version: ltx.Version, PageSize: 512, Commit: 1, MinTXID: 1, MaxTXID: 4},
 		{Version: ltx.Version, PageSize: 512, Commit: 1, MinTXID: 7, MaxTXID: 7, PreApplyChecksum: ltx.ChecksumFlag | 5},
 	}
-	err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2))
+	err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2), nil)
 	if err == nil || !strings.Contains(err.Error(), "missing TXIDs 0000000000000005-0000000000000006") {
 		t.Fatalf("error %v; want the missing TXIDs named", err)
 	}
 	// Without checksums (Litestream's files), TXIDs are still compared.
 	hdrs[1].Flags, hdrs[1].PreApplyChecksum = ltx.HeaderFlagNoChecksum, 0
-	if err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2)); err == nil {
+	if err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2), nil); err == nil {
 		t.Fatal("a gap between files without checksums passed")
 	}
 	hdrs[1].MinTXID, files[1].MinTXID = 5, 5
-	if err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2)); err != nil {
+	if err := restore.CheckChain(files, hdrs, make([]ltx.Trailer, 2), nil); err != nil {
 		t.Fatalf("files without checksums that follow each other: %v", err)
 	}
 }

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -74,4 +76,58 @@ func HeaderError(hdr ltx.Header, err error) error {
 		return fmt.Errorf("its header's TXIDs are out of order: %s-%s", hdr.MinTXID, hdr.MaxTXID)
 	}
 	return err
+}
+
+// IsFullCopy reports whether f, whose header is hdr, holds every page of
+// the database it describes (the lock page aside, which no file holds),
+// from the page index at the end of the file: two more ranged reads, and
+// memory that does not grow with the file. walship writes such a file when
+// a database's page size changes; a restore replaces the database with it.
+func IsFullCopy(ctx context.Context, c Reader, f *ltx.FileInfo, hdr ltx.Header) (bool, error) {
+	name := Describe(f.Level, f.MinTXID, f.MaxTXID)
+	damaged := func(format string, args ...any) error {
+		return fmt.Errorf("replica %s: %s: %s (%w)", c, name, fmt.Sprintf(format, args...), ErrDamaged)
+	}
+	const sizeField = 8
+	end := f.Size - ltx.TrailerSize - sizeField
+	if end < ltx.HeaderSize {
+		return false, damaged("too short for a page index (%d bytes)", f.Size)
+	}
+	b, err := readRange(ctx, c, f, end, sizeField)
+	if err != nil {
+		return false, err
+	}
+	n := int64(binary.BigEndian.Uint64(b))
+	if n < 1 || n > end-ltx.HeaderSize {
+		return false, damaged("its page index size, %d, does not fit the file", n)
+	}
+	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, end-n, n)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	lock := ltx.LockPgno(hdr.PageSize)
+	want := uint64(1)
+	for {
+		pgno, err := binary.ReadUvarint(br)
+		if err != nil {
+			return false, damaged("read its page index: %v", err)
+		}
+		if pgno == 0 { // the end of the index
+			return want > uint64(hdr.Commit), nil
+		}
+		if pgno != want || pgno > uint64(hdr.Commit) {
+			return false, nil
+		}
+		if want++; want == uint64(lock) {
+			want++
+		}
+		// Each entry also holds the page's offset and size.
+		for range 2 {
+			if _, err := binary.ReadUvarint(br); err != nil {
+				return false, damaged("read its page index: %v", err)
+			}
+		}
+	}
 }

@@ -120,7 +120,8 @@ func (a *analysis) plan(l *restore.Listing, txid ltx.TXID) outcome {
 		}
 		headers[i], trailers[i] = f.hdr, f.trailer
 	}
-	if err := restore.CheckChain(plan.Files, headers, trailers); err != nil {
+	full := func(i int) bool { return a.byInfo[plan.Files[i]].full }
+	if err := restore.CheckChain(plan.Files, headers, trailers, full); err != nil {
 		var ce *restore.ChainError
 		if errors.As(err, &ce) {
 			o.culprit = a.byInfo[ce.File]

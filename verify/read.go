@@ -18,6 +18,7 @@ type checked struct {
 	hdr     ltx.Header // valid when bad is nil
 	trailer ltx.Trailer
 	read    int64 // bytes read
+	full    bool  // it holds every page of the database
 	gone    bool  // deleted between the listing and the read
 	// bad says why no restore can use the file (it does not decode, or it
 	// is not the file its name says); nil for a sound file.
@@ -71,7 +72,7 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 	counter := &storage.CountingReader{R: src}
 	dec := ltx.NewDecoder(counter)
 	dec.SetRetainPageIndex(false) // the index of a large snapshot is large
-	err = dec.Verify()
+	ch.full, err = decodeAll(dec)
 	ch.read = counter.N
 	if err != nil {
 		if src.Err != nil {
@@ -83,6 +84,36 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 	ch.hdr, ch.trailer = dec.Header(), dec.Trailer()
 	ch.bad = misnamed(f, ch.hdr)
 	return ch, nil
+}
+
+// decodeAll reads the whole file through dec, which checks it as
+// ltx.Decoder.Verify does, and reports whether the file holds every page of
+// the database (the lock page aside, which no file holds).
+func decodeAll(dec *ltx.Decoder) (full bool, err error) {
+	if err := dec.DecodeHeader(); err != nil {
+		return false, fmt.Errorf("decode header: %w", err)
+	}
+	hdr := dec.Header()
+	lock := ltx.LockPgno(hdr.PageSize)
+	want, full := uint32(1), true // the next page of a full copy
+	var ph ltx.PageHeader
+	data := make([]byte, hdr.PageSize)
+	for i := 0; ; i++ {
+		if err := dec.DecodePage(&ph, data); err == io.EOF {
+			break
+		} else if err != nil {
+			return false, fmt.Errorf("decode page %d: %w", i, err)
+		}
+		if ph.Pgno != want || ph.Pgno > hdr.Commit {
+			full = false
+		} else if want++; want == lock {
+			want++
+		}
+	}
+	if err := dec.Close(); err != nil {
+		return false, fmt.Errorf("close reader: %w", err)
+	}
+	return full && want > hdr.Commit, nil
 }
 
 // undecodable describes a file the decoder rejected.
