@@ -28,7 +28,8 @@ FUZZTIME ?= 1m
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz
 
-# MinIO, versitygw, fake-gcs-server, Azurite, sshd, rclone and nats-server:
+# MinIO, versitygw, fake-gcs-server, Azurite, sshd, rclone, nats-server and
+# Litestream (v0.5.17 and v0.3.13):
 # quick when already installed.
 test-servers:
 	scripts/install-test-servers
