@@ -11,6 +11,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 	"github.com/walship/walship/verify"
@@ -184,6 +185,55 @@ func TestTakeover(t *testing.T) {
 	}
 	if next := b.sync(); next <= first || next > first+10 {
 		t.Fatalf("the restarted owner is at TXID %s; it took over at %s", next, first)
+	}
+	b.verifyAll()
+}
+
+// TestTakeoverCommitsBeforeFirstUpload: the application commits, and
+// level 1 merges, after the takeover and before anything reached the
+// replica. The full copy the new history starts with goes to the replica
+// as its snapshot, so that every restore point of the new history
+// restores, the first ones included.
+func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	if err := a.db.Close(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newHarness(t)
+	b.replica = a.replica
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	if err := b.tryOpen(walship.Options{Takeover: true}); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+		}
+		pos, err := b.db.Sync(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := testutil.LogicalImage(b.ctx, b.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.images[pos.TXID] = img
+	}
+	if _, err := b.db.Compact(b.ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.record()
+	if len(b.images) != 3 {
+		t.Fatalf("%d TXIDs recorded; want 3", len(b.images))
+	}
+	for txid := range b.images {
+		if txid < 1<<32 {
+			t.Fatalf("TXID %s: the new owner's history does not start apart from the old one", txid)
+		}
 	}
 	b.verifyAll()
 }

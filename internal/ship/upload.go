@@ -77,6 +77,18 @@ func (r *Replica) uploadOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if hdr.IsSnapshot() && f.MinTXID != pos.TXID+1 {
+			// A full copy that starts a history apart from the
+			// replica's (the database took the replica over): it goes
+			// to the snapshot level, and the level-0 chain continues
+			// from it, so that the new history's first restore points
+			// do not wait for a later snapshot.
+			if err := r.putTo(ctx, f, hdr, trailer, storage.SnapshotLevel); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
 		if f.MinTXID != pos.TXID+1 || (!hdr.IsSnapshot() && hdr.PreApplyChecksum != pos.PostApplyChecksum) {
 			// The staged history does not reach back to the replica's
 			// position (it is empty, or it was away while staging was
@@ -179,6 +191,11 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 	if f.Level == 0 && hdr.IsSnapshot() {
 		levels = append(levels, storage.SnapshotLevel)
 	}
+	return r.putTo(ctx, f, hdr, trailer, levels...)
+}
+
+// putTo uploads one staged file to the given levels of the replica.
+func (r *Replica) putTo(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trailer ltx.Trailer, levels ...int) error {
 	if err := r.ensureOwner(ctx); err != nil {
 		return err
 	}
