@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/internal/testutil"
@@ -235,6 +237,60 @@ func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
 			t.Fatalf("TXID %s: the new owner's history does not start apart from the old one", txid)
 		}
 	}
+	b.verifyAll()
+}
+
+// TestTakeoverWaitsForTheReplica: with -takeover, a replica that does not
+// answer when walship starts is waited for, not left to a later claim that
+// could not take it over (the replica would stop, and the process run on
+// without it).
+func TestTakeoverWaitsForTheReplica(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	if err := a.db.Close(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// b's staging directory holds its whole history (it replicated to a
+	// replica of its own before), so nothing else would make it wait.
+	b := newHarness(t)
+	b.open(walship.Options{})
+	if err := b.db.Close(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.images = map[ltx.TXID]testutil.Image{}
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	flaky := &switchable{Client: a.replica}
+	flaky.down.Store(true)
+	db, err := walship.NewDB(b.path, walship.Options{Logger: quietLogger(), Takeover: true}, walship.NewReplica("r", flaky))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	done := make(chan error, 1)
+	go func() { done <- db.Open(b.ctx) }()
+	for flaky.lists.Load() < 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("open returned %v before the replica answered", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	flaky.down.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("open once the replica answered: %v", err)
+	}
+	b.db, b.replica = db, a.replica
+	if first := b.sync(); first < 1<<32 {
+		t.Fatalf("the new owner's history starts at TXID %s, not apart from the old one", first)
+	}
+	if err := db.Replicas()[0].Err(); err != nil {
+		t.Fatalf("the replica taken over: %v", err)
+	}
+	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
+	b.sync()
 	b.verifyAll()
 }
 

@@ -107,7 +107,10 @@ func (db *DB) loadReplicaPositions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if whole {
+	// A takeover happens only when the database opens (it decides where
+	// the database's history starts): a replica it is asked for must
+	// answer first.
+	if whole && !db.opts.Takeover {
 		for _, r := range db.replicas {
 			if !r.up.Known() {
 				db.log.Warn("replica unreachable at start-up; replicating to the others and staging locally, it catches up when it answers", "replica", r.Name, "error", r.up.Err())
@@ -120,7 +123,11 @@ func (db *DB) loadReplicaPositions(ctx context.Context) error {
 		if r.up.Known() {
 			continue
 		}
-		db.log.Warn("waiting for the replica: the local staging directory does not hold the whole history, so walship must read every replica's newest TXID before it continues", "replica", r.Name, "error", r.up.Err())
+		why := "the local staging directory does not hold the whole history, so walship must read every replica's newest TXID before it continues"
+		if db.opts.Takeover {
+			why = "-takeover takes a replica over when walship starts, so walship waits until the replica answers"
+		}
+		db.log.Warn("waiting for the replica: "+why, "replica", r.Name, "error", r.up.Err())
 		go func() { errs <- r.up.AwaitPos(ctx) }()
 	}
 	for range missing {
