@@ -137,6 +137,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.checkLitestream(); err != nil {
 		return err
 	}
+	db.noteLitestreamCompatible()
 	base, baseHeader := db.replicated()
 	epoch, unproven, err := db.claimReplicas(ctx)
 	if err != nil {

@@ -90,3 +90,16 @@ func (db *DB) continueLitestream(ctx context.Context, pos ltx.Pos) (ltx.Pos, err
 	db.log.Info("read the state the replica's newest files end with; walship's history goes on from it", "replica", from.Name, "txid", st.TXID.String(), "checksum", st.Checksum.String(), "pages", len(st.Sums))
 	return proven, nil
 }
+
+// noteLitestreamCompatible says, for each litestream-compatible replica
+// whose newest file carries database checksums (written before the key
+// was set), from which TXID on Litestream can restore it.
+func (db *DB) noteLitestreamCompatible() {
+	for _, r := range db.replicas {
+		if hdr := r.up.Header(); r.LitestreamCompatible && hdr != nil && !hdr.NoChecksum() {
+			db.log.Info("litestream-compatible: Litestream 0.5 restores this replica's states from the next file walship uploads on; "+
+				"the TXIDs up to its newest carry database checksums, which Litestream's restore refuses: restore those with walship",
+				"replica", r.Name, "txid", r.up.Pos().TXID.String())
+		}
+	}
+}
