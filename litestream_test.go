@@ -188,18 +188,7 @@ func TestContinueLitestreamReplicaUnreadable(t *testing.T) {
 	}
 	h.sync()
 	for txid, want := range h.images {
-		out := filepath.Join(t.TempDir(), "out.db")
-		res, err := restore.Restore(h.ctx, h.replica, out, restore.Options{Target: restore.Target{TXID: txid}, IntegrityCheck: "full"})
-		if err != nil {
-			t.Fatalf("restore TXID %s: %v", txid, err)
-		}
-		got, err := testutil.FileImage(out, int(res.PageSize))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Fatalf("TXID %s does not restore the database's state", txid)
-		}
+		restoreTXID(t, h.replica, txid, want)
 	}
 }
 
