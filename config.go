@@ -110,6 +110,7 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 		rep := NewReplica(r.Name, client)
 		setIf(&rep.ValidationInterval, r.ValidationInterval)
 		setIf(&rep.AuditInterval, r.AuditInterval)
+		setIf(&rep.LitestreamCompatible, r.LitestreamCompatible)
 		reps = append(reps, rep)
 	}
 	return NewDB(c.Path, opts, reps...)

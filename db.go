@@ -72,6 +72,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 	}
 	for _, r := range replicas {
 		r.up = ship.New(r.Name, r.Client, src, log.With("replica", r.Name))
+		r.up.SetLitestreamCompatible(r.LitestreamCompatible)
 	}
 	return db, nil
 }
@@ -133,6 +134,10 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.loadReplicaPositions(ctx); err != nil {
 		return err
 	}
+	if err := db.checkLitestream(); err != nil {
+		return err
+	}
+	db.noteLitestreamCompatible()
 	base, baseHeader := db.replicated()
 	epoch, unproven, err := db.claimReplicas(ctx)
 	if err != nil {
@@ -150,6 +155,13 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	pos, at, err := db.staging.Resolve(ctx, base, baseHeader)
 	if err != nil {
 		return err
+	}
+	if epoch == 0 && pos.TXID > 0 && pos.PostApplyChecksum == 0 {
+		// The replica's newest files are Litestream's: read the state
+		// they end with, and go on from it.
+		if pos, err = db.continueLitestream(ctx, pos); err != nil {
+			return err
+		}
 	}
 	if err := db.levels.Init(ctx, db.replicaLevelMax); err != nil {
 		return err

@@ -26,6 +26,15 @@ type Replica struct {
 	// what is left no longer restores the latest state; zero or less
 	// never. NewReplica sets DefaultAuditInterval.
 	AuditInterval time.Duration
+	// LitestreamCompatible makes the replica restorable by Litestream 0.5
+	// (its restore, to the latest state, a TXID or a time): every file is
+	// uploaded without database checksums, as Litestream writes them,
+	// and walship keeps the checksum of the state each file ends with in
+	// the file's header (its NodeID field), so that its own restores are
+	// still proved. What a replica gives up this way: no file says the
+	// state it applies to, so verify and restore -dry-run chain its files
+	// by TXIDs alone (a restore still proves each state).
+	LitestreamCompatible bool
 
 	up *ship.Replica // set by NewDB
 }

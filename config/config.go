@@ -291,6 +291,9 @@ type Replica struct {
 	// the replica to find files deleted behind its back; 0 is never; nil
 	// when unset.
 	AuditInterval *time.Duration `yaml:"audit-interval"`
+	// LitestreamCompatible is "litestream-compatible": the replica's files
+	// are written in the form Litestream 0.5 restores; nil when unset.
+	LitestreamCompatible *bool `yaml:"litestream-compatible"`
 
 	// Extra holds the replica's backend options: the keys some backend
 	// declares (backend.Keys: access-key-id, region, endpoint, bucket,

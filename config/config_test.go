@@ -854,3 +854,31 @@ func TestAuditInterval(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestLitestreamCompatible(t *testing.T) {
+	for _, tc := range []struct {
+		val  string
+		want *bool
+		err  string
+	}{
+		{"", nil, ""},
+		{"litestream-compatible: true", ptr(true), ""},
+		{"litestream-compatible: false", ptr(false), ""},
+		{"litestream-compatible: yes please", nil, "litestream-compatible"},
+	} {
+		cfg, err := Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      "+tc.val+"\n"), false)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v; want an error naming %s", tc.val, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.val, err)
+		}
+		got := cfg.DBs[0].Replica.LitestreamCompatible
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("%q: LitestreamCompatible = %v; want %v", tc.val, got, tc.want)
+		}
+	}
+}

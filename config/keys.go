@@ -23,7 +23,7 @@ var (
 		"min-checkpoint-page-count", "max-checkpoint-page-count", "truncate-page-n", "busy-timeout",
 		"monitor-interval", "max-local-bytes", "replica", "replicas",
 	}
-	replicaKeys = []string{"name", "type", "url", "path", "sync-interval", "validation-interval", "audit-interval"}
+	replicaKeys = []string{"name", "type", "url", "path", "sync-interval", "validation-interval", "audit-interval", "litestream-compatible"}
 
 	// reservedTopKeys are accepted and ignored (reported in Config.Unused).
 	reservedTopKeys = []string{"addr", "mcp-addr"}

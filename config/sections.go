@@ -363,6 +363,8 @@ func (p *parser) replica(n *yaml.Node, where string) *Replica {
 			r.ValidationInterval = p.positiveDuration(kv)
 		case "audit-interval":
 			r.AuditInterval = p.duration(kv)
+		case "litestream-compatible":
+			r.LitestreamCompatible = p.optBoolean(kv)
 		default:
 			if slices.Contains(replicaExtraKeys, kv.key) {
 				if r.Extra == nil {

@@ -13,7 +13,11 @@ import (
 
 // applier applies LTX files in order to a database file and tracks the
 // checksum of every page, so each file's claimed pre- and post-apply checksums
-// are checked against what was actually written.
+// are checked against what was actually written. The checksum it tracks is
+// the restored database's whether or not the files before carried any, so a
+// chain that goes on with checksums after files without them (walship's
+// after Litestream's, when walship took its replica over) is proved again
+// from the first file that has them.
 type applier struct {
 	f        *os.File
 	client   storage.Client
@@ -24,7 +28,6 @@ type applier struct {
 	sums     pageSums
 	total    ltx.Checksum
 	txid     ltx.TXID
-	verified bool // every file so far carried checksums
 }
 
 // set records the checksum of page pgno, which a.sums covers.
@@ -144,14 +147,12 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		if !hdr.IsSnapshot() {
 			return fail("the first file of a restore must be a snapshot")
 		}
-		a.pageSize, a.verified = hdr.PageSize, !hdr.NoChecksum()
+		a.pageSize = hdr.PageSize
 	} else {
 		if hdr.MinTXID > a.txid+1 {
 			return a.failf(fi, "missing TXIDs %s-%s before it", a.txid+1, hdr.MinTXID-1)
 		}
-		if hdr.NoChecksum() {
-			a.verified = false
-		} else if a.verified && hdr.MinTXID == a.txid+1 && hdr.PreApplyChecksum != a.total {
+		if !hdr.NoChecksum() && hdr.MinTXID == a.txid+1 && hdr.PreApplyChecksum != a.total {
 			return fail("its pre-apply checksum %s does not match the state after TXID %s (%s): the chain is broken", hdr.PreApplyChecksum, a.txid, a.total)
 		}
 	}
@@ -273,8 +274,8 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		return fmt.Errorf("resize restored database: %w", diskHint(err))
 	}
 	a.commit, a.txid = commit, hdr.MaxTXID
-	if a.verified && dec.Trailer().PostApplyChecksum != a.total {
-		return fail("the restored state has checksum %s but the file says %s", a.total, dec.Trailer().PostApplyChecksum)
+	if post := storage.PostApplyChecksum(hdr, dec.Trailer()); post != 0 && post != a.total {
+		return fail("the restored state has checksum %s but the file says %s", a.total, post)
 	}
 	return nil
 }

@@ -26,15 +26,17 @@ import (
 // reading every file whole (walship verify).
 //
 // Files written by Litestream carry no checksums (ltx.HeaderFlagNoChecksum):
-// from the first such file on, only TXIDs are compared, as Apply does.
+// a file that follows one is compared by TXIDs only, since only applying
+// the pages shows the state it ends with; from the next file that says the
+// state it ends with (storage.PostApplyChecksum) on, checksums are compared
+// again.
 func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trailer, full func(i int) bool) error {
 	if len(headers) != len(files) || len(trailers) != len(files) {
 		return fmt.Errorf("check chain: %d files, %d headers and %d trailers", len(files), len(headers), len(trailers))
 	}
 	var pageSize uint32
 	var txid ltx.TXID
-	var post ltx.Checksum
-	verified := false
+	var post ltx.Checksum // the state after the previous file; zero if it does not say
 	for i, f := range files {
 		hdr := headers[i]
 		fail := func(format string, args ...any) error {
@@ -50,7 +52,7 @@ func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trai
 			if !hdr.IsSnapshot() {
 				return fail("the first file of a restore must be a snapshot")
 			}
-			pageSize, verified = hdr.PageSize, !hdr.NoChecksum()
+			pageSize = hdr.PageSize
 		} else {
 			if hdr.PageSize != pageSize && !full(i) {
 				return fail("%s", notFullCopy(pageSize, hdr.PageSize))
@@ -59,13 +61,11 @@ func CheckChain(files []*ltx.FileInfo, headers []ltx.Header, trailers []ltx.Trai
 			if hdr.MinTXID > txid+1 {
 				return fail("missing TXIDs %s-%s before it", txid+1, hdr.MinTXID-1)
 			}
-			if hdr.NoChecksum() {
-				verified = false
-			} else if verified && hdr.MinTXID == txid+1 && hdr.PreApplyChecksum != post {
+			if !hdr.NoChecksum() && post != 0 && hdr.MinTXID == txid+1 && hdr.PreApplyChecksum != post {
 				return fail("its pre-apply checksum %s does not match the state after TXID %s (%s): the chain is broken", hdr.PreApplyChecksum, txid, post)
 			}
 		}
-		txid, post = hdr.MaxTXID, trailers[i].PostApplyChecksum
+		txid, post = hdr.MaxTXID, storage.PostApplyChecksum(hdr, trailers[i])
 	}
 	return nil
 }

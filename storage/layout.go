@@ -9,7 +9,7 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// Replica layouts shared with Litestream 0.5, so either tool restores the
+// Replica layouts shared with Litestream 0.5, so each tool reads the
 // other's replicas:
 //
 //	S3-compatible stores: <prefix>/<level as 4 hex digits>/<min>-<max>.ltx

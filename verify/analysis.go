@@ -23,9 +23,9 @@ type analysis struct {
 	present []*checked                       // listed files still there, by level then TXIDs
 	levels  [storage.MaxLevel + 1][]*checked // present, by level
 	byInfo  map[*ltx.FileInfo]*checked
-	// ref is, for each TXID a sound file with checksums ends at, the file
-	// of the lowest level that does: the chain that compacted files and
-	// snapshots are compared with.
+	// ref is, for each TXID a sound file that says its state ends at, the
+	// file of the lowest level that does: the chain that compacted files
+	// and snapshots are compared with.
 	ref map[ltx.TXID]*checked
 	bad []*checked // files no restore can use
 	// cover[level] is what holds TXIDs for a gap at level: the files of the
@@ -49,7 +49,7 @@ func newAnalysis(r *Report, files []*checked) *analysis {
 	}
 	for level := range a.levels {
 		for _, f := range a.levels[level] {
-			if _, ok := a.ref[f.info.MaxTXID]; !ok && f.sums() {
+			if _, ok := a.ref[f.info.MaxTXID]; !ok && f.post() != 0 {
 				a.ref[f.info.MaxTXID] = f
 			}
 		}
@@ -60,6 +60,7 @@ func newAnalysis(r *Report, files []*checked) *analysis {
 // count records what was read.
 func (a *analysis) count() {
 	r := a.r
+	forLitestream := 0 // written by walship for Litestream (litestream-compatible)
 	for level, files := range a.levels {
 		if len(files) == 0 {
 			continue
@@ -72,6 +73,9 @@ func (a *analysis) count() {
 				r.FilesWithChecksums++
 			case f.sound():
 				r.FilesWithoutChecksums++
+				if f.post() != 0 {
+					forLitestream++
+				}
 			}
 		}
 		r.Levels = append(r.Levels, st)
@@ -81,10 +85,15 @@ func (a *analysis) count() {
 	if r.Vanished > 0 {
 		r.note(fmt.Sprintf("%d %s deleted while verify ran (retention, by a running replicator) and %s left out", r.Vanished, plural(r.Vanished, "file was", "files were"), plural(r.Vanished, "was", "were")))
 	}
-	if r.FilesWithoutChecksums > 0 {
-		r.note(fmt.Sprintf("%d %s no database checksums (written by Litestream): %s chained by TXIDs only, and %s own file %s checked", r.FilesWithoutChecksums,
-			plural(r.FilesWithoutChecksums, "file carries", "files carry"), plural(r.FilesWithoutChecksums, "it was", "they were"),
-			plural(r.FilesWithoutChecksums, "its", "their"), plural(r.FilesWithoutChecksums, "checksum was", "checksums were")))
+	if n := r.FilesWithoutChecksums - forLitestream; n > 0 {
+		r.note(fmt.Sprintf("%d %s no database checksums (written by Litestream): %s chained by TXIDs only, and %s own file %s checked", n,
+			plural(n, "file carries", "files carry"), plural(n, "it was", "they were"),
+			plural(n, "its", "their"), plural(n, "checksum was", "checksums were")))
+	}
+	if n := forLitestream; n > 0 {
+		r.note(fmt.Sprintf("%d %s written for Litestream (litestream-compatible): each says the state it ends with but not the one it applies to, so %s chained by TXIDs and compared with the files that end where %s end, and %s own file %s checked", n,
+			plural(n, "file was", "files were"), plural(n, "it was", "they were"), plural(n, "it does", "they"),
+			plural(n, "its", "their"), plural(n, "checksum was", "checksums were")))
 	}
 }
 
@@ -93,8 +102,10 @@ func (a *analysis) count() {
 // file before it ends with. A file starting at TXID 1 is a snapshot: it
 // starts a chain of its own, and the files after it continue from its end
 // (as after a takeover, whose history starts apart from the old one). A gap
-// is a problem only where no higher level or snapshot covers it: retention
-// deletes level-0 files once a higher level holds their TXIDs.
+// is a problem only where no other level or snapshot covers it: retention
+// deletes level-0 files once a higher level holds their TXIDs, and a
+// replica taken over from Litestream holds its last level-0 files in no
+// higher level (walship merges only what it wrote itself).
 func (a *analysis) checkLevels() {
 	for level := 0; level < storage.SnapshotLevel; level++ {
 		endAt := make(map[ltx.TXID]*checked)
@@ -129,25 +140,25 @@ func (a *analysis) checkLevels() {
 }
 
 // checkGap reports the TXIDs missing at a level between prev and next,
-// unless higher levels or snapshots hold them all.
+// unless other levels or snapshots hold them all.
 func (a *analysis) checkGap(level int, prev, next *checked) {
 	from, to := prev.info.MaxTXID+1, next.info.MinTXID-1
 	if a.covered(level, from, to) {
 		return
 	}
 	a.r.add(Problem{Kind: KindGap, Object: next.name(), File: refOf(next.info),
-		Message: fmt.Sprintf("TXIDs %s-%s are missing before it at level %d (after %s), and no higher level or snapshot holds them", from, to, level, prev.name()),
+		Message: fmt.Sprintf("TXIDs %s-%s are missing before it at level %d (after %s), and no other level or snapshot holds them", from, to, level, prev.name()),
 		Fix:     "restore points after the gap can start only from a snapshot taken after it: " + fixReplicate + "; the restore points between the gap and that snapshot are lost from this replica"})
 }
 
-// covered reports whether the files above level, and the snapshots of any
-// level, hold every TXID from-to.
+// covered reports whether the files of the other levels, and the
+// snapshots of any level, hold every TXID from-to.
 func (a *analysis) covered(level int, from, to ltx.TXID) bool {
 	if a.cover[level] == nil {
 		var cover []*ltx.FileInfo
 		for l, files := range a.levels {
 			for _, f := range files {
-				if l > level || f.info.MinTXID == 1 {
+				if l != level || f.info.MinTXID == 1 {
 					cover = append(cover, f.info)
 				}
 			}
@@ -168,15 +179,15 @@ func (a *analysis) covered(level int, from, to ltx.TXID) bool {
 	return false
 }
 
-// checkLink checks that next applies to the state prev ends with, where both
-// carry checksums.
+// checkLink checks that next applies to the state prev ends with, where
+// prev says that state and next carries checksums.
 func (a *analysis) checkLink(prev, next *checked) {
-	if !prev.sums() || !next.sums() || next.hdr.PreApplyChecksum == prev.trailer.PostApplyChecksum {
+	if prev.post() == 0 || !next.sums() || next.hdr.PreApplyChecksum == prev.post() {
 		return
 	}
 	a.r.add(Problem{Kind: KindChain, Object: next.name(), File: refOf(next.info),
 		Message: fmt.Sprintf("it does not apply to the state %s ends with: its pre-apply checksum is %s, that file's post-apply checksum %s",
-			prev.name(), next.hdr.PreApplyChecksum, prev.trailer.PostApplyChecksum),
+			prev.name(), next.hdr.PreApplyChecksum, prev.post()),
 		Fix: fixHistories})
 }
 
@@ -186,25 +197,25 @@ func (a *analysis) checkLink(prev, next *checked) {
 // chain of another level reached just before it.
 func (a *analysis) checkAcrossLevels() {
 	for _, f := range a.present {
-		if !f.sums() {
+		if f.post() == 0 {
 			continue
 		}
-		if ref := a.ref[f.info.MaxTXID]; ref != f && ref.trailer.PostApplyChecksum != f.trailer.PostApplyChecksum {
+		if ref := a.ref[f.info.MaxTXID]; ref != f && ref.post() != f.post() {
 			msg := fmt.Sprintf("it and %s disagree on the database after TXID %s: their post-apply checksums are %s and %s",
-				ref.name(), f.info.MaxTXID, f.trailer.PostApplyChecksum, ref.trailer.PostApplyChecksum)
+				ref.name(), f.info.MaxTXID, f.post(), ref.post())
 			if f.info.Level == storage.SnapshotLevel {
 				msg = "the snapshot does not match the chain it stands for: " + msg
 			}
 			a.r.add(Problem{Kind: KindMismatch, Object: f.name(), File: refOf(f.info), Message: msg, Fix: fixHistories})
 		}
-		if f.info.MinTXID == 1 {
+		if f.info.MinTXID == 1 || !f.sums() {
 			continue
 		}
 		// The link to the file before it at its own level is checkLevels'.
-		if ref := a.ref[f.info.MinTXID-1]; ref != nil && ref.info.Level != f.info.Level && ref.trailer.PostApplyChecksum != f.hdr.PreApplyChecksum {
+		if ref := a.ref[f.info.MinTXID-1]; ref != nil && ref.info.Level != f.info.Level && ref.post() != f.hdr.PreApplyChecksum {
 			a.r.add(Problem{Kind: KindChain, Object: f.name(), File: refOf(f.info),
 				Message: fmt.Sprintf("it does not apply to the state after TXID %s that %s ends with: its pre-apply checksum is %s, that file's post-apply checksum %s",
-					f.info.MinTXID-1, ref.name(), f.hdr.PreApplyChecksum, ref.trailer.PostApplyChecksum),
+					f.info.MinTXID-1, ref.name(), f.hdr.PreApplyChecksum, ref.post()),
 				Fix: fixHistories})
 		}
 	}
@@ -215,7 +226,7 @@ func (a *analysis) checkAcrossLevels() {
 func (a *analysis) summarise(fixes map[*checked]string) {
 	var newest *checked
 	for _, f := range a.present {
-		if newest == nil || f.info.MaxTXID > newest.info.MaxTXID || (f.info.MaxTXID == newest.info.MaxTXID && f.sums() && !newest.sums()) {
+		if newest == nil || f.info.MaxTXID > newest.info.MaxTXID || (f.info.MaxTXID == newest.info.MaxTXID && f.post() != 0 && newest.post() == 0) {
 			newest = f
 		}
 	}
@@ -224,7 +235,7 @@ func (a *analysis) summarise(fixes map[*checked]string) {
 	}
 	a.r.states = make(map[ltx.TXID]ltx.Checksum, len(a.ref))
 	for txid, f := range a.ref {
-		a.r.states[txid] = f.trailer.PostApplyChecksum
+		a.r.states[txid] = f.post()
 	}
 	for _, f := range a.present {
 		if f.info.MinTXID == 1 && f.info.MaxTXID > a.r.chainStart {
@@ -243,7 +254,7 @@ func (a *analysis) summarise(fixes map[*checked]string) {
 func (a *analysis) point(txid ltx.TXID) *Point {
 	p := &Point{TXID: txid}
 	if ref := a.ref[txid]; ref != nil {
-		p.Checksum = ref.trailer.PostApplyChecksum
+		p.Checksum = ref.post()
 	}
 	for _, files := range a.levels {
 		for _, f := range files {

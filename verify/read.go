@@ -31,6 +31,17 @@ func (c *checked) sound() bool { return !c.gone && c.bad == nil }
 // sums reports whether the file is sound and carries database checksums.
 func (c *checked) sums() bool { return c.sound() && !c.hdr.NoChecksum() }
 
+// post returns the checksum of the state the file ends with, zero when it
+// does not say (see storage.PostApplyChecksum): a file without database
+// checksums that walship wrote for Litestream says it, one Litestream
+// wrote does not.
+func (c *checked) post() ltx.Checksum {
+	if !c.sound() {
+		return 0
+	}
+	return storage.PostApplyChecksum(c.hdr, c.trailer)
+}
+
 func (c *checked) name() string { return describe(c.info) }
 
 func describe(f *ltx.FileInfo) string { return storage.Describe(f.Level, f.MinTXID, f.MaxTXID) }

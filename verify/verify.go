@@ -43,7 +43,7 @@ const (
 	KindChecksum    Kind = "checksum"    // a file's bytes do not match its checksum, or do not decode
 	KindTruncated   Kind = "truncated"   // a file ends before its trailer
 	KindName        Kind = "name"        // a file's header does not match its name or its level
-	KindGap         Kind = "gap"         // TXIDs missing at a level that no higher level or snapshot covers
+	KindGap         Kind = "gap"         // TXIDs missing at a level that no other level or snapshot covers
 	KindOverlap     Kind = "overlap"     // two files of one level hold the same TXIDs
 	KindChain       Kind = "chain"       // a file does not apply to the state the file before it ends with
 	KindMismatch    Kind = "mismatch"    // files that end at one TXID disagree on the state after it

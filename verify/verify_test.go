@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -265,6 +266,35 @@ func TestMissingFile(t *testing.T) {
 	})
 }
 
+// TestLevelGapHeldBelow: a gap at level 1 that level 0 holds loses no
+// restore point and is no problem. A replica taken over from Litestream has
+// one: Litestream's last level-0 files are in no higher level.
+func TestLevelGapHeldBelow(t *testing.T) {
+	s := newSource(t, "a")
+	s.history()
+	var l1 []*ltx.FileInfo
+	for _, f := range s.files(1) {
+		if f.MaxTXID > 1 {
+			l1 = append(l1, f)
+		}
+	}
+	if len(l1) < 3 {
+		t.Fatalf("level 1 holds %d files after TXID 1; want three", len(l1))
+	}
+	// Only level 0 holds the TXIDs of the middle level-1 file now.
+	os.Remove(s.filePath(l1[1]))
+	for _, level := range []int{2, storage.SnapshotLevel} {
+		for _, f := range s.files(level) {
+			if f.MaxTXID >= l1[1].MinTXID {
+				os.Remove(s.filePath(f))
+			}
+		}
+	}
+	if r := s.check(); !r.Whole() {
+		t.Fatalf("a level-1 gap that level 0 holds is reported:\n%s", dump(r))
+	}
+}
+
 // TestForeignFile: another database's LTX file, copied in under a name that
 // fits, is found: by its checksums under its own TXIDs, by its header under
 // others.
@@ -455,6 +485,49 @@ func TestWithoutChecksums(t *testing.T) {
 	// TXIDs are still checked.
 	os.Remove(s.filePath(endingAt(12)(s.files(0))))
 	mustFind(t, s.check(), verify.KindGap, storage.Describe(0, 13, 13))
+}
+
+// TestLitestreamCompatibleFiles: files walship writes for Litestream carry
+// no database checksums but the state they end with (storage.ToLitestream):
+// verify compares those states, with the database too, and finds two files
+// that disagree on one TXID.
+func TestLitestreamCompatibleFiles(t *testing.T) {
+	s := newSource(t, "a")
+	s.history()
+	s.close()
+	convert := func(f *ltx.FileInfo, post ltx.Checksum) {
+		hdr, trailer, err := storage.ReadHeaderTrailer(context.Background(), s.replica, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if post == 0 {
+			post = storage.PostApplyChecksum(hdr, trailer)
+		}
+		var out bytes.Buffer
+		if _, err := storage.ToLitestream(&out, bytes.NewReader(readAll(t, s.replica, f)), post, ""); err != nil {
+			t.Fatal(err)
+		}
+		replaceFile(t, s.filePath(f), out.Bytes())
+	}
+	for level := 0; level <= storage.MaxLevel; level++ {
+		for _, f := range s.files(level) {
+			convert(f, 0)
+		}
+	}
+	r := s.check()
+	if _, err := verify.Database(context.Background(), s.path, "", r); err != nil || r.Database.Status != verify.StatusInSync {
+		t.Fatalf("the database against the replica: %+v, %v:\n%s", r.Database, err, dump(r))
+	}
+	if !r.Whole() || r.FilesWithoutChecksums != r.Files || r.Newest.Checksum == 0 {
+		t.Fatalf("%d files, %d without checksums, newest %+v:\n%s", r.Files, r.FilesWithoutChecksums, r.Newest, dump(r))
+	}
+	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "written for Litestream") || strings.Contains(notes, "written by Litestream") {
+		t.Errorf("notes %q do not say the files were written for Litestream", r.Notes)
+	}
+	// A level-1 file that says another state than level 0 at its end.
+	f := last(s.files(1))
+	convert(f, ltx.ChecksumFlag|42)
+	mustFind(t, s.check(), verify.KindMismatch, storage.Describe(1, f.MinTXID, f.MaxTXID))
 }
 
 // TestEmptyReplica: nothing to restore is a problem.

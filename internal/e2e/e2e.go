@@ -102,15 +102,7 @@ func Run(t *testing.T, r Replica) {
 		txid := txids[rng.IntN(len(txids))]
 		out := filepath.Join(dir, fmt.Sprintf("restored-%d.db", i))
 		run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, "-txid", txid.String(), dbPath)
-		got := imageOfFile(t, out)
-		id := newestRow(t, out)
-		want, ok := images[id]
-		if !ok {
-			t.Fatalf("TXID %s restores a database whose newest row %d the application never committed last", txid, id)
-		}
-		if got != want {
-			t.Fatalf("TXID %s restores a database that differs from the application's after row %d", txid, id)
-		}
+		checkRestored(t, out, images, "TXID "+txid.String())
 	}
 	if listing := run(t, bin, r.Env, "ltx", "-config", cfgPath, dbPath); !strings.Contains(listing, txids[len(txids)-1].String()) {
 		t.Fatalf("walship ltx does not list the newest TXID %s:\n%s", txids[len(txids)-1], listing)
@@ -404,6 +396,21 @@ func imageOfFile(t *testing.T, path string) testutil.Image {
 		t.Fatalf("read %s: %v", path, err)
 	}
 	return img
+}
+
+// checkRestored fails unless the database at out is exactly a state the
+// application committed: the one after the commit of its newest row.
+func checkRestored(t *testing.T, out string, imgs map[int64]testutil.Image, what string) {
+	t.Helper()
+	got := imageOfFile(t, out)
+	id := newestRow(t, out)
+	want, ok := imgs[id]
+	if !ok {
+		t.Fatalf("%s restores a database whose newest row %d the application never committed last", what, id)
+	}
+	if got != want {
+		t.Fatalf("%s restores a database that differs from the application's after row %d", what, id)
+	}
 }
 
 func newestRow(t *testing.T, path string) int64 {

@@ -60,3 +60,13 @@ func (s *State) Truncate(commit uint32) {
 func (s *State) Clone() *State {
 	return &State{pageSize: s.pageSize, sums: slices.Clone(s.sums), total: s.total}
 }
+
+// FromSums returns the state whose page checksums are sums (sums[pgno-1],
+// zero for the lock page).
+func FromSums(pageSize uint32, sums []ltx.Checksum) *State {
+	s := New(pageSize, uint32(len(sums)))
+	for i, c := range sums {
+		s.Set(uint32(i+1), c)
+	}
+	return s
+}

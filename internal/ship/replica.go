@@ -93,6 +93,7 @@ type Replica struct {
 	known      bool        // pos and index were read from the destination
 	claimedAt  time.Time   // when the owner record last named this process; zero before the claim
 	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
+	compatible bool        // files go in the form Litestream 0.5 restores (SetLitestreamCompatible)
 	wrote      bool        // a file was written since the last Audit
 	repair     ltx.TXID    // a repair waits for a snapshot at or after this TXID (see Repair)
 	repairGen  uint64      // counts Repair calls, so that one made during an upload is not lost
@@ -117,6 +118,15 @@ func (r *Replica) SetWriter(w Writer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writer = w
+}
+
+// SetLitestreamCompatible makes the replica receive every file in the form
+// Litestream 0.5's restore accepts (storage.ToLitestream): without database
+// checksums, which walship keeps in the header's NodeID field instead.
+func (r *Replica) SetLitestreamCompatible(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.compatible = on
 }
 
 // Pos returns the newest position the replica holds.
@@ -244,7 +254,7 @@ func newestPos(ctx context.Context, c storage.Client, index *[storage.MaxLevel +
 	if err != nil {
 		return ltx.Pos{}, nil, err
 	}
-	return ltx.NewPos(newest.MaxTXID, trailer.PostApplyChecksum), &hdr, nil
+	return ltx.NewPos(newest.MaxTXID, storage.PostApplyChecksum(hdr, trailer)), &hdr, nil
 }
 
 // verifyNewestMax is the size up to which the replica's newest file is read

@@ -199,12 +199,13 @@ func (r *Replica) putTo(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, tr
 	if err := r.ensureOwner(ctx); err != nil {
 		return err
 	}
+	size := f.Size
 	for _, level := range levels {
 		rc, err := r.src.Staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
 		if err != nil {
 			return err
 		}
-		_, err = r.client.WriteLTXFile(ctx, level, f.MinTXID, f.MaxTXID, rc, time.UnixMilli(hdr.Timestamp))
+		size, err = r.write(ctx, level, f.MinTXID, f.MaxTXID, rc, f.Size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
 		rc.Close()
 		if err != nil {
 			return err
@@ -216,7 +217,7 @@ func (r *Replica) putTo(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, tr
 		r.lastHeader = &hdr
 	}
 	for _, level := range levels {
-		r.addToIndex(&ltx.FileInfo{Level: level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Size: f.Size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
+		r.addToIndex(&ltx.FileInfo{Level: level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Size: size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
 	}
 	r.mu.Unlock()
 	r.log.Debug("uploaded", "file", storage.Describe(f.Level, f.MinTXID, f.MaxTXID))
@@ -296,7 +297,8 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 	if err := r.ensureOwner(ctx); err != nil {
 		return err
 	}
-	if _, err := r.client.WriteLTXFile(ctx, 0, first.MinTXID, last.MaxTXID, io.NewSectionReader(tmp, 0, size), time.UnixMilli(hdr.Timestamp)); err != nil {
+	size, err = r.write(ctx, 0, first.MinTXID, last.MaxTXID, io.NewSectionReader(tmp, 0, size), size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -335,4 +337,39 @@ func (r *Replica) uploadSnapshot(ctx context.Context, atLeast ltx.TXID) (bool, e
 	}
 	r.log.Warn("the replica's history has a gap; shipping a snapshot to continue from", "snapshot", storage.Describe(snap.Level, snap.MinTXID, snap.MaxTXID), "replica_txid", r.Pos().TXID.String())
 	return true, r.put(ctx, snap, hdr, trailer)
+}
+
+// write stores the LTX file read from src (size bytes, post its post-apply
+// checksum) in the replica and returns the size stored. A replica that
+// Litestream must be able to restore (SetLitestreamCompatible) receives the
+// file without database checksums (storage.ToLitestream), copied first to a
+// temporary file of the staging directory, so that the destination can
+// retry the upload from its start as it does for a staged file.
+func (r *Replica) write(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src io.Reader, size int64, post ltx.Checksum, createdAt time.Time) (int64, error) {
+	r.mu.Lock()
+	compatible := r.compatible
+	r.mu.Unlock()
+	if compatible {
+		tmp, err := r.src.Staging.CreateTemp()
+		if err != nil {
+			return 0, fmt.Errorf("copy %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		bw := bufio.NewWriterSize(tmp, 256<<10)
+		if _, err := storage.ToLitestream(bw, src, post, r.src.Staging.Path()); err != nil {
+			return 0, fmt.Errorf("copy staged %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+		}
+		if err := bw.Flush(); err != nil {
+			return 0, fmt.Errorf("copy %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+		}
+		if size, err = tmp.Seek(0, io.SeekCurrent); err != nil {
+			return 0, err
+		}
+		src = io.NewSectionReader(tmp, 0, size)
+	}
+	if _, err := r.client.WriteLTXFile(ctx, level, minTXID, maxTXID, src, createdAt); err != nil {
+		return 0, err
+	}
+	return size, nil
 }

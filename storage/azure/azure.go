@@ -1,5 +1,5 @@
 // Package azure implements a replica in Azure Blob Storage (URL scheme abs),
-// in the layout of Litestream 0.5, so either tool restores the other's
+// in the layout of Litestream 0.5, so each tool reads the other's
 // replicas:
 //
 //	<path>/ltx/<level>/<minTXID>-<maxTXID>.ltx

@@ -1,6 +1,6 @@
 // Package gcs implements a replica in a Google Cloud Storage bucket, through
 // the official SDK (cloud.google.com/go/storage). The layout is the one used
-// by Litestream 0.5, so either tool restores the other's replicas:
+// by Litestream 0.5, so each tool reads the other's replicas:
 //
 //	gs://<bucket>/<path>/ltx/<level>/<minTXID>-<maxTXID>.ltx
 //

@@ -1,5 +1,5 @@
 // Package nats implements a replica in a NATS JetStream object store, with the
-// layout of Litestream 0.5, so that either tool restores the other's replicas:
+// layout of Litestream 0.5, so that each tool reads the other's replicas:
 //
 //	<bucket>: <path>/ltx/<level>/<minTXID>-<maxTXID>.ltx
 //

@@ -2,7 +2,7 @@
 // (MinIO, Cloudflare R2, Backblaze B2, Tigris, DigitalOcean Spaces, ...).
 //
 // A replica is a bucket and a key prefix, s3://BUCKET/PATH, laid out as
-// Litestream 0.5 lays it out, so either tool restores the other's replicas:
+// Litestream 0.5 lays it out, so each tool reads the other's replicas:
 //
 //	PATH/<level as 4 lower-case hex digits>/<minTXID>-<maxTXID>.ltx
 //

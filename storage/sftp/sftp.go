@@ -1,5 +1,5 @@
 // Package sftp implements a replica on an SSH server, over SFTP. The layout
-// is Litestream 0.5's, so either tool restores the other's replicas:
+// is Litestream 0.5's, so each tool reads the other's replicas:
 //
 //	<path>/ltx/<level>/<minTXID>-<maxTXID>.ltx
 //
