@@ -46,7 +46,9 @@ const (
 // Credentials: access-key-id with secret-access-key (or access-key-secret,
 // Alibaba's name, which Litestream's documentation uses), else
 // OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (and OSS_SESSION_TOKEN), as
-// Litestream's OSS client reads them; there is no other source.
+// Litestream's OSS client reads them, else LITESTREAM_OSS_ACCESS_KEY_ID and
+// LITESTREAM_OSS_ACCESS_KEY_SECRET, the names Litestream's documentation
+// gives; there is no other source.
 var OSSBackend = storage.Backend{
 	Schemes: []string{OSSType},
 	Form:    "oss://BUCKET/PATH",
@@ -175,11 +177,17 @@ func parseOSSSpec(spec storage.Spec, getenv func(string) string) (*options, erro
 		source, id, secret, err = credentialPair("environment", EnvOSSAccessKeyID, getenv(EnvOSSAccessKeyID), EnvOSSAccessKeySecret, getenv(EnvOSSAccessKeySecret))
 		token = getenv(EnvOSSSessionToken)
 	}
+	if source == "" && err == nil {
+		// The names Litestream's documentation gives (its OSS client reads
+		// only the above).
+		source, id, secret, err = credentialPair("environment", "LITESTREAM_OSS_ACCESS_KEY_ID", getenv("LITESTREAM_OSS_ACCESS_KEY_ID"), "LITESTREAM_OSS_ACCESS_KEY_SECRET", getenv("LITESTREAM_OSS_ACCESS_KEY_SECRET"))
+		token = ""
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("oss replica: %w", err)
 	case source == "":
-		return nil, fmt.Errorf("oss replica has no credentials: set access-key-id and secret-access-key, or %s and %s", EnvOSSAccessKeyID, EnvOSSAccessKeySecret)
+		return nil, fmt.Errorf("oss replica has no credentials: set access-key-id and secret-access-key, or %s and %s in the environment", EnvOSSAccessKeyID, EnvOSSAccessKeySecret)
 	}
 
 	s3spec := storage.Spec{URL: &url.URL{Scheme: OSSType, Host: bucket}, Keys: keys, Logger: spec.Logger}

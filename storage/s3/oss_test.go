@@ -75,6 +75,13 @@ func TestParseOSSSpecCredentials(t *testing.T) {
 	if err != nil || o.accessKeyID != "env-id" || o.secretAccessKey != "env-secret" || o.sessionToken != "env-token" || !strings.Contains(o.creds, EnvOSSAccessKeyID) {
 		t.Fatalf("environment: %+v, %v", o, err)
 	}
+	delete(env, EnvOSSAccessKeyID)
+	delete(env, EnvOSSAccessKeySecret)
+	env["LITESTREAM_OSS_ACCESS_KEY_ID"], env["LITESTREAM_OSS_ACCESS_KEY_SECRET"] = "doc-id", "doc-secret"
+	o, err = parseOSSSpec(storage.Spec{URL: mustURL(t, "oss://bkt/db")}, getenv)
+	if err != nil || o.accessKeyID != "doc-id" || o.secretAccessKey != "doc-secret" || o.sessionToken != "" {
+		t.Fatalf("Litestream's documented names: %+v, %v", o, err)
+	}
 	_, err = parseOSSSpec(storage.Spec{URL: mustURL(t, "oss://bkt/db")}, noEnv)
 	if err == nil || !strings.Contains(err.Error(), "oss replica has no credentials") {
 		t.Fatalf("none: %v", err)
