@@ -82,8 +82,14 @@ dbs:
 			}
 		}
 	}
-	if w := cfg.Warnings[len(cfg.Warnings)-1]; !strings.Contains(w.Msg, "applies to sftp and nats replicas, and this is a s3 replica") {
+	if w := cfg.Warnings[len(cfg.Warnings)-1]; !strings.Contains(w.Msg, "applies to sftp and nats replicas, not to this s3 replica") {
 		t.Errorf("host on an s3 replica: %q", w.Msg)
+	}
+
+	// S3's ignored keys on a replica of another kind say what they are.
+	cfg, err = Parse("t.yml", []byte("dbs:\n  - path: /a.db\n    replica:\n      url: oss://b/a\n      sign-payload: true\n"), false)
+	if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Msg, "has no effect in walship: walship leaves the signing of requests to the AWS SDK") {
+		t.Errorf("sign-payload on an oss replica: %v, %v", cfg.Warnings, err)
 	}
 }
 

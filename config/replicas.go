@@ -122,8 +122,10 @@ func (p *parser) backendKeys(r *Replica, keys []pair) {
 		case slices.Contains(b.Keys, kv.key):
 		case b.Ignored[kv.key] != "":
 			p.ignore(kv, b.Ignored[kv.key])
+		case len(backend.TypesReading(kv.key)) == 0:
+			p.ignore(kv, backend.IgnoredReason(kv.key)) // no backend reads it
 		default:
-			p.warnf(kv.line, kv.path, "has no effect: it applies to %s replicas, and this is a %s replica", orList(backend.TypesReading(kv.key)), b.Type())
+			p.warnf(kv.line, kv.path, "has no effect: it applies to %s replicas, not to this %s replica", orList(backend.TypesReading(kv.key)), b.Type())
 		}
 	}
 }
