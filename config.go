@@ -1,6 +1,7 @@
 package walship
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,15 +19,16 @@ import (
 // FromConfig returns the databases of a parsed config file, ready to Run:
 // each one's Options from its settings and the file's top level, and its
 // replicas' clients opened (which reads credentials but sends nothing).
-// name is the file's name, for messages. Settings that have no effect are
-// logged as warnings to log, which the databases log to as well. Close the
+// name is the file's name, for messages. The file's warnings
+// (cfg.Warnings: settings that have no effect) are logged to log, once
+// each, which the databases log to as well. Close the
 // Store to release the clients.
 func FromConfig(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	for _, k := range cfg.Unused {
-		log.Warn(fmt.Sprintf("key %s on line %d is not supported yet and is ignored", k.Name, k.Line), "config", name)
+	for _, w := range cfg.Warnings {
+		log.Warn(w.Key+": "+w.Msg, "config", cmp.Or(w.File, name), "line", w.Line)
 	}
 	op := backend.NewOpener(log)
 	store := &Store{}
@@ -86,12 +88,9 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 	}
 	setIf(&opts.MaxLocalBytes, cfg.MaxLocalBytes)
 	setIf(&opts.MaxLocalBytes, c.MaxLocalBytes)
-	if c.MonitorInterval != nil {
-		log.Warn(fmt.Sprintf("key monitor-interval of database %s (line %d) is not supported yet and is ignored: walship watches the WAL for changes", c.Path, c.Line), "config", name)
-	}
 
 	var reps []*Replica
-	for i, r := range replicas {
+	for _, r := range replicas {
 		client, err := ReplicaClient(ctx, op, cfg, r)
 		if err != nil {
 			for _, rep := range reps {
@@ -100,12 +99,6 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 				}
 			}
 			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", name, r.Line, c.Path, r.DisplayName(), err)
-		}
-		if i > 0 && r.SyncInterval != nil {
-			log.Warn(fmt.Sprintf("key sync-interval of replica %s (line %d) is ignored: a database has one sync interval; set it on the database", r.DisplayName(), r.Line), "config", name)
-		}
-		for _, k := range backend.UnusedKeys(r.Backend(), r.Extra) {
-			log.Warn(fmt.Sprintf("key %s of replica %s (line %d) does not apply to %s replicas and is ignored", k, r.DisplayName(), r.Line, r.Backend()), "config", name)
 		}
 		rep := NewReplica(r.Name, client)
 		setIf(&rep.ValidationInterval, r.ValidationInterval)

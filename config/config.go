@@ -1,7 +1,9 @@
 // Package config loads walship's YAML configuration: the SQLite databases
 // to replicate, the replicas each one ships its WAL to, and how walship logs.
-// Key names follow Litestream 0.5, so a litestream.yml that only uses
-// features walship supports can be used as is.
+// Key names follow Litestream 0.5, so a litestream.yml can be used as is:
+// every key Litestream 0.5 reads is either implemented with the same
+// meaning or accepted with a [Warning] that says it has no effect in
+// walship and what walship does instead.
 //
 // A minimal file:
 //
@@ -36,14 +38,18 @@
 // # Locating the file
 //
 // [Path] picks the file: an explicit path (the -config flag), else the
-// WALSHIP_CONFIG environment variable, else [DefaultPath].
+// WALSHIP_CONFIG environment variable, else [DefaultPath] if it exists,
+// else Litestream's LITESTREAM_CONFIG, else [DefaultPath]. Litestream's own
+// default, /etc/litestream.yml, is only mentioned in the error that says
+// no config file was found.
 //
 // # Environment variables
 //
 // Unless disabled, $VAR and ${VAR} references anywhere in the raw text,
 // comments included, are replaced with the variable's value before the YAML
-// is parsed, as Litestream does ([os.ExpandEnv] semantics: an unset variable
-// becomes the empty string, and a literal "$" cannot be escaped). Pass
+// is parsed, as Litestream does ([os.Expand] semantics: an unset variable
+// becomes the empty string, and a literal "$" cannot be escaped; $PID is
+// the process ID, as in Litestream). Pass
 // expandEnv=false to [Load] or [Parse] when values such as passwords contain
 // "$". A value containing a newline shifts the line numbers reported in
 // later errors.
@@ -53,8 +59,9 @@
 // A database's path and meta-path beginning with "~/" (or equal to "~") are
 // expanded to the current user's home directory, and relative ones are made
 // absolute relative to the current working directory of the process — not
-// the directory holding the configuration file. A replica's path is kept
-// exactly as written; the caller interprets it.
+// the directory holding the configuration file. A "sqlite://" or
+// "sqlite3://" prefix is dropped, as Litestream drops it. A replica's path
+// is kept exactly as written; the caller interprets it.
 //
 // # Unset versus zero
 //
@@ -83,12 +90,20 @@
 //	/etc/walship.yml:7: dbs[0].sync-interval: invalid duration "fast" (use a Go duration such as 1s or 500ms)
 //
 // Unknown keys are errors at every level, so a misspelt key is never
-// silently ignored; the exceptions are keys reserved for features walship
-// does not implement yet: top-level keys listed in [Config.Unused], and
-// replica backend options, kept in [Replica.Extra]. All problems found in a
-// file are reported together, one per line, ordered by line. Values of keys
-// whose names contain "secret", "password", "key" or "token" are never
-// echoed in messages.
+// silently ignored. Litestream's keys are never errors: those walship does
+// not act on, and keys written where they do not apply (a backend's key on
+// a replica of another kind, a top-level replica setting no replica takes),
+// are listed in [Config.Warnings], each once, with its file, line and key.
+// All problems found in a file are reported together, one per line,
+// ordered by line. Values of keys whose names contain "secret",
+// "password", "key" or "token" are never echoed in messages or warnings.
+//
+// # Replica settings at the top level
+//
+// As in Litestream, any replica setting but name, type, url and path may
+// also be written at the top level (region:, endpoint:, sync-interval:,
+// access-key-id:, ...): it applies to every replica that does not set its
+// own and whose backend reads it, and is copied into those replicas.
 //
 // YAML anchors, aliases and merge keys ("<<: *defaults") are supported;
 // duplicate keys within one mapping and multiple YAML documents in one file
@@ -103,30 +118,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/walship/walship/storage/backend"
 )
-
-// DefaultPath is the configuration file used when neither an explicit path
-// nor $WALSHIP_CONFIG is given.
-const DefaultPath = "/etc/walship.yml"
-
-// PathEnv names the environment variable that overrides [DefaultPath].
-const PathEnv = "WALSHIP_CONFIG"
-
-// Path returns the config path to use: explicit if non-empty, else
-// $WALSHIP_CONFIG if set to a non-empty value, else [DefaultPath].
-func Path(explicit string) string {
-	if explicit != "" {
-		return explicit
-	}
-	if p := os.Getenv(PathEnv); p != "" {
-		return p
-	}
-	return DefaultPath
-}
 
 // Default values applied by [Load] and [Parse] to [Logging].
 const (
@@ -161,18 +159,26 @@ type Config struct {
 	// it as a size (see "Sizes" in the package documentation).
 	MaxLocalBytes *int64 `yaml:"max-local-bytes"`
 
+	// ShutdownSyncTimeout is "shutdown-sync-timeout", how long `walship
+	// replicate` keeps uploading what was captured after it is told to
+	// stop; nil when unset (caller's default: 10s). Zero is valid: stop
+	// without waiting (what is not uploaded ships at the next start).
+	ShutdownSyncTimeout *time.Duration `yaml:"shutdown-sync-timeout"`
+
 	// AccessKeyID and SecretAccessKey are "access-key-id" and
 	// "secret-access-key": S3 credentials for every replica that does not
-	// set its own.
+	// set its own. Like every replica setting written at the top level,
+	// they are already copied into the replicas whose backend reads them
+	// (see [Replica.Extra]).
 	AccessKeyID     string `yaml:"access-key-id"`
 	SecretAccessKey string `yaml:"secret-access-key"`
 
-	// Unused lists, in file order, the top-level keys that walship accepts
-	// for compatibility with Litestream configuration files but does not act
-	// on yet ("addr", "mcp-addr"), so
-	// the caller can warn that they have no effect. Their values are not
-	// kept.
-	Unused []Key `yaml:"-"`
+	// Warnings lists, ordered by line, the settings of the file that have
+	// no effect in walship: Litestream's keys that walship accepts so that
+	// a litestream.yml runs, and keys that do not apply where they are
+	// written. The caller shows them to the operator. They never hold a
+	// secret value.
+	Warnings []Warning `yaml:"-"`
 }
 
 // Level is one entry of the top-level "levels" list: a compaction level.
@@ -204,22 +210,22 @@ type Retention struct {
 	Enabled *bool `yaml:"enabled"`
 }
 
-// Key identifies a key in the configuration file.
-type Key struct {
-	Name string // e.g. "snapshot"
-	Line int    // 1-based line in the file
-}
-
 // Logging configures walship's own log output.
 type Logging struct {
 	// Level is one of "debug", "info", "warn" or "error"; default "info".
 	// The file may use any letter case and "warning" for "warn"; Level
 	// always holds the normalized form.
 	Level string `yaml:"level"`
-	// Type is "text" or "json"; default "text" (normalized to lower case).
+	// Type is "text" or "json"; default "text" (normalized to lower case;
+	// Litestream's "pretty" is read as "text").
 	Type string `yaml:"type"`
-	// Stderr sends logs to standard error instead of standard output.
-	Stderr bool `yaml:"stderr"`
+	// Stderr is "stderr": true sends logs to standard error, false to
+	// standard output, as in Litestream; nil when unset (walship's default
+	// is standard error).
+	Stderr *bool `yaml:"stderr"`
+	// Source is "source": true adds the source file and line of each log
+	// record; nil when unset.
+	Source *bool `yaml:"source"`
 }
 
 // DB is one entry of the top-level "dbs" list: a database to replicate.
@@ -285,7 +291,8 @@ type Replica struct {
 	// SyncInterval is "sync-interval"; nil when unset.
 	SyncInterval *time.Duration `yaml:"sync-interval"`
 	// ValidationInterval is "validation-interval" (Litestream's key): how
-	// often the replicator verifies the whole replica; nil when unset.
+	// often the replicator verifies the whole replica; 0 is never (as
+	// unset, walship's default); nil when unset.
 	ValidationInterval *time.Duration `yaml:"validation-interval"`
 	// AuditInterval is "audit-interval": how often the replicator lists
 	// the replica to find files deleted behind its back; 0 is never; nil
@@ -297,11 +304,11 @@ type Replica struct {
 
 	// Extra holds the replica's backend options: the keys some backend
 	// declares (backend.Keys: access-key-id, region, endpoint, bucket,
-	// key-path, host-key, ...) and Litestream's retention and
-	// retention-check-interval, which walship accepts and does not act on
-	// yet. Keyed by key name, with the scalar
-	// value as written ("true", "5MB", ...); a list (root-cas) is joined
-	// with commas. Nil when the replica has none.
+	// key-path, host-key, ...), written on the replica or, for those its
+	// backend reads, at the top level; and Litestream's keys that some
+	// backend ignores (backend.IgnoredKeys). Keyed by key name, with the
+	// scalar value as written ("true", "5MB", ...); a list (root-cas) is
+	// joined with commas. Nil when the replica has none.
 	Extra map[string]string `yaml:"-"`
 
 	// Line is the 1-based line of the replica in the file, for messages.
@@ -336,23 +343,10 @@ func (r *Replica) destination() string {
 		u.Scheme = b.Type()
 	case r.Path == "":
 		return ""
-	case r.Backend() == "file" || r.Type == "":
-		abs, err := filepath.Abs(r.Path)
-		if err != nil {
-			return ""
-		}
-		u = &url.URL{Scheme: "file", Path: abs}
 	default:
-		b, ok := backend.Lookup(r.Backend())
-		if !ok || b.FromKeys == nil {
+		if u = r.keysURL(); u == nil {
 			return ""
 		}
-		parsed, _, err := b.FromKeys(r.Path, r.Extra)
-		if err != nil {
-			return ""
-		}
-		u = parsed
-		u.Scheme = b.Type()
 	}
 	endpoint := u.Query().Get("endpoint")
 	if e := r.Extra["endpoint"]; e != "" {
@@ -367,12 +361,66 @@ func (r *Replica) destination() string {
 	return u.Scheme + "://" + user + strings.ToLower(u.Host) + "/" + strings.Trim(path.Clean("/"+u.Path), "/") + " " + endpoint
 }
 
+// keysURL returns the destination of a replica written without url:, as
+// its backend makes it of its type:, path: and keys (bucket:, host:,
+// webdav-url:, ...), with the backend's type as scheme; nil when they make
+// none.
+func (r *Replica) keysURL() *url.URL {
+	if r.Backend() == "file" || r.Type == "" {
+		if r.Path == "" {
+			return nil
+		}
+		abs, err := filepath.Abs(r.Path)
+		if err != nil {
+			return nil
+		}
+		return &url.URL{Scheme: "file", Path: abs}
+	}
+	b, ok := backend.Lookup(r.Backend())
+	if !ok || b.FromKeys == nil {
+		return nil
+	}
+	u, _, err := b.FromKeys(r.Path, r.Extra)
+	if err != nil {
+		return nil
+	}
+	if u.Scheme == "" || !slices.Contains(b.Schemes, u.Scheme) {
+		u.Scheme = b.Type()
+	}
+	return u
+}
+
+// DestinationURL returns where the replica writes, as a URL: its url:, or
+// the one its backend makes of its type:, path: and keys; "" when they make
+// none (a mistake reported when the replica is opened). It may hold
+// credentials: redact it (backend.Redact) before showing it.
+func (r *Replica) DestinationURL() string {
+	if r.URL != "" {
+		return r.URL
+	}
+	if u := r.keysURL(); u != nil {
+		return u.String()
+	}
+	return ""
+}
+
 // DisplayName returns the replica's name key, else its type.
 func (r *Replica) DisplayName() string {
 	if r.Name != "" {
 		return r.Name
 	}
 	return r.Backend()
+}
+
+// expand replaces $VAR and ${VAR} with the environment's values, and $PID
+// and ${PID} with the process ID, as Litestream does.
+func expand(s string) string {
+	return os.Expand(s, func(name string) string {
+		if name == "PID" {
+			return strconv.Itoa(os.Getpid())
+		}
+		return os.Getenv(name)
+	})
 }
 
 // Load reads and validates the configuration file at path. Environment
@@ -385,8 +433,8 @@ func Load(path string, expandEnv bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("config file %s not found (use -config PATH or set %s to point at another file): %w",
-				path, PathEnv, fs.ErrNotExist)
+			return nil, fmt.Errorf("config file %s not found (use -config PATH or set %s to point at another file%s): %w",
+				path, PathEnv, LitestreamHint(path), fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("cannot read config file %s: %w", path, err)
 	}
@@ -397,12 +445,13 @@ func Load(path string, expandEnv bool) (*Config, error) {
 // used in error messages.
 func Parse(name string, data []byte, expandEnv bool) (*Config, error) {
 	if expandEnv {
-		data = []byte(os.ExpandEnv(string(data)))
+		data = []byte(expand(string(data)))
 	}
 	p := &parser{name: name}
 	cfg := p.parse(data)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = p.sortedWarnings()
 	return cfg, nil
 }

@@ -49,9 +49,10 @@ func topLevel(cfg *Config) string {
 		}
 		return "nil"
 	}
-	return fmt.Sprintf("{Levels:%+v Snapshot:{Interval:%s Retention:%s} L0Retention:%s L0RetentionCheckInterval:%s Retention:{Enabled:%s} MaxLocalBytes:%s Logging:%+v Unused:%+v}",
+	return fmt.Sprintf("{Levels:%+v Snapshot:{Interval:%s Retention:%s} L0Retention:%s L0RetentionCheckInterval:%s Retention:{Enabled:%s} MaxLocalBytes:%s Logging:{Level:%s Type:%s Stderr:%s Source:%s} Warnings:%+v}",
 		cfg.Levels, deref(cfg.Snapshot.Interval), deref(cfg.Snapshot.Retention), deref(cfg.L0Retention),
-		deref(cfg.L0RetentionCheckInterval), deref(cfg.Retention.Enabled), deref(cfg.MaxLocalBytes), cfg.Logging, cfg.Unused)
+		deref(cfg.L0RetentionCheckInterval), deref(cfg.Retention.Enabled), deref(cfg.MaxLocalBytes),
+		cfg.Logging.Level, cfg.Logging.Type, deref(cfg.Logging.Stderr), deref(cfg.Logging.Source), cfg.Warnings)
 }
 
 func TestPath(t *testing.T) {
@@ -127,11 +128,11 @@ func TestDefaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := Logging{Level: "info", Type: "text"}
-			if cfg.Logging != want {
+			if !reflect.DeepEqual(cfg.Logging, want) {
 				t.Errorf("Logging = %+v, want %+v", cfg.Logging, want)
 			}
-			if len(cfg.Unused) != 0 {
-				t.Errorf("Unused = %v, want none", cfg.Unused)
+			if len(cfg.Warnings) != 0 {
+				t.Errorf("Warnings = %v, want none", cfg.Warnings)
 			}
 			if cfg.Levels != nil || cfg.Snapshot != (Snapshot{}) || cfg.L0Retention != nil ||
 				cfg.L0RetentionCheckInterval != nil || cfg.Retention != (Retention{}) || cfg.MaxLocalBytes != nil {
@@ -357,8 +358,7 @@ mcp-addr: ":3001"
 		t.Fatal(err)
 	}
 	want := &Config{
-		Logging: Logging{Level: "debug", Type: "json", Stderr: true},
-		Unused:  []Key{{Name: "addr", Line: 2}, {Name: "mcp-addr", Line: 53}},
+		Logging: Logging{Level: "debug", Type: "json", Stderr: boolp(true)},
 		Levels: []Level{
 			{Interval: 30 * time.Second, Line: 45},
 			{Interval: 5 * time.Minute, Line: 46},
@@ -404,10 +404,15 @@ mcp-addr: ":3001"
 	if !reflect.DeepEqual(cfg.Logging, want.Logging) {
 		t.Errorf("Logging = %+v, want %+v", cfg.Logging, want.Logging)
 	}
-	if !reflect.DeepEqual(cfg.Unused, want.Unused) {
-		t.Errorf("Unused = %+v, want %+v", cfg.Unused, want.Unused)
+	var warned []string
+	for _, w := range cfg.Warnings {
+		warned = append(warned, fmt.Sprintf("%d %s", w.Line, w.Key))
+	}
+	if want := []string{"2 addr", "20 dbs[0].monitor-interval", "39 dbs[1].replicas[1].sync-interval", "53 mcp-addr"}; !reflect.DeepEqual(warned, want) {
+		t.Errorf("warnings %q, want %q", warned, want)
 	}
 	gotTop, wantTop := *cfg, *want
+	gotTop.Warnings = nil
 	gotTop.DBs, wantTop.DBs = nil, nil
 	if !reflect.DeepEqual(gotTop, wantTop) {
 		t.Errorf("top-level settings = %s, want %s", topLevel(&gotTop), topLevel(&wantTop))
@@ -461,8 +466,10 @@ func TestLoggingNormalization(t *testing.T) {
 	}{
 		{"logging:\n  level: WARNING\n", Logging{Level: "warn", Type: "text"}},
 		{"logging:\n  level: Error\n  type: JSON\n", Logging{Level: "error", Type: "json"}},
-		{"logging:\n  stderr: false\n", Logging{Level: "info", Type: "text"}},
-		{"logging: {level: debug, stderr: yes}\n", Logging{Level: "debug", Type: "text", Stderr: true}},
+		{"logging:\n  stderr: false\n", Logging{Level: "info", Type: "text", Stderr: boolp(false)}},
+		{"logging: {level: debug, stderr: yes}\n", Logging{Level: "debug", Type: "text", Stderr: boolp(true)}},
+		{"logging: {level: trace, type: pretty, source: true}\n", Logging{Level: "debug", Type: "text", Source: boolp(true)}},
+		{"logging: {level: verbose}\n", Logging{Level: "info", Type: "text"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.yaml, func(t *testing.T) {
@@ -470,7 +477,7 @@ func TestLoggingNormalization(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Logging != tt.want {
+			if !reflect.DeepEqual(cfg.Logging, tt.want) {
 				t.Errorf("Logging = %+v, want %+v", cfg.Logging, tt.want)
 			}
 		})
@@ -525,8 +532,8 @@ func TestLevels(t *testing.T) {
 			if !reflect.DeepEqual(cfg.Levels, tt.want) {
 				t.Errorf("Levels = %+v, want %+v", cfg.Levels, tt.want)
 			}
-			if len(cfg.Unused) != 0 {
-				t.Errorf("Unused = %v, want none", cfg.Unused)
+			if len(cfg.Warnings) != 0 {
+				t.Errorf("Warnings = %v, want none", cfg.Warnings)
 			}
 		})
 	}
@@ -708,7 +715,7 @@ max-local-bytes: 1GiB
 	}
 }
 
-func TestUnusedKeys(t *testing.T) {
+func TestIgnoredTopKeys(t *testing.T) {
 	cfg, err := Load(writeConfig(t, `addr: ":9090"
 levels:
   - interval: 1m
@@ -724,9 +731,15 @@ l0-retention: 1m
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Key{{"addr", 1}, {"mcp-addr", 4}}
-	if !reflect.DeepEqual(cfg.Unused, want) {
-		t.Errorf("Unused = %+v, want %+v", cfg.Unused, want)
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, fmt.Sprintf("%s:%d %s", w.File, w.Line, w.Key))
+	}
+	// The credentials are a default for S3 replicas, and there is none.
+	want := []string{cfg.Warnings[0].File + ":1 addr", cfg.Warnings[0].File + ":4 mcp-addr",
+		cfg.Warnings[0].File + ":7 access-key-id", cfg.Warnings[0].File + ":8 secret-access-key"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
 	}
 	if cfg.AccessKeyID != "AKIA" || cfg.SecretAccessKey != "shh" {
 		t.Errorf("access-key-id %q, secret-access-key %q; want AKIA, shh", cfg.AccessKeyID, cfg.SecretAccessKey)
@@ -818,9 +831,14 @@ func TestValidationInterval(t *testing.T) {
 	if _, ok := r.Extra["validation-interval"]; ok {
 		t.Fatal("validation-interval is also kept as an unused extra key")
 	}
-	_, err = Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      validation-interval: 0s\n"), false)
-	if err == nil || !strings.Contains(err.Error(), "validation-interval") {
+	// Zero is never, as Litestream takes it.
+	cfg, err = Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      validation-interval: 0s\n"), false)
+	if err != nil || *cfg.DBs[0].Replica.ValidationInterval != 0 {
 		t.Fatalf("a zero validation-interval: %v", err)
+	}
+	_, err = Parse("walship.yml", []byte("dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///backups/a\n      validation-interval: -1s\n"), false)
+	if err == nil || !strings.Contains(err.Error(), "validation-interval") {
+		t.Fatalf("a negative validation-interval: %v", err)
 	}
 }
 

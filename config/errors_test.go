@@ -189,11 +189,6 @@ func TestLoadErrors(t *testing.T) {
 			line: 3, key: `dbs[0].truncate-page-n: invalid number "1.5"`,
 		},
 		{
-			name: "invalid logging level",
-			yaml: "logging:\n  level: verbose\n",
-			line: 2, key: `logging.level: invalid level "verbose"`, also: []string{"debug, info, warn or error"},
-		},
-		{
 			name: "invalid logging type",
 			yaml: "logging:\n  type: xml\n",
 			line: 2, key: `logging.type: invalid type "xml"`, also: []string{"text or json"},
@@ -365,9 +360,19 @@ func TestLoadErrors(t *testing.T) {
 			line: 3, key: `unknown key "retenion" in snapshot`, also: []string{`did you mean "retention"?`, "valid keys here: interval, retention"},
 		},
 		{
-			name: "snapshot under a database",
-			yaml: "dbs:\n  - path: /tmp/a.db\n    snapshot:\n      interval: 1h\n",
-			line: 3, key: `unknown key "snapshot" in dbs[0]`, also: []string{"check placement", "top-level setting"},
+			name: "databases with different snapshot intervals",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    snapshot:\n      interval: 1h\n  - path: /tmp/b.db\n    snapshot:\n      interval: 2h\n",
+			line: 6, key: `dbs[1].snapshot.interval: 2h0m0s differs from dbs[0].snapshot.interval (line 3), 1h0m0s`, also: []string{"set snapshot.interval once at the top level"},
+		},
+		{
+			name: "both path and dir",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    dir: /tmp/dbs\n    pattern: \"*.db\"\n",
+			line: 3, key: `dbs[0]: both path and dir are set`,
+		},
+		{
+			name: "age encryption",
+			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///a\n      age:\n        identities: [AGE-SECRET-KEY-1XYZ]\n",
+			line: 6, key: `dbs[0].replica.age.identities: age encryption is not supported`, also: []string{"Litestream 0.5 refuses it too"}, notWant: []string{"AGE-SECRET"},
 		},
 		{
 			name: "l0-retention under a replica",
@@ -576,7 +581,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadReportsAllProblemsInLineOrder(t *testing.T) {
 	path := writeConfig(t, `logging:
-  level: loud
+  type: loud
 dbs:
   - path: /tmp/a.db
     sync-interval: soon
@@ -588,7 +593,7 @@ dbs:
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{
-		path + ":2: logging.level:",
+		path + ":2: logging.type:",
 		path + ":5: dbs[0].sync-interval:",
 		path + ":6: dbs[1].busy-timeout:",
 		path + ":6: dbs[1]: missing required key \"path\"",

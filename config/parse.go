@@ -23,12 +23,23 @@ type problem struct {
 	msg  string
 }
 
-// parser walks a yaml.Node tree and collects problems.
+// parser walks a yaml.Node tree and collects problems and warnings.
 type parser struct {
 	name     string
 	problems []problem
-	merging  map[*yaml.Node]bool // mappings being merged, to stop cycles
-	walked   map[*yaml.Node]bool // mappings whose keys were already checked
+	warnings []Warning
+	// defaults holds the replica settings written at the top level, which
+	// apply to every replica that does not set its own; defaultKeys the
+	// keys as written, for warnings.
+	defaults    Replica
+	defaultKeys []pair
+	// dbSnaps are the "snapshot" mappings of databases, applied by
+	// dbSnapshots.
+	dbSnaps []dbSnapshot
+	// replicaSyncIntervals are the sync-interval keys written on replicas.
+	replicaSyncIntervals map[*Replica]pair
+	merging              map[*yaml.Node]bool // mappings being merged, to stop cycles
+	walked               map[*yaml.Node]bool // mappings whose keys were already checked
 	// resolved holds the pairs of each mapping at each key path: a
 	// mapping merged many times, at many depths, is walked once, so that
 	// merges of merges cost what the file holds, not what they expand to.
@@ -169,10 +180,11 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(root.Line, "the top level must be a mapping with keys such as dbs: and logging:, not %s", kindName(root))
 		return nil
 	}
+	var dbs *pair
 	for _, kv := range p.pairs(root, "") {
 		switch kv.key {
 		case "dbs":
-			cfg.DBs = p.dbs(kv)
+			dbs = &kv
 		case "logging":
 			p.logging(kv, &cfg.Logging)
 		case "levels":
@@ -187,19 +199,37 @@ func (p *parser) parse(data []byte) *Config {
 			p.retention(kv, &cfg.Retention)
 		case "max-local-bytes":
 			cfg.MaxLocalBytes = p.size(kv)
-		case "access-key-id":
-			cfg.AccessKeyID = p.str(kv)
-		case "secret-access-key":
-			cfg.SecretAccessKey = p.str(kv)
+		case "shutdown-sync-timeout":
+			cfg.ShutdownSyncTimeout = p.duration(kv)
 		default:
-			if slices.Contains(reservedTopKeys, kv.key) {
-				cfg.Unused = append(cfg.Unused, Key{Name: kv.key, Line: kv.line})
+			if reason, ok := ignoredTopKeys[kv.key]; ok {
+				p.ignore(kv, reason)
 				continue
 			}
-			p.unknown(kv, "", topKeys, "also accepted but not used yet", reservedTopKeys)
+			if p.replicaSetting(&p.defaults, kv) {
+				p.defaultKeys = append(p.defaultKeys, kv)
+				continue
+			}
+			p.unknown(kv, "", topKeys, "replica settings, which apply to every replica", replicaSettingKeys())
 		}
 	}
+	cfg.AccessKeyID, cfg.SecretAccessKey = p.defaults.Extra["access-key-id"], p.defaults.Extra["secret-access-key"]
+	if dbs != nil {
+		cfg.DBs = p.dbs(*dbs)
+	}
+	p.dbSnapshots(cfg)
+	p.applyDefaults(cfg.DBs)
+	p.sharedReplicas("dbs", cfg.DBs)
 	return cfg
+}
+
+// sortedWarnings returns the warnings ordered by line, each once (a
+// mapping merged into several others may give the same warning twice).
+func (p *parser) sortedWarnings() []Warning {
+	slices.SortStableFunc(p.warnings, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Msg, b.Msg))
+	})
+	return slices.Compact(p.warnings)
 }
 
 // pair is one key/value of a mapping.

@@ -20,6 +20,10 @@ type Backend struct {
 	// Keys are the replica config keys it reads, beyond url, path and
 	// type.
 	Keys []string
+	// Ignored are Litestream's config keys for this kind of destination
+	// that it accepts and does not act on, each with what it does instead:
+	// the config file warns about them rather than refuse them.
+	Ignored map[string]string
 	// UserIsLogin says the user name of its URLs is a login name, which
 	// messages may show (never the password); otherwise the URL's user
 	// information is a credential (an S3 access key, a NATS token) and

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/walship/walship/config"
 	"github.com/walship/walship/storage/backend"
 )
 
 const databasesDescription = `
-Lists the databases of the config file and the replicas each one ships to.
-Credentials are never printed.`
+Lists the databases of the config file and the replicas each one ships to,
+then, on standard error, the settings of the file that have no effect in
+walship (Litestream's keys that walship accepts without acting on them), one
+a line with the file, line and key. Credentials are never printed.`
 
 type replicaJSON struct {
 	Name         string `json:"name"`
@@ -44,6 +47,7 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	defer printWarnings(e, cfg.Warnings)
 	out := make([]databaseJSON, 0, len(cfg.DBs))
 	for _, db := range cfg.DBs {
 		d := databaseJSON{Path: db.Path, MetaPath: db.MetaPath, Replicas: []replicaJSON{}}
@@ -52,8 +56,8 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 		}
 		for _, r := range db.AllReplicas() {
 			rj := replicaJSON{Name: r.DisplayName(), Type: r.Backend(), Path: r.Path}
-			if r.URL != "" {
-				rj.URL = backend.Redact(r.URL)
+			if u := r.DestinationURL(); u != "" {
+				rj.URL = backend.Redact(u)
 			}
 			if r.SyncInterval != nil {
 				rj.SyncInterval = r.SyncInterval.String()
@@ -84,4 +88,11 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// printWarnings lists the config file's warnings on standard error.
+func printWarnings(e *env, warnings []config.Warning) {
+	for _, w := range warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -79,7 +78,8 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "\t%-10s %s\n", v.name, v.summary)
 	}
 	fmt.Fprintf(w, "\nRun \"walship <command> -h\" for the flags of a command.\n")
-	fmt.Fprintf(w, "The config file is -config PATH, else $%s, else %s.\n", config.PathEnv, config.DefaultPath)
+	fmt.Fprintf(w, "The config file is -config PATH, else $%s, else %s if it exists, else $%s, else %s.\n",
+		config.PathEnv, config.DefaultPath, config.LitestreamPathEnv, config.DefaultPath)
 }
 
 // run is the whole program: it returns the process exit code.
@@ -279,33 +279,6 @@ func (c *configFlags) load(optional bool) (*config.Config, error) {
 		}
 	}
 	return config.Load(path, !*c.noExpandEnv)
-}
-
-// newLogger returns a logger writing to w in the given format ("text" or
-// "json") at the given level ("debug", "info", "warn" or "error").
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lvl slog.Level
-	switch strings.ToLower(strings.TrimSpace(level)) {
-	case "", "info":
-		lvl = slog.LevelInfo
-	case "debug":
-		lvl = slog.LevelDebug
-	case "warn", "warning":
-		lvl = slog.LevelWarn
-	case "error":
-		lvl = slog.LevelError
-	default:
-		return nil, usagef("invalid log level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(strings.TrimSpace(format)) {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, fmt.Errorf("invalid log type %q: use text or json", format)
-	}
 }
 
 // formatBytes formats a size with decimal units: "812 B", "3.2 MB".

@@ -28,6 +28,18 @@ func runCLICtx(ctx context.Context, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
+// waitFiles waits up to 10s for n files to match pattern.
+func waitFiles(pattern string, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files, _ := filepath.Glob(pattern)
+		if len(files) >= n || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // mustRun runs the command line and fails the test unless it exits 0.
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
@@ -404,7 +416,7 @@ dbs:
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if !strings.Contains(stderr, "key addr on line 1 is not supported yet and is ignored") {
+	if !strings.Contains(stderr, `msg="addr: has no effect in walship: walship serves no Prometheus metrics yet`) || !strings.Contains(stderr, "line=1") {
 		t.Errorf("no warning about the unused key:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "replicating") || !strings.Contains(stderr, "replica=backup") || !strings.Contains(stderr, "level=DEBUG") {
@@ -474,14 +486,7 @@ func TestReplicateUntilCancelled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Wait until the replica has a file beyond the snapshot, then stop.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		files, _ := filepath.Glob(filepath.Join(replica, "ltx", "0", "*.ltx"))
-		if len(files) >= 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFiles(filepath.Join(replica, "ltx", "0", "*.ltx"), 2)
 	app.insert(1)
 	cancel()
 	wg.Wait()

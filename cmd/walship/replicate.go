@@ -18,7 +18,8 @@ import (
 )
 
 // flushTimeout is how long replicate waits, after a signal, for the replicas
-// to receive what was captured.
+// to receive what was captured, unless the config file sets
+// shutdown-sync-timeout.
 const flushTimeout = 10 * time.Second
 
 const replicateDescription = `
@@ -32,7 +33,7 @@ the URL come from the environment (see the README) or a config file. Without
 arguments, replicates every database of the config file.
 
 On a signal, walship captures what was committed, gives the replicas up to 10s
-to receive it and exits 0.
+(shutdown-sync-timeout in the config file) to receive it and exits 0.
 
 A replica holds the history of one database: the first walship to write it
 becomes its owner, and walship refuses to start a database whose replica
@@ -47,7 +48,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	cf := addConfigFlags(flags)
 	once := flags.Bool("once", false, "sync once (a full snapshot if the replica is empty), upload, and exit")
 	syncInterval := flags.Duration("sync-interval", walship.DefaultSyncInterval, "how often to capture changes (command-line mode only; the config file has sync-interval)")
-	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: the config's logging.level, else info)")
+	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -58,6 +59,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	store := &walship.Store{}
 	defer func() { store.Close() }()
+	flush := flushTimeout
 	var log *slog.Logger
 	switch len(pos) {
 	case 2:
@@ -67,8 +69,12 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if *syncInterval < 0 {
 			return usagef("-sync-interval must not be negative")
 		}
-		if log, err = newLogger(e.stderr, *logLevel, "text"); err != nil {
+		level, note := pickLevel("", *logLevel, os.Getenv(logLevelEnv))
+		if log, err = newLogger(e, logSettings{level: level, format: "text"}); err != nil {
 			return err
+		}
+		if note != "" {
+			log.Warn(note)
 		}
 		opts := walship.Options{Logger: log}
 		if isSet(flags, "sync-interval") {
@@ -92,15 +98,18 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if cfg == nil {
-			return fmt.Errorf("nothing to replicate: no config file at %s; pass DB_PATH REPLICA_URL, write a config file there, or point -config (or $%s) at one",
-				*cf.path, config.PathEnv)
+			return fmt.Errorf("nothing to replicate: no config file at %s; pass DB_PATH REPLICA_URL, write a config file there, or point -config (or $%s) at one%s",
+				*cf.path, config.PathEnv, config.LitestreamHint(*cf.path))
 		}
-		level := cfg.Logging.Level
-		if *logLevel != "" {
-			level = *logLevel
-		}
-		if log, err = newLogger(e.stderr, level, cfg.Logging.Type); err != nil {
+		settings, note := configLogSettings(cfg.Logging, *logLevel, os.Getenv(logLevelEnv))
+		if log, err = newLogger(e, settings); err != nil {
 			return err
+		}
+		if note != "" {
+			log.Warn(note)
+		}
+		if cfg.ShutdownSyncTimeout != nil {
+			flush = *cfg.ShutdownSyncTimeout
 		}
 		if len(cfg.DBs) == 0 {
 			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
@@ -135,9 +144,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		<-ctx.Done()
 		// A second signal kills the process the default way.
 		stop()
-		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flushTimeout.String())
+		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
 	}()
-	if err := store.Run(ctx, flushTimeout); err != nil {
+	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)
 	}
 	log.Info("stopped")

@@ -74,7 +74,7 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 
 	var where string
 	if cfg == nil {
-		where = fmt.Sprintf("there is no config file at %s to look it up in (use -config PATH or set $%s)", *cf.path, config.PathEnv)
+		where = fmt.Sprintf("there is no config file at %s to look it up in (use -config PATH or set $%s%s)", *cf.path, config.PathEnv, config.LitestreamHint(*cf.path))
 	} else {
 		where = fmt.Sprintf("config %s lists no database at that path", *cf.path)
 	}

@@ -286,7 +286,7 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 			return nil, closeAll, err
 		}
 		if cfg == nil {
-			return nil, closeAll, fmt.Errorf("nothing to verify: no config file at %s; pass a replica URL, a configured database path or DB_PATH REPLICA_URL, or point -config (or $%s) at a config file", *cf.path, config.PathEnv)
+			return nil, closeAll, fmt.Errorf("nothing to verify: no config file at %s; pass a replica URL, a configured database path or DB_PATH REPLICA_URL, or point -config (or $%s) at a config file%s", *cf.path, config.PathEnv, config.LitestreamHint(*cf.path))
 		}
 		var targets []*target
 		for _, db := range cfg.DBs {

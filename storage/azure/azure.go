@@ -28,7 +28,8 @@
 //     access signature, which needs read, add, create, write, delete and
 //     list permissions on the container;
 //  3. the AZURE_STORAGE_ACCOUNT_KEY environment variable, then
-//     LITESTREAM_AZURE_ACCOUNT_KEY (Litestream's name);
+//     LITESTREAM_AZURE_ACCOUNT_KEY and LITESTREAM_AZURE_SAS_TOKEN
+//     (Litestream's names);
 //  4. Microsoft Entra ID through azidentity's DefaultAzureCredential:
 //     a service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and
 //     AZURE_CLIENT_SECRET (or a certificate), workload identity, managed
@@ -111,6 +112,8 @@ const (
 	EnvAccount              = "AZURE_STORAGE_ACCOUNT"
 	EnvAccountKey           = "AZURE_STORAGE_ACCOUNT_KEY"
 	EnvLitestreamAccountKey = "LITESTREAM_AZURE_ACCOUNT_KEY"
+	// EnvLitestreamSASToken is Litestream's variable for a SAS token.
+	EnvLitestreamSASToken = "LITESTREAM_AZURE_SAS_TOKEN"
 )
 
 var _ storage.Client = (*Client)(nil)

@@ -32,7 +32,7 @@ import (
 // clearEnv unsets the environment variables Open reads, for the test.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{EnvAccount, EnvAccountKey, EnvLitestreamAccountKey} {
+	for _, k := range []string{EnvAccount, EnvAccountKey, EnvLitestreamAccountKey, EnvLitestreamSASToken} {
 		t.Setenv(k, "") // restored when the test ends
 		os.Unsetenv(k)
 	}
@@ -259,7 +259,8 @@ func TestCredentialOrder(t *testing.T) {
 		{"sas-token before environment", "abs://acct@c01/db", map[string]string{"sas-token": sasKey}, map[string]string{EnvAccountKey: testKey}, "SAS token"},
 		{"SAS pasted in the URL", "abs://acct@c01/db?sv=2024-01-01&sp=racwdl&sig=urlsig&concurrency=2", nil, map[string]string{EnvAccountKey: testKey}, "SAS token"},
 		{"AZURE_STORAGE_ACCOUNT_KEY", "abs://acct@c01/db", nil, map[string]string{EnvAccountKey: testKey, EnvLitestreamAccountKey: "bm90LXVzZWQ="}, "shared key from " + EnvAccountKey},
-		{"LITESTREAM_AZURE_ACCOUNT_KEY", "abs://acct@c01/db", nil, map[string]string{EnvLitestreamAccountKey: testKey}, "shared key from " + EnvLitestreamAccountKey},
+		{"LITESTREAM_AZURE_ACCOUNT_KEY", "abs://acct@c01/db", nil, map[string]string{EnvLitestreamAccountKey: testKey, EnvLitestreamSASToken: sasKey}, "shared key from " + EnvLitestreamAccountKey},
+		{"LITESTREAM_AZURE_SAS_TOKEN", "abs://acct@c01/db", nil, map[string]string{EnvLitestreamSASToken: "?" + sasKey}, "SAS token"},
 		{"Entra ID last", "abs://acct@c01/db", nil, nil, "Microsoft Entra ID (DefaultAzureCredential)"},
 	}
 	for _, tt := range tests {

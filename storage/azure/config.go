@@ -91,6 +91,8 @@ func parseSpec(spec storage.Spec) (config, error) {
 		cfg.accountKey, cfg.keySource = v, EnvAccountKey
 	} else if v := os.Getenv(EnvLitestreamAccountKey); v != "" {
 		cfg.accountKey, cfg.keySource = v, EnvLitestreamAccountKey
+	} else if v := os.Getenv(EnvLitestreamSASToken); v != "" {
+		cfg.sasToken = strings.TrimPrefix(strings.TrimSpace(v), "?")
 	}
 	if cfg.accountKey != "" && cfg.account == "" {
 		return fail("the account key from %s needs the storage account name: write abs://ACCOUNT@%s/PATH, or set account-name or %s", cfg.keySource, cfg.container, EnvAccount)

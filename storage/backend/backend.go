@@ -26,7 +26,7 @@ import (
 )
 
 // all are the backends, in the order the README lists them.
-var all = []storage.Backend{file.Backend, s3.Backend, gcs.Backend, azure.Backend, sftp.Backend, webdav.Backend, nats.Backend}
+var all = []storage.Backend{file.Backend, s3.Backend, gcs.Backend, azure.Backend, sftp.Backend, webdav.Backend, nats.Backend, s3.OSSBackend}
 
 // Lookup returns the backend that serves a URL scheme (or replica type), in
 // any letter case.
@@ -72,18 +72,42 @@ func Keys() []string {
 	return keys
 }
 
-// UnusedKeys returns, sorted, the keys of a replica of the given scheme that
-// its backend does not read, so the caller can warn that they have no effect.
-func UnusedKeys(scheme string, replicaKeys map[string]string) []string {
-	b, _ := Lookup(scheme)
-	var unused []string
-	for k := range replicaKeys {
-		if !slices.Contains(b.Keys, k) {
-			unused = append(unused, k)
+// IgnoredKeys returns, sorted, every config key of Litestream's that some
+// backend accepts and does not act on.
+func IgnoredKeys() []string {
+	var keys []string
+	for _, b := range all {
+		for k := range b.Ignored {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
 		}
 	}
-	slices.Sort(unused)
-	return unused
+	slices.Sort(keys)
+	return keys
+}
+
+// IgnoredReason returns what walship does instead of the config key, when
+// some backend ignores it; else "".
+func IgnoredReason(key string) string {
+	for _, b := range all {
+		if r := b.Ignored[key]; r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// TypesReading returns the types of the backends that read the config key,
+// in the order the README lists them.
+func TypesReading(key string) []string {
+	var types []string
+	for _, b := range all {
+		if slices.Contains(b.Keys, key) {
+			types = append(types, b.Type())
+		}
+	}
+	return types
 }
 
 // IsURL reports whether s looks like a URL ("scheme://...") rather than a

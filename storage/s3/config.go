@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,11 +69,19 @@ type options struct {
 	checksums     string // "" = the SDK's default (AWS), else a Checksums* value
 
 	sse sse
+	// storageClass is the storage class of the LTX files uploaded ("" =
+	// the bucket's default).
+	storageClass string
 
 	// creds names where static credentials come from ("" = the SDK's
-	// default chain); accessKeyID and secretAccessKey hold them.
-	creds                        string
-	accessKeyID, secretAccessKey string
+	// default chain); accessKeyID, secretAccessKey and sessionToken hold
+	// them.
+	creds                                      string
+	accessKeyID, secretAccessKey, sessionToken string
+
+	// scheme is the URL scheme the replica was given with: "s3", or "oss"
+	// for Alibaba OSS through its S3-compatible API.
+	scheme string
 }
 
 // parseSpec reads a replica's settings from its URL and config keys, with
@@ -84,7 +94,7 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 		// Never echo the URL here: it holds what looks like credentials.
 		return nil, errors.New("s3 replica URL must not contain credentials: use the access-key-id and secret-access-key keys or the environment")
 	}
-	o := &options{}
+	o := &options{scheme: cmp.Or(strings.ToLower(spec.URL.Scheme), Type)}
 
 	// Bucket and path: from the URL, or from the bucket and path keys; a
 	// host of a known provider carries the bucket, region and endpoint.
@@ -128,7 +138,7 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 	}
 	// The caller names the replica in its own message.
 	errorf := func(format string, args ...any) error {
-		return fmt.Errorf("s3 replica: "+format, args...)
+		return fmt.Errorf(o.scheme+" replica: "+format, args...)
 	}
 
 	var err error
@@ -183,14 +193,69 @@ func parseSpec(spec storage.Spec, getenv func(string) string) (*options, error) 
 
 	// Encryption keys are read from config keys only, never from the URL,
 	// which ends up in logs.
-	if o.sse, err = parseSSE(spec.Keys["sse-customer-key"], spec.Option("sse-kms-key-id", "sseKmsKeyId", "sse-kms-key-id")); err != nil {
+	customerKey, err := sseCustomerKey(spec)
+	if err != nil {
+		return nil, errorf("%w", err)
+	}
+	if o.sse, err = parseSSE(customerKey, spec.Option("sse-kms-key-id", "sseKmsKeyId", "sse-kms-key-id")); err != nil {
+		return nil, errorf("%w", err)
+	}
+	if a := strings.TrimSpace(spec.Keys["sse-customer-algorithm"]); a != "" && !strings.EqualFold(a, "AES256") {
+		return nil, errorf("sse-customer-algorithm: %q is not AES256, the one algorithm S3 has for customer keys: remove it or write AES256", a)
+	}
+	if o.storageClass, err = storageClass(spec); err != nil {
 		return nil, errorf("%w", err)
 	}
 
-	if o.creds, o.accessKeyID, o.secretAccessKey, err = staticCredentials(spec.Keys, getenv); err != nil {
+	if o.creds, o.accessKeyID, o.secretAccessKey, o.sessionToken, err = staticCredentials(spec.Keys, getenv); err != nil {
 		return nil, errorf("%w", err)
 	}
 	return o, nil
+}
+
+// storageClass reads the storage-class key (or the storageClass URL
+// parameter, as Litestream does): any class the store knows, in upper
+// case as S3 names them.
+func storageClass(spec storage.Spec) (string, error) {
+	class := strings.ToUpper(strings.TrimSpace(spec.Option("storage-class", "storageClass", "storage-class")))
+	for _, c := range class {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return "", fmt.Errorf("storage-class: %q is not a storage class name such as STANDARD or STANDARD_IA", class)
+		}
+	}
+	switch class {
+	case "GLACIER", "DEEP_ARCHIVE":
+		// As Litestream does, the class is passed on; but such objects
+		// cannot be read without restoring them first.
+		spec.Log().Warn("storage-class "+class+" keeps files that walship cannot read back without restoring them first: compaction, verification and restores of this replica fail; use STANDARD, STANDARD_IA, GLACIER_IR or INTELLIGENT_TIERING", "storage_class", class)
+	}
+	return class, nil
+}
+
+// sseCustomerKey returns the SSE-C key as configured: the contents of the
+// file named by sse-customer-key-path, trimmed, which wins over
+// sse-customer-key as in Litestream; else sse-customer-key.
+func sseCustomerKey(spec storage.Spec) (string, error) {
+	p := strings.TrimSpace(spec.Keys["sse-customer-key-path"])
+	if p == "" {
+		return spec.Keys["sse-customer-key"], nil
+	}
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("sse-customer-key-path: cannot expand \"~\": %w", err)
+		}
+		p = filepath.Join(home, p[1:])
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		// The path, never the key.
+		return "", fmt.Errorf("sse-customer-key-path: cannot read the key: %w", err)
+	}
+	if spec.Keys["sse-customer-key"] != "" {
+		spec.Log().Warn("sse-customer-key is ignored: sse-customer-key-path is set too, and the key file wins, as in Litestream")
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 // querySecrets are the settings that hold secrets, by their names in a URL
@@ -229,30 +294,55 @@ func checkQuerySecrets(u *url.URL) error {
 	return nil
 }
 
-// staticCredentials returns the first complete pair of the config keys, the
-// WALSHIP_* and the LITESTREAM_* environment variables, and where it came
-// from; or no source, for the SDK's default chain. Half a pair is an error,
-// since it is surely a mistake.
-func staticCredentials(keys map[string]string, getenv func(string) string) (source, id, secret string, err error) {
-	sources := []struct{ name, idName, secretName string }{
-		{"config keys", "access-key-id", "secret-access-key"},
-		{"environment", "WALSHIP_ACCESS_KEY_ID", "WALSHIP_SECRET_ACCESS_KEY"},
-		{"environment", "LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY"},
+// staticCredentials returns the first complete pair of: the config keys;
+// WALSHIP_ACCESS_KEY_ID and WALSHIP_SECRET_ACCESS_KEY; and, as Litestream
+// reads them, LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY,
+// each standing in for the AWS_* variable of its name when that one is not
+// set (so AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY win over them). It
+// returns where they came from, or no source, for the SDK's default chain
+// (which reads AWS_*). Half a pair is an error, since it is surely a
+// mistake.
+func staticCredentials(keys map[string]string, getenv func(string) string) (source, id, secret, token string, err error) {
+	if source, id, secret, err = credentialPair("config keys", "access-key-id", keys["access-key-id"], "secret-access-key", keys["secret-access-key"]); source != "" || err != nil {
+		return source, id, secret, "", err
 	}
-	for i, s := range sources {
-		if i == 0 {
-			id, secret = keys[s.idName], keys[s.secretName]
-		} else {
-			id, secret = getenv(s.idName), getenv(s.secretName)
-		}
-		switch {
-		case id != "" && secret != "":
-			return s.name + " " + s.idName + "/" + s.secretName, id, secret, nil
-		case id != "":
-			return "", "", "", fmt.Errorf("%s is set but %s is not: set both", s.idName, s.secretName)
-		case secret != "":
-			return "", "", "", fmt.Errorf("%s is set but %s is not: set both", s.secretName, s.idName)
-		}
+	if source, id, secret, err = credentialPair("environment", "WALSHIP_ACCESS_KEY_ID", getenv("WALSHIP_ACCESS_KEY_ID"), "WALSHIP_SECRET_ACCESS_KEY", getenv("WALSHIP_SECRET_ACCESS_KEY")); source != "" || err != nil {
+		return source, id, secret, "", err
+	}
+	idName, secretName := "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+	id, secret = getenv(idName), getenv(secretName)
+	lsID, lsSecret := getenv("LITESTREAM_ACCESS_KEY_ID"), getenv("LITESTREAM_SECRET_ACCESS_KEY")
+	if (id != "" || lsID == "") && (secret != "" || lsSecret == "") {
+		return "", "", "", "", nil // the SDK reads AWS_* itself
+	}
+	if id == "" {
+		id, idName = lsID, "LITESTREAM_ACCESS_KEY_ID"
+	} else {
+		token = getenv("AWS_SESSION_TOKEN")
+	}
+	if secret == "" {
+		secret, secretName = lsSecret, "LITESTREAM_SECRET_ACCESS_KEY"
+	}
+	if id == "" {
+		idName = "LITESTREAM_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID)"
+	}
+	if secret == "" {
+		secretName = "LITESTREAM_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY)"
+	}
+	source, id, secret, err = credentialPair("environment", idName, id, secretName, secret)
+	return source, id, secret, token, err
+}
+
+// credentialPair returns a pair from one source, named "<source> ID/SECRET",
+// or nothing when neither half is set, or an error for half a pair.
+func credentialPair(source, idName, id, secretName, secret string) (string, string, string, error) {
+	switch {
+	case id != "" && secret != "":
+		return source + " " + idName + "/" + secretName, id, secret, nil
+	case id != "":
+		return "", "", "", fmt.Errorf("%s is set but %s is not: set both", idName, secretName)
+	case secret != "":
+		return "", "", "", fmt.Errorf("%s is set but %s is not: set both", secretName, idName)
 	}
 	return "", "", "", nil
 }

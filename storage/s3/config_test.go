@@ -3,7 +3,10 @@ package s3
 import (
 	"crypto/md5"
 	"encoding/base64"
+	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -110,6 +113,7 @@ func TestParseSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.sse = sse{}
+			tt.want.scheme = Type
 			if *got != tt.want {
 				t.Fatalf("got  %+v\nwant %+v", *got, tt.want)
 			}
@@ -208,12 +212,27 @@ func TestCredentialsOrder(t *testing.T) {
 	delete(env, "WALSHIP_ACCESS_KEY_ID")
 	delete(env, "WALSHIP_SECRET_ACCESS_KEY")
 	check(nil, "litestream-id", "litestream-secret", "LITESTREAM_ACCESS_KEY_ID")
+
+	// As Litestream reads them: each LITESTREAM_* variable stands in for
+	// the AWS_* one of its name when that is not set.
+	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "aws-id", "aws-secret"
+	check(nil, "", "", "") // the SDK's default chain reads AWS_*
+	delete(env, "AWS_SECRET_ACCESS_KEY")
+	check(nil, "aws-id", "litestream-secret", "AWS_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY")
+	delete(env, "AWS_ACCESS_KEY_ID")
 	delete(env, "LITESTREAM_ACCESS_KEY_ID")
 	delete(env, "LITESTREAM_SECRET_ACCESS_KEY")
 	check(nil, "", "", "") // the SDK's default chain
 
-	env["WALSHIP_SECRET_ACCESS_KEY"] = "half"
+	env["LITESTREAM_ACCESS_KEY_ID"] = "litestream-id"
 	_, err := parseSpec(storage.Spec{URL: mustURL(t, "s3://b/p")}, getenv)
+	if err == nil || !strings.Contains(err.Error(), "LITESTREAM_ACCESS_KEY_ID is set but LITESTREAM_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY) is not") {
+		t.Fatalf("half a Litestream pair: %v", err)
+	}
+	delete(env, "LITESTREAM_ACCESS_KEY_ID")
+
+	env["WALSHIP_SECRET_ACCESS_KEY"] = "half"
+	_, err = parseSpec(storage.Spec{URL: mustURL(t, "s3://b/p")}, getenv)
 	if err == nil || !strings.Contains(err.Error(), "WALSHIP_SECRET_ACCESS_KEY is set but WALSHIP_ACCESS_KEY_ID is not") || strings.Contains(err.Error(), "half") {
 		t.Fatalf("half a pair in the environment: %v", err)
 	}
@@ -276,5 +295,63 @@ func TestParseSSEKMS(t *testing.T) {
 	sse{}.putObject(&none)
 	if none.ServerSideEncryption != "" || none.SSECustomerKey != nil {
 		t.Fatal("no encryption configured, but the upload asks for some")
+	}
+}
+
+// The SSE-C key may come from a file, as Litestream's sse-customer-key-path
+// allows; the file wins over sse-customer-key, as in Litestream.
+func TestSSECustomerKeyPath(t *testing.T) {
+	raw := []byte("0123456789abcdef0123456789ABCDEF")
+	key := base64.StdEncoding.EncodeToString(raw)
+	path := filepath.Join(t.TempDir(), "sse.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseSSE(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, keys := range []map[string]string{
+		{"sse-customer-key-path": path},
+		{"sse-customer-key-path": path, "sse-customer-key": strings.Repeat("x", 32), "sse-customer-algorithm": "aes256"},
+	} {
+		o, err := parseSpec(storage.Spec{URL: mustURL(t, "s3://b/p"), Keys: keys, Logger: slog.New(slog.DiscardHandler)}, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.sse != want {
+			t.Fatalf("%v: key from the file not used", keys)
+		}
+	}
+	for keys, wantErr := range map[*map[string]string]string{
+		{"sse-customer-key-path": path + ".missing"}:                        "sse-customer-key-path: cannot read the key",
+		{"sse-customer-key-path": path, "sse-customer-algorithm": "AES128"}: `sse-customer-algorithm: "AES128" is not AES256`,
+		{"storage-class": "STANDARD IA"}:                                    "storage-class",
+	} {
+		_, err := parseSpec(storage.Spec{URL: mustURL(t, "s3://b/p"), Keys: *keys}, noEnv)
+		if err == nil || !strings.Contains(err.Error(), wantErr) || strings.Contains(err.Error(), key) {
+			t.Errorf("%v: error %v; want %q", *keys, err, wantErr)
+		}
+	}
+}
+
+func TestStorageClassOption(t *testing.T) {
+	for _, tt := range []struct {
+		url  string
+		keys map[string]string
+		want string
+	}{
+		{"s3://b/p", nil, ""},
+		{"s3://b/p", map[string]string{"storage-class": "standard_ia"}, "STANDARD_IA"},
+		{"s3://b/p?storageClass=GLACIER_IR", nil, "GLACIER_IR"},
+		{"s3://b/p?storage-class=ONEZONE_IA", map[string]string{"storage-class": "INTELLIGENT_TIERING"}, "INTELLIGENT_TIERING"},
+	} {
+		o, err := parseSpec(storage.Spec{URL: mustURL(t, tt.url), Keys: tt.keys}, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.storageClass != tt.want {
+			t.Errorf("%s %v: storage class %q, want %q", tt.url, tt.keys, o.storageClass, tt.want)
+		}
 	}
 }

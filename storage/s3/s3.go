@@ -52,10 +52,25 @@
 //
 // The first complete pair of: the access-key-id and secret-access-key
 // keys; WALSHIP_ACCESS_KEY_ID and WALSHIP_SECRET_ACCESS_KEY;
-// LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY; else the AWS
-// SDK's default chain (AWS_* variables, shared config and credentials
-// files, SSO, web identity, ECS and EC2 roles). Credentials never appear in
-// errors, logs or String.
+// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; LITESTREAM_ACCESS_KEY_ID and
+// LITESTREAM_SECRET_ACCESS_KEY, each read only when the AWS_* variable of
+// its name is not set, as Litestream reads them; else the rest of the AWS
+// SDK's default chain (shared config and credentials files, SSO, web
+// identity, ECS and EC2 roles). Credentials never appear in errors, logs
+// or String.
+//
+// # Storage class and encryption
+//
+//	storage-class           the storage class of the LTX files (STANDARD_IA, ...);
+//	                        the bucket's default when unset
+//	sse-customer-key-path   a file holding the SSE-C key (wins over sse-customer-key,
+//	                        as in Litestream)
+//	sse-customer-algorithm  AES256, the only one there is; anything else is an error
+//
+// # Alibaba OSS
+//
+// oss://BUCKET/PATH is a replica on Alibaba Cloud OSS, reached through its
+// S3-compatible API: see [OSSBackend].
 //
 // # Region
 //
@@ -207,9 +222,14 @@ func open(ctx context.Context, spec storage.Spec, h hooks) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openOptions(ctx, spec, o, h)
+}
+
+// openOptions returns a client for the parsed settings o of spec.
+func openOptions(ctx context.Context, spec storage.Spec, o *options, h hooks) (*Client, error) {
 	c := &Client{
 		opts:      o,
-		desc:      "s3://" + o.bucket,
+		desc:      o.scheme + "://" + o.bucket,
 		transfers: spec.Transfers,
 		lock:      make(chan struct{}, 1),
 		condLock:  make(chan struct{}, 1),
@@ -228,7 +248,7 @@ func open(ctx context.Context, spec storage.Spec, h hooks) (*Client, error) {
 		cfg.Region = o.region
 	}
 	if o.creds != "" {
-		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(o.accessKeyID, o.secretAccessKey, ""))
+		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(o.accessKeyID, o.secretAccessKey, o.sessionToken))
 	}
 	hc := cfg.HTTPClient.(*awshttp.BuildableClient)
 	if h.transport != nil {
@@ -248,7 +268,8 @@ func open(ctx context.Context, spec storage.Spec, h hooks) (*Client, error) {
 // Type returns "s3".
 func (c *Client) Type() string { return Type }
 
-// String returns s3://bucket/prefix. It never contains credentials.
+// String returns s3://bucket/prefix (oss://bucket/prefix for Alibaba
+// OSS). It never contains credentials.
 func (c *Client) String() string { return c.desc }
 
 // Bucket returns the replica's bucket.
@@ -299,7 +320,7 @@ func (c *Client) hint(err error) string {
 		return "the server's TLS certificate is not trusted: add its CA with AWS_CA_BUNDLE, or set skip-verify: true"
 	}
 	if strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "no EC2 IMDS role") {
-		return "no credentials found: set access-key-id and secret-access-key, WALSHIP_ACCESS_KEY_ID and WALSHIP_SECRET_ACCESS_KEY, or AWS credentials"
+		return "no credentials found: set access-key-id and secret-access-key, WALSHIP_ACCESS_KEY_ID and WALSHIP_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY"
 	}
 	return ""
 }

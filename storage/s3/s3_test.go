@@ -359,15 +359,23 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 	if works(map[string]string{"access-key-id": wrong[0], "secret-access-key": wrong[1]}) {
 		t.Fatal("config keys did not take precedence over the environment")
 	}
+	// As in Litestream, AWS_* wins over LITESTREAM_*, which stands in for
+	// each AWS_* variable that is not set.
 	set("WALSHIP_", "", "")
-	set("LITESTREAM_", right[0], right[1])
-	if !works(nil) {
-		t.Fatal("LITESTREAM_* credentials were not used before AWS_*")
-	}
-	set("LITESTREAM_", "", "")
+	set("LITESTREAM_", wrong[0], wrong[1])
 	set("AWS_", right[0], right[1])
 	if !works(nil) {
-		t.Fatal("the AWS SDK's default chain (AWS_*) was not used last")
+		t.Fatal("AWS_* credentials were not used before LITESTREAM_*")
+	}
+	set("LITESTREAM_", right[0], right[1])
+	set("AWS_", "", "")
+	if !works(nil) {
+		t.Fatal("LITESTREAM_* credentials were not used without AWS_*")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", right[0])
+	t.Setenv("LITESTREAM_ACCESS_KEY_ID", "")
+	if !works(nil) {
+		t.Fatal("LITESTREAM_SECRET_ACCESS_KEY did not stand in for AWS_SECRET_ACCESS_KEY beside AWS_ACCESS_KEY_ID")
 	}
 }
 
@@ -631,5 +639,39 @@ func TestRangeChecked(t *testing.T) {
 		if !errors.Is(err, errBadRange) || !strings.Contains(err.Error(), "asked for bytes 100-999") || !strings.Contains(err.Error(), "s3://"+bucket+"/db") {
 			t.Fatalf("%s: %v; want an error naming the replica and the range asked for", name, err)
 		}
+	}
+}
+
+// TestStorageClassMinIO checks that storage-class is sent with every LTX
+// file, whole or in parts, and that the store takes it.
+func TestStorageClassMinIO(t *testing.T) {
+	srv := testserver.MinIO(t)
+	var mu sync.Mutex
+	var classes []string
+	c, err := open(context.Background(), spec(srv, srv.Bucket(t), "db", map[string]string{"storage-class": "standard"}), hooks{transport: func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			// A PUT of a whole file, or the POST that starts a multipart
+			// upload (its parts carry no class).
+			if req.Method == http.MethodPut && !req.URL.Query().Has("partNumber") || req.Method == http.MethodPost && req.URL.Query().Has("uploads") {
+				mu.Lock()
+				classes = append(classes, req.Header.Get("X-Amz-Storage-Class"))
+				mu.Unlock()
+			}
+			return next.RoundTrip(req)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, large := storagetest.File(t, 1, 1, 3, 1), storagetest.File(t, 1, 2, 1500, 2)
+	write(t, c, 0, 1, 1, small, time.Now())
+	write(t, c, 1, 1, 2, large, time.Now())
+	if got := readAll(t, c, 1, 1, 2, 0, 0); !bytes.Equal(got, large) {
+		t.Fatal("multipart file read back differs")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(classes) != 2 || classes[0] != "STANDARD" || classes[1] != "STANDARD" {
+		t.Fatalf("storage classes sent: %q; want STANDARD for the PUT and the multipart upload", classes)
 	}
 }

@@ -43,6 +43,9 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		Metadata:    map[string]string{storage.TimestampMetadata: storage.FormatTimestamp(createdAt)},
 	}
 	c.opts.sse.putObject(in)
+	if c.opts.storageClass != "" {
+		in.StorageClass = types.StorageClass(c.opts.storageClass)
+	}
 	n, err := c.upload(ctx, api, uploader, in, r)
 	if err != nil {
 		return nil, c.opError("write "+desc, err)

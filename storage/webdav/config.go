@@ -41,6 +41,9 @@ func parseConfig(spec storage.Spec, getenv func(string) string) (*config, error)
 	if u == nil {
 		return nil, errors.New("no URL: write url: webdav://HOST[:PORT]/PATH (or webdavs:// for https)")
 	}
+	if spec.Keys["webdav-url"] != "" {
+		return nil, errors.New("both url and webdav-url are set: keep one (url: webdavs://HOST/PATH, or webdav-url: https://HOST with path:)")
+	}
 	cfg := &config{}
 	switch strings.ToLower(u.Scheme) {
 	case "webdav":
