@@ -133,6 +133,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.loadReplicaPositions(ctx); err != nil {
 		return err
 	}
+	db.noteLitestream03(ctx)
 	base, baseHeader := db.replicated()
 	epoch, unproven, err := db.claimReplicas(ctx)
 	if err != nil {
