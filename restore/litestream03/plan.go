@@ -158,13 +158,19 @@ func (b *Backup) noSnapshot(g *Generation, target time.Time, below int) error {
 	if below <= maxIndex {
 		return errNoOlder
 	}
+	newest := "the newest"
+	if !target.IsZero() {
+		newest += " at " + stamp(target)
+	}
 	if len(g.Snapshots) == 0 {
 		first, last := g.Span()
-		return fmt.Errorf("replica %s: generation %s, the newest at %s (written from %s to %s), holds no snapshot: Litestream v0.3 did not finish one, or it was deleted; restore a time before %s with -timestamp to read an older generation",
-			b.Replica, g.Name, stamp(target), stamp(first), stamp(last), stamp(first))
+		return fmt.Errorf("replica %s: generation %s, %s (written from %s to %s), holds no snapshot: Litestream v0.3 did not finish one, or it was deleted; restore a time before %s with -timestamp to read an older generation",
+			b.Replica, g.Name, newest, stamp(first), stamp(last), stamp(first))
 	}
-	return fmt.Errorf("replica %s: generation %s, the newest at %s, holds no snapshot written at or before then (its oldest, %s, was written at %s); restore a later time, or one before %s with -timestamp to read an older generation",
-		b.Replica, g.Name, stamp(target), SnapshotName(g.Name, g.Snapshots[0].Index), stamp(g.Snapshots[0].Object.ModTime), stamp(g.Snapshots[0].Object.ModTime))
+	oldest := g.Snapshots[0]
+	first, _ := g.Span()
+	return fmt.Errorf("replica %s: generation %s, %s, holds no snapshot written by then (its oldest, %s, was written at %s); restore that time or a later one, or one before %s with -timestamp to read an older generation",
+		b.Replica, g.Name, newest, SnapshotName(g.Name, oldest.Index), stamp(oldest.Object.ModTime), stamp(first))
 }
 
 // Older plans the same target from the newest snapshot of the same

@@ -377,6 +377,28 @@ func TestRestoreFails(t *testing.T) {
 	}
 }
 
+// TestPlanNoSnapshot: a generation without a snapshot to start from is an
+// error that says which time to restore instead; an older generation is
+// never read in its place.
+func TestPlanNoSnapshot(t *testing.T) {
+	s := buildScenario(t, 4096)
+	s.r.remove(SnapshotName(gen, 0))
+	_, _, err := restoreTo(t, s.r, s.at[2])
+	if err == nil || !strings.Contains(err.Error(), "holds no snapshot written by then (its oldest, "+SnapshotName(gen, 1)+", was written at 2025-06-01T12:00:20Z); restore that time or a later one, or one before 2025-06-01T12:00:10Z") {
+		t.Fatalf("a time before the oldest snapshot: %v", err)
+	}
+
+	a := newApp(t, 4096)
+	other := "fedcba9876543210"
+	w := newWALIndex(4096, 0x3000, a.step(5))
+	w.commit(a.step(2))
+	s.r.segments(other, 0, w, nil, base.Add(time.Hour))
+	_, _, err = restoreTo(t, s.r, time.Time{})
+	if err == nil || !strings.Contains(err.Error(), "generation "+other+", the newest (written from 2025-06-01T13:00:00Z to 2025-06-01T13:00:00Z), holds no snapshot") || !strings.Contains(err.Error(), "restore a time before 2025-06-01T13:00:00Z with -timestamp") {
+		t.Fatalf("latest, the newest generation without a snapshot: %v", err)
+	}
+}
+
 // TestRestoreAroundDamagedSnapshot: a damaged snapshot is gone around, from
 // an older one, to the same state.
 func TestRestoreAroundDamagedSnapshot(t *testing.T) {
