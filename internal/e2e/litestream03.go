@@ -174,16 +174,18 @@ func RunLitestream03(t *testing.T, r Litestream03) {
 	w.start()
 	p := startWalship(t, bin, env, "replicate", "-config", retention)
 	waitForLog(t, p, "holds a backup that Litestream v0.3 wrote", 30*time.Second)
-	time.Sleep(time.Second)
-	first := snapshots(t, ctx, r.Replica.Client)
-	time.Sleep(8 * time.Second)
+	var first []string
+	eventually(t, 30*time.Second, "walship's first snapshot", func() bool {
+		first = snapshots(t, ctx, r.Replica.Client)
+		return len(first) > 0
+	})
+	eventually(t, 60*time.Second, "retention deleting walship's first snapshot", func() bool {
+		return !slices.Contains(snapshots(t, ctx, r.Replica.Client), first[0])
+	})
 	w.stop(t)
 	time.Sleep(500 * time.Millisecond)
 	p.terminate(t)
 	final = w.image(t)
-	if last := snapshots(t, ctx, r.Replica.Client); len(first) == 0 || slices.Contains(last, first[0]) {
-		t.Fatalf("walship's retention did not delete its first snapshot %v (snapshots now %v)", first, last)
-	}
 	if after := listV03(t, ctx, objs); !slices.Equal(after, before) {
 		t.Fatalf("walship changed the v0.3 backup: %d objects before, %d after", len(before), len(after))
 	}
@@ -193,6 +195,16 @@ func RunLitestream03(t *testing.T, r Litestream03) {
 		run(t, bin, env, "restore", "-config", walshipConfig, "-o", out, "-timestamp", target.Format(time.RFC3339Nano), dbPath)
 		if id := w.check(t, out, target); id != restored[i] {
 			t.Fatalf("-timestamp %s restores state %d once walship replicated beside the v0.3 backup, %d before", target.Format(time.RFC3339Nano), id, restored[i])
+		}
+	}
+}
+
+// eventually polls cond until it holds, and fails the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
 	}
 }
@@ -268,20 +280,19 @@ func (p *v03Process) stopV03(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("litestream v0.3 exited before it was stopped: %v\n%s", err, p.log)
 	}
-	if err := p.cmd.Wait(); err != nil {
-		// v0.3.13 fails a checkpoint due when it stops (its read
-		// transaction's context is already cancelled) and exits 1, having
-		// synced the WAL to its replicas before.
-		if out := p.log.String(); !strings.Contains(out, `error closing db`) || !strings.Contains(out, "release read lock: context canceled") {
-			t.Fatalf("litestream v0.3 did not stop cleanly: %v\n%s", err, out)
-		}
-	}
+	err := p.cmd.Wait()
 	out := p.log.String()
-	if strings.Contains(out, "level=ERROR") && !strings.Contains(out, "release read lock: context canceled") {
-		t.Logf("litestream v0.3 logged errors:\n%s", out)
+	// v0.3.13 may exit 1 when it stops while the application writes: a
+	// checkpoint due then fails (its read transaction's context is already
+	// cancelled), or its last sync and its replica's loop upload the same
+	// segment at once, through the same temporary file. Either way it went
+	// through its shutdown; what it left in the replica is what the
+	// restores check.
+	if err != nil && !strings.Contains(out, `msg="litestream shut down"`) {
+		t.Fatalf("litestream v0.3 did not stop: %v\n%s", err, out)
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "new generation") {
+		if strings.Contains(line, "new generation") || strings.Contains(line, "level=ERROR") {
 			t.Logf("litestream v0.3: %s", line)
 		}
 	}

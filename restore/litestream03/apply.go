@@ -67,7 +67,7 @@ type AheadError struct {
 }
 
 func (e *AheadError) Error() string {
-	return fmt.Sprintf("replica %s: %s holds page %d as %s, written after the state restored, leaves it: laid over the snapshot, the WAL before it would give a database that never was",
+	return fmt.Sprintf("replica %s: %s already holds page %d as %s, written after the state restored, leaves it: the snapshot was copied while SQLite's checkpoint wrote later changes into the database, and the WAL up to the target, laid over it, would give a database that never was",
 		e.Replica, e.Snapshot, e.Pgno, e.Segment)
 }
 
