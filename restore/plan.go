@@ -3,6 +3,8 @@
 // latest state), applies it to a temporary file while verifying every checksum,
 // and only then renames the result into place. A restore either produces the
 // exact database that was replicated or fails and leaves nothing behind.
+// Backups that Litestream v0.3 wrote are read by package litestream03, and
+// written to the output as every restore is (RestoreLitestream03).
 package restore
 
 import (

@@ -61,7 +61,9 @@ type Result struct {
 }
 
 // Restore plans and applies a restore of c to outPath, going around
-// damaged files as ApplyListing does.
+// damaged files as ApplyListing does. When c's LTX files hold nothing at
+// the target and c holds a Litestream v0.3 backup, that is restored instead
+// (see Litestream03For).
 func Restore(ctx context.Context, c storage.Client, outPath string, opts Options) (*Result, error) {
 	start := time.Now()
 	if err := CheckOutput(outPath, opts.Force); err != nil {
