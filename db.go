@@ -138,6 +138,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		return err
 	}
 	db.noteLitestreamCompatible()
+	db.noteLitestream03(ctx)
 	base, baseHeader := db.replicated()
 	epoch, unproven, err := db.claimReplicas(ctx)
 	if err != nil {

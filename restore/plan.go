@@ -3,6 +3,8 @@
 // latest state), applies it to a temporary file while verifying every checksum,
 // and only then renames the result into place. A restore either produces the
 // exact database that was replicated or fails and leaves nothing behind.
+// Backups that Litestream v0.3 wrote are read by package litestream03, and
+// written to the output as every restore is (RestoreLitestream03).
 package restore
 
 import (
@@ -18,6 +20,20 @@ import (
 
 // ErrNoFiles is returned when the replica holds no LTX file at all.
 var ErrNoFiles = errors.New("the replica holds no backup")
+
+// ErrTooEarly is wrapped by the error of a plan to a time before the
+// replica's oldest file.
+var ErrTooEarly = errors.New("no backup was written at or before the time")
+
+// tooEarly is the error of a plan to a time before the replica's oldest
+// file.
+type tooEarly struct{ t time.Time }
+
+func (e tooEarly) Error() string {
+	return "no backup was written at or before " + e.t.UTC().Format(time.RFC3339)
+}
+
+func (e tooEarly) Is(target error) bool { return target == ErrTooEarly }
 
 // Target says what state to restore: the zero value means the latest.
 type Target struct {
@@ -158,7 +174,7 @@ func (l *Listing) planError(target Target, plan *Plan, cur, want ltx.TXID) error
 			}
 		}
 		if !anyEligible && !target.Timestamp.IsZero() {
-			return fmt.Errorf("replica %s: no backup was written at or before %s", c, target.Timestamp.UTC().Format(time.RFC3339))
+			return fmt.Errorf("replica %s: %w", c, tooEarly{target.Timestamp})
 		}
 		return fmt.Errorf("replica %s: cannot restore %s: there is no snapshot to start from (no file at level %d, and none at another level starts at TXID 1)", c, target, storage.SnapshotLevel)
 	}

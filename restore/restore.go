@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // integrity checks of the restored file
 
 	"github.com/walship/walship/internal/sqliteuri"
+	"github.com/walship/walship/restore/litestream03"
 	"github.com/walship/walship/storage"
 )
 
@@ -43,7 +45,7 @@ const DefaultParallelism = 8
 // Result describes a finished restore.
 type Result struct {
 	Path     string        `json:"path"`
-	TXID     ltx.TXID      `json:"txid"`
+	TXID     ltx.TXID      `json:"txid,omitempty"` // zero for a Litestream v0.3 backup
 	Files    int           `json:"files"`
 	Bytes    int64         `json:"bytes"`
 	Pages    uint32        `json:"pages"`
@@ -53,10 +55,15 @@ type Result struct {
 	// Damaged lists the files the restore found damaged and went around
 	// (see ApplyListing).
 	Damaged []Damaged `json:"damaged,omitempty"`
+	// Litestream03 is set when the restore read a Litestream v0.3 backup
+	// (see RestoreLitestream03): where the state restored ends.
+	Litestream03 *litestream03.Result `json:"litestream_v03,omitempty"`
 }
 
 // Restore plans and applies a restore of c to outPath, going around
-// damaged files as ApplyListing does.
+// damaged files as ApplyListing does. When c's LTX files hold nothing at
+// the target and c holds a Litestream v0.3 backup, that is restored instead
+// (see Litestream03For).
 func Restore(ctx context.Context, c storage.Client, outPath string, opts Options) (*Result, error) {
 	start := time.Now()
 	if err := CheckOutput(outPath, opts.Force); err != nil {
@@ -68,7 +75,11 @@ func Restore(ctx context.Context, c storage.Client, outPath string, opts Options
 	}
 	plan, err := l.Plan(opts.Target)
 	if err != nil {
-		return nil, err
+		b, berr := Litestream03For(ctx, c, opts.Target, err)
+		if berr != nil || b == nil {
+			return nil, cmp.Or(berr, err)
+		}
+		return RestoreLitestream03(ctx, c, b, outPath, opts)
 	}
 	res, err := ApplyListing(ctx, c, l, plan, outPath, opts)
 	if err != nil {
@@ -126,50 +137,28 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	if n < 0 {
 		return nil, fmt.Errorf("invalid parallelism %d: it must be at least 1", n)
 	}
-	out, err := openOutput(outPath)
-	if err != nil {
-		return nil, err
-	}
-	defer out.close()
-	// Checked again under the lock: another restore may have written the
-	// path since.
-	if err := CheckOutput(outPath, opts.Force); err != nil {
-		return nil, err
-	}
-	f, tmpPath := out.tmp, out.tmp.Name()
-	a := &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers()}
-	defer func() {
-		if a.w != nil {
-			a.w.close()
+	var a *applier
+	err = writeOutput(ctx, outPath, opts, func(f *os.File) error {
+		a = &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers()}
+		defer func() {
+			if a.w != nil {
+				a.w.close()
+			}
+		}()
+		var err error
+		if n == 1 {
+			err = a.applySequential(ctx, plan.Files)
+		} else {
+			err = a.applyParallel(ctx, plan.Files, f.Name(), n)
 		}
-	}()
-
-	if n == 1 {
-		err = a.applySequential(ctx, plan.Files)
-	} else {
-		err = a.applyParallel(ctx, plan.Files, tmpPath, n)
-	}
+		if err != nil {
+			return err
+		}
+		a.w.close() // every file's pages were flushed
+		a.w = nil
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	a.w.close() // every file's pages were flushed
-	a.w = nil
-	// The fsync and SQLite's check both only read the finished file: they
-	// run at the same time, and both must pass before the rename.
-	synced := make(chan error, 1)
-	go func() { synced <- f.Sync() }()
-	checkErr := integrityCheck(ctx, tmpPath, opts.IntegrityCheck)
-	if err := <-synced; err != nil {
-		return nil, fmt.Errorf("sync %s: %w", tmpPath, diskHint(err))
-	}
-	if checkErr != nil {
-		return nil, checkErr
-	}
-	out.tmp = nil
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", tmpPath, err)
-	}
-	if err := out.commit(opts.Force, opts.replaceStep); err != nil {
 		return nil, err
 	}
 	return &Result{
@@ -181,6 +170,44 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 		PageSize: a.pageSize,
 		Checksum: a.total,
 	}, nil
+}
+
+// writeOutput holds outPath from the first byte written to the rename (see
+// output): it locks the path, has write fill a temporary file of its own
+// beside it, syncs that file while SQLite checks it, and renames it into
+// place. On any error the temporary file is removed and outPath is
+// untouched.
+func writeOutput(ctx context.Context, outPath string, opts Options, write func(f *os.File) error) error {
+	out, err := openOutput(outPath)
+	if err != nil {
+		return err
+	}
+	defer out.close()
+	// Checked again under the lock: another restore may have written the
+	// path since.
+	if err := CheckOutput(outPath, opts.Force); err != nil {
+		return err
+	}
+	f, tmpPath := out.tmp, out.tmp.Name()
+	if err := write(f); err != nil {
+		return err
+	}
+	// The fsync and SQLite's check both only read the finished file: they
+	// run at the same time, and both must pass before the rename.
+	synced := make(chan error, 1)
+	go func() { synced <- f.Sync() }()
+	checkErr := integrityCheck(ctx, tmpPath, opts.IntegrityCheck)
+	if err := <-synced; err != nil {
+		return fmt.Errorf("sync %s: %w", tmpPath, diskHint(err))
+	}
+	if checkErr != nil {
+		return checkErr
+	}
+	out.tmp = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmpPath, err)
+	}
+	return out.commit(opts.Force, opts.replaceStep)
 }
 
 // checkPragma returns the statement of an integrity check mode ("" for

@@ -19,6 +19,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/restore/litestream03"
 	"github.com/walship/walship/storage"
 )
 
@@ -53,6 +54,10 @@ const (
 	KindDiverged    Kind = "diverged"    // one TXID, two states: here and in the database or another replica
 	KindDiffers     Kind = "differs"     // the database is not at the replica's newest state, and nothing says why
 )
+
+// KindLitestream03: the replica holds no LTX file but a backup that
+// Litestream v0.3 wrote, which walship restores and does not verify.
+const KindLitestream03 Kind = "litestream-v0.3"
 
 // A Problem is one thing wrong with a replica.
 type Problem struct {
@@ -163,6 +168,16 @@ func Replica(ctx context.Context, c storage.Client, opts Options) (*Report, erro
 	}
 	r := &Report{Replica: c.String(), Levels: []LevelStats{}, Problems: []Problem{}}
 	if len(files) == 0 {
+		old, err := litestream03.Find(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			r.add(Problem{Kind: KindLitestream03, Object: "replica",
+				Message: "the replica holds no LTX file: " + old.Explain(),
+				Fix:     "walship verify checks walship's own files: run `walship replicate` on the database to start its history beside the v0.3 backup; until then, `walship restore -dry-run` shows what a restore of the v0.3 backup reads, and the restore checks every object it reads"})
+			return r, nil
+		}
 		r.add(Problem{Kind: KindEmpty, Object: "replica",
 			Message: "the replica holds no LTX file: there is nothing to restore",
 			Fix:     "check the replica URL; if it is right, run `walship replicate` on the database: its first sync writes a snapshot"})

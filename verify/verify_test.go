@@ -17,6 +17,7 @@ import (
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
 	"github.com/walship/walship/verify"
 )
 
@@ -535,6 +536,28 @@ func TestEmptyReplica(t *testing.T) {
 	s := newSource(t, "a")
 	r := s.check()
 	mustFind(t, r, verify.KindEmpty, "replica")
+}
+
+// TestLitestream03Replica: a replica that holds no LTX file but a backup
+// Litestream v0.3 wrote is not called empty: the report says what it holds
+// and what walship does with it.
+func TestLitestream03Replica(t *testing.T) {
+	dir := t.TempDir()
+	obj := filepath.Join(dir, "generations", "0123456789abcdef", "snapshots", "00000000.snapshot.lz4")
+	if err := os.MkdirAll(filepath.Dir(obj), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj, []byte("a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.Replica(context.Background(), file.New(dir), verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustFind(t, r, verify.KindLitestream03, "replica")
+	if len(r.Problems) != 1 || !strings.Contains(p.Message, "Litestream v0.3") || !strings.Contains(p.Message, "walship restore reads it") || !strings.Contains(p.Fix, "walship replicate") {
+		t.Fatalf("the report has:\n%s", dump(r))
+	}
 }
 
 func first(files []*ltx.FileInfo) *ltx.FileInfo { return files[0] }

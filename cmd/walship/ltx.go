@@ -8,6 +8,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/restore/litestream03"
 	"github.com/walship/walship/storage"
 )
 
@@ -15,7 +16,9 @@ const ltxDescription = `
 Lists the LTX files of a replica: level, TXID range, size and creation time.
 The argument is a replica URL ({urls}) or directory, or the path of a
 database listed in the config file (its first replica, or the one named by
--replica). Level 0 holds one file per sync, level 9 the snapshots.`
+-replica). Level 0 holds one file per sync, level 9 the snapshots. A replica
+that holds no LTX file but a backup that Litestream v0.3 wrote
+(generations/...) is said to, and its generations are listed.`
 
 func runLTX(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "ltx", "[flags] DB_PATH|REPLICA_URL", ltxDescription)
@@ -57,6 +60,16 @@ func runLTX(ctx context.Context, e *env, args []string) error {
 		return e.printJSON(out)
 	}
 	if len(files) == 0 {
+		if *levelStr == "all" {
+			old, err := litestream03.Find(ctx, src.client)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				fmt.Fprintf(e.stderr, "replica %s holds no LTX files: %s\n\n", src.client, old.Explain())
+				return printV03Backup(e, old)
+			}
+		}
 		fmt.Fprintf(e.stderr, "replica %s holds no LTX files%s\n", src.client, levelNote(*levelStr))
 		return nil
 	}

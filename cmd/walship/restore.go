@@ -177,6 +177,15 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		plan, err = listing.Plan(opts.Target)
 	}
 	if err != nil {
+		// A Litestream v0.3 backup restores what walship's LTX files do
+		// not hold: everything, or the times before walship's history.
+		old, oerr := restore.Litestream03For(ctx, src.client, opts.Target, err)
+		if oerr != nil {
+			return oerr
+		}
+		if old != nil {
+			return restoreLitestream03(ctx, e, src, old, outPath, outExists, opts, *dryRun, *jsonOut, start)
+		}
 		if *ifReplicaExists && errors.Is(err, restore.ErrNoFiles) {
 			msg := fmt.Sprintf("replica %s holds no backup; nothing restored (-if-replica-exists)", src.client)
 			if *jsonOut {

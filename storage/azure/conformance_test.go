@@ -42,3 +42,18 @@ func open(t *testing.T, srv *testserver.AzureServer, container, path string, key
 	}
 	return c
 }
+
+// TestConformanceObjects: any blob under the replica's path reads back
+// through storage.Objects; blobs are put with the SDK, as another tool
+// would.
+func TestConformanceObjects(t *testing.T) {
+	srv := testserver.Azurite(t)
+	api := srv.Client(t)
+	storagetest.RunObjects(t, func(t *testing.T) (storage.Client, storagetest.Put) {
+		name := srv.NewContainer(t)
+		return open(t, srv, name, "db", nil), func(blob string, data []byte) error {
+			_, err := api.UploadBuffer(context.Background(), name, "db/"+blob, data, nil)
+			return err
+		}
+	})
+}

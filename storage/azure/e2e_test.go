@@ -31,3 +31,19 @@ func e2eReplica(t *testing.T) e2e.Replica {
 		Client: open(t, srv, name, "app", nil),
 	}
 }
+
+// TestE2ELitestream03: Litestream v0.3 replicates to Azurite, with the
+// account key in LITESTREAM_AZURE_ACCOUNT_KEY, which walship reads too;
+// walship restores its backup and replicates beside it.
+func TestE2ELitestream03(t *testing.T) {
+	srv := testserver.Azurite(t)
+	name := srv.NewContainer(t)
+	e2e.RunLitestream03(t, e2e.Litestream03{
+		V03YAML: fmt.Sprintf("url: abs://%s@%s/app\nendpoint: %s", srv.Account, name, srv.Endpoint),
+		Replica: e2e.Replica{
+			YAML:   fmt.Sprintf("url: abs://%s@%s/app\nendpoint: %s", srv.Account, name, srv.Endpoint),
+			Env:    []string{"LITESTREAM_AZURE_ACCOUNT_KEY=" + srv.Key},
+			Client: open(t, srv, name, "app", nil),
+		},
+	})
+}

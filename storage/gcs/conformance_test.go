@@ -1,7 +1,11 @@
 package gcs_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -46,5 +50,28 @@ func TestConformanceNoPrefix(t *testing.T) {
 	srv := testserver.FakeGCS(t)
 	storagetest.Run(t, func(t *testing.T) storage.Client {
 		return open(t, srv, "gs://"+srv.NewBucket(t), map[string]string{"part-size": "1MiB"})
+	})
+}
+
+// TestConformanceObjects: any object under the replica's path reads back
+// through storage.Objects; objects are put with the JSON API's upload, as
+// another tool would.
+func TestConformanceObjects(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	storagetest.RunObjects(t, func(t *testing.T) (storage.Client, storagetest.Put) {
+		bucket := srv.NewBucket(t)
+		return open(t, srv, "gs://"+bucket+"/backups/db", nil), func(name string, data []byte) error {
+			u := srv.Endpoint + "/upload/storage/v1/b/" + bucket + "/o?uploadType=media&name=" + url.QueryEscape("backups/db/"+name)
+			resp, err := http.Post(u, "application/octet-stream", bytes.NewReader(data))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b, _ := io.ReadAll(resp.Body)
+				return fmt.Errorf("upload %s: %s: %s", name, resp.Status, b)
+			}
+			return nil
+		}
 	})
 }

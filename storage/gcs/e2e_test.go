@@ -42,3 +42,19 @@ func e2eReplica(t *testing.T) e2e.Replica {
 		Client: open(t, srv, "gs://"+bucket+"/app", nil),
 	}
 }
+
+// TestE2ELitestream03: Litestream v0.3 replicates to fake-gcs-server, found
+// through STORAGE_EMULATOR_HOST as both programs find it; walship restores
+// its backup and replicates beside it.
+func TestE2ELitestream03(t *testing.T) {
+	srv := testserver.FakeGCS(t)
+	bucket := srv.NewBucket(t)
+	e2e.RunLitestream03(t, e2e.Litestream03{
+		V03YAML: fmt.Sprintf("url: gcs://%s/app", bucket),
+		Replica: e2e.Replica{
+			YAML:   fmt.Sprintf("url: gs://%s/app", bucket),
+			Env:    []string{"STORAGE_EMULATOR_HOST=" + srv.Host},
+			Client: open(t, srv, "gs://"+bucket+"/app", nil),
+		},
+	})
+}

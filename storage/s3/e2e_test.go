@@ -81,3 +81,23 @@ func interopReplica(t *testing.T) e2e.Replica {
 		Client: openSpec(t, spec(srv, bucket, "app", nil)),
 	}
 }
+
+// TestE2ELitestream03MinIO: Litestream v0.3 replicates to MinIO (path-style,
+// its credentials in LITESTREAM_ACCESS_KEY_ID and
+// LITESTREAM_SECRET_ACCESS_KEY, which walship reads too); walship restores
+// its backup and replicates beside it.
+func TestE2ELitestream03MinIO(t *testing.T) {
+	srv := testserver.MinIO(t)
+	bucket := srv.Bucket(t)
+	e2e.RunLitestream03(t, e2e.Litestream03{
+		V03YAML: fmt.Sprintf("url: s3://%s/app\nendpoint: %s\nregion: %s\nforce-path-style: true", bucket, srv.Endpoint, srv.Region),
+		Replica: e2e.Replica{
+			YAML: fmt.Sprintf("url: s3://%s/app\nendpoint: %s", bucket, srv.Endpoint),
+			Env: []string{
+				"LITESTREAM_ACCESS_KEY_ID=" + srv.AccessKey,
+				"LITESTREAM_SECRET_ACCESS_KEY=" + srv.SecretKey,
+			},
+			Client: openSpec(t, spec(srv, bucket, "app", nil)),
+		},
+	})
+}

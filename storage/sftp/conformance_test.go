@@ -3,6 +3,8 @@ package sftp
 import (
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,4 +48,21 @@ func openTest(t testing.TB, srv *testserver.SSHServer, dir string, keys map[stri
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestConformanceObjects: any file under the replica's directory on the
+// server reads back through storage.Objects. The server serves the local
+// file system, so objects are put there directly.
+func TestConformanceObjects(t *testing.T) {
+	srv := testserver.SSHD(t)
+	storagetest.RunObjects(t, func(t *testing.T) (storage.Client, storagetest.Put) {
+		dir := srv.Dir(t)
+		return openTest(t, srv, dir, nil), func(name string, data []byte) error {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(p, data, 0o644)
+		}
+	})
 }

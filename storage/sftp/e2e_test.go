@@ -29,3 +29,18 @@ func e2eReplica(t *testing.T) e2e.Replica {
 		Client: openTest(t, srv, dir, nil),
 	}
 }
+
+// TestE2ELitestream03: Litestream v0.3 replicates over SFTP, logging in with
+// a key (it does not check host keys); walship restores its backup and
+// replicates beside it.
+func TestE2ELitestream03(t *testing.T) {
+	srv := testserver.SSHD(t)
+	dir := srv.Dir(t)
+	e2e.RunLitestream03(t, e2e.Litestream03{
+		V03YAML: fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s", srv.User, srv.Addr(), dir, srv.KeyPath),
+		Replica: e2e.Replica{
+			YAML:   fmt.Sprintf("url: sftp://%s@%s%s\nkey-path: %s\nhost-key: %s", srv.User, srv.Addr(), dir, srv.KeyPath, srv.HostKey),
+			Client: openTest(t, srv, dir, nil),
+		},
+	})
+}
