@@ -39,13 +39,16 @@ func (db *DB) checkLitestream() error {
 	if !unproven {
 		return nil
 	}
-	procs := litestream.Holding(db.path)
-	if len(procs) == 0 {
-		return nil
-	}
 	var names []string
-	for _, p := range procs {
+	for _, p := range litestream.Holding(db.path) {
+		if p.Unreadable {
+			db.log.Warn("a Litestream process runs whose open files walship may not read: if it replicates this database, stop it now, since two replicators writing one replica overwrite each other's files", "process", p.Name, "pid", p.PID)
+			continue
+		}
 		names = append(names, fmt.Sprintf("%s (pid %d)", p.Name, p.PID))
+	}
+	if len(names) == 0 {
+		return nil
 	}
 	return fmt.Errorf("%w: %s has it open, and the replica's newest files are Litestream's; walship writes nothing to a replica Litestream may still be writing to, since two replicators writing one replica overwrite each other's files. "+
 		"Stop Litestream, then start walship again: it continues the replica's history where Litestream left it", errLitestreamRunning, strings.Join(names, ", "))

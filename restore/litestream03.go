@@ -31,6 +31,13 @@ func Litestream03For(ctx context.Context, c storage.Client, target Target, planE
 	if target.TXID != 0 {
 		return nil, fmt.Errorf("replica %s holds a backup that Litestream v0.3 wrote (%s), which has no TXIDs: restore it with -timestamp, or without a target for its latest state", c, litestream03.Dir)
 	}
+	// Between the v0.3 backup's last object and walship's first file,
+	// nothing shows what the database held: a time there is no restore
+	// point of either.
+	if _, last := b.Span(); errors.Is(planErr, ErrTooEarly) && target.Timestamp.After(last) {
+		return nil, fmt.Errorf("%w; its Litestream v0.3 backup (%s) ends at %s, before that time, and nothing shows what the database held in between: restore -timestamp %s for the last state the v0.3 backup holds, or a time walship's history holds",
+			planErr, litestream03.Dir, last.UTC().Format(time.RFC3339Nano), last.UTC().Format(time.RFC3339Nano))
+	}
 	return b, nil
 }
 

@@ -187,14 +187,22 @@ func TestRestoreBesideLitestream03(t *testing.T) {
 		t.Fatalf("latest: %v, %+v; want walship's TXID 6", err, res)
 	}
 	_, out = outPath(t)
-	res, err = restore.Restore(ctx, c, out, restore.Options{Target: restore.Target{Timestamp: old.Add(time.Hour)}})
+	res, err = restore.Restore(ctx, c, out, restore.Options{Target: restore.Target{Timestamp: old}})
 	if err != nil || res.Litestream03 == nil {
 		t.Fatalf("a time before walship's history: %v, %+v; want the v0.3 backup's state", err, res)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, one) {
 		t.Fatal("a time before walship's history: not the v0.3 snapshot")
 	}
+	// Between the v0.3 backup's end and walship's first file, neither
+	// shows the state: no restore.
 	dir, out := outPath(t)
+	_, err = restore.Restore(ctx, c, out, restore.Options{Target: restore.Target{Timestamp: old.Add(time.Hour)}})
+	if err == nil || !strings.Contains(err.Error(), "nothing shows what the database held in between") || !strings.Contains(err.Error(), old.UTC().Format(time.RFC3339Nano)) {
+		t.Fatalf("a time between the v0.3 backup and walship's history: %v", err)
+	}
+	checkNothingWritten(t, dir)
+	dir, out = outPath(t)
 	_, err = restore.Restore(ctx, c, out, restore.Options{Target: restore.Target{Timestamp: old.Add(-time.Hour)}})
 	if err == nil || !strings.Contains(err.Error(), "Litestream v0.3 backup holds nothing written at or before") {
 		t.Fatalf("a time before both: %v", err)

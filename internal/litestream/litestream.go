@@ -10,8 +10,10 @@
 // a Litestream in another container or on another host, nothing is found.
 package litestream
 
-// A Process is a running Litestream that has the database open.
+// A Process is a running Litestream that has the database open, or whose
+// open files this process may not read (Unreadable): it may have it open.
 type Process struct {
-	PID  int
-	Name string // its command name
+	PID        int
+	Name       string // its command name
+	Unreadable bool
 }
