@@ -191,12 +191,10 @@ func TestTakeover(t *testing.T) {
 	b.verifyAll()
 }
 
-// TestTakeoverCommitsBeforeFirstUpload: the application commits, and
-// level 1 merges, after the takeover and before anything reached the
-// replica. The full copy the new history starts with goes to the replica
-// as its snapshot, so that every restore point of the new history
-// restores, the first ones included.
-func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
+// replicaOfAnother returns a replica that another database owns: it
+// replicated one commit there and stopped.
+func replicaOfAnother(t *testing.T) *file.Client {
+	t.Helper()
 	a := newHarness(t)
 	a.open(walship.Options{})
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
@@ -204,9 +202,17 @@ func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
 	if err := a.db.Close(a.ctx); err != nil {
 		t.Fatal(err)
 	}
+	return a.replica
+}
 
+// TestTakeoverCommitsBeforeFirstUpload: the application commits, and
+// level 1 merges, after the takeover and before anything reached the
+// replica. The full copy the new history starts with goes to the replica
+// as its snapshot, so that every restore point of the new history
+// restores, the first ones included.
+func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
 	b := newHarness(t)
-	b.replica = a.replica
+	b.replica = replicaOfAnother(t)
 	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
 	if err := b.tryOpen(walship.Options{Takeover: true}); err != nil {
 		t.Fatalf("takeover: %v", err)
@@ -245,13 +251,7 @@ func TestTakeoverCommitsBeforeFirstUpload(t *testing.T) {
 // could not take it over (the replica would stop, and the process run on
 // without it).
 func TestTakeoverWaitsForTheReplica(t *testing.T) {
-	a := newHarness(t)
-	a.open(walship.Options{})
-	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
-	a.sync()
-	if err := a.db.Close(a.ctx); err != nil {
-		t.Fatal(err)
-	}
+	owned := replicaOfAnother(t)
 
 	// b's staging directory holds its whole history (it replicated to a
 	// replica of its own before), so nothing else would make it wait.
@@ -262,7 +262,7 @@ func TestTakeoverWaitsForTheReplica(t *testing.T) {
 	}
 	b.images = map[ltx.TXID]testutil.Image{}
 	b.exec("INSERT INTO t (v) VALUES (randomblob(5000))")
-	flaky := &switchable{Client: a.replica}
+	flaky := &switchable{Client: owned}
 	flaky.down.Store(true)
 	db, err := walship.NewDB(b.path, walship.Options{Logger: quietLogger(), Takeover: true}, walship.NewReplica("r", flaky))
 	if err != nil {
@@ -282,7 +282,7 @@ func TestTakeoverWaitsForTheReplica(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("open once the replica answered: %v", err)
 	}
-	b.db, b.replica = db, a.replica
+	b.db, b.replica = db, owned
 	if first := b.sync(); first < 1<<32 {
 		t.Fatalf("the new owner's history starts at TXID %s, not apart from the old one", first)
 	}

@@ -202,8 +202,8 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 			a.set(grow, c)
 		}
 	}
-	var last uint32   // the previous page of the file
-	want := uint32(1) // of a rebase, the next page: it must hold every page
+	var last uint32                  // the previous page of the file
+	full := storage.NewFullCopy(hdr) // a rebase must hold every page
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -224,13 +224,8 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		if ph.Pgno <= last {
 			return fail("page %d comes after page %d: the pages of an LTX file ascend (the file is corrupt)", ph.Pgno, last)
 		}
-		if rebase {
-			if ph.Pgno != want {
-				return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), want)
-			}
-			if want = ph.Pgno + 1; want == lock {
-				want++
-			}
+		if rebase && !full.See(ph.Pgno) {
+			return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), full.Missing())
 		}
 		last = ph.Pgno
 		fillZeros(ph.Pgno)
@@ -247,8 +242,8 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 	if err := dec.Close(); err != nil {
 		return decodeErr("%v (the file is truncated or corrupt)", err)
 	}
-	if rebase && want <= commit {
-		return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), want)
+	if rebase && !full.Full() {
+		return fail("%s; it lacks page %d", notFullCopy(oldPageSize, a.pageSize), full.Missing())
 	}
 	fillZeros(commit + 1)
 	written, err := a.w.flush()

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pierrec/lz4/v4"
-
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/restore/litestream03"
 	"github.com/walship/walship/storage/file"
@@ -53,19 +52,7 @@ func sqliteFile(t *testing.T, n int) []byte {
 // putV03 writes data, LZ4-compressed, as the object name of c, written at.
 func putV03(t *testing.T, c *file.Client, name string, data []byte, at time.Time) {
 	t.Helper()
-	var b bytes.Buffer
-	zw := lz4.NewWriter(&b)
-	if _, err := zw.Write(data); err != nil || zw.Close() != nil {
-		t.Fatal("compress")
-	}
-	p := filepath.Join(c.Dir(), filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, at, at); err != nil {
+	if err := testutil.WriteV03Object(c.Dir(), name, data, at); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -107,21 +107,17 @@ func IsFullCopy(ctx context.Context, c Reader, f *ltx.FileInfo, hdr ltx.Header) 
 	}
 	defer rc.Close()
 	br := bufio.NewReader(rc)
-	lock := ltx.LockPgno(hdr.PageSize)
-	want := uint64(1)
+	fc := NewFullCopy(hdr)
 	for {
 		pgno, err := binary.ReadUvarint(br)
 		if err != nil {
 			return false, damaged("read its page index: %v", err)
 		}
 		if pgno == 0 { // the end of the index
-			return want > uint64(hdr.Commit), nil
+			return fc.Full(), nil
 		}
-		if pgno != want || pgno > uint64(hdr.Commit) {
+		if pgno > uint64(hdr.Commit) || !fc.See(uint32(pgno)) {
 			return false, nil
-		}
-		if want++; want == uint64(lock) {
-			want++
 		}
 		// Each entry also holds the page's offset and size.
 		for range 2 {

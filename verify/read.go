@@ -105,8 +105,7 @@ func decodeAll(dec *ltx.Decoder) (full bool, err error) {
 		return false, fmt.Errorf("decode header: %w", err)
 	}
 	hdr := dec.Header()
-	lock := ltx.LockPgno(hdr.PageSize)
-	want, full := uint32(1), true // the next page of a full copy
+	fc := storage.NewFullCopy(hdr)
 	var ph ltx.PageHeader
 	data := make([]byte, hdr.PageSize)
 	for i := 0; ; i++ {
@@ -115,16 +114,12 @@ func decodeAll(dec *ltx.Decoder) (full bool, err error) {
 		} else if err != nil {
 			return false, fmt.Errorf("decode page %d: %w", i, err)
 		}
-		if ph.Pgno != want || ph.Pgno > hdr.Commit {
-			full = false
-		} else if want++; want == lock {
-			want++
-		}
+		fc.See(ph.Pgno)
 	}
 	if err := dec.Close(); err != nil {
 		return false, fmt.Errorf("close reader: %w", err)
 	}
-	return full && want > hdr.Commit, nil
+	return fc.Full(), nil
 }
 
 // undecodable describes a file the decoder rejected.

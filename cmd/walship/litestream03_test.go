@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pierrec/lz4/v4"
-
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore/litestream03"
 )
 
@@ -29,19 +27,7 @@ func v03Dir(t *testing.T, t1, t2 time.Time) (dir string, rows1, rows2 []string) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		var z bytes.Buffer
-		zw := lz4.NewWriter(&z)
-		if _, err := zw.Write(b); err != nil || zw.Close() != nil {
-			t.Fatal("compress")
-		}
-		obj := filepath.Join(dir, filepath.FromSlash(litestream03.SnapshotName("0123456789abcdef", i)))
-		if err := os.MkdirAll(filepath.Dir(obj), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(obj, z.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(obj, at, at); err != nil {
+		if err := testutil.WriteV03Object(dir, litestream03.SnapshotName("0123456789abcdef", i), b, at); err != nil {
 			t.Fatal(err)
 		}
 		return contents(t, p)

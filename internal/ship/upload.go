@@ -199,17 +199,12 @@ func (r *Replica) putTo(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, tr
 	if err := r.ensureOwner(ctx); err != nil {
 		return err
 	}
-	size := f.Size
-	for _, level := range levels {
-		rc, err := r.src.Staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
-		if err != nil {
-			return err
-		}
-		size, err = r.write(ctx, level, f.MinTXID, f.MaxTXID, rc, f.Size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
-		rc.Close()
-		if err != nil {
-			return err
-		}
+	open := func() (io.ReadCloser, error) {
+		return r.src.Staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+	}
+	size, err := r.write(ctx, levels, f.MinTXID, f.MaxTXID, open, f.Size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	if (f.Level == 0 || f.Level == storage.SnapshotLevel) && f.MaxTXID > r.pos.TXID {
@@ -297,7 +292,8 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 	if err := r.ensureOwner(ctx); err != nil {
 		return err
 	}
-	size, err = r.write(ctx, 0, first.MinTXID, last.MaxTXID, io.NewSectionReader(tmp, 0, size), size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
+	open := func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(tmp, 0, size)), nil }
+	stored, err := r.write(ctx, []int{0}, first.MinTXID, last.MaxTXID, open, size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
 	if err != nil {
 		return err
 	}
@@ -306,7 +302,7 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 		r.pos = ltx.NewPos(last.MaxTXID, trailer.PostApplyChecksum)
 		r.lastHeader = &hdr
 	}
-	r.addToIndex(&ltx.FileInfo{Level: 0, MinTXID: first.MinTXID, MaxTXID: last.MaxTXID, Size: size, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
+	r.addToIndex(&ltx.FileInfo{Level: 0, MinTXID: first.MinTXID, MaxTXID: last.MaxTXID, Size: stored, CreatedAt: time.UnixMilli(hdr.Timestamp).UTC()})
 	r.mu.Unlock()
 	r.log.Debug("uploaded merged", "file", storage.Describe(0, first.MinTXID, last.MaxTXID), "inputs", len(batch))
 	return nil
@@ -339,37 +335,52 @@ func (r *Replica) uploadSnapshot(ctx context.Context, atLeast ltx.TXID) (bool, e
 	return true, r.put(ctx, snap, hdr, trailer)
 }
 
-// write stores the LTX file read from src (size bytes, post its post-apply
-// checksum) in the replica and returns the size stored. A replica that
-// Litestream must be able to restore (SetLitestreamCompatible) receives the
-// file without database checksums (storage.ToLitestream), copied first to a
-// temporary file of the staging directory, so that the destination can
-// retry the upload from its start as it does for a staged file.
-func (r *Replica) write(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src io.Reader, size int64, post ltx.Checksum, createdAt time.Time) (int64, error) {
+// write stores the LTX file that open reads (size bytes, post its
+// post-apply checksum) at each of levels of the replica, and returns the
+// size stored. A replica that Litestream must be able to restore
+// (SetLitestreamCompatible) receives the file without database checksums
+// (storage.ToLitestream), converted once into a temporary file of the
+// staging directory, from which the destination can retry each upload from
+// its start as it does for a staged file.
+func (r *Replica) write(ctx context.Context, levels []int, minTXID, maxTXID ltx.TXID, open func() (io.ReadCloser, error), size int64, post ltx.Checksum, createdAt time.Time) (int64, error) {
 	r.mu.Lock()
 	compatible := r.compatible
 	r.mu.Unlock()
 	if compatible {
+		name := storage.Describe(levels[0], minTXID, maxTXID)
+		src, err := open()
+		if err != nil {
+			return 0, err
+		}
+		defer src.Close()
 		tmp, err := r.src.Staging.CreateTemp()
 		if err != nil {
-			return 0, fmt.Errorf("copy %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+			return 0, fmt.Errorf("copy %s for Litestream: %w", name, err)
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
 		bw := bufio.NewWriterSize(tmp, 256<<10)
 		if _, err := storage.ToLitestream(bw, src, post, r.src.Staging.Path()); err != nil {
-			return 0, fmt.Errorf("copy staged %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+			return 0, fmt.Errorf("copy staged %s for Litestream: %w", name, err)
 		}
 		if err := bw.Flush(); err != nil {
-			return 0, fmt.Errorf("copy %s for Litestream: %w", storage.Describe(level, minTXID, maxTXID), err)
+			return 0, fmt.Errorf("copy %s for Litestream: %w", name, err)
 		}
 		if size, err = tmp.Seek(0, io.SeekCurrent); err != nil {
 			return 0, err
 		}
-		src = io.NewSectionReader(tmp, 0, size)
+		open = func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(tmp, 0, size)), nil }
 	}
-	if _, err := r.client.WriteLTXFile(ctx, level, minTXID, maxTXID, src, createdAt); err != nil {
-		return 0, err
+	for _, level := range levels {
+		src, err := open()
+		if err != nil {
+			return 0, err
+		}
+		_, err = r.client.WriteLTXFile(ctx, level, minTXID, maxTXID, src, createdAt)
+		src.Close()
+		if err != nil {
+			return 0, err
+		}
 	}
 	return size, nil
 }
