@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/wal"
 )
 
 // Litestream 0.5's restore merges the files of its plan into one LTX stream
@@ -37,10 +39,11 @@ func PostApplyChecksum(hdr ltx.Header, trailer ltx.Trailer) ltx.Checksum {
 // ToLitestream copies the LTX file r to w in the form Litestream 0.5 restores:
 // flagged ltx.HeaderFlagNoChecksum, with no pre- or post-apply checksum, and
 // with post, the database checksum after the file, in the header's NodeID
-// field (zero leaves it unset). The pages are decoded and encoded again, so
-// r's file checksum is verified on the way and w gets a file checksum of its
-// own. spillDir, if not empty, is where the encoder spills the page index of
-// a large file.
+// field (zero leaves it unset). Its WAL segment is the empty one at the start
+// of the WAL generation it was captured in (see fromWALStart). The pages are
+// decoded and encoded again, so r's file checksum is verified on the way and
+// w gets a file checksum of its own. spillDir, if not empty, is where the
+// encoder spills the page index of a large file.
 func ToLitestream(w io.Writer, r io.Reader, post ltx.Checksum, spillDir string) (ltx.Header, error) {
 	dec := ltx.NewDecoder(r)
 	dec.SetRetainPageIndex(false)
@@ -51,6 +54,7 @@ func ToLitestream(w io.Writer, r io.Reader, post ltx.Checksum, spillDir string) 
 	hdr.Flags |= ltx.HeaderFlagNoChecksum
 	hdr.PreApplyChecksum = 0
 	hdr.NodeID = uint64(post)
+	fromWALStart(&hdr)
 	enc, err := ltx.NewEncoder(w)
 	if err != nil {
 		return hdr, err
@@ -81,4 +85,19 @@ func ToLitestream(w io.Writer, r io.Reader, post ltx.Checksum, spillDir string) 
 		return hdr, fmt.Errorf("encode trailer: %w", err)
 	}
 	return hdr, nil
+}
+
+// fromWALStart points a level-0 file's WAL segment at the start of the WAL
+// generation it was captured in (the salts it names; none for a file not
+// read from a WAL), so that a Litestream started on the database after
+// walship stops resumes safely. Litestream resumes from the WAL position
+// its replica's newest level-0 file names, and takes the WAL for restarted
+// right after that position when the salts changed: commits the application
+// made after walship stopped, in the WAL generation that a checkpoint then
+// restarted, would be missing from its replica. From the start of the
+// generation, Litestream reads the whole WAL again if the generation is the
+// same (each page it re-reads is one walship's file already holds, so the
+// state after its next file is right), and otherwise takes a full snapshot.
+func fromWALStart(hdr *ltx.Header) {
+	hdr.WALOffset, hdr.WALSize = wal.HeaderSize, 0
 }

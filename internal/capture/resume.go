@@ -45,25 +45,21 @@ func (c *Capturer) tryResume(at *staging.WALPoint) (resumed, restartedMeanwhile 
 	if err != nil {
 		return false, false, err
 	}
-	if s1, s2, end, ok := v.Generation(); ok && at != nil && s1 == at.Salt1 && s2 == at.Salt2 {
-		then, err := v.Until(at.End)
+	if s1, s2, end, ok := v.Generation(); ok && at != nil && s1 == at.Salt1 && s2 == at.Salt2 && at.End <= end {
+		// The state is at the point, or, for a point a replica's file
+		// names, at a later commit of its generation (see FindState).
+		thenEnd, st, err := v.FindState(at.End, c.pos.PostApplyChecksum)
 		if err != nil {
 			return false, false, err
 		}
-		if _, _, thenEnd, _ := then.Generation(); thenEnd == at.End && at.End <= end {
-			st, err := then.Sums()
-			if err != nil {
-				return false, false, err
-			}
-			if v.Restarted() {
-				return false, true, nil
-			}
-			if st.Total() == c.pos.PostApplyChecksum {
-				c.state = st
-				c.tail.ResumeAt(v, at.End, st.PageSize(), st.Commit())
-				c.log.Info("resuming from the replicated position", "txid", c.pos.TXID.String(), "pending_pages", c.tail.Pending())
-				return true, false, nil
-			}
+		if v.Restarted() {
+			return false, true, nil
+		}
+		if thenEnd != 0 {
+			c.state = st
+			c.tail.ResumeAt(v, thenEnd, st.PageSize(), st.Commit())
+			c.log.Info("resuming from the replicated position", "txid", c.pos.TXID.String(), "pending_pages", c.tail.Pending())
+			return true, false, nil
 		}
 	}
 	st, err := v.Sums()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -18,8 +20,10 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/staging"
 	"github.com/walship/walship/internal/testserver"
 	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/internal/wal"
 	"github.com/walship/walship/storage"
 )
 
@@ -456,10 +460,50 @@ func RunLitestreamRestore(t *testing.T, r Replica) {
 	}
 
 	// Litestream replicates on from walship's history, and restores it.
+	// Between stopping walship and starting Litestream the application
+	// commits, and a checkpoint restarts the WAL, as SQLite's automatic
+	// checkpoint does: Litestream resumes from the WAL position that the
+	// replica's newest level-0 file names, and must not take the commits
+	// after it, made before the restart, for replicated. walship's last
+	// position is placed well inside a WAL generation, so that the restart
+	// leaves the frame before it in place.
+	checkpointPassive(t, dbPath)
+	w0 := startWriter(t, dbPath)
+	time.Sleep(300 * time.Millisecond)
+	w0.stop(t)
+	finish(t, bin, r.Env, "replicate", "-once", "-config", cfgPath)
+	at := stagedWALPoint(t, dbPath)
+	w1 := startWriter(t, dbPath)
+	time.Sleep(300 * time.Millisecond)
+	w1.stop(t)
+	checkpointPassive(t, dbPath)
 	w2 := startWriter(t, dbPath)
-	ls := startLitestream(t, r, lsCfgPath)
-	time.Sleep(3 * time.Second)
+	for w2.commits() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	w2.stop(t)
+	if walSalt := binary.BigEndian.Uint32(readWAL(t, dbPath, 0, wal.HeaderSize)[16:]); walSalt == at.Salt1 {
+		t.Fatal("the application's commit after the checkpoint did not restart the WAL")
+	}
+	if w1.commits() == 0 || walFrameSalt(t, dbPath, at.End-int64(walFrameSize(t, dbPath))) != at.Salt1 {
+		t.Fatalf("the WAL is not what this test needs: %d commits after walship's position; the frame before it overwritten", w1.commits())
+	}
+	ls := startLitestream(t, r, lsCfgPath)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		files, err := r.Client.LTXFiles(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files[len(files)-1].MaxTXID > last+1 {
+			break // walship's file for w0, and Litestream's first
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Litestream wrote no file in a minute:\n%s", ls.output())
+		}
+	}
+	w3 := startWriter(t, dbPath)
+	time.Sleep(2 * time.Second)
+	w3.stop(t)
 	time.Sleep(1500 * time.Millisecond)
 	if err := ls.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -468,17 +512,75 @@ func RunLitestreamRestore(t *testing.T, r Replica) {
 		t.Fatalf("litestream did not stop cleanly: %v\n%s", err, ls.output())
 	}
 	after, _ := levelZero(t, ctx, r.Client)
-	if n := after[len(after)-1].MaxTXID; n <= last {
+	if n := after[len(after)-1].MaxTXID; n <= last+2 {
 		t.Fatalf("Litestream wrote nothing past walship's TXID %s:\n%s", last, ls.output())
 	}
-	out = filepath.Join(dir, "litestream-after.db")
-	runLitestream(t, r, "restore", "-config", lsCfgPath, "-o", out, dbPath)
-	if got := imageOfFile(t, out); got != w2.last {
+	lsOut := filepath.Join(dir, "litestream-after.db")
+	runLitestream(t, r, "restore", "-config", lsCfgPath, "-o", lsOut, dbPath)
+	wsOut := filepath.Join(dir, "walship-after.db")
+	run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", wsOut, dbPath)
+	lsOK, wsOK := imageOfFile(t, lsOut) == w3.last, imageOfFile(t, wsOut) == w3.last
+	if !lsOK || !wsOK {
+		t.Logf("the application's newest row: %d; Litestream's restore: %d; walship's: %d", newestRow(t, dbPath), newestRow(t, lsOut), newestRow(t, wsOut))
+		t.Logf("replica:\n%s\nLitestream's log:\n%s", listing(ctx, r.Client), ls.output())
+	}
+	if !lsOK {
 		t.Fatal("Litestream's restore after it replicated on is not the application's last state")
 	}
-	out = filepath.Join(dir, "walship-after.db")
-	run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, dbPath)
-	if got := imageOfFile(t, out); got != w2.last {
+	if !wsOK {
 		t.Fatal("walship's restore after Litestream replicated on is not the application's last state")
+	}
+}
+
+// walFrameSize returns the size of a frame of the database's WAL.
+func walFrameSize(t *testing.T, dbPath string) int {
+	t.Helper()
+	return wal.FrameHeaderSize + int(binary.BigEndian.Uint32(readWAL(t, dbPath, 0, wal.HeaderSize)[8:]))
+}
+
+// walFrameSalt returns the first salt in the header of the WAL frame at
+// offset off: the generation of the WAL that frame belongs to.
+func walFrameSalt(t *testing.T, dbPath string, off int64) uint32 {
+	t.Helper()
+	return binary.BigEndian.Uint32(readWAL(t, dbPath, off, wal.FrameHeaderSize)[8:])
+}
+
+func readWAL(t *testing.T, dbPath string, off int64, n int) []byte {
+	t.Helper()
+	f, err := os.Open(dbPath + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatalf("read %d bytes at %d of the WAL of %s: %v", n, off, dbPath, err)
+	}
+	return b
+}
+
+// stagedWALPoint returns where in the WAL the newest state walship staged
+// for the database was captured.
+func stagedWALPoint(t *testing.T, dbPath string) staging.WALPoint {
+	t.Helper()
+	_, at, err := staging.New(filepath.Join(filepath.Dir(dbPath), "."+filepath.Base(dbPath)+"-walship"), slog.New(slog.DiscardHandler)).ReadPosition()
+	if err != nil || at == nil {
+		t.Fatalf("read walship's staged WAL position of %s: %v", dbPath, err)
+	}
+	return *at
+}
+
+// checkpointPassive copies the whole WAL into the database, as SQLite's
+// automatic checkpoint does, so that the next commit restarts the WAL.
+func checkpointPassive(t *testing.T, dbPath string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var busy, log, done int
+	if err := db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil || busy != 0 || done != log {
+		t.Fatalf("checkpoint %s: %v (busy %d, %d of %d frames)", dbPath, err, busy, done, log)
 	}
 }

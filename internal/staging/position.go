@@ -16,7 +16,10 @@ type WALPoint struct {
 }
 
 // PointOf returns where the state after the LTX file with header h was
-// captured, or nil if the file does not say.
+// captured, or nil if the file does not say. A file written for Litestream
+// names the start of its WAL generation instead (storage.ToLitestream): its
+// state is at a commit of that generation, which a resume finds by the
+// state's checksum (tail.View.FindState).
 func PointOf(h *ltx.Header) *WALPoint {
 	if h == nil || h.WALOffset == 0 {
 		return nil
