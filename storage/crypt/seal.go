@@ -1,0 +1,200 @@
+package crypt
+
+import (
+	"bufio"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/superfly/ltx"
+)
+
+// seal returns the encrypted object of the plaintext r, to be stored under
+// the given name. When r can be read at any offset and its size is known
+// (an *os.File), so can the result, which lets a backend retry an upload
+// from the start and send parts of it in parallel; the plaintext must not
+// change meanwhile, since a chunk sealed twice is sealed with the same
+// nonce.
+func seal(k Key, r io.Reader, level int, minTXID, maxTXID ltx.TXID) (io.Reader, error) {
+	h := header{keyID: k.id()}
+	if _, err := rand.Read(h.salt[:]); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	aead, err := h.aead(k)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	hdr := h.marshal()
+	s := sealer{aead: aead, hdr: hdr, ad: additionalData(hdr, level, minTXID, maxTXID)}
+	if ra, ok := r.(interface {
+		io.ReaderAt
+		io.Seeker
+	}); ok {
+		start, err := ra.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return nil, err
+		}
+		end, err := ra.Seek(0, io.SeekEnd)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := ra.Seek(start, io.SeekStart); err != nil {
+			return nil, err
+		}
+		plain := io.NewSectionReader(ra, start, end-start)
+		return &sealedAt{sealer: s, plain: plain, size: SealedSize(end - start)}, nil
+	}
+	return &sealedStream{sealer: s, src: bufio.NewReaderSize(r, chunkSize), out: slices.Clone(hdr)}, nil
+}
+
+type sealer struct {
+	aead cipher.AEAD
+	hdr  []byte
+	ad   []byte
+}
+
+// sealChunk appends chunk i of the plaintext p to dst.
+func (s *sealer) sealChunk(dst, p []byte, i uint64, last bool) []byte {
+	return s.aead.Seal(dst, nonce(i, last), p, s.ad)
+}
+
+// sealedStream encrypts a plaintext read once, in order. It reads one byte
+// ahead to know which chunk is the last.
+type sealedStream struct {
+	sealer
+	src   *bufio.Reader
+	plain [chunkSize]byte
+	out   []byte // sealed bytes not yet read
+	next  uint64 // the next chunk's index
+	done  bool
+	err   error
+}
+
+func (s *sealedStream) Read(p []byte) (int, error) {
+	for len(s.out) == 0 {
+		if s.done {
+			return 0, io.EOF
+		}
+		if s.err != nil {
+			return 0, s.err
+		}
+		n, err := io.ReadFull(s.src, s.plain[:])
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			s.done = true
+		case err != nil:
+			s.err = err
+			return 0, err
+		default:
+			if _, err := s.src.Peek(1); err == io.EOF {
+				s.done = true
+			} else if err != nil {
+				s.err = err
+				return 0, err
+			}
+		}
+		if s.next > 0 && n == 0 {
+			// The peek saw a byte the read then did not get: the
+			// previous chunk was sealed as not the last.
+			s.err = fmt.Errorf("encrypt: read: %w", io.ErrUnexpectedEOF)
+			return 0, s.err
+		}
+		s.out = s.sealChunk(s.out[:0], s.plain[:n], s.next, s.done)
+		s.next++
+	}
+	n := copy(p, s.out)
+	s.out = s.out[n:]
+	return n, nil
+}
+
+// sealedAt encrypts a plaintext that can be read at any offset: the
+// encrypted object can be too.
+type sealedAt struct {
+	sealer
+	plain *io.SectionReader
+	size  int64
+	off   int64 // for Read and Seek
+
+	mu     sync.Mutex
+	cached int64 // index of the chunk in chunk, -1 for none
+	chunk  []byte
+}
+
+func (s *sealedAt) Size() int64 { return s.size }
+
+func (s *sealedAt) Read(p []byte) (int, error) {
+	n, err := s.ReadAt(p, s.off)
+	s.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (s *sealedAt) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += s.off
+	case io.SeekEnd:
+		offset += s.size
+	default:
+		return 0, errors.New("seek: invalid whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("seek: negative position")
+	}
+	s.off = offset
+	return offset, nil
+}
+
+func (s *sealedAt) ReadAt(p []byte, off int64) (int, error) {
+	var n int
+	for len(p) > 0 && off < s.size {
+		var m int
+		if off < int64(headerSize) {
+			m = copy(p, s.hdr[off:])
+		} else {
+			i := (off - int64(headerSize)) / sealedChunk
+			c, err := s.sealed(i)
+			if err != nil {
+				return n, err
+			}
+			m = copy(p, c[(off-int64(headerSize))%sealedChunk:])
+		}
+		n, off, p = n+m, off+int64(m), p[m:]
+	}
+	if len(p) > 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// sealed returns sealed chunk i. The last one sealed is kept: a reader
+// reads a chunk in several calls.
+func (s *sealedAt) sealed(i int64) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.chunk != nil && s.cached == i {
+		return s.chunk, nil
+	}
+	plainSize := s.plain.Size()
+	last := i == max(0, (plainSize-1)/chunkSize)
+	n := int64(chunkSize)
+	if last {
+		n = plainSize - i*chunkSize
+	}
+	buf := make([]byte, n, n+tagSize)
+	if _, err := s.plain.ReadAt(buf, i*chunkSize); err != nil && !(err == io.EOF && n == 0) {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the plaintext shrank
+		}
+		return nil, fmt.Errorf("encrypt: read: %w", err)
+	}
+	s.chunk, s.cached = s.sealChunk(buf[:0], buf, uint64(i), last), i
+	return s.chunk, nil
+}
