@@ -14,6 +14,7 @@ import (
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/backend"
+	"github.com/walship/walship/storage/crypt"
 )
 
 // FromConfig returns the databases of a parsed config file, ready to Run:
@@ -120,7 +121,9 @@ func setIf[T any](v *T, p *T) {
 // op. A replica written with type: and keys (bucket:, path:, host:, ...)
 // instead of url: is turned into the equivalent URL. The file's top-level
 // credentials (access-key-id, secret-access-key) apply to every replica
-// whose backend reads them and that sets none of its own.
+// whose backend reads them and that sets none of its own. A replica with an
+// encryption key gets a client that encrypts what it writes and decrypts
+// what it reads (package storage/crypt).
 func ReplicaClient(ctx context.Context, op *backend.Opener, cfg *config.Config, r *config.Replica) (storage.Client, error) {
 	typ := r.Backend()
 	b, known := backend.Lookup(typ)
@@ -132,6 +135,21 @@ func ReplicaClient(ctx context.Context, op *backend.Opener, cfg *config.Config, 
 			}
 		}
 	}
+	ks, err := crypt.LoadKeys(r.EncryptionKey, r.EncryptionKeyPath, r.EncryptionOldKeyPaths)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openReplica(ctx, op, r, typ, b, known, keys)
+	switch {
+	case err != nil:
+		return nil, err
+	case ks == nil:
+		return crypt.Guard(c), nil
+	}
+	return crypt.Wrap(c, *ks), nil
+}
+
+func openReplica(ctx context.Context, op *backend.Opener, r *config.Replica, typ string, b storage.Backend, known bool, keys map[string]string) (storage.Client, error) {
 	if r.URL == "" {
 		return op.OpenKeys(ctx, typ, r.Path, keys)
 	}

@@ -124,6 +124,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/storage/backend"
+	"github.com/walship/walship/storage/crypt"
 )
 
 // Default values applied by [Load] and [Parse] to [Logging].
@@ -301,6 +302,19 @@ type Replica struct {
 	// LitestreamCompatible is "litestream-compatible": the replica's files
 	// are written in the form Litestream 0.5 restores; nil when unset.
 	LitestreamCompatible *bool `yaml:"litestream-compatible"`
+
+	// EncryptionKeyPath is "encryption-key-path": the file holding the key
+	// that encrypts the replica's files before they leave the machine; ""
+	// when unset.
+	EncryptionKeyPath string `yaml:"encryption-key-path"`
+	// EncryptionKey is "encryption-key": that key itself, written as 64
+	// hexadecimal characters (usually "${VAR}"); nil when unset. It never
+	// prints.
+	EncryptionKey *crypt.Key `yaml:"-"`
+	// EncryptionOldKeyPaths is "encryption-old-key-paths": files holding
+	// the keys older files of the replica were encrypted with, before a
+	// key rotation; they are read, never written, with them.
+	EncryptionOldKeyPaths []string `yaml:"encryption-old-key-paths"`
 
 	// Extra holds the replica's backend options: the keys some backend
 	// declares (backend.Keys: access-key-id, region, endpoint, bucket,

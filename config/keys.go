@@ -26,6 +26,10 @@ var (
 	}
 	replicaKeys = []string{"name", "type", "url", "path", "sync-interval", "validation-interval", "audit-interval", "litestream-compatible"}
 
+	// encryptionKeys are a replica's client-side encryption settings,
+	// which the top level may also set, for every replica.
+	encryptionKeys = []string{"encryption-key-path", "encryption-key", "encryption-old-key-paths"}
+
 	// replicaExtraKeys are accepted and kept in Replica.Extra: the keys
 	// some backend reads, and those of Litestream's that some backend
 	// ignores (each backend declares its own).
@@ -35,7 +39,7 @@ var (
 // replicaSettingKeys returns, sorted, the replica settings that may also
 // be written at the top level, as defaults for every replica.
 func replicaSettingKeys() []string {
-	keys := slices.Concat([]string{"sync-interval", "validation-interval", "age"}, replicaExtraKeys, slices.Collect(maps.Keys(ignoredReplicaKeys)))
+	keys := slices.Concat([]string{"sync-interval", "validation-interval", "age"}, encryptionKeys, replicaExtraKeys, slices.Collect(maps.Keys(ignoredReplicaKeys)))
 	slices.Sort(keys)
 	return slices.Compact(keys)
 }

@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/walship/walship/storage/backend"
+	"github.com/walship/walship/storage/crypt"
 )
 
 // replicaList parses "replicas".
@@ -78,6 +79,32 @@ func (p *parser) replica(n *yaml.Node, where string) *Replica {
 	return r
 }
 
+// encryptionKey parses "encryption-key". The error never shows the value.
+func (p *parser) encryptionKey(kv pair) *crypt.Key {
+	v := p.str(kv)
+	if v == "" {
+		p.errorf(kv.line, "%s: is empty (if it names an environment variable, such as ${WALSHIP_ENCRYPTION_KEY}, that variable is unset): set the key, 64 hexadecimal characters, or use encryption-key-path", kv.path)
+		return nil
+	}
+	k, err := crypt.ParseKey([]byte(v))
+	if err != nil {
+		p.errorf(kv.line, "%s: %v", kv.path, err)
+		return nil
+	}
+	return &k
+}
+
+// checkEncryption reports a replica's encryption settings that contradict
+// each other, once the top level's were applied.
+func (p *parser) checkEncryption(r *Replica, where string) {
+	switch {
+	case r.EncryptionKeyPath != "" && r.EncryptionKey != nil:
+		p.errorf(r.Line, "%s: sets both encryption-key and encryption-key-path; set only one", where)
+	case len(r.EncryptionOldKeyPaths) > 0 && r.EncryptionKeyPath == "" && r.EncryptionKey == nil:
+		p.errorf(r.Line, "%s: sets encryption-old-key-paths without encryption-key-path or encryption-key, the key that encrypts what is written from now on", where)
+	}
+}
+
 // replicaSetting parses kv into r if it is a replica setting, one that a
 // replica or the top level (for every replica) may set, and reports
 // whether it is. Litestream's settings that walship does not act on are
@@ -91,6 +118,16 @@ func (p *parser) replicaSetting(r *Replica, kv pair) bool {
 		r.ValidationInterval = p.duration(kv)
 	case kv.key == "age":
 		p.age(kv)
+	case kv.key == "encryption-key-path":
+		r.EncryptionKeyPath = p.str(kv)
+	case kv.key == "encryption-key":
+		r.EncryptionKey = p.encryptionKey(kv)
+	case kv.key == "encryption-old-key-paths":
+		if kv.val.Kind == yaml.SequenceNode {
+			r.EncryptionOldKeyPaths = strings.Split(p.strList(kv), ",")
+		} else if v := p.str(kv); v != "" {
+			r.EncryptionOldKeyPaths = strings.Split(v, ",")
+		}
 	case ignoredReplicaKeys[kv.key] != "":
 		p.ignore(kv, ignoredReplicaKeys[kv.key])
 	case top && !slices.Contains(backend.Keys(), kv.key) && backend.IgnoredReason(kv.key) != "":
@@ -149,6 +186,10 @@ func (p *parser) applyDefaults(dbs []*DB) {
 			if r.ValidationInterval == nil && d.ValidationInterval != nil {
 				r.ValidationInterval, taken["validation-interval"] = d.ValidationInterval, true
 			}
+			if r.EncryptionKeyPath == "" && r.EncryptionKey == nil && len(r.EncryptionOldKeyPaths) == 0 {
+				r.EncryptionKeyPath, r.EncryptionKey, r.EncryptionOldKeyPaths = d.EncryptionKeyPath, d.EncryptionKey, d.EncryptionOldKeyPaths
+			}
+			p.checkEncryption(r, fmt.Sprintf("database %s, replica %s", db.Path, r.DisplayName()))
 			b, ok := backend.Lookup(r.Backend())
 			for k, v := range d.Extra {
 				if _, set := r.Extra[k]; set || !ok || !slices.Contains(b.Keys, k) {

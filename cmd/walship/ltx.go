@@ -23,6 +23,7 @@ that holds no LTX file but a backup that Litestream v0.3 wrote
 func runLTX(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "ltx", "[flags] DB_PATH|REPLICA_URL", ltxDescription)
 	cf := addConfigFlags(flags)
+	cf.keys = addKeyFlags(flags)
 	jsonOut := flags.Bool("json", false, "print a JSON array")
 	levelStr := flags.String("level", "all", "list only this level (0-9), or all")
 	replicaName := flags.String("replica", "", "with a configured database: list the replica with this `name` (default: the first)")

@@ -59,6 +59,7 @@ var verbs = []verb{
 	{"verify", "prove that a replica is whole, without writing a database", runVerify},
 	{"validate", "same as verify", runValidate},
 	{"databases", "list the databases and replicas of the config file", runDatabases},
+	{"keygen", "write a new encryption key file", runKeygen},
 	{"version", "print the version", runVersion},
 }
 
@@ -253,6 +254,7 @@ type configFlags struct {
 	fs          *flag.FlagSet
 	path        *string
 	noExpandEnv *bool
+	keys        *keyFlags // nil for commands without them
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {

@@ -46,6 +46,7 @@ one on the same database refuses to start.`
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
 	cf := addConfigFlags(flags)
+	keys := addKeyFlags(flags)
 	once := flags.Bool("once", false, "sync once (a full snapshot if the replica is empty), upload, and exit")
 	syncInterval := flags.Duration("sync-interval", walship.DefaultSyncInterval, "how often to capture changes (command-line mode only; the config file has sync-interval)")
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
@@ -84,6 +85,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if client, err = keys.wrap(client); err != nil {
+			return err
+		}
 		db, err := walship.NewDB(pos[0], opts, walship.NewReplica("", client))
 		if err != nil {
 			return err
@@ -92,6 +96,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	case 0:
 		if isSet(flags, "sync-interval") {
 			return usagef("-sync-interval applies only with DB_PATH REPLICA_URL; set sync-interval: in the config file instead")
+		}
+		if keys.given() {
+			return usagef("-encryption-key-path applies only with DB_PATH REPLICA_URL; set encryption-key-path: on the replica in the config file instead")
 		}
 		cfg, err := cf.load(true)
 		if err != nil {

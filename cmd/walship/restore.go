@@ -73,6 +73,7 @@ type skippedJSON struct {
 func runRestore(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "restore", "[flags] DB_PATH|REPLICA_URL", restoreDescription)
 	cf := addConfigFlags(flags)
+	cf.keys = addKeyFlags(flags)
 	out := flags.String("o", "", "write the restored database to this `path` (required with a replica URL; default: the configured database path)")
 	txidStr := flags.String("txid", "", "restore the state at exactly this `TXID` (hex, e.g. 1f or 000000000000001f)")
 	tsStr := flags.String("timestamp", "", "restore the newest state written at or before this RFC 3339 `time` (e.g. 2025-01-02T15:04:05Z)")

@@ -45,6 +45,9 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 		if err != nil {
 			return nil, err
 		}
+		if c, err = cf.keys.wrap(c); err != nil {
+			return nil, err
+		}
 		return &source{client: c}, nil
 	}
 	fi, statErr := os.Stat(arg)
@@ -52,7 +55,11 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 		if replicaName != "" {
 			return nil, usagef("-replica selects a replica of a configured database; %s is a replica directory", arg)
 		}
-		return &source{client: file.New(arg)}, nil
+		c, err := cf.keys.wrap(file.New(arg))
+		if err != nil {
+			return nil, err
+		}
+		return &source{client: c}, nil
 	}
 
 	cfg, err := cf.load(true)
@@ -68,7 +75,7 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 			if db.Path != abs && !sameExistingFile(db.Path, abs) {
 				continue
 			}
-			return sourceFromDB(ctx, op, cfg, db, *cf.path, replicaName)
+			return sourceFromDB(ctx, op, cfg, db, *cf.path, replicaName, cf.keys)
 		}
 	}
 
@@ -88,7 +95,9 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 	}
 }
 
-func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath, name string) (*source, error) {
+// sourceFromDB opens the replica named name (the first when empty) of the
+// configured database db, with the keys of the flags, if given.
+func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath, name string, keys *keyFlags) (*source, error) {
 	replicas := db.AllReplicas()
 	if len(replicas) == 0 {
 		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry", cfgPath, db.Line, db.Path)
@@ -108,7 +117,7 @@ func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 			return nil, fmt.Errorf("database %s has no replica named %q (its replicas: %s)", db.Path, name, strings.Join(names, ", "))
 		}
 	}
-	c, err := walship.ReplicaClient(ctx, op, cfg, r)
+	c, err := walship.ReplicaClient(ctx, op, cfg, keys.override(r))
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
 	}

@@ -111,6 +111,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 func verifyAs(ctx context.Context, e *env, name string, args []string) error {
 	flags := newFlagSet(e, name, "[flags] [DB_PATH | REPLICA_URL | DB_PATH REPLICA_URL]", verifyDescription)
 	cf := addConfigFlags(flags)
+	cf.keys = addKeyFlags(flags)
 	jsonOut := flags.Bool("json", false, "print the reports as JSON; errors are printed as JSON on stderr")
 	replicaName := flags.String("replica", "", "verify only the configured replica with this `name`")
 	parallelism := flags.Int("parallelism", verify.DefaultParallelism, "read up to `N` LTX files at once")
@@ -290,7 +291,7 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 		}
 		var targets []*target
 		for _, db := range cfg.DBs {
-			t, err := configTarget(ctx, cfg, db, *cf.path, replicaName, open)
+			t, err := configTarget(ctx, cfg, db, *cf.path, replicaName, cf.keys, open)
 			if err != nil {
 				return nil, closeAll, err
 			}
@@ -320,7 +321,7 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 		if err != nil {
 			return nil, closeAll, err
 		}
-		t, err := configTarget(ctx, cfg, src.db, *cf.path, replicaName, open)
+		t, err := configTarget(ctx, cfg, src.db, *cf.path, replicaName, cf.keys, open)
 		return []*target{t}, closeAll, err
 	case 2:
 		if cf.explicit() {
@@ -337,6 +338,9 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 		if err != nil {
 			return nil, closeAll, err
 		}
+		if c, err = cf.keys.wrap(c); err != nil {
+			return nil, closeAll, err
+		}
 		t := &target{db: dbPath, staging: walship.MetaPath(dbPath)}
 		open(t, "", c)
 		return []*target{t}, closeAll, nil
@@ -347,7 +351,7 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 
 // configTarget opens the replicas of a configured database: every one, or
 // the one named name.
-func configTarget(ctx context.Context, cfg *config.Config, db *config.DB, cfgPath, name string, open func(*target, string, storage.Client)) (*target, error) {
+func configTarget(ctx context.Context, cfg *config.Config, db *config.DB, cfgPath, name string, keys *keyFlags, open func(*target, string, storage.Client)) (*target, error) {
 	t := &target{db: db.Path, staging: db.MetaPath}
 	if t.staging == "" {
 		t.staging = walship.MetaPath(db.Path)
@@ -357,7 +361,7 @@ func configTarget(ctx context.Context, cfg *config.Config, db *config.DB, cfgPat
 		if name != "" && r.DisplayName() != name {
 			continue
 		}
-		src, err := sourceFromDB(ctx, op, cfg, db, cfgPath, r.DisplayName())
+		src, err := sourceFromDB(ctx, op, cfg, db, cfgPath, r.DisplayName(), keys)
 		if err != nil {
 			return nil, err
 		}

@@ -30,6 +30,10 @@ var ErrWrongKey = errors.New("written with another encryption key")
 // encrypted through a client that was given a key.
 var ErrNotEncrypted = errors.New("not encrypted")
 
+// ErrEncrypted is wrapped by the error of reading an encrypted object
+// through a client that was given no key (Guard).
+var ErrEncrypted = errors.New("encrypted")
+
 // Keys are a replica's encryption keys: Current seals what is written, and
 // opens what was written with it; Old only open, objects written before a
 // key rotation.
@@ -68,8 +72,18 @@ func (ks Keys) ids() string {
 // raw objects of storage.Objects are not encrypted: they hold no database
 // content.
 func Wrap(c storage.Client, keys Keys) storage.Client {
-	w := &client{Client: c, keys: keys}
-	if o, ok := c.(storage.Objects); ok {
+	return wrap(&client{Client: c, keys: &keys})
+}
+
+// Guard returns c, for a replica given no key: a file that is encrypted is
+// then reported as such, naming the key it was written with, rather than
+// as a file that is not LTX. Everything else passes through.
+func Guard(c storage.Client) storage.Client {
+	return wrap(&client{Client: c})
+}
+
+func wrap(w *client) storage.Client {
+	if o, ok := w.Client.(storage.Objects); ok {
 		return &clientObjects{client: w, Objects: o}
 	}
 	return w
@@ -77,7 +91,7 @@ func Wrap(c storage.Client, keys Keys) storage.Client {
 
 type client struct {
 	storage.Client
-	keys Keys
+	keys *Keys // nil: Guard's
 }
 
 type clientObjects struct {
@@ -101,8 +115,8 @@ func (c *client) Close() error {
 
 func (c *client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
 	files, err := c.Client.LTXFiles(ctx, level)
-	if err != nil {
-		return nil, err
+	if err != nil || c.keys == nil {
+		return files, err
 	}
 	for _, f := range files {
 		c.plainSize(f)
@@ -119,6 +133,9 @@ func (c *client) plainSize(f *ltx.FileInfo) {
 }
 
 func (c *client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
+	if c.keys == nil {
+		return c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, r, createdAt)
+	}
 	sealed, err := seal(c.keys.Current, r, level, minTXID, maxTXID)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %s: %w", c.Client, storage.Describe(level, minTXID, maxTXID), err)
@@ -133,6 +150,9 @@ func (c *client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 
 func (c *client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	name := storage.Describe(level, minTXID, maxTXID)
+	if c.keys == nil {
+		return c.openPlain(ctx, name, level, minTXID, maxTXID, offset, size)
+	}
 	first := offset / chunkSize
 	// The chunks that hold the range, and a byte more, which says whether
 	// the last of them is the object's last.
@@ -227,4 +247,25 @@ func (c *client) readError(name string, b []byte, err error) error {
 		return fmt.Errorf("replica %s: %s is cut short: it ends inside its encryption header (%w)", c.Client, name, storage.ErrDamaged)
 	}
 	return fmt.Errorf("replica %s: read %s: %w", c.Client, name, err)
+}
+
+// openPlain is OpenLTXFile for a replica given no key: a read from the
+// start of a file that turns out to be encrypted fails, saying so.
+func (c *client) openPlain(ctx context.Context, name string, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	rc, err := c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, offset, size)
+	if err != nil || offset != 0 {
+		return rc, err
+	}
+	br := bufio.NewReader(rc)
+	if b, _ := br.Peek(headerSize); len(b) == headerSize {
+		if h, err := parseHeader(b); !errors.Is(err, errNotEncrypted) {
+			rc.Close()
+			return nil, fmt.Errorf("replica %s: %s is %w with key %x, and walship was given no key for this replica: set encryption-key-path on the replica in the config, or pass -encryption-key-path",
+				c.Client, name, ErrEncrypted, h.keyID)
+		}
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, rc}, nil
 }

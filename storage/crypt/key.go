@@ -116,3 +116,34 @@ func WriteKeyFile(path string, k Key) error {
 	}
 	return f.Close()
 }
+
+// LoadKeys returns a replica's keys: the current one, given (key) or read
+// from the file at keyPath, and the old ones read from the files at
+// oldPaths. It returns nil when neither key nor keyPath is given.
+func LoadKeys(key *Key, keyPath string, oldPaths []string) (*Keys, error) {
+	var ks Keys
+	switch {
+	case key != nil && keyPath != "":
+		return nil, errors.New("an encryption key and an encryption key file are both given; give one")
+	case key != nil:
+		ks.Current = *key
+	case keyPath != "":
+		k, err := ReadKeyFile(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		ks.Current = k
+	case len(oldPaths) > 0:
+		return nil, errors.New("old encryption keys are given without the current key, which encrypts what is written from now on")
+	default:
+		return nil, nil
+	}
+	for _, p := range oldPaths {
+		k, err := ReadKeyFile(p)
+		if err != nil {
+			return nil, err
+		}
+		ks.Old = append(ks.Old, k)
+	}
+	return &ks, nil
+}
