@@ -45,6 +45,7 @@ func TestEncryption(t *testing.T) {
 		{"", "        encryption-key: " + hexKey[:40] + "\n", "64 hexadecimal characters"},
 		{"encryption-key: nothex\n", "", "64 hexadecimal characters"},
 		{"", "        encryption-key-paths: /etc/a.key\n", "encryption-key-path"},
+		{"encryption-key-path: /etc/k\n", "        litestream-compatible: true\n", "Litestream cannot read encrypted files"},
 	} {
 		_, err := parse(tc.top, tc.replica)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

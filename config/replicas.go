@@ -102,6 +102,8 @@ func (p *parser) checkEncryption(r *Replica, where string) {
 		p.errorf(r.Line, "%s: sets both encryption-key and encryption-key-path; set only one", where)
 	case len(r.EncryptionOldKeyPaths) > 0 && r.EncryptionKeyPath == "" && r.EncryptionKey == nil:
 		p.errorf(r.Line, "%s: sets encryption-old-key-paths without encryption-key-path or encryption-key, the key that encrypts what is written from now on", where)
+	case r.LitestreamCompatible != nil && *r.LitestreamCompatible && (r.EncryptionKeyPath != "" || r.EncryptionKey != nil):
+		p.errorf(r.Line, "%s: sets litestream-compatible and an encryption key: Litestream cannot read encrypted files; give Litestream a replica of its own without encryption, or drop litestream-compatible", where)
 	}
 }
 

@@ -24,6 +24,11 @@ const MaxLevel = SnapshotLevel
 // ErrNotFound is returned (wrapped) by OpenLTXFile when the file does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrKey is wrapped by the error of reading a file without the encryption
+// key it was written with, or a file that is not encrypted with a key
+// (package storage/crypt): reading it again cannot help.
+var ErrKey = errors.New("encryption key")
+
 // Client is one replica destination. All methods are safe for concurrent use.
 // Their errors name the destination ("replica s3://bucket/db: ..."), so
 // callers do not wrap them with it again.

@@ -24,15 +24,21 @@ import (
 
 // ErrWrongKey is wrapped by the error of reading an object written with a
 // key the client was not given.
-var ErrWrongKey = errors.New("written with another encryption key")
+var ErrWrongKey error = keyError("written with another encryption key")
 
 // ErrNotEncrypted is wrapped by the error of reading an object that is not
 // encrypted through a client that was given a key.
-var ErrNotEncrypted = errors.New("not encrypted")
+var ErrNotEncrypted error = keyError("not encrypted")
+
+// keyError is an error of the keys given, which is also storage.ErrKey.
+type keyError string
+
+func (e keyError) Error() string        { return string(e) }
+func (e keyError) Is(target error) bool { return target == storage.ErrKey }
 
 // ErrEncrypted is wrapped by the error of reading an encrypted object
 // through a client that was given no key (Guard).
-var ErrEncrypted = errors.New("encrypted")
+var ErrEncrypted error = keyError("encrypted")
 
 // Keys are a replica's encryption keys: Current seals what is written, and
 // opens what was written with it; Old only open, objects written before a
@@ -202,11 +208,29 @@ func (c *client) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID lt
 	if size == 0 {
 		remain = -1
 	}
+	failed := func(err error) error {
+		return fmt.Errorf("replica %s: %s was altered, cut short or moved from another name: %v (%w)", c.Client, name, err, storage.ErrDamaged)
+	}
 	return &opened{
 		aead: aead, ad: ad, src: src, closer: rc,
-		next: uint64(first), skip: offset - first*chunkSize, remain: remain,
-		failed: func(err error) error {
-			return fmt.Errorf("replica %s: %s was altered, cut short or moved from another name: %v (%w)", c.Client, name, err, storage.ErrDamaged)
+		first: uint64(first), next: uint64(first), skip: offset - first*chunkSize, remain: remain,
+		failed: failed,
+		atEnd: func() error {
+			// The object ends where the read starts, or was cut short
+			// there: the chunk before says which.
+			prev, err := c.Client.OpenLTXFile(ctx, level, minTXID, maxTXID, start-sealedChunk, sealedChunk)
+			if err != nil {
+				return err
+			}
+			defer prev.Close()
+			b, err := io.ReadAll(prev)
+			if err != nil {
+				return err
+			}
+			if _, err := aead.Open(b[:0], nonce(uint64(first-1), true), b, ad); err != nil || len(b) != sealedChunk {
+				return failed(fmt.Errorf("chunk %d is not the last", first-1))
+			}
+			return nil
 		},
 	}, nil
 }
@@ -226,12 +250,12 @@ func (c *client) open(name string, hdr []byte, level int, minTXID, maxTXID ltx.T
 	}
 	k, ok := c.keys.find(h.keyID)
 	if !ok {
-		return nil, nil, fmt.Errorf("replica %s: %s was %w %x, not with %s: give walship the key it was written with (after a rotation, list the old key in encryption-old-key-paths)",
+		return nil, nil, fmt.Errorf("replica %s: %s was %w %x, not with %s: give walship the key it was written with (after a rotation, list the old key in encryption-old-key-paths), unless its header was altered",
 			c.Client, name, ErrWrongKey, h.keyID, c.keys.ids())
 	}
 	aead, err := h.aead(k)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("replica %s: %s: %w", c.Client, name, err)
 	}
 	return aead, additionalData(hdr, level, minTXID, maxTXID), nil
 }
@@ -246,7 +270,7 @@ func (c *client) readError(name string, b []byte, err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return fmt.Errorf("replica %s: %s is cut short: it ends inside its encryption header (%w)", c.Client, name, storage.ErrDamaged)
 	}
-	return fmt.Errorf("replica %s: read %s: %w", c.Client, name, err)
+	return err // the backend's, which names the replica
 }
 
 // openPlain is OpenLTXFile for a replica given no key: a read from the

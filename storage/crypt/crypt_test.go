@@ -3,6 +3,7 @@ package crypt_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -225,8 +226,16 @@ func TestKeys(t *testing.T) {
 	if !errors.Is(err, crypt.ErrWrongKey) || !strings.Contains(err.Error(), oldKey.ID()) || !strings.Contains(err.Error(), other.ID()) {
 		t.Fatalf("wrong key: %v; want ErrWrongKey naming both keys", err)
 	}
-	if strings.Contains(err.Error(), string(other[:])) {
-		t.Fatal("the error holds the key")
+	for _, k := range []crypt.Key{oldKey, other} {
+		if strings.Contains(strings.ToLower(err.Error()), hex.EncodeToString(k[:16])) {
+			t.Fatal("the error holds a key")
+		}
+	}
+	if _, err := readAll(t, crypt.Wrap(inner, crypt.Keys{Current: other, Old: []crypt.Key{newKey_}}), 0, 1, 1, 0, 0); err == nil || !strings.Contains(err.Error(), newKey_.ID()+" (its old keys)") {
+		t.Fatalf("wrong keys: %v; want the old keys named", err)
+	}
+	if !errors.Is(err, storage.ErrKey) {
+		t.Fatalf("wrong key: %v is not storage.ErrKey, which is not retried", err)
 	}
 
 	if _, err := inner.WriteLTXFile(ctx, 0, 3, 3, strings.NewReader("LTX1 plain"), time.Now()); err != nil {

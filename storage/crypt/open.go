@@ -15,6 +15,7 @@ type opened struct {
 	ad     []byte
 	src    *bufio.Reader
 	closer io.Closer
+	first  uint64 // index of the first chunk read
 	next   uint64 // index of the next chunk
 	skip   int64  // plaintext bytes to drop before the first returned
 	remain int64  // plaintext bytes still to return; -1: to the end
@@ -23,6 +24,7 @@ type opened struct {
 	last   bool   // the last chunk was decrypted
 	err    error
 	failed func(error) error // turns a failure into the error to return
+	atEnd  func() error      // checks that the chunk before first is the last
 }
 
 func (o *opened) Read(p []byte) (int, error) {
@@ -50,12 +52,12 @@ func (o *opened) Read(p []byte) (int, error) {
 }
 
 func (o *opened) openNext() error {
-	n, err := io.ReadFull(o.src, o.sealed[:])
+	n, end, err := fill(o.src, o.sealed[:])
 	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		o.last = true
 	case err != nil:
 		return err // the backend's: the object could not be read
+	case end:
+		o.last = true
 	default:
 		if _, err := o.src.Peek(1); err == io.EOF {
 			o.last = true
@@ -63,8 +65,19 @@ func (o *opened) openNext() error {
 			return err
 		}
 	}
-	if n < tagSize {
+	switch {
+	case n == 0 && o.next == o.first && o.first > 0 && o.atEnd != nil:
+		// A read from the end: the chunk before must be the last.
+		if err := o.atEnd(); err != nil {
+			return err
+		}
+		o.last = true
+		return nil
+	case n < tagSize:
 		return o.failed(errors.New("it is cut short"))
+	case n == tagSize && o.last && o.next > 0:
+		// Only an empty object has an empty last chunk.
+		return o.failed(errors.New("it ends with an empty chunk"))
 	}
 	out, err := o.aead.Open(o.sealed[:0], nonce(o.next, o.last), o.sealed[:n], o.ad)
 	if err != nil {
@@ -84,3 +97,20 @@ func (o *opened) openNext() error {
 }
 
 func (o *opened) Close() error { return o.closer.Close() }
+
+// fill reads into b until it is full or r ends (end). Unlike io.ReadFull,
+// it tells the end of r from a read that failed with io.ErrUnexpectedEOF,
+// as a connection cut short does.
+func fill(r io.Reader, b []byte) (n int, end bool, err error) {
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err == io.EOF {
+			return n, true, nil
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
+}

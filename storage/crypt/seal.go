@@ -82,13 +82,13 @@ func (s *sealedStream) Read(p []byte) (int, error) {
 		if s.err != nil {
 			return 0, s.err
 		}
-		n, err := io.ReadFull(s.src, s.plain[:])
+		n, end, err := fill(s.src, s.plain[:])
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			s.done = true
 		case err != nil:
 			s.err = err
 			return 0, err
+		case end:
+			s.done = true
 		default:
 			if _, err := s.src.Peek(1); err == io.EOF {
 				s.done = true
@@ -112,7 +112,11 @@ func (s *sealedStream) Read(p []byte) (int, error) {
 }
 
 // sealedAt encrypts a plaintext that can be read at any offset: the
-// encrypted object can be too.
+// encrypted object can be too. A backend reads it in parts, concurrently,
+// and again from the start to retry: a chunk may be sealed more than once.
+// Sealed again, a chunk must be what it was, since its nonce is the same:
+// each chunk's tag is kept (16 bytes per 64 KiB), and a plaintext that
+// changed meanwhile fails the upload rather than be sealed twice.
 type sealedAt struct {
 	sealer
 	plain *io.SectionReader
@@ -120,9 +124,14 @@ type sealedAt struct {
 	off   int64 // for Read and Seek
 
 	mu     sync.Mutex
-	cached int64 // index of the chunk in chunk, -1 for none
-	chunk  []byte
+	tags   map[int64][tagSize]byte
+	recent map[int64][]byte // a few sealed chunks, for readers that read one in several calls
+	order  []int64          // of recent, oldest first
 }
+
+// recentChunks is how many sealed chunks sealedAt keeps: enough for the
+// parts a backend uploads at once.
+const recentChunks = 16
 
 func (s *sealedAt) Size() int64 { return s.size }
 
@@ -153,6 +162,9 @@ func (s *sealedAt) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (s *sealedAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("read at a negative offset")
+	}
 	var n int
 	for len(p) > 0 && off < s.size {
 		var m int
@@ -174,14 +186,15 @@ func (s *sealedAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// sealed returns sealed chunk i. The last one sealed is kept: a reader
-// reads a chunk in several calls.
+// sealed returns sealed chunk i.
 func (s *sealedAt) sealed(i int64) ([]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.chunk != nil && s.cached == i {
-		return s.chunk, nil
+	c, ok := s.recent[i]
+	s.mu.Unlock()
+	if ok {
+		return c, nil
 	}
+
 	plainSize := s.plain.Size()
 	last := i == max(0, (plainSize-1)/chunkSize)
 	n := int64(chunkSize)
@@ -189,12 +202,31 @@ func (s *sealedAt) sealed(i int64) ([]byte, error) {
 		n = plainSize - i*chunkSize
 	}
 	buf := make([]byte, n, n+tagSize)
-	if _, err := s.plain.ReadAt(buf, i*chunkSize); err != nil && !(err == io.EOF && n == 0) {
-		if err == io.EOF {
+	if m, err := s.plain.ReadAt(buf, i*chunkSize); int64(m) < n {
+		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF // the plaintext shrank
 		}
 		return nil, fmt.Errorf("encrypt: read: %w", err)
 	}
-	s.chunk, s.cached = s.sealChunk(buf[:0], buf, uint64(i), last), i
-	return s.chunk, nil
+	c = s.sealChunk(buf[:0], buf, uint64(i), last)
+	var tag [tagSize]byte
+	copy(tag[:], c[len(c)-tagSize:])
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tags == nil {
+		s.tags, s.recent = map[int64][tagSize]byte{}, map[int64][]byte{}
+	}
+	if t, ok := s.tags[i]; ok && t != tag {
+		return nil, errors.New("encrypt: the file changed while it was uploaded")
+	}
+	s.tags[i] = tag
+	if _, ok := s.recent[i]; !ok {
+		if len(s.order) == recentChunks {
+			delete(s.recent, s.order[0])
+			s.order = s.order[1:]
+		}
+		s.recent[i], s.order = c, append(s.order, i)
+	}
+	return c, nil
 }
