@@ -21,6 +21,9 @@ type replicaJSON struct {
 	URL          string `json:"url,omitempty"`
 	Path         string `json:"path,omitempty"`
 	SyncInterval string `json:"sync_interval,omitempty"`
+	// Encryption names the replica's key: its file, or the ID of a key
+	// given in the config. Empty: not encrypted.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 type databaseJSON struct {
@@ -62,6 +65,12 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 			if r.SyncInterval != nil {
 				rj.SyncInterval = r.SyncInterval.String()
 			}
+			switch {
+			case r.EncryptionKeyPath != "":
+				rj.Encryption = "key file " + r.EncryptionKeyPath
+			case r.EncryptionKey != nil:
+				rj.Encryption = "key " + r.EncryptionKey.ID()
+			}
 			d.Replicas = append(d.Replicas, rj)
 		}
 		out = append(out, d)
@@ -83,6 +92,9 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 			dest := r.URL
 			if dest == "" {
 				dest = r.Path
+			}
+			if r.Encryption != "" {
+				dest += " (encrypted, " + r.Encryption + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Path, r.Name, r.Type, dest)
 		}

@@ -115,6 +115,9 @@ func TestEncryptedReplica(t *testing.T) {
 	if got, want := contents(t, out2), contents(t, dbPath); !slices.Equal(got, want) {
 		t.Fatalf("restored %d rows; want %d", len(got), len(want))
 	}
+	if s := mustRun(t, "databases", "-config", cfg); !strings.Contains(s, "(encrypted, key ") {
+		t.Errorf("databases does not say the replica is encrypted:\n%s", s)
+	}
 	for _, args := range [][]string{{"databases", "-json", "-config", cfg}, {"verify", "-json", "-config", cfg}, {"restore", "-json", "-config", cfg, "-o", out2, dbPath}} {
 		_, stdout, stderr := runCLI(t, args...)
 		if strings.Contains(stdout+stderr, hexKey) || strings.Contains(stdout+stderr, hexKey[:16]) {
