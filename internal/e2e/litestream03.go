@@ -89,8 +89,13 @@ func RunLitestream03(t *testing.T, r Litestream03) {
 		if stretch == 2 {
 			w.checkpointTruncate(t)
 		}
+		started := time.Now()
 		p := startV03(t, v03, r.Replica.Env, v03Config)
-		time.Sleep(2 * time.Second)
+		// A time the stretch's generation restores: after a snapshot
+		// this process wrote (slow to come on a loaded machine), and
+		// some WAL after it.
+		awaitV03Snapshot(t, ctx, objs, started, p)
+		time.Sleep(time.Second)
 		targets = append(targets, endOfSecond())
 		time.Sleep(time.Until(targets[stretch]) + 2*time.Second)
 		if stretch == 2 {
@@ -212,6 +217,22 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // endOfSecond returns the last instant of the current second: a time that
 // stores dating objects to the second (Azure, SFTP) date every object on
 // the same side of as those dating them finely.
+// awaitV03Snapshot waits until the replica holds a snapshot that
+// Litestream v0.3 wrote since the time given.
+func awaitV03Snapshot(t *testing.T, ctx context.Context, objs storage.Objects, since time.Time, p *v03Process) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, o := range listV03(t, ctx, objs) {
+			// In a later second than since: some stores date objects
+			// to the second.
+			if strings.Contains(o.Name, "/snapshots/") && !o.ModTime.Before(since.Truncate(time.Second).Add(time.Second)) {
+				return
+			}
+		}
+	}
+	t.Fatalf("Litestream v0.3 wrote no snapshot in a minute:\n%s", p.log.String())
+}
+
 func endOfSecond() time.Time {
 	return time.Now().Truncate(time.Second).Add(time.Second - time.Nanosecond)
 }
