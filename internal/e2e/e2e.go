@@ -50,67 +50,68 @@ func Run(t *testing.T, r Replica) {
 	dir := t.TempDir()
 	bin := Binary(t)
 	dbPath := filepath.Join(dir, "app.db")
-	cfgPath := filepath.Join(dir, "walship.yml")
-
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "levels:\n  - interval: 2s\ndbs:\n  - path: %s\n    sync-interval: 50ms\n    replica:\n", dbPath)
-	for _, line := range strings.Split(strings.TrimSpace(r.YAML), "\n") {
-		fmt.Fprintf(&cfg, "      %s\n", line)
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfigWith(t, filepath.Join(dir, "walship.yml"), fastLevels, dbPath, r)
 
 	w := startWriter(t, dbPath)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	const kills = 3
+	replicateKilled(t, bin, r.Env, cfgPath, w, 3, rng)
+	txids := checkChain(t, ctx, r.Client)
+	t.Logf("the replica holds TXIDs 1 to %d in one chain", txids[len(txids)-1])
+	checkRestores(t, bin, r.Env, cfgPath, dbPath, dir, w, txids, rng)
+}
+
+// fastLevels is the top of a config that compacts level 1 every two
+// seconds, so that a short test's replica holds a level 1.
+const fastLevels = "levels:\n  - interval: 2s\n"
+
+// replicateKilled replicates, with the config at cfgPath, while w writes:
+// walship is killed with SIGKILL kills times, each after 0.7 to 2 seconds
+// and started again, runs two seconds more and is stopped (stopCleanly).
+// It fails the test unless the application committed at least 50
+// transactions.
+func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, w *writer, kills int, rng *rand.Rand) {
+	t.Helper()
 	for i := range kills {
-		p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
+		p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 		time.Sleep(time.Duration(700+rng.IntN(1300)) * time.Millisecond)
 		p.kill(t)
 		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits", i+1, kills, w.commits())
 	}
-	p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
+	p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 	time.Sleep(2 * time.Second)
-	w.stop(t)
-	time.Sleep(500 * time.Millisecond)
-	p.terminate(t)
-	// What the replica did not receive before walship stopped (a flaky
-	// destination) stays staged; a one-shot run ships it, as the next start
-	// would.
-	finish(t, bin, r.Env, "replicate", "-once", "-config", cfgPath)
-	images := w.images
-	final := w.last
-	t.Logf("the application committed %d transactions", len(images)-1)
-	if len(images) < 50 {
-		t.Fatalf("the application committed only %d transactions", len(images)-1)
+	stopCleanly(t, bin, env, cfgPath, p, w)
+	t.Logf("the application committed %d transactions", len(w.images)-1)
+	if len(w.images) < 50 {
+		t.Fatalf("the application committed only %d transactions", len(w.images)-1)
 	}
+}
 
-	txids := checkChain(t, ctx, r.Client)
-	t.Logf("the replica holds TXIDs 1 to %d in one chain", txids[len(txids)-1])
-
-	// The latest state.
-	out := filepath.Join(dir, "restored.db")
-	run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, "-integrity-check", "full", dbPath)
-	if got := imageOfFile(t, out); got != final {
-		t.Fatalf("the restored database is not the application's final state: %d pages %s, want %d pages %s", got.Pages, got.Hash, final.Pages, final.Hash)
-	}
+// checkRestores restores, from the replica of dbPath configured at
+// cfgPath, the latest state and three TXIDs of txids picked at random, and
+// fails the test unless each is exactly the database the application w
+// had then; walship ltx must list the newest TXID, and walship verify find
+// the replica whole and in sync with the database. It returns the path of
+// the latest state's restore.
+func checkRestores(t *testing.T, bin string, env []string, cfgPath, dbPath, dir string, w *writer, txids []ltx.TXID, rng *rand.Rand) string {
+	t.Helper()
+	latest := checkLatest(t, bin, env, cfgPath, dbPath, w.last, dir, "the latest state")
 
 	// Earlier states: each restored TXID must be exactly the database after
 	// some commit of the application, the one that wrote its newest row.
 	for i := range 3 {
 		txid := txids[rng.IntN(len(txids))]
 		out := filepath.Join(dir, fmt.Sprintf("restored-%d.db", i))
-		run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", out, "-txid", txid.String(), dbPath)
-		checkRestored(t, out, images, "TXID "+txid.String())
+		run(t, bin, env, "restore", "-config", cfgPath, "-o", out, "-txid", txid.String(), dbPath)
+		checkRestored(t, out, w.images, "TXID "+txid.String())
 	}
-	if listing := run(t, bin, r.Env, "ltx", "-config", cfgPath, dbPath); !strings.Contains(listing, txids[len(txids)-1].String()) {
+	if listing := run(t, bin, env, "ltx", "-config", cfgPath, dbPath); !strings.Contains(listing, txids[len(txids)-1].String()) {
 		t.Fatalf("walship ltx does not list the newest TXID %s:\n%s", txids[len(txids)-1], listing)
 	}
 	// verify finds the replica whole and in sync with the database.
-	if out := run(t, bin, r.Env, "verify", "-config", cfgPath, dbPath); !strings.Contains(out, "in sync") {
+	if out := run(t, bin, env, "verify", "-config", cfgPath, dbPath); !strings.Contains(out, "in sync") {
 		t.Fatalf("walship verify does not find the replica in sync with the database:\n%s", out)
 	}
+	return latest
 }
 
 // checkChain checks that level 0 of the replica holds TXIDs 1..N exactly once
@@ -234,6 +235,18 @@ func finish(t *testing.T, bin string, env []string, args ...string) {
 	t.Fatalf("walship %s failed five times; the last:\n%s", strings.Join(args, " "), last)
 }
 
+// stopCleanly stops the application, then walship the way an operator
+// does, and ships what walship left staged with a one-shot run: what the
+// replica did not receive before walship stopped (a flaky destination)
+// stays staged, and a one-shot run ships it, as the next start would.
+func stopCleanly(t *testing.T, bin string, env []string, cfgPath string, p *process, w *writer) {
+	t.Helper()
+	w.stop(t)
+	time.Sleep(500 * time.Millisecond)
+	p.terminate(t)
+	finish(t, bin, env, "replicate", "-once", "-config", cfgPath)
+}
+
 // process is a running walship.
 type process struct {
 	cmd  *exec.Cmd
@@ -291,10 +304,18 @@ type writer struct {
 	err    error
 	images map[int64]testutil.Image
 	last   testutil.Image
-	first  int64 // the newest row when it started
+	first  int64  // the newest row when it started
+	marker []byte // what each inserted row starts with
 }
 
 func startWriter(t *testing.T, path string) *writer {
+	t.Helper()
+	return startMarkedWriter(t, path, "")
+}
+
+// startMarkedWriter is startWriter for an application that starts each
+// row it inserts with marker, a string to search the replica for.
+func startMarkedWriter(t *testing.T, path, marker string) *writer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)")
@@ -314,7 +335,7 @@ func startWriter(t *testing.T, path string) *writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &writer{db: db, done: make(chan struct{}), images: map[int64]testutil.Image{newest.Int64: img}, last: img, first: newest.Int64}
+	w := &writer{db: db, done: make(chan struct{}), images: map[int64]testutil.Image{newest.Int64: img}, last: img, first: newest.Int64, marker: []byte(marker)}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -342,6 +363,7 @@ func (w *writer) loop(ctx context.Context) error {
 			for i := range v {
 				v[i] = byte(rng.Uint32())
 			}
+			v = slices.Concat(w.marker, v)
 			if _, err := tx.Exec("INSERT INTO t (id, v) VALUES (?, ?)", id, v); err != nil {
 				tx.Rollback()
 				return err

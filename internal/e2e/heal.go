@@ -6,10 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/superfly/ltx"
-
-	"github.com/walship/walship/storage"
 )
 
 // RunHeal is the end-to-end test of a replica that heals itself, on the
@@ -39,14 +35,7 @@ func RunHeal(t *testing.T, r Replica) {
 	p := startWalship(t, bin, r.Env, "replicate", "-config", cfgPath)
 	waitForLog(t, p, "replicating", 30*time.Second)
 	time.Sleep(1500 * time.Millisecond)
-	var all []*ltx.FileInfo
-	for level := 0; level <= storage.MaxLevel; level++ {
-		fs, err := r.Client.LTXFiles(ctx, level)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, fs...)
-	}
+	all := allFiles(t, ctx, r.Client)
 	if len(all) == 0 {
 		t.Fatalf("walship wrote nothing to the replica in 1.5s:\n%s", p.output())
 	}

@@ -137,15 +137,10 @@ func images(ws ...*writer) map[int64]testutil.Image {
 	return all
 }
 
-// stopAll stops the application, then walship the way an operator does,
-// ships what it left staged with a one-shot run, and fails the test if
-// walship logged an error.
+// stopAll is stopCleanly, and fails the test if walship logged an error.
 func stopAll(t *testing.T, bin string, env []string, cfgPath string, p *process, w *writer) {
 	t.Helper()
-	w.stop(t)
-	time.Sleep(500 * time.Millisecond)
-	p.terminate(t)
-	finish(t, bin, env, "replicate", "-once", "-config", cfgPath)
+	stopCleanly(t, bin, env, cfgPath, p, w)
 	if log := p.output(); strings.Contains(log, "level=ERROR") {
 		t.Fatalf("walship logged errors:\n%s", log)
 	}

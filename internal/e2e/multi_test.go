@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,21 +28,11 @@ func TestSeveralReplicasOneDown(t *testing.T) {
 	proxy := testserver.NewFaultProxy(t, srv.Endpoint, 0)
 	dir := t.TempDir()
 	bin := Binary(t)
-	dbPath, cfgPath := filepath.Join(dir, "app.db"), filepath.Join(dir, "walship.yml")
+	dbPath := filepath.Join(dir, "app.db")
 	local := file.New(filepath.Join(dir, "nas"))
-	cfg := fmt.Sprintf(`dbs:
-  - path: %s
-    sync-interval: 50ms
-    replicas:
-      - name: nas
-        url: file://%s
-      - name: offsite
-        url: s3://%s/app
-        endpoint: %s
-`, dbPath, filepath.Join(dir, "nas"), bucket, proxy.URL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeReplicasConfig(t, filepath.Join(dir, "walship.yml"), dbPath,
+		"name: nas\nurl: file://"+filepath.Join(dir, "nas"),
+		fmt.Sprintf("name: offsite\nurl: s3://%s/app\nendpoint: %s", bucket, proxy.URL))
 	env := []string{"WALSHIP_ACCESS_KEY_ID=" + srv.AccessKey, "WALSHIP_SECRET_ACCESS_KEY=" + srv.SecretKey}
 	remote, err := s3.Open(ctx, storage.Spec{URL: &url.URL{Scheme: "s3", Host: bucket, Path: "/app"}, Keys: map[string]string{
 		"endpoint": srv.Endpoint, "access-key-id": srv.AccessKey, "secret-access-key": srv.SecretKey,

@@ -156,8 +156,15 @@ func exitCode(err error) int {
 // writeConfig writes a config that replicates dbPath to r.
 func writeConfig(t *testing.T, cfgPath, dbPath string, r Replica) string {
 	t.Helper()
+	return writeConfigWith(t, cfgPath, "", dbPath, r)
+}
+
+// writeConfigWith writes a config that starts with the top-level settings
+// top (whole lines) and replicates dbPath to r every 50ms.
+func writeConfigWith(t *testing.T, cfgPath, top, dbPath string, r Replica) string {
+	t.Helper()
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "dbs:\n  - path: %s\n    sync-interval: 50ms\n    replica:\n", dbPath)
+	fmt.Fprintf(&cfg, "%sdbs:\n  - path: %s\n    sync-interval: 50ms\n    replica:\n", top, dbPath)
 	for _, line := range strings.Split(strings.TrimSpace(r.YAML), "\n") {
 		fmt.Fprintf(&cfg, "      %s\n", line)
 	}
@@ -167,15 +174,39 @@ func writeConfig(t *testing.T, cfgPath, dbPath string, r Replica) string {
 	return cfgPath
 }
 
-// checkLatest restores the latest state of dbPath's replica and fails
-// unless it is want.
-func checkLatest(t *testing.T, bin string, env []string, cfgPath, dbPath string, want testutil.Image, dir, when string) {
+// writeReplicasConfig writes a config that replicates dbPath every 50ms
+// to several replicas, each given as the keys of its entry, one per line
+// and not indented.
+func writeReplicasConfig(t *testing.T, cfgPath, dbPath string, replicas ...string) string {
+	t.Helper()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "dbs:\n  - path: %s\n    sync-interval: 50ms\n    replicas:\n", dbPath)
+	for _, r := range replicas {
+		for i, line := range strings.Split(strings.TrimSpace(r), "\n") {
+			indent := "        "
+			if i == 0 {
+				indent = "      - "
+			}
+			fmt.Fprintf(&cfg, "%s%s\n", indent, line)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// checkLatest restores the latest state of dbPath's replica into dir,
+// checked by SQLite in full, fails unless it is want, and returns its
+// path.
+func checkLatest(t *testing.T, bin string, env []string, cfgPath, dbPath string, want testutil.Image, dir, when string) string {
 	t.Helper()
 	out := filepath.Join(dir, fmt.Sprintf("restored-%d.db", time.Now().UnixNano()))
 	run(t, bin, env, "restore", "-config", cfgPath, "-o", out, "-integrity-check", "full", dbPath)
 	if got := imageOfFile(t, out); got != want {
 		t.Fatalf("%s: the restored database is not %s's last state: %d pages %s, want %d pages %s", when, dbPath, got.Pages, got.Hash, want.Pages, want.Hash)
 	}
+	return out
 }
 
 type result struct {

@@ -25,6 +25,10 @@ func TestE2EOwnershipMinIO(t *testing.T) { e2e.RunOwnership(t, minioReplica(t)) 
 // TestE2EOwnershipVersityGW: the same on versitygw's.
 func TestE2EOwnershipVersityGW(t *testing.T) { e2e.RunOwnership(t, versityReplica(t)) }
 
+// TestE2EEncryptedMinIO: a replica on MinIO encrypted by walship (see
+// e2e.RunEncrypted).
+func TestE2EEncryptedMinIO(t *testing.T) { e2e.RunEncrypted(t, minioReplica(t)) }
+
 // TestE2EHealMinIO: a replica emptied while walship runs heals itself.
 func TestE2EHealMinIO(t *testing.T) { e2e.RunHeal(t, minioReplica(t)) }
 

@@ -19,6 +19,10 @@ func TestE2EOwnership(t *testing.T) { e2e.RunOwnership(t, e2eReplica(t)) }
 // TestE2EHeal: a replica emptied while walship runs heals itself.
 func TestE2EHeal(t *testing.T) { e2e.RunHeal(t, e2eReplica(t)) }
 
+// TestE2EEncryptedSFTP: a replica on OpenSSH encrypted by walship (see
+// e2e.RunEncrypted).
+func TestE2EEncryptedSFTP(t *testing.T) { e2e.RunEncrypted(t, e2eReplica(t)) }
+
 // e2eReplica starts the server of TestE2E and returns its destination, empty.
 func e2eReplica(t *testing.T) e2e.Replica {
 	t.Helper()
