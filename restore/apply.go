@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -76,6 +77,9 @@ func (a *applier) open(ctx context.Context, fi *ltx.FileInfo) (io.ReadCloser, er
 // streamFile applies a file read straight from the replica.
 func (a *applier) streamFile(ctx context.Context, fi *ltx.FileInfo, first bool) error {
 	rc, err := a.open(ctx, fi)
+	if errors.Is(err, storage.ErrDamaged) {
+		return a.damagedf(fi, "%v", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -352,7 +352,9 @@ func (r *downloadReader) interrupt() { r.ranges.end(errApplied) }
 // downloadRange reads n bytes of fi from off (n zero: to the end) into the
 // same place of f, retrying a read that fails.
 func (a *applier) downloadRange(ctx context.Context, fi *ltx.FileInfo, f *os.File, off, n int64) error {
-	retryable := func(err error) bool { return !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrKey) }
+	retryable := func(err error) bool {
+		return !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrKey) && !errors.Is(err, storage.ErrDamaged)
+	}
 	opened := false // the last attempt opened the file (so its error does not name it)
 	err := storage.Retry(ctx, storage.DefaultRetry, retryable, func(ctx context.Context) error {
 		rc, err := a.client.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, off, n)
@@ -374,6 +376,9 @@ func (a *applier) downloadRange(ctx context.Context, fi *ltx.FileInfo, f *os.Fil
 		}
 		if errors.Is(err, storage.ErrNotFound) && !opened {
 			return err // the replica's error names the file
+		}
+		if errors.Is(err, storage.ErrDamaged) {
+			return a.damagedf(fi, "%v", err) // an encrypted file that does not authenticate
 		}
 		return a.failf(fi, "download failed: %w", err)
 	}

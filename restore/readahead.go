@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+
+	"github.com/walship/walship/storage"
 )
 
 // Read-ahead: an LTX file is read from the replica by its own goroutine, in
@@ -88,7 +90,9 @@ func (ar *aheadReader) loop(ctx context.Context, r io.Reader) {
 			switch {
 			case err == io.ErrUnexpectedEOF:
 				err = io.EOF
-			case err != nil && err != io.EOF:
+			case err != nil && err != io.EOF && !errors.Is(err, storage.ErrDamaged):
+				// A read that found the data damaged (an encrypted
+				// file that does not authenticate) is not the source's.
 				err = &sourceError{err}
 			}
 		}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -64,6 +65,9 @@ func (s *State) apply(ctx context.Context, c storage.Client, f *ltx.FileInfo, fi
 		return &FileError{Replica: c.String(), File: f, Damaged: true, Err: fmt.Errorf(format, args...)}
 	}
 	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
+	if errors.Is(err, storage.ErrDamaged) {
+		return damaged("%v", err)
+	}
 	if err != nil {
 		return err
 	}

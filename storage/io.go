@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"io"
 )
 
@@ -37,7 +38,9 @@ func (r *CountingReader) Read(p []byte) (int, error) {
 
 // SourceReader remembers the error of a failed read (Err), as opposed to
 // the end of the data: when a decoder fails, the first means the source
-// could not be read, the second that the data is shorter than it says.
+// could not be read, the second that the data is shorter than it says. A
+// read that found the data damaged (ErrDamaged: an encrypted file that does
+// not authenticate) is the data's problem, not the source's.
 type SourceReader struct {
 	R   io.Reader
 	Err error
@@ -45,7 +48,7 @@ type SourceReader struct {
 
 func (s *SourceReader) Read(p []byte) (int, error) {
 	n, err := s.R.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && !errors.Is(err, ErrDamaged) {
 		s.Err = err
 	}
 	return n, err

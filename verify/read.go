@@ -75,6 +75,9 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 	if errors.Is(err, storage.ErrNotFound) {
 		ch.gone = true
 		return ch, nil
+	} else if errors.Is(err, storage.ErrDamaged) {
+		ch.bad = undecodable(f, err, 0) // an encrypted file cut short
+		return ch, nil
 	} else if err != nil {
 		return nil, err // it names the replica
 	}

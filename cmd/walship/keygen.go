@@ -11,7 +11,9 @@ const keygenDescription = `Writes a new random encryption key to a new file at P
 owner alone (mode 0600), and prints the key's ID. Point a replica's
 encryption-key-path at it. Keep a copy somewhere other than the replica and
 this server: without the key, nothing in the replica can be restored.
-keygen never overwrites a file.`
+Give each database its own key: a file of another database's replica
+encrypted with the same key would authenticate. keygen never overwrites a
+file.`
 
 func runKeygen(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "keygen", "PATH", keygenDescription)
