@@ -34,9 +34,10 @@ fuzz:
 test-servers:
 	scripts/install-test-servers
 
-# The benchmark suite: measures write overhead, RPO, restore, first snapshot,
-# idle cost and scale against MinIO on 127.0.0.1, prints a table and writes
-# BENCHMARKS.md. Takes about 25 minutes; never part of make test.
+# The benchmark suite: measures write overhead, RPO, restore, first snapshot
+# (the four also with an encrypted replica), idle cost and scale against MinIO
+# on 127.0.0.1, prints a table and writes BENCHMARKS.md. Takes about 35
+# minutes; never part of make test.
 bench: build test-servers
 	$(GO) run ./bench -walship bin/walship $(BENCHFLAGS)
 

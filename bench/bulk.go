@@ -15,7 +15,9 @@ import (
 
 // bulk measures the first snapshot of a large database (replicate -once) and
 // its restore, from a directory and from MinIO, with the page cache emptied
-// before each; then the memory of both on a larger database.
+// before each; each also with an encrypted replica, alternating with the
+// plain one, and the ratio of the two; then the memory of both on a larger
+// database.
 func (b *bench) bulk() error {
 	dir := b.dir("bulk")
 	defer os.RemoveAll(dir)
@@ -31,36 +33,42 @@ func (b *bench) bulk() error {
 	}
 	for _, t := range b.targets() {
 		// Each first snapshot goes to an empty replica, from an empty
-		// staging directory; the last one stays for the restores.
-		var key string
-		var runs []timing
-		for i := range b.repeat {
-			key = fmt.Sprintf("bulk-%s-%d", t.name, i)
+		// staging directory; the last one of each twin stays for the
+		// restores.
+		twins := []target{t, t.encrypted()}
+		keys := make([]string, len(twins))
+		runs, err := b.alternate(len(twins), func(i, round int) (timing, error) {
+			u := twins[i]
+			keys[i] = fmt.Sprintf("bulk-%s-%d", u.slug(), round)
 			os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
-			r, err := b.timed(dir, "snapshot", "replicate", "-once", path, t.url(key, false))
-			if err != nil {
-				return err
-			}
-			runs = append(runs, r)
-		}
-		rate, took, peak, cold := summarize(runs, size)
-		b.add(result{
-			Scenario: "first snapshot",
-			Case:     fmt.Sprintf("%s to %s", mb(size), t.name),
-			Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
-			Target:   "≥ 300 MB/s, RSS ≤ 64 MB",
-			Met:      rate >= 300 && peak <= 64<<20,
-			Detail: fmt.Sprintf("`walship replicate -once DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS",
-				t.name, cacheNote(cold), len(runs), fmtList(rates(runs, size), "%.0f")),
+			args := append(append([]string{"replicate", "-once"}, u.keyArgs()...), path, u.url(keys[i], false))
+			return b.timed(dir, "snapshot", args...)
 		})
+		if err != nil {
+			return err
+		}
+		for i, u := range twins {
+			rate, took, peak, cold := summarize(runs[i], size)
+			b.add(result{
+				Scenario: "first snapshot",
+				Case:     fmt.Sprintf("%s to %s", mb(size), u.label()),
+				Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
+				Target:   "≥ 300 MB/s, RSS ≤ 64 MB",
+				Met:      rate >= 300 && peak <= 64<<20,
+				Detail: fmt.Sprintf("`walship replicate -once%s DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS; %s",
+					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u)),
+			})
+		}
+		b.addCost(fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name), "MB/s",
+			rates(runs[0], size), rates(runs[1], size), "`walship replicate -once` as above")
 
-		if err := b.restore(dir, t, key, size, sum, "quick"); err != nil {
+		if err := b.restore(dir, twins, keys, size, sum, "quick"); err != nil {
 			return err
 		}
 		if t.name == "directory" {
 			// SQLite's quick_check, on by default, reads the output twice;
 			// the checksums alone already prove it is the replicated state.
-			if err := b.restore(dir, t, key, size, sum, "none"); err != nil {
+			if err := b.restore(dir, twins, keys, size, sum, "none"); err != nil {
 				return err
 			}
 		}
@@ -99,41 +107,75 @@ func (b *bench) bulk() error {
 	return nil
 }
 
-// restore times walship restore from t's replica at key with SQLite's check
-// check ("quick", the default, or "none") and compares the output with sum.
-func (b *bench) restore(dir string, t target, key string, size int64, sum []byte, check string) error {
+// restore times walship restore with SQLite's check check ("quick", the
+// default, or "none") from each of twins' replicas (at keys), alternating,
+// and compares every output with sum.
+func (b *bench) restore(dir string, twins []target, keys []string, size int64, sum []byte, check string) error {
 	out := filepath.Join(dir, "restored.db")
 	defer os.Remove(out)
-	var runs []timing
-	same := true
-	for range b.repeat {
+	same := make([]bool, len(twins))
+	for i := range same {
+		same[i] = true
+	}
+	runs, err := b.alternate(len(twins), func(i, _ int) (timing, error) {
 		os.Remove(out)
-		r, err := b.timed(dir, "restore", "restore", "-integrity-check", check, "-o", out, t.url(key, false))
+		args := append(append([]string{"restore"}, twins[i].keyArgs()...), "-integrity-check", check, "-o", out, twins[i].url(keys[i], false))
+		r, err := b.timed(dir, "restore", args...)
 		if err != nil {
-			return err
+			return r, err
 		}
-		runs = append(runs, r)
 		ok, err := sameHash(out, sum)
-		if err != nil {
-			return err
-		}
-		same = same && ok
-	}
-	rate, took, peak, cold := summarize(runs, size)
-	c := fmt.Sprintf("%s from %s", mb(size), t.name)
-	if check != "quick" {
-		c += ", -integrity-check " + check
-	}
-	b.add(result{
-		Scenario: "restore",
-		Case:     c,
-		Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
-		Target:   "≥ 400 MB/s, RSS ≤ 64 MB",
-		Met:      rate >= 400 && peak <= 64<<20 && same,
-		Detail: fmt.Sprintf("`walship restore -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v",
-			check, t.name, cacheNote(cold), len(runs), fmtList(rates(runs, size), "%.0f"), same),
+		same[i] = same[i] && ok
+		return r, err
 	})
+	if err != nil {
+		return err
+	}
+	opt := ""
+	if check != "quick" {
+		opt = ", -integrity-check " + check
+	}
+	for i, u := range twins {
+		rate, took, peak, cold := summarize(runs[i], size)
+		b.add(result{
+			Scenario: "restore",
+			Case:     fmt.Sprintf("%s from %s%s", mb(size), u.label(), opt),
+			Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
+			Target:   "≥ 400 MB/s, RSS ≤ 64 MB",
+			Met:      rate >= 400 && peak <= 64<<20 && same[i],
+			Detail: fmt.Sprintf("`walship restore%s -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v; %s",
+				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u)),
+		})
+	}
+	b.addCost(fmt.Sprintf("restore, %s from %s%s", mb(size), twins[0].name, opt), "MB/s",
+		rates(runs[0], size), rates(runs[1], size), "`walship restore` as above")
 	return nil
+}
+
+// alternate times n cases b.repeat times each, in rounds whose order
+// rotates (round r starts with case r mod n), so that drift in the machine's
+// load falls on all of them alike. It returns each case's timings, by round.
+func (b *bench) alternate(n int, run func(i, round int) (timing, error)) ([][]timing, error) {
+	runs := make([][]timing, n)
+	for round := range b.repeat {
+		for k := range n {
+			i := (k + round) % n
+			r, err := run(i, round)
+			if err != nil {
+				return nil, err
+			}
+			runs[i] = append(runs[i], r)
+		}
+	}
+	return runs, nil
+}
+
+// twinNote says which twin's runs t's alternated with.
+func twinNote(t target) string {
+	if t.key != "" {
+		return "the runs alternate with those of the plain replica"
+	}
+	return "the runs alternate with those of the encrypted replica"
 }
 
 // timing is one timed run of walship.

@@ -6,8 +6,10 @@
 //
 // Every scenario runs the real binary beside an application process (this
 // program run as "bench app"), on this machine's disk, against MinIO on
-// 127.0.0.1. The machine is assumed to be shared and noisy: scenarios with a
-// baseline alternate A/B rounds and quote medians and ratios.
+// 127.0.0.1; write, RPO, first snapshot and restore also to an encrypted
+// replica. The machine is assumed to be shared and noisy: scenarios with a
+// baseline alternate A/B rounds and quote medians and ratios, and so does an
+// encrypted replica with its plain twin.
 package main
 
 import (
@@ -29,6 +31,7 @@ type bench struct {
 	work    string // scratch directory
 	minio   *minio
 	quick   bool
+	keyFile string // the encryption key of encrypted replicas
 
 	rounds  int   // write-overhead rounds
 	rpoN    int   // RPO samples per case
@@ -78,6 +81,7 @@ func main() {
 	flag.BoolVar(&b.quick, "quick", false, "fewer rounds and smaller databases: a smoke test, not figures to publish")
 	size := flag.String("size", "1GiB", "database size for the first snapshot and restore")
 	big := flag.String("big", "4GiB", "larger database whose restore must stay within the same memory; 0 skips it")
+	repeat := flag.Int("repeat", 0, "timings of each first snapshot and restore, for a median (default 3, 1 with -quick)")
 	flag.Parse()
 
 	var err error
@@ -93,6 +97,9 @@ func main() {
 	if b.quick {
 		b.rounds, b.rpoN, b.scaleN, b.repeat = 2, 4, 200, 1
 		b.size, b.bigSize = min(b.size, 128<<20), 0
+	}
+	if *repeat > 0 {
+		b.repeat = *repeat
 	}
 	if b.walship, err = filepath.Abs(b.walship); err != nil {
 		fatalf("%v", err)
@@ -128,6 +135,9 @@ func main() {
 		fatalf("%v", err)
 	}
 	defer b.minio.stop()
+	if b.keyFile, err = b.keygen(); err != nil {
+		fatalf("%v", err)
+	}
 	machine := describeMachine(b.work)
 	failed := false
 	for _, s := range run {
@@ -166,6 +176,40 @@ func (b *bench) add(r result) {
 		mark = "NOT MET"
 	}
 	fmt.Printf("  %-16s %-28s %-40s target %-14s %s\n", r.Scenario, r.Case, r.Figure, r.Target, mark)
+}
+
+// addCost reports what encryption costs in what: the median over rounds of
+// enc/plain, the figures (unit: higher is better) of an encrypted replica
+// and of its plain twin in the same round; how says how they are taken.
+func (b *bench) addCost(what, unit string, plain, enc []float64, how string) {
+	var ratios []float64
+	for r := range min(len(plain), len(enc)) {
+		ratios = append(ratios, enc[r]/plain[r])
+	}
+	m := median(ratios)
+	b.add(result{
+		Scenario: "encryption cost",
+		Case:     what,
+		Figure:   fmt.Sprintf("%.3f (%s vs %s %s)", m, thousands(median(enc)), thousands(median(plain)), unit),
+		Target:   "≥ 0.90",
+		Met:      m >= 0.90,
+		Detail: fmt.Sprintf("median over %d rounds of (%s, encrypted replica) / (%s, plain replica) in the same round, the two alternating; %s; per-round ratios %s",
+			len(ratios), unit, unit, how, fmtList(ratios, "%.3f")),
+	})
+}
+
+// keygen writes the run's encryption key with walship keygen, as a user
+// would, and returns its path.
+func (b *bench) keygen() (string, error) {
+	dir := b.dir("key")
+	p, err := start("keygen", 0, dir, nil, b.walship, "keygen", filepath.Join(dir, "key"))
+	if err != nil {
+		return "", err
+	}
+	if err := p.wait(time.Minute); err != nil {
+		return "", fmt.Errorf("walship keygen: %w", err)
+	}
+	return filepath.Join(dir, "key"), nil
 }
 
 // dir returns a new empty directory under the scratch directory.

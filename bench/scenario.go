@@ -17,12 +17,61 @@ import (
 
 // target is a kind of replica a scenario replicates to.
 type target struct {
-	name string
+	name string // "directory" or "MinIO"
+	key  string // the key file of an encrypted replica; "" for a plain one
 	b    *bench
 }
 
 func (b *bench) targets() []target {
-	return []target{{"directory", b}, {"MinIO", b}}
+	return []target{{name: "directory", b: b}, {name: "MinIO", b: b}}
+}
+
+// encrypted is t's encrypted twin: the same kind of replica, written with
+// the run's key (issue 14).
+func (t target) encrypted() target {
+	t.key = t.b.keyFile
+	return t
+}
+
+// withEncrypted returns each of ts followed by its encrypted twin.
+func withEncrypted(ts []target) []target {
+	var out []target
+	for _, t := range ts {
+		out = append(out, t, t.encrypted())
+	}
+	return out
+}
+
+// label names t in the report.
+func (t target) label() string {
+	if t.key != "" {
+		return t.name + ", encrypted"
+	}
+	return t.name
+}
+
+// slug names t in replica keys, which differ between twins.
+func (t target) slug() string {
+	if t.key != "" {
+		return t.name + "-encrypted"
+	}
+	return t.name
+}
+
+// keyArgs are the flags that give a command t's key.
+func (t target) keyArgs() []string {
+	if t.key == "" {
+		return nil
+	}
+	return []string{"-encryption-key-path", t.key}
+}
+
+// keyNote is keyArgs as the report shows them in a command line.
+func (t target) keyNote() string {
+	if t.key == "" {
+		return ""
+	}
+	return " -encryption-key-path KEY"
 }
 
 // url is the replica URL of key (a directory under the scratch directory, or
@@ -35,10 +84,14 @@ func (t target) url(key string, counted bool) string {
 }
 
 func (t target) yaml(key string, counted bool) string {
+	y := "url: " + t.url(key, counted)
 	if t.name == "MinIO" {
-		return t.b.minio.yaml(key, counted)
+		y = t.b.minio.yaml(key, counted)
 	}
-	return "url: " + t.url(key, counted)
+	if t.key != "" {
+		y += "\n        encryption-key-path: " + t.key
+	}
+	return y
 }
 
 // snapshotCount is how many snapshots (level 9 files) the replicas under
@@ -75,7 +128,7 @@ func (t target) waitSnapshots(prefix string, n int, w *proc, timeout time.Durati
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d snapshots in %s after %s (%v); see %s", got, n, t.name, timeout, err, w.log.Name())
+			return fmt.Errorf("%d of %d snapshots in %s after %s (%v); see %s", got, n, t.label(), timeout, err, w.log.Name())
 		}
 		select {
 		case <-w.done:

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestMedianAndPercentile(t *testing.T) {
@@ -34,6 +37,54 @@ func TestThousands(t *testing.T) {
 	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 83305.4: "83,305", 1234567: "1,234,567"} {
 		if got := thousands(in); got != want {
 			t.Errorf("thousands(%v) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestEncryptedTwins(t *testing.T) {
+	b := &bench{keyFile: "/k/key", minio: &minio{bucket: "bench", endpoint: "http://127.0.0.1:9000"}}
+	ts := withEncrypted(b.targets())
+	var labels []string
+	for _, u := range ts {
+		labels = append(labels, u.label())
+	}
+	if got, want := strings.Join(labels, "; "), "directory; directory, encrypted; MinIO; MinIO, encrypted"; got != want {
+		t.Fatalf("targets %q; want %q", got, want)
+	}
+	if ts[0].keyArgs() != nil || strings.Contains(ts[0].yaml("k", false), "encryption") {
+		t.Error("a plain target is given a key")
+	}
+	if ts[0].slug() == ts[1].slug() {
+		t.Error("twins share their replicas")
+	}
+	for _, u := range []target{ts[1], ts[3]} {
+		if got := u.keyArgs(); len(got) != 2 || got[0] != "-encryption-key-path" || got[1] != "/k/key" {
+			t.Errorf("%s: key flags %q", u.label(), got)
+		}
+		if !strings.HasSuffix(u.yaml("k", false), "\n        encryption-key-path: /k/key") {
+			t.Errorf("%s: replica block %q has no key", u.label(), u.yaml("k", false))
+		}
+	}
+}
+
+func TestAlternate(t *testing.T) {
+	b := &bench{repeat: 3}
+	var order []int
+	runs, err := b.alternate(2, func(i, round int) (timing, error) {
+		order = append(order, i)
+		return timing{took: time.Duration(10*round + i)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(order), "[0 1 1 0 0 1]"; got != want {
+		t.Errorf("order %s; want %s", got, want)
+	}
+	for i, rs := range runs {
+		for round, r := range rs {
+			if r.took != time.Duration(10*round+i) {
+				t.Errorf("case %d, round %d: got the timing of another run", i, round)
+			}
 		}
 	}
 }
