@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -36,6 +37,10 @@ type DB struct {
 	// must not see files vanish under it.
 	retention sync.Mutex
 	kickC     chan struct{} // wakes the monitor loop
+	// phase, beats and probeC tell a supervisor how Run is doing (live.go).
+	phase  atomic.Int32
+	beats  atomic.Uint64
+	probeC chan struct{}
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -54,6 +59,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		staging:  staging.New(opts.MetaPath, log),
 		replicas: replicas,
 		kickC:    make(chan struct{}, 1),
+		probeC:   make(chan struct{}, 1),
 	}
 	db.cap = capture.New(abs, tail.Options{
 		BusyTimeout:        opts.BusyTimeout,
@@ -99,6 +105,7 @@ func (db *DB) WaitExists(ctx context.Context, poll time.Duration) error {
 			return fmt.Errorf("database %s: %w", db.path, err)
 		}
 		if !logged {
+			db.setPhase(PhaseWaiting)
 			db.log.Info("waiting for the database to be created")
 			logged = true
 		}

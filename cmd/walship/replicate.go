@@ -153,6 +153,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		stop()
 		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
 	}()
+	go superviseSystemd(ctx, log, store.DBs)
 	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)
 	}
