@@ -69,6 +69,14 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		TruncatePageN:      opts.TruncatePageN,
 		Logger:             log,
 	}, db.staging)
+	// A long copy is progress of the monitor loop too (live.go): a
+	// supervisor must not take it for a stall.
+	db.cap.SetProgress(func(done, total int64) {
+		db.beats.Add(1)
+		if db.opts.Progress != nil {
+			db.opts.Progress(done, total)
+		}
+	})
 	db.levels = levels.NewCompactor(db.staging, len(opts.Levels), log)
 	src := ship.Source{
 		Staging:         db.staging,
@@ -85,6 +93,10 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 
 // Path returns the database's absolute path.
 func (db *DB) Path() string { return db.path }
+
+// SetProgress sets Options.Progress, before Run or Open: how a caller of
+// FromConfig, which builds the options, sees a whole copy being staged.
+func (db *DB) SetProgress(f func(done, total int64)) { db.opts.Progress = f }
 
 // Replicas returns the database's replicas.
 func (db *DB) Replicas() []*Replica { return db.replicas }

@@ -40,7 +40,8 @@ func (db *DB) Phase() Phase { return Phase(db.phase.Load()) }
 func (db *DB) setPhase(p Phase) { db.phase.Store(int32(p)) }
 
 // Beats counts the rounds of the database's monitor loop, the loop that
-// captures its changes. A count that stops rising while the phase is
+// captures its changes, and the steps of a whole copy of the database it
+// makes. A count that stops rising while the phase is
 // PhaseReplicating means the loop is stuck (in a sync that does not return,
 // say). An idle loop waits for the WAL to change: Probe makes it go round
 // once, so that a supervisor can tell idle from stuck.

@@ -132,6 +132,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	for _, db := range store.DBs {
 		db.SetTakeover(*takeover)
+		db.SetProgress(copyProgress(e, db.Path()))
 	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
