@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -239,6 +240,15 @@ func (im *image) chown(t *testing.T, p string) {
 	}
 }
 
+// path returns where the binary sees the image's file p: p itself in the
+// chroot, else inside the image's directory.
+func (im *image) path(p string) string {
+	if im.uid >= 0 {
+		return p
+	}
+	return filepath.Join(im.root, p)
+}
+
 // run runs walship as the container would: the image's files alone (a
 // chroot into the image's directory), its user, Docker's environment for a
 // user without a passwd entry, and no shell. Without root it runs the same
@@ -254,12 +264,13 @@ func (im *image) run(t *testing.T, args ...string) (string, error) {
 		}
 		cmd.Dir = "/"
 	} else {
+		args = slices.Clone(args) // the caller's stay as the image sees them
 		cmd = exec.Command(filepath.Join(im.root, "usr/local/bin/walship"), args...)
 		for i, a := range args {
 			if strings.HasPrefix(a, "/") {
-				args[i] = filepath.Join(im.root, a)
+				args[i] = im.path(a)
 			} else if strings.HasPrefix(a, "file:///") {
-				args[i] = "file://" + filepath.Join(im.root, strings.TrimPrefix(a, "file://"))
+				args[i] = "file://" + im.path(strings.TrimPrefix(a, "file://"))
 			}
 		}
 		cmd.Args = append([]string{cmd.Path}, args...)
@@ -292,7 +303,7 @@ func TestContainerEntryPoints(t *testing.T) {
 	}
 	data := im.dir(t, "data")
 	im.dir(t, "replica")
-	if err := os.WriteFile(filepath.Join(im.root, "etc/walship.yml"), []byte("dbs:\n  - path: /data/app.db\n    replica:\n      url: file:///replica\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(im.root, "etc/walship.yml"), []byte("dbs:\n  - path: "+im.path("/data/app.db")+"\n    replica:\n      url: file://"+im.path("/replica")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
