@@ -143,6 +143,17 @@ func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) 
 	if err != nil {
 		log.Warn("systemd's watchdog is not pinged", "error", err)
 	}
+	probe := func() {
+		for _, db := range dbs {
+			db.Probe()
+		}
+	}
+	notifyLoop(ctx, log, n, interval, func() []dbState { return collect(dbs) }, probe)
+}
+
+// notifyLoop is superviseSystemd's loop, with the databases' states read
+// by collect and their monitor loops probed by probe.
+func notifyLoop(ctx context.Context, log *slog.Logger, n *sdnotify.Notifier, interval time.Duration, collect func() []dbState, probe func()) {
 	var ping <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval / 2)
@@ -164,11 +175,6 @@ func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) 
 	var wd watchdog
 	var stalled []string
 	ready, lastStatus := false, ""
-	probe := func() {
-		for _, db := range dbs {
-			db.Probe()
-		}
-	}
 	probe()
 	for {
 		select {
@@ -176,8 +182,7 @@ func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) 
 			send(sdnotify.Stopping, sdnotify.Status("stopping: capturing the last changes and flushing the replicas"))
 			return
 		case <-ping:
-			states := collect(dbs)
-			now := wd.check(states)
+			now := wd.check(collect())
 			if len(now) > 0 && len(stalled) == 0 {
 				log.Error("a database's monitor loop has not gone round for half of systemd's WatchdogSec; walship stops pinging the watchdog, so systemd restarts it if the loop stays stuck",
 					"dbs", strings.Join(now, ", "), "watchdog", interval.String())
@@ -189,7 +194,7 @@ func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) 
 			probe()
 		case <-refresh.C:
 		}
-		states := collect(dbs)
+		states := collect()
 		var msgs []string
 		if status := statusLine(states, stalled); status != lastStatus {
 			msgs, lastStatus = append(msgs, sdnotify.Status(status)), status
