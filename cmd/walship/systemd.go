@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,9 +184,16 @@ func notifyLoop(ctx context.Context, log *slog.Logger, n *sdnotify.Notifier, int
 			return
 		case <-ping:
 			now := wd.check(collect())
-			if len(now) > 0 && len(stalled) == 0 {
-				log.Error("a database's monitor loop has not gone round for half of systemd's WatchdogSec; walship stops pinging the watchdog, so systemd restarts it if the loop stays stuck",
-					"dbs", strings.Join(now, ", "), "watchdog", interval.String())
+			for _, path := range now {
+				if !slices.Contains(stalled, path) {
+					log.Error("the database's monitor loop has not gone round for half of systemd's WatchdogSec; walship stops pinging the watchdog, so systemd restarts it if the loop stays stuck",
+						"db", path, "watchdog", interval.String())
+				}
+			}
+			for _, path := range stalled {
+				if !slices.Contains(now, path) {
+					log.Info("the database's monitor loop goes round again; pinging systemd's watchdog again", "db", path)
+				}
 			}
 			stalled = now
 			if len(stalled) == 0 {
