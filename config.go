@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -90,9 +91,16 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 	setIf(&opts.MaxLocalBytes, cfg.MaxLocalBytes)
 	setIf(&opts.MaxLocalBytes, c.MaxLocalBytes)
 
+	abs, err := filepath.Abs(c.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: database path %q: %w", name, c.Line, c.Path, err)
+	}
 	var reps []*Replica
 	for _, r := range replicas {
-		client, err := ReplicaClient(ctx, op, cfg, r)
+		// What the client logs names the database and the replica, as
+		// what the engine logs of them does (NewDB).
+		rlog := log.With("db", abs, "replica", cmp.Or(r.Name, r.Backend()))
+		client, err := ReplicaClient(ctx, op.With(rlog), cfg, r)
 		if err != nil {
 			for _, rep := range reps {
 				if c, ok := rep.Client.(io.Closer); ok {

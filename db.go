@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -36,6 +37,10 @@ type DB struct {
 	// must not see files vanish under it.
 	retention sync.Mutex
 	kickC     chan struct{} // wakes the monitor loop
+	// phase, beats and probeC tell a supervisor how Run is doing (live.go).
+	phase  atomic.Int32
+	beats  atomic.Uint64
+	probeC chan struct{}
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -54,6 +59,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		staging:  staging.New(opts.MetaPath, log),
 		replicas: replicas,
 		kickC:    make(chan struct{}, 1),
+		probeC:   make(chan struct{}, 1),
 	}
 	db.cap = capture.New(abs, tail.Options{
 		BusyTimeout:        opts.BusyTimeout,
@@ -63,6 +69,14 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		TruncatePageN:      opts.TruncatePageN,
 		Logger:             log,
 	}, db.staging)
+	// A long copy is progress of the monitor loop too (live.go): a
+	// supervisor must not take it for a stall.
+	db.cap.SetProgress(func(done, total int64) {
+		db.beats.Add(1)
+		if db.opts.Progress != nil {
+			db.opts.Progress(done, total)
+		}
+	})
 	db.levels = levels.NewCompactor(db.staging, len(opts.Levels), log)
 	src := ship.Source{
 		Staging:         db.staging,
@@ -79,6 +93,10 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 
 // Path returns the database's absolute path.
 func (db *DB) Path() string { return db.path }
+
+// SetProgress sets Options.Progress, before Run or Open: how a caller of
+// FromConfig, which builds the options, sees a whole copy being staged.
+func (db *DB) SetProgress(f func(done, total int64)) { db.opts.Progress = f }
 
 // Replicas returns the database's replicas.
 func (db *DB) Replicas() []*Replica { return db.replicas }
@@ -99,6 +117,7 @@ func (db *DB) WaitExists(ctx context.Context, poll time.Duration) error {
 			return fmt.Errorf("database %s: %w", db.path, err)
 		}
 		if !logged {
+			db.setPhase(PhaseWaiting)
 			db.log.Info("waiting for the database to be created")
 			logged = true
 		}

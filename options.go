@@ -79,6 +79,12 @@ type Options struct {
 	// apart from the old one, at the next multiple of 2^32 TXIDs, with a
 	// snapshot; the old history stays restorable.
 	Takeover bool
+	// Progress, when set, is told how far a whole copy of the database
+	// (the first snapshot of a replica, or the copy after a break in the
+	// WAL's history) has been staged: bytes of pages written, of total.
+	// It is called while the database's capture lock is held, so it must
+	// return quickly and not call the DB.
+	Progress func(done, total int64)
 }
 
 func (o *Options) setDefaults(dbPath string) {

@@ -30,6 +30,7 @@ const observeDelay = 5 * time.Millisecond
 // changes, at most once per sync interval. When ctx ends it captures what was
 // committed, gives the replicas up to flushTimeout to upload it, and closes.
 func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
+	defer db.setPhase(PhaseStopped)
 	if err := db.WaitExists(ctx, time.Second); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil
@@ -48,6 +49,7 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 		wg.Go(func() { r.up.Run(rctx) })
 		r.up.Wake()
 	}
+	db.setPhase(PhaseReplicating)
 	mctx, stopMaintenance := context.WithCancel(ctx)
 	maintained := make(chan struct{})
 	go func() { defer close(maintained); db.maintain(mctx) }()
@@ -70,6 +72,7 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 // another database owns, another replicator of this one) is returned.
 func (db *DB) openRetrying(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
+		db.setPhase(PhaseStarting)
 		err := db.openLimited(ctx)
 		if err == nil {
 			if attempt > 0 {
@@ -81,6 +84,7 @@ func (db *DB) openRetrying(ctx context.Context) error {
 			return err
 		}
 		d := storage.LoopRetry.Delay(attempt)
+		db.setPhase(PhaseWaiting)
 		db.log.Error("cannot start replicating the database; retrying", "error", err, "retry_in", d.String())
 		select {
 		case <-ctx.Done():
@@ -231,9 +235,11 @@ func (db *DB) monitor(ctx context.Context) {
 			timer.Reset(max(d, 0))
 			armed = true
 		}
+		db.beats.Add(1)
 		select {
 		case <-ctx.Done():
 			return
+		case <-db.probeC:
 		case <-events:
 			dirty = true
 			if !observing && db.opts.SyncInterval > observeDelay {

@@ -29,6 +29,7 @@ type applier struct {
 	sums     pageSums
 	total    ltx.Checksum
 	txid     ltx.TXID
+	progress func(n int) // told of the bytes of each chunk applied; may be nil
 }
 
 // set records the checksum of page pgno, which a.sums covers.
@@ -126,6 +127,7 @@ func (a *applier) damagedf(fi *ltx.FileInfo, format string, args ...any) error {
 func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, first bool) error {
 	fail := func(format string, args ...any) error { return a.damagedf(fi, format, args...) }
 	ra := readAhead(ctx, r, a.bufs)
+	ra.consumed = a.progress
 	defer ra.stop()
 	// decodeErr reports an error of the decoder: the cancellation of the
 	// restore, a failed read of the replica, or bad data.

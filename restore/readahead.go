@@ -55,6 +55,9 @@ type aheadReader struct {
 	buf []byte // the chunk being consumed
 	cur []byte // its unread part
 	err error  // the error after cur
+	// consumed, when set, is told the length of each chunk as the reader
+	// starts on it.
+	consumed func(n int)
 }
 
 // readAhead starts reading r into bufs. The goroutine checks ctx before each
@@ -118,6 +121,9 @@ func (ar *aheadReader) Read(p []byte) (int, error) {
 		}
 		c := <-ar.full
 		ar.buf, ar.cur, ar.err = c.buf, c.buf[:c.n], c.err
+		if ar.consumed != nil && c.n > 0 {
+			ar.consumed(c.n)
+		}
 	}
 	n := copy(p, ar.cur)
 	ar.cur = ar.cur[n:]

@@ -33,6 +33,12 @@ type Options struct {
 	// into OUT.tmp-RANDOM-fetch-0 and applied as the ranges arrive.
 	Parallelism int
 
+	// Progress, when set, is told how far the restore has read the files
+	// of its plan: bytes done of total (the plan's size), from the
+	// goroutine that applies them. A restore that goes around a damaged
+	// file starts again from zero with its new plan.
+	Progress func(done, total int64)
+
 	// replaceStep, when set, is called after each step of a replacement
 	// (tests stop a restore there, as a kill would).
 	replaceStep func(step string) error
@@ -139,7 +145,7 @@ func Apply(ctx context.Context, c storage.Client, plan *Plan, outPath string, op
 	}
 	var a *applier
 	err = writeOutput(ctx, outPath, opts, func(f *os.File) error {
-		a = &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers()}
+		a = &applier{f: f, client: c, w: newPageWriter(f), bufs: readBuffers(), progress: storage.ProgressCounter(opts.Progress, plan.Size())}
 		defer func() {
 			if a.w != nil {
 				a.w.close()

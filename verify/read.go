@@ -48,14 +48,14 @@ func describe(f *ltx.FileInfo) string { return storage.Describe(f.Level, f.MinTX
 
 // readAll reads every file, n at a time. The first error (a read that failed
 // for another reason than the file's content) stops the others.
-func readAll(ctx context.Context, c storage.Client, files []*ltx.FileInfo, n int) ([]*checked, error) {
+func readAll(ctx context.Context, c storage.Client, files []*ltx.FileInfo, n int, progress func(int)) ([]*checked, error) {
 	out := make([]*checked, len(files))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
 	for i, f := range files {
 		g.Go(func() error {
 			var err error
-			out[i], err = readFile(gctx, c, f)
+			out[i], err = readFile(gctx, c, f, progress)
 			return err
 		})
 	}
@@ -69,7 +69,7 @@ func readAll(ctx context.Context, c storage.Client, files []*ltx.FileInfo, n int
 // header, every page, the page index and the file checksum in the trailer,
 // and for a snapshot the database checksum of its pages. A file that does
 // not decode is a problem of the replica; a read that fails is an error.
-func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked, error) {
+func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo, progress func(int)) (*checked, error) {
 	ch := &checked{info: f}
 	rc, err := c.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -83,7 +83,7 @@ func readFile(ctx context.Context, c storage.Reader, f *ltx.FileInfo) (*checked,
 	}
 	defer rc.Close()
 	src := &storage.SourceReader{R: storage.ContextReader(ctx, rc)}
-	counter := &storage.CountingReader{R: src}
+	counter := &storage.CountingReader{R: src, Each: progress}
 	dec := ltx.NewDecoder(counter)
 	dec.SetRetainPageIndex(false) // the index of a large snapshot is large
 	ch.full, err = decodeAll(dec)

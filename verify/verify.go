@@ -33,6 +33,9 @@ type Options struct {
 	// DefaultParallelism. Memory grows with it, not with the replica: each
 	// file is streamed through the decoder and never held.
 	Parallelism int
+	// Progress, when set, is told how far the files have been read: bytes
+	// done of the listed files' total, from several goroutines at once.
+	Progress func(done, total int64)
 }
 
 // Kind classifies a problem: a short, stable string for scripts.
@@ -162,7 +165,11 @@ func Replica(ctx context.Context, c storage.Client, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
-	checked, err := readAll(ctx, c, files, n)
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	checked, err := readAll(ctx, c, files, n, storage.ProgressCounter(opts.Progress, total))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -81,7 +82,17 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if isSet(flags, "sync-interval") {
 			opts.SyncInterval, opts.SyncIntervalSet = *syncInterval, true
 		}
-		client, err := backend.NewOpener(log).OpenURL(ctx, pos[1], nil)
+		// What the client logs names the database and the replica, as
+		// what the engine logs of them does.
+		_, b, err := backend.Parse(pos[1])
+		if err != nil {
+			return err
+		}
+		dbPath, err := filepath.Abs(pos[0])
+		if err != nil {
+			return fmt.Errorf("database path %q: %w", pos[0], err)
+		}
+		client, err := backend.NewOpener(log.With("db", dbPath, "replica", b.Type())).OpenURL(ctx, pos[1], nil)
 		if err != nil {
 			return err
 		}
@@ -132,6 +143,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	for _, db := range store.DBs {
 		db.SetTakeover(*takeover)
+		db.SetProgress(copyProgress(e, db.Path()))
 	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
@@ -153,6 +165,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		stop()
 		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
 	}()
+	go superviseSystemd(ctx, log, store.DBs)
 	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)
 	}

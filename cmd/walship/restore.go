@@ -215,7 +215,10 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return fmt.Errorf("create the output directory: %w", err)
 	}
+	m := newMeter(e, "restoring")
+	opts.Progress = m.progress()
 	res, err := restore.ApplyListing(ctx, src.client, listing, plan, outPath, opts)
+	m.clear()
 	if err != nil {
 		return err
 	}

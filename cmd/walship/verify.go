@@ -129,7 +129,7 @@ func verifyAs(ctx context.Context, e *env, name string, args []string) error {
 		return notChecked(err)
 	}
 
-	dbs := checkTargets(ctx, targets, verify.Options{Parallelism: *parallelism})
+	dbs := checkTargets(ctx, e, targets, verify.Options{Parallelism: *parallelism})
 	if err := ctx.Err(); err != nil {
 		return notChecked(err) // interrupted: nothing was proved either way
 	}
@@ -151,13 +151,17 @@ func verifyAs(ctx context.Context, e *env, name string, args []string) error {
 }
 
 // checkTargets verifies every replica, compares each database's replicas
-// with it and with one another, and returns what the databases gave.
-func checkTargets(ctx context.Context, targets []*target, opts verify.Options) []databaseVerifyJSON {
+// with it and with one another, and returns what the databases gave. On a
+// terminal, each replica's reading shows its progress.
+func checkTargets(ctx context.Context, e *env, targets []*target, opts verify.Options) []databaseVerifyJSON {
 	var dbs []databaseVerifyJSON
 	for _, t := range targets {
 		before := verify.StagedTXID(t.staging)
 		for _, r := range t.replicas {
+			m := newMeter(e, "verifying "+r.client.String())
+			opts.Progress = m.progress()
 			r.report, r.err = verify.Replica(ctx, r.client, opts)
+			m.clear()
 		}
 		if d := compareDatabase(ctx, t, before); d != nil {
 			dbs = append(dbs, *d)

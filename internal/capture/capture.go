@@ -39,6 +39,23 @@ type Capturer struct {
 	// wantSnapshot says a replica asked for a newer one.
 	lastSnapshot ltx.TXID
 	wantSnapshot bool
+	// progress is told how far a copy of the whole database (or of the
+	// pages that differ from the recorded state) has been written.
+	progress func(done, total int64)
+}
+
+// SetProgress sets the function told, as a whole copy or a diff of the
+// database is staged, the bytes of pages written so far and in all. It is
+// called under the capture lock, so it must not call the Capturer.
+func (c *Capturer) SetProgress(f func(done, total int64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.progress = f
+}
+
+// copying returns what encodePages tells of each page of a copy of n pages.
+func (c *Capturer) copying(n int, pageSize uint32) func(int) {
+	return storage.ProgressCounter(c.progress, int64(n)*int64(pageSize))
 }
 
 // New returns a Capturer of the database at path (absolute) into the

@@ -39,7 +39,7 @@ func (c *Capturer) writeDelta(ctx context.Context, ch tail.Changes) error {
 	hdr := c.header(c.pos.TXID+1, c.pos.TXID+1, commit, c.pos.PostApplyChecksum)
 	ch.SetWALFields(&hdr)
 	info, err := c.staging.Write(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, ch.Reader, pgnos, next, nil); err != nil {
+		if err := encodePages(enc, ch.Reader, pgnos, next, nil, nil); err != nil {
 			return err
 		}
 		if ch.Reader.Restarted() {

@@ -10,10 +10,14 @@ import (
 // encodePages reads each page of pgnos (ascending), records its checksum in
 // next and encodes it. If want is not nil, each page must have the checksum
 // want[pgno-1], or the page changed since want was computed and
-// tail.ErrRestarted is returned.
-func encodePages(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pagesum.State, want []ltx.Checksum) error {
+// tail.ErrRestarted is returned. encoded, if not nil, is told the bytes of
+// each page encoded.
+func encodePages(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pagesum.State, want []ltx.Checksum, encoded func(n int)) error {
+	if encoded == nil {
+		encoded = func(int) {}
+	}
 	if len(pgnos) >= pipelinePages {
-		return encodePagesPipelined(enc, pr, pgnos, next, want)
+		return encodePagesPipelined(enc, pr, pgnos, next, want, encoded)
 	}
 	buf := make([]byte, pr.PageSize())
 	h := ltx.NewHasher()
@@ -29,6 +33,7 @@ func encodePages(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pa
 		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, buf); err != nil {
 			return err
 		}
+		encoded(len(buf))
 	}
 	return nil
 }
@@ -48,7 +53,7 @@ type pageBatch struct {
 	err   error
 }
 
-func encodePagesPipelined(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pagesum.State, want []ltx.Checksum) error {
+func encodePagesPipelined(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pagesum.State, want []ltx.Checksum, encoded func(n int)) error {
 	ps := int(pr.PageSize())
 	free := make(chan *pageBatch, 3)
 	for range cap(free) {
@@ -103,6 +108,7 @@ func encodePagesPipelined(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32,
 				return err
 			}
 		}
+		encoded(len(b.pgnos) * ps)
 		free <- b
 	}
 	return nil

@@ -95,7 +95,7 @@ func (c *Capturer) stageDiff(ctx context.Context, v *tail.View) (*ltx.FileInfo, 
 	hdr := c.header(c.pos.TXID+1, c.pos.TXID+1, cur.Commit(), c.pos.PostApplyChecksum)
 	v.SetWALFields(&hdr)
 	info, err := c.staging.Write(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, pr, pgnos, next, want); err != nil {
+		if err := encodePages(enc, pr, pgnos, next, want, c.copying(len(pgnos), cur.PageSize())); err != nil {
 			return err
 		}
 		if next.Total() != cur.Total() {
@@ -190,7 +190,7 @@ func (c *Capturer) stageCopy(ctx context.Context, level int, minTXID, maxTXID lt
 		}
 	}
 	info, err := c.staging.Write(ctx, level, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, pr, pgnos, next, nil); err != nil {
+		if err := encodePages(enc, pr, pgnos, next, nil, c.copying(len(pgnos), pageSize)); err != nil {
 			return err
 		}
 		if v.Restarted() {

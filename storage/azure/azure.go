@@ -180,7 +180,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 		Transport: newHTTPClient(cfg.skipVerify),
 	}}
 	if cfg.skipVerify {
-		c.log.Warn("TLS certificate verification is off (skip-verify)", "replica", c.String())
+		c.log.Warn("TLS certificate verification is off (skip-verify)", "destination", c.String())
 	}
 
 	containerURL := cfg.endpoint + "/" + url.PathEscape(cfg.container)
@@ -217,7 +217,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 			return nil, c.errorf("%w", c.sdkError(err))
 		}
 	}
-	c.log.Debug("opened Azure Blob Storage replica", "replica", c.String(), "endpoint", c.endpoint, "credentials", c.auth)
+	c.log.Debug("opened Azure Blob Storage replica", "destination", c.String(), "endpoint", c.endpoint, "credentials", c.auth)
 	return c, nil
 }
 

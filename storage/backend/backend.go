@@ -226,6 +226,13 @@ func NewOpener(log *slog.Logger) *Opener {
 	return &Opener{transfers: storage.NewTransfers(0, 0), log: log}
 }
 
+// With returns an Opener that shares o's transfer limits and whose clients
+// log to log: the logger of one database's replica, so that every line its
+// client logs names the database and the replica.
+func (o *Opener) With(log *slog.Logger) *Opener {
+	return &Opener{transfers: o.transfers, log: log}
+}
+
 // OpenURL returns the client of a replica URL (s3://bucket/path,
 // file:///abs/path, ...) or directory path. keys are the replica's config
 // keys, if any.

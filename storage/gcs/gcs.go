@@ -554,7 +554,7 @@ func (c *Client) createdAt(attrs *gcs.ObjectAttrs) time.Time {
 			return t
 		}
 		c.log.Warn("object has an unreadable timestamp; using its creation time",
-			"replica", c.String(), "object", attrs.Name, "error", err)
+			"destination", c.String(), "object", attrs.Name, "error", err)
 	}
 	return attrs.Created.UTC()
 }

@@ -61,7 +61,7 @@ func (c *Client) store(ctx context.Context, create bool) (*bucket, error) {
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			obs, err = c.js.ObjectStore(ctx, c.cfg.bucket) // created meanwhile
 		} else if err == nil {
-			c.log.Info("created NATS object store bucket", "replica", c.desc, "bucket", c.cfg.bucket, "storage", "file")
+			c.log.Info("created NATS object store bucket", "destination", c.desc, "bucket", c.cfg.bucket, "storage", "file")
 		}
 	}
 	if err != nil {
@@ -74,7 +74,7 @@ func (c *Client) store(ctx context.Context, create bool) (*bucket, error) {
 	if ttl := stream.CachedInfo().Config.MaxAge; ttl > 0 && !c.warned {
 		c.warned = true
 		c.log.Warn("NATS object store bucket has a TTL: files older than it vanish, which breaks restores; remove the TTL",
-			"replica", c.desc, "bucket", c.cfg.bucket, "ttl", ttl)
+			"destination", c.desc, "bucket", c.cfg.bucket, "ttl", ttl)
 	}
 	c.bucket = &bucket{name: c.cfg.bucket, js: c.js, obs: obs, stream: stream}
 	return c.bucket, nil
@@ -204,14 +204,14 @@ func (c *Client) options() ([]nats.Option, error) {
 		nats.NoCallbacksAfterClientClose(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				c.log.Warn("disconnected from NATS server; reconnecting", "replica", c.desc, "error", err)
+				c.log.Warn("disconnected from NATS server; reconnecting", "destination", c.desc, "error", err)
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
-			c.log.Info("reconnected to NATS server", "replica", c.desc)
+			c.log.Info("reconnected to NATS server", "destination", c.desc)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			c.log.Warn("NATS connection error", "replica", c.desc, "error", err)
+			c.log.Warn("NATS connection error", "destination", c.desc, "error", err)
 		}),
 	}
 	switch {

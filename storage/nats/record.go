@@ -280,7 +280,7 @@ func (c *Client) writeRecord(ctx context.Context, b *bucket, object string, data
 		defer cancel()
 		if err := b.stream.Purge(cctx, jetstream.WithPurgeSubject(b.chunkSubject(cur.info.NUID))); err != nil {
 			c.log.Warn("could not remove the previous version of a record that was replaced; its chunks stay in the bucket, unused",
-				"replica", c.desc, "object", object, "subject", b.chunkSubject(cur.info.NUID), "error", err)
+				"destination", c.desc, "object", object, "subject", b.chunkSubject(cur.info.NUID), "error", err)
 		}
 	}
 	return ack.Sequence, nil

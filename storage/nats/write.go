@@ -142,7 +142,7 @@ func (c *Client) put(ctx context.Context, b *bucket, name string, hdr nats.Heade
 		defer cancel()
 		if err := b.stream.Purge(cctx, jetstream.WithPurgeSubject(b.chunkSubject(prev.NUID))); err != nil {
 			c.log.Warn("could not remove the previous version of a file that was replaced; its chunks stay in the bucket, unused",
-				"replica", c.desc, "object", name, "subject", b.chunkSubject(prev.NUID), "error", err)
+				"destination", c.desc, "object", name, "subject", b.chunkSubject(prev.NUID), "error", err)
 		}
 	}
 	info.ModTime = time.Now().UTC()
@@ -244,7 +244,7 @@ func (c *Client) purgeChunks(b *bucket, subject, name string) {
 	defer cancel()
 	if err := b.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		c.log.Warn("could not remove the chunks of a failed write; they stay in the bucket, unused",
-			"replica", c.desc, "object", name, "subject", subject, "error", err)
+			"destination", c.desc, "object", name, "subject", subject, "error", err)
 	}
 }
 

@@ -178,7 +178,7 @@ func (c *Client) writeRecordUnconditionally(ctx context.Context, api *s3.Client,
 	op := "write record " + name
 	if c.unconditionalWarned.CompareAndSwap(false, true) {
 		c.log.Warn("conditional-writes: false: walship keeps one writer per replica by reading its owner record before writing it, which two walships starting at the same moment can both pass",
-			"replica", c.String())
+			"destination", c.String())
 	}
 	_, cur, err := c.ReadRecord(ctx, name)
 	switch {

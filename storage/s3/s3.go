@@ -238,7 +238,7 @@ func openOptions(ctx context.Context, spec storage.Spec, o *options, h hooks) (*
 	if o.prefix != "" {
 		c.desc += "/" + o.prefix
 	}
-	c.log = spec.Log().With("replica", c.desc)
+	c.log = spec.Log().With("destination", c.desc)
 
 	cfg, err := sdkConfig(ctx, o.skipVerify)
 	if err != nil {

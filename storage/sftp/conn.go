@@ -232,7 +232,7 @@ func (c *Client) drop(cn *conn, reason error) {
 	closed := c.closed
 	c.mu.Unlock()
 	if current && !closed && !cn.down() {
-		c.log.Warn("sftp connection closed; the next operation reconnects", "replica", c.String(), "reason", reason)
+		c.log.Warn("sftp connection closed; the next operation reconnects", "destination", c.String(), "reason", reason)
 	}
 	cn.shutdown()
 }
@@ -275,7 +275,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		c.drop(cn, errors.New("the server closed the connection"))
 	}()
 	go c.keepalive(cn)
-	c.log.Debug("sftp connected", "replica", c.String())
+	c.log.Debug("sftp connected", "destination", c.String())
 	return cn, nil
 }
 

@@ -136,7 +136,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 		cancelGrace:       cancelGrace,
 		dialing:           make(chan struct{}, 1),
 	}
-	c.Records = filerecord.New(cfg.path, recordServer{c}, c.errorf, c.log.With("replica", c.desc))
+	c.Records = filerecord.New(cfg.path, recordServer{c}, c.errorf, c.log.With("destination", c.desc))
 
 	if cfg.hostKey != "" {
 		if c.hostKeys.keys, c.hostKeys.fingerprints, err = parseHostKeys(cfg.hostKey); err != nil {
@@ -230,7 +230,7 @@ func (c *Client) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, erro
 			name := e.Name()
 			if storage.IsTempName(name) && storage.IsStaleTemp(name, time.Now()) {
 				if err := cn.sftp.Remove(path.Join(dir, name)); err == nil {
-					c.log.Info("removed a temp file left by an interrupted upload", "replica", c.desc, "file", path.Join(dir, name))
+					c.log.Info("removed a temp file left by an interrupted upload", "destination", c.desc, "file", path.Join(dir, name))
 				}
 			}
 			if final, ok := asideOf(name); ok && e.Mode().IsRegular() {
@@ -543,7 +543,7 @@ func (c *Client) replace(s *sftp.Client, dir, name, tmp string) error {
 		}
 		if err = s.Rename(tmp, final); err == nil {
 			if rerr := s.Remove(aside); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				c.log.Warn("could not remove the replaced file; the next listing removes it", "replica", c.desc, "file", aside, "error", rerr)
+				c.log.Warn("could not remove the replaced file; the next listing removes it", "destination", c.desc, "file", aside, "error", rerr)
 			}
 			return nil
 		}
@@ -584,15 +584,15 @@ func (c *Client) recoverAside(cn *conn, dir, aside, final string, finalListed bo
 	from, to := path.Join(dir, aside), path.Join(dir, final)
 	if finalListed {
 		if err := cn.sftp.Remove(from); err == nil {
-			c.log.Info("removed a file replaced by an interrupted upload", "replica", c.desc, "file", from)
+			c.log.Info("removed a file replaced by an interrupted upload", "destination", c.desc, "file", from)
 		}
 		return false
 	}
 	if err := cn.sftp.Rename(from, to); err != nil {
-		c.log.Warn("could not rename back a file an interrupted upload had renamed aside", "replica", c.desc, "file", from, "to", to, "error", err)
+		c.log.Warn("could not rename back a file an interrupted upload had renamed aside", "destination", c.desc, "file", from, "to", to, "error", err)
 		return false
 	}
-	c.log.Warn("renamed back a file an interrupted upload had renamed aside", "replica", c.desc, "file", to)
+	c.log.Warn("renamed back a file an interrupted upload had renamed aside", "destination", c.desc, "file", to)
 	return true
 }
 

@@ -121,7 +121,7 @@ func Open(ctx context.Context, spec storage.Spec) (*Client, error) {
 	if cfg.https {
 		c.base.Scheme = "https"
 	}
-	c.Records = filerecord.New(cfg.root, recordFiles{c: c}, c.errorf, c.log.With("replica", c.desc))
+	c.Records = filerecord.New(cfg.root, recordFiles{c: c}, c.errorf, c.log.With("destination", c.desc))
 	if cfg.password != "" {
 		c.secrets = append(c.secrets, cfg.password, url.QueryEscape(cfg.password), url.PathEscape(cfg.password),
 			base64.StdEncoding.EncodeToString([]byte(cfg.user+":"+cfg.password)))

@@ -101,7 +101,7 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 	want := createdAt.Truncate(time.Second).UTC()
 	if !e.mtime.Equal(want) && c.mtimeWarned.CompareAndSwap(false, true) {
 		c.log.Warn("the WebDAV server does not keep the file times walship sets (X-OC-Mtime): point-in-time restores will use upload times; use rclone serve webdav v1.63+, Nextcloud or ownCloud",
-			"replica", c.desc, "file", final, "want", want, "got", e.mtime)
+			"destination", c.desc, "file", final, "want", want, "got", e.mtime)
 	}
 	return &ltx.FileInfo{
 		Level:     level,
@@ -133,10 +133,10 @@ func (c *Client) removeStale(ctx context.Context, p string) {
 	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 	defer cancel()
 	if err := c.deleteOnce(ctx, p); err != nil {
-		c.log.Debug("could not remove a temp file left by an interrupted write", "replica", c.desc, "file", p, "error", err)
+		c.log.Debug("could not remove a temp file left by an interrupted write", "destination", c.desc, "file", p, "error", err)
 		return
 	}
-	c.log.Info("removed a temp file left by an interrupted write", "replica", c.desc, "file", p)
+	c.log.Info("removed a temp file left by an interrupted write", "destination", c.desc, "file", p)
 }
 
 // putTemp uploads a temp file in the collection dir with put, creating
@@ -257,7 +257,7 @@ func (c *Client) removeLeftover(ctx context.Context, p string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := c.delete(ctx, p); err != nil {
-		c.log.Warn("could not remove a file of a failed upload", "replica", c.desc, "file", p, "error", err)
+		c.log.Warn("could not remove a file of a failed upload", "destination", c.desc, "file", p, "error", err)
 	}
 }
 

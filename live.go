@@ -1,0 +1,57 @@
+package walship
+
+// What a supervisor (systemd's watchdog, say) can learn of a running
+// database without the engine knowing who asks: which phase it is in, and
+// whether its monitor loop still goes round.
+
+// Phase is where a database's Run is.
+type Phase int32
+
+const (
+	// PhaseStarting: Run has not begun yet, or is opening the database
+	// (reading the replicas, staging the first state).
+	PhaseStarting Phase = iota
+	// PhaseWaiting: the database file does not exist yet, or opening it
+	// failed for a reason that can pass and is retried.
+	PhaseWaiting
+	// PhaseReplicating: open, its changes captured and shipped.
+	PhaseReplicating
+	// PhaseStopped: Run returned.
+	PhaseStopped
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseStarting:
+		return "starting"
+	case PhaseWaiting:
+		return "waiting"
+	case PhaseReplicating:
+		return "replicating"
+	case PhaseStopped:
+		return "stopped"
+	}
+	return "unknown"
+}
+
+// Phase returns where the database's Run is.
+func (db *DB) Phase() Phase { return Phase(db.phase.Load()) }
+
+func (db *DB) setPhase(p Phase) { db.phase.Store(int32(p)) }
+
+// Beats counts the rounds of the database's monitor loop, the loop that
+// captures its changes, and the steps of a whole copy of the database it
+// makes. A count that stops rising while the phase is
+// PhaseReplicating means the loop is stuck (in a sync that does not return,
+// say). An idle loop waits for the WAL to change: Probe makes it go round
+// once, so that a supervisor can tell idle from stuck.
+func (db *DB) Beats() uint64 { return db.beats.Load() }
+
+// Probe asks the monitor loop to go round once, which Beats counts. It
+// never blocks, and costs one wake-up of the loop.
+func (db *DB) Probe() {
+	select {
+	case db.probeC <- struct{}{}:
+	default: // a probe is pending already
+	}
+}
