@@ -79,6 +79,10 @@ type Options struct {
 	// apart from the old one, at the next multiple of 2^32 TXIDs, with a
 	// snapshot; the old history stays restorable.
 	Takeover bool
+	// Events receives what the engine does (syncs, checkpoints, uploads
+	// and their durations, failed uploads, retention, verifications), for
+	// metrics. It is called inline and must not block; nil is none.
+	Events func(Event)
 }
 
 func (o *Options) setDefaults(dbPath string) {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/levels"
 	"github.com/walship/walship/storage"
 )
@@ -258,6 +259,9 @@ func (db *DB) monitor(ctx context.Context) {
 			armed, dirty = false, false
 			lastSync = time.Now()
 			staged, err := db.cap.Step(ctx)
+			if err == nil {
+				db.timed(event.Sync, lastSync)
+			}
 			db.afterStaging(ctx, staged)
 			if err != nil {
 				if ctx.Err() != nil {

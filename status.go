@@ -1,0 +1,137 @@
+package walship
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/event"
+	"github.com/walship/walship/storage"
+)
+
+// Event is one thing the engine did (a sync, an upload, a failed upload,
+// ...), for a monitor: Options.Events receives them. See package
+// internal/event for the kinds.
+type Event = event.Event
+
+// DBStatus is a database's replication state at one moment, as a value: what
+// a monitor (metrics, /healthz, walship status) reads.
+type DBStatus struct {
+	Path string `json:"db"`
+	// TXID is the newest TXID captured (staged).
+	TXID ltx.TXID `json:"txid"`
+	// WALBytes is the WAL file's size; StagingBytes what the staging
+	// directory's LTX files hold.
+	WALBytes     int64           `json:"wal_bytes"`
+	StagingBytes int64           `json:"staging_bytes"`
+	Replicas     []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica's replication state at one moment.
+type ReplicaStatus struct {
+	Name string `json:"name"`
+	// TXID is the newest TXID the replica holds; Known is false while
+	// its position could not be read (the replica is unreachable since
+	// start-up).
+	TXID  ltx.TXID `json:"txid"`
+	Known bool     `json:"known"`
+	// Lag is the age of the oldest TXID captured that the replica does
+	// not hold yet; zero when it holds every one.
+	Lag time.Duration `json:"lag_ns"`
+	// LastSnapshot is when the replica's newest snapshot was taken; zero
+	// when it holds none.
+	LastSnapshot time.Time `json:"last_snapshot,omitzero"`
+	// Error is the last upload's error, empty once the replica recovers;
+	// Stopped says why the replica is written no more, if it is not.
+	// Neither holds a credential: errors name replicas by their redacted
+	// URL.
+	Error   string `json:"error,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
+	// Failures counts the upload passes that failed since the process
+	// started.
+	Failures uint64 `json:"failures"`
+}
+
+// Status returns the database's replication state as of now. It reads the
+// WAL's size and lists the staging directory; it takes no lock the engine
+// holds while it works.
+func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
+	st := DBStatus{Path: db.path, TXID: db.cap.Pos().TXID}
+	if fi, err := os.Stat(db.path + "-wal"); err == nil {
+		st.WALBytes = fi.Size()
+	}
+	st.StagingBytes, _ = db.staging.Bytes(ctx) // a directory being created reads as empty
+	for _, r := range db.replicas {
+		rs := ReplicaStatus{Name: r.Name}
+		if r.up != nil {
+			pos := r.up.Pos()
+			rs.TXID, rs.Known, rs.Failures = pos.TXID, r.up.Known(), r.up.Failures()
+			rs.Lag = db.commits.lag(pos.TXID, now)
+			if at, ok := r.up.Newest(storage.SnapshotLevel); ok {
+				rs.LastSnapshot = at
+			}
+			if err := r.up.Err(); err != nil {
+				rs.Error = err.Error()
+			}
+			if err := r.up.Stopped(); err != nil {
+				rs.Stopped = err.Error()
+			}
+		}
+		st.Replicas = append(st.Replicas, rs)
+	}
+	db.commits.forget(db.heldByAll())
+	return st
+}
+
+// Status returns the state of every database of the store.
+func (s *Store) Status(ctx context.Context, now time.Time) []DBStatus {
+	out := make([]DBStatus, 0, len(s.DBs))
+	for _, db := range s.DBs {
+		out = append(out, db.Status(ctx, now))
+	}
+	return out
+}
+
+// emit sends e, from this database, to Options.Events.
+func (db *DB) emit(e event.Event) {
+	if db.opts.Events != nil {
+		e.DB = db.path
+		db.opts.Events(e)
+	}
+}
+
+// timed emits an event of kind k that took the time since begun.
+func (db *DB) timed(k event.Kind, begun time.Time) {
+	db.emit(event.Since(k, begun))
+}
+
+// captured records, after a file was staged, when the TXIDs up to the
+// newest were captured: the replicas' lag is measured from it.
+func (db *DB) captured(at time.Time) {
+	db.commits.add(db.cap.Pos().TXID, at)
+	db.commits.forget(db.heldByAll())
+}
+
+// heldByAll returns the newest TXID every replica holds.
+func (db *DB) heldByAll() ltx.TXID {
+	held := db.cap.Pos().TXID
+	for _, r := range db.replicas {
+		held = min(held, r.Pos().TXID)
+	}
+	return held
+}
+
+// recordStaged fills the commit log, when the database opens, from the
+// staged files no replica may hold yet (their times are their headers').
+func (db *DB) recordStaged(ctx context.Context) {
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return // the lag then counts from the next capture
+	}
+	for _, f := range files {
+		db.commits.add(f.MaxTXID, f.CreatedAt)
+	}
+	db.captured(time.Now())
+}
