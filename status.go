@@ -94,6 +94,10 @@ func (s *Store) Status(ctx context.Context, now time.Time) []DBStatus {
 	return out
 }
 
+// SetEvents sets Options.Events, before Run: the function that receives
+// what the engine does (a monitor's).
+func (db *DB) SetEvents(f func(Event)) { db.opts.Events = f }
+
 // emit sends e, from this database, to Options.Events.
 func (db *DB) emit(e event.Event) {
 	if db.opts.Events != nil {

@@ -358,6 +358,7 @@ mcp-addr: ":3001"
 		t.Fatal(err)
 	}
 	want := &Config{
+		Addr:    ":9090",
 		Logging: Logging{Level: "debug", Type: "json", Stderr: boolp(true)},
 		Levels: []Level{
 			{Interval: 30 * time.Second, Line: 45},
@@ -408,7 +409,7 @@ mcp-addr: ":3001"
 	for _, w := range cfg.Warnings {
 		warned = append(warned, fmt.Sprintf("%d %s", w.Line, w.Key))
 	}
-	if want := []string{"2 addr", "20 dbs[0].monitor-interval", "39 dbs[1].replicas[1].sync-interval", "53 mcp-addr"}; !reflect.DeepEqual(warned, want) {
+	if want := []string{"20 dbs[0].monitor-interval", "39 dbs[1].replicas[1].sync-interval", "53 mcp-addr"}; !reflect.DeepEqual(warned, want) {
 		t.Errorf("warnings %q, want %q", warned, want)
 	}
 	gotTop, wantTop := *cfg, *want
@@ -736,7 +737,7 @@ l0-retention: 1m
 		got = append(got, fmt.Sprintf("%s:%d %s", w.File, w.Line, w.Key))
 	}
 	// The credentials are a default for S3 replicas, and there is none.
-	want := []string{cfg.Warnings[0].File + ":1 addr", cfg.Warnings[0].File + ":4 mcp-addr",
+	want := []string{cfg.Warnings[0].File + ":4 mcp-addr",
 		cfg.Warnings[0].File + ":7 access-key-id", cfg.Warnings[0].File + ":8 secret-access-key"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("warnings %q, want %q", got, want)
