@@ -139,3 +139,31 @@ func (db *DB) recordStaged(ctx context.Context) {
 	}
 	db.captured(time.Now())
 }
+
+// StatusFromReplicas is Status for a database that no replicator in this
+// process runs (walship status when no process answers): each replica's
+// newest TXID and newest snapshot are read from its listing, a replica
+// that does not answer has the error. The captured TXID and the lag are
+// not known, and are zero.
+func (db *DB) StatusFromReplicas(ctx context.Context) DBStatus {
+	st := db.Status(ctx, time.Now())
+	for i, r := range db.replicas {
+		rs := ReplicaStatus{Name: r.Name}
+		for level := 0; level <= storage.MaxLevel; level++ {
+			files, err := r.Client.LTXFiles(ctx, level)
+			if err != nil {
+				rs.Error = err.Error() // it names the replica by its redacted URL
+				break
+			}
+			if n := len(files); n > 0 {
+				rs.TXID = max(rs.TXID, files[n-1].MaxTXID)
+				if level == storage.SnapshotLevel {
+					rs.LastSnapshot = files[n-1].CreatedAt
+				}
+			}
+		}
+		rs.Known = rs.Error == ""
+		st.Replicas[i] = rs
+	}
+	return st
+}
