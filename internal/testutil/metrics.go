@@ -32,28 +32,46 @@ func ParseMetrics(r io.Reader) (Metrics, error) {
 	return p.TextToMetricFamilies(r)
 }
 
-// Value returns the value of the gauge, counter or histogram's count
+// Value returns the value of the first gauge, counter or histogram's count
 // named name whose labels include labels (name, value pairs), and whether
 // there is one.
 func (m Metrics) Value(name string, labels ...string) (float64, bool) {
-	fam, ok := m[name]
-	if !ok {
+	values := m.values(name, labels)
+	if len(values) == 0 {
 		return 0, false
 	}
+	return values[0], true
+}
+
+// Sum returns the sum of the values Value would choose from.
+func (m Metrics) Sum(name string, labels ...string) float64 {
+	var sum float64
+	for _, v := range m.values(name, labels) {
+		sum += v
+	}
+	return sum
+}
+
+func (m Metrics) values(name string, labels []string) []float64 {
+	fam, ok := m[name]
+	if !ok {
+		return nil
+	}
+	var out []float64
 	for _, metric := range fam.Metric {
 		if !hasLabels(metric, labels) {
 			continue
 		}
 		switch {
 		case metric.Gauge != nil:
-			return metric.Gauge.GetValue(), true
+			out = append(out, metric.Gauge.GetValue())
 		case metric.Counter != nil:
-			return metric.Counter.GetValue(), true
+			out = append(out, metric.Counter.GetValue())
 		case metric.Histogram != nil:
-			return float64(metric.Histogram.GetSampleCount()), true
+			out = append(out, float64(metric.Histogram.GetSampleCount()))
 		}
 	}
-	return 0, false
+	return out
 }
 
 func hasLabels(m *dto.Metric, labels []string) bool {
