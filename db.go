@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -40,6 +41,9 @@ type DB struct {
 	// commits says when each TXID no replica holds yet was captured:
 	// the replicas' lag.
 	commits commitLog
+	// capturedTXID is the newest TXID staged, for Status: read without
+	// the capture lock, which a snapshot holds for as long as it takes.
+	capturedTXID atomic.Uint64
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does

@@ -58,7 +58,9 @@ type ReplicaStatus struct {
 // WAL's size and lists the staging directory; it takes no lock the engine
 // holds while it works.
 func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
-	st := DBStatus{Path: db.path, TXID: db.cap.Pos().TXID}
+	// Not db.cap.Pos(): the capture lock is held through a whole
+	// snapshot, and a health probe must not wait for one.
+	st := DBStatus{Path: db.path, TXID: ltx.TXID(db.capturedTXID.Load())}
 	if fi, err := os.Stat(db.path + "-wal"); err == nil {
 		st.WALBytes = fi.Size()
 	}
@@ -81,7 +83,7 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 		}
 		st.Replicas = append(st.Replicas, rs)
 	}
-	db.commits.forget(db.heldByAll())
+	db.commits.forget(db.heldByAll(st.TXID))
 	return st
 }
 
@@ -114,13 +116,16 @@ func (db *DB) timed(k event.Kind, begun time.Time) {
 // captured records, after a file was staged, when the TXIDs up to the
 // newest were captured: the replicas' lag is measured from it.
 func (db *DB) captured(at time.Time) {
-	db.commits.add(db.cap.Pos().TXID, at)
-	db.commits.forget(db.heldByAll())
+	txid := db.cap.Pos().TXID
+	db.capturedTXID.Store(uint64(txid))
+	db.commits.add(txid, at)
+	db.commits.forget(db.heldByAll(txid))
 }
 
-// heldByAll returns the newest TXID every replica holds.
-func (db *DB) heldByAll() ltx.TXID {
-	held := db.cap.Pos().TXID
+// heldByAll returns the newest TXID every replica holds, at most
+// captured.
+func (db *DB) heldByAll(captured ltx.TXID) ltx.TXID {
+	held := captured
 	for _, r := range db.replicas {
 		held = min(held, r.Pos().TXID)
 	}

@@ -901,3 +901,22 @@ func TestLitestreamCompatible(t *testing.T) {
 		}
 	}
 }
+
+// The monitoring keys: addr and the heartbeat's (Litestream's), and
+// health-max-lag (walship's), which must be positive.
+func TestMonitoringKeys(t *testing.T) {
+	cfg, err := Parse("t.yml", []byte("addr: 127.0.0.1:9090\nhealth-max-lag: 30s\nheartbeat-url: https://hc-ping.com/SECRET\nheartbeat-interval: 1m\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9090" || cfg.HealthMaxLag == nil || *cfg.HealthMaxLag != 30*time.Second ||
+		cfg.HeartbeatURL != "https://hc-ping.com/SECRET" || cfg.HeartbeatInterval == nil || *cfg.HeartbeatInterval != time.Minute || len(cfg.Warnings) != 0 {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for _, bad := range []string{"health-max-lag: 0\n", "heartbeat-interval: 0s\n", "heartbeat-url: [https://hc-ping.com/SECRET]\n"} {
+		_, err := Parse("t.yml", []byte(bad), false)
+		if err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
