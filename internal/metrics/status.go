@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dbTXID, float64(db.TXID), db.Path)
 		gauge(walBytes, float64(db.WALBytes), db.Path)
 		gauge(stagingBytes, float64(db.StagingBytes), db.Path)
+		seen := map[string]int{}
 		for _, r := range db.Replicas {
+			// Two replicas without a name: of one type are both named
+			// by it; a scrape with one series twice would fail whole.
+			if seen[r.Name]++; seen[r.Name] > 1 {
+				r.Name = fmt.Sprintf("%s#%d", r.Name, seen[r.Name])
+			}
 			gauge(replicaTXID, float64(r.TXID), db.Path, r.Name)
 			gauge(replicaLag, r.Lag.Seconds(), db.Path, r.Name)
 			if !r.LastSnapshot.IsZero() {
