@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/walship/walship/internal/monitor"
 	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/internal/testutil"
 )
 
 // TestStatus: status asks the running replicate at the config's addr:,
@@ -61,5 +63,41 @@ func TestStatus(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "status", "-addr", addr); code == 0 || !strings.Contains(stderr, "no walship answered") {
 		t.Fatalf("status -addr without a process: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestReplicateAddr: replicate DB_PATH REPLICA_URL -addr serves the
+// metrics, which Prometheus's parser reads, and /healthz.
+func TestReplicateAddr(t *testing.T) {
+	noConfig(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	app := newAppDB(t, dbPath, 5)
+	addr := testserver.Addr(testserver.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		runCLICtx(ctx, "replicate", "-addr", addr, "-sync-interval", "20ms", dbPath, "file://"+filepath.Join(dir, "replica"))
+	})
+	defer func() { cancel(); wg.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		app.insert(1)
+		m, err := testutil.Scrape("http://" + addr + "/metrics")
+		if v, ok := m.Value("walship_replica_txid", "db", dbPath, "replica", "file"); err == nil && ok && v > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics never showed the replica receiving changes: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %s", resp.Status)
 	}
 }
