@@ -44,6 +44,8 @@ type DB struct {
 	// capturedTXID is the newest TXID staged, for Status: read without
 	// the capture lock, which a snapshot holds for as long as it takes.
 	capturedTXID atomic.Uint64
+	// failing is why opening or syncing the database fails, for Status.
+	failing failure
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does

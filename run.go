@@ -72,6 +72,9 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 func (db *DB) openRetrying(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := db.openLimited(ctx)
+		if ctx.Err() == nil {
+			db.failing.set(err) // a failure that is not transient stays: replication stopped
+		}
 		if err == nil {
 			if attempt > 0 {
 				db.log.Info("started replicating after the problem cleared", "attempts", attempt+1)
@@ -267,6 +270,7 @@ func (db *DB) monitor(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
+				db.failing.set(err)
 				d := storage.LoopRetry.Delay(attempt)
 				attempt++
 				db.log.Error("sync failed; retrying", "error", err, "retry_in", d.String())
@@ -275,6 +279,7 @@ func (db *DB) monitor(ctx context.Context) {
 				continue
 			}
 			if attempt > 0 {
+				db.failing.set(nil)
 				db.log.Info("sync recovered", "failed_attempts", attempt, "txid", db.cap.Pos().TXID.String())
 			}
 			attempt = 0

@@ -3,6 +3,7 @@ package walship
 import (
 	"context"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -24,8 +25,14 @@ type DBStatus struct {
 	TXID ltx.TXID `json:"txid"`
 	// WALBytes is the WAL file's size; StagingBytes what the staging
 	// directory's LTX files hold.
-	WALBytes     int64           `json:"wal_bytes"`
-	StagingBytes int64           `json:"staging_bytes"`
+	WALBytes     int64 `json:"wal_bytes"`
+	StagingBytes int64 `json:"staging_bytes"`
+	// Error is why the database cannot be opened or synced, empty while
+	// it can; FailingSince is when that began. Nothing is captured
+	// meanwhile, so no replica lags behind captured TXIDs: this is what
+	// says that replication stopped.
+	Error        string          `json:"error,omitempty"`
+	FailingSince time.Time       `json:"failing_since,omitzero"`
 	Replicas     []ReplicaStatus `json:"replicas"`
 }
 
@@ -65,6 +72,7 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 		st.WALBytes = fi.Size()
 	}
 	st.StagingBytes, _ = db.staging.Bytes(ctx) // a directory being created reads as empty
+	st.Error, st.FailingSince = db.failing.get()
 	for _, r := range db.replicas {
 		rs := ReplicaStatus{Name: r.Name}
 		if r.up != nil {
@@ -171,4 +179,32 @@ func (db *DB) StatusFromReplicas(ctx context.Context) DBStatus {
 		st.Replicas[i] = rs
 	}
 	return st
+}
+
+// failure is why the database's own work (opening it, syncing) fails, and
+// since when; the zero value is none.
+type failure struct {
+	mu    sync.Mutex
+	err   string
+	since time.Time
+}
+
+// set records the outcome of an attempt: nil clears the failure.
+func (f *failure) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		f.err, f.since = "", time.Time{}
+		return
+	}
+	if f.since.IsZero() {
+		f.since = time.Now()
+	}
+	f.err = err.Error()
+}
+
+func (f *failure) get() (string, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err, f.since
 }

@@ -1,7 +1,10 @@
 package walship_test
 
 import (
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +92,26 @@ func TestStatusLag(t *testing.T) {
 	}
 	if count[event.Upload] == 0 || count[event.UploadError] == 0 || count[event.Sync] == 0 {
 		t.Errorf("events by kind: %v", count)
+	}
+}
+
+// A database replication cannot start on says so in its status: nothing
+// of it is captured, so no replica's lag would show it.
+func TestStatusDatabaseFailing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("a", file.New(filepath.Join(t.TempDir(), "a"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.Run(ctx, time.Second); err == nil {
+		t.Fatal("replicating a file that is not a database did not fail")
+	}
+	if st := db.Status(ctx, time.Now()); st.Error == "" || st.FailingSince.IsZero() {
+		t.Fatalf("status of a database that cannot be opened: %+v", st)
 	}
 }

@@ -120,6 +120,9 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 		} else {
 			fmt.Fprintf(e.stdout, "  WAL %s, staging %s\n", formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
 		}
+		if db.Error != "" {
+			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
+		}
 		for _, r := range db.Replicas {
 			fmt.Fprintf(e.stdout, "  replica %s: TXID %s", r.Name, r.TXID)
 			if live {

@@ -83,6 +83,9 @@ func InSync(before, after []walship.DBStatus) string {
 		}
 	}
 	for _, db := range after {
+		if db.Error != "" {
+			return fmt.Sprintf("database %s cannot be synced", db.Path)
+		}
 		for _, r := range db.Replicas {
 			switch {
 			case r.Lag > 0 || r.TXID < db.TXID:

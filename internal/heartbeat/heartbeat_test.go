@@ -34,6 +34,11 @@ func TestInSync(t *testing.T) {
 	if why := InSync(status(0, 1), status(0, 2)); !strings.Contains(why, "failed") {
 		t.Errorf("an upload failed in between: %q", why)
 	}
+	failing := status(0, 1)
+	failing[0].Error = "disk I/O error"
+	if why := InSync(status(0, 1), failing); !strings.Contains(why, "cannot be synced") {
+		t.Errorf("the database cannot be synced: %q", why)
+	}
 }
 
 // waitFor polls cond until it holds or a generous deadline passes.

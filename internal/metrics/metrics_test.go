@@ -49,6 +49,7 @@ func TestScrape(t *testing.T) {
 		want   float64
 	}{
 		{"walship_db_txid", db, 12},
+		{"walship_db_failing", db, 0},
 		{"walship_db_wal_bytes", db, 4096},
 		{"walship_db_staging_bytes", db, 300},
 		{"walship_replica_txid", []string{"replica", "backup"}, 9},

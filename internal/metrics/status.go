@@ -17,6 +17,7 @@ type statusCollector struct {
 var (
 	dbTXID       = prometheus.NewDesc("walship_db_txid", "Newest TXID captured (staged) from the database.", dbLabels, nil)
 	walBytes     = prometheus.NewDesc("walship_db_wal_bytes", "Size of the database's WAL file.", dbLabels, nil)
+	dbFailing    = prometheus.NewDesc("walship_db_failing", "1 while the database cannot be opened or synced (nothing of it is captured), else 0.", dbLabels, nil)
 	stagingBytes = prometheus.NewDesc("walship_db_staging_bytes", "Bytes of LTX files in the database's staging directory, waiting for a replica or a compaction.", dbLabels, nil)
 	replicaTXID  = prometheus.NewDesc("walship_replica_txid", "Newest TXID the replica holds.", replicaLabels, nil)
 	replicaLag   = prometheus.NewDesc("walship_replica_lag_seconds", "Age of the oldest captured transaction the replica does not hold yet; 0 when it holds every one.", replicaLabels, nil)
@@ -29,7 +30,7 @@ var (
 const scrapeTimeout = 10 * time.Second
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dbTXID, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
+	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
 		ch <- d
 	}
 }
@@ -44,6 +45,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dbTXID, float64(db.TXID), db.Path)
 		gauge(walBytes, float64(db.WALBytes), db.Path)
 		gauge(stagingBytes, float64(db.StagingBytes), db.Path)
+		gauge(dbFailing, flag(db.Error != ""), db.Path)
 		seen := map[string]int{}
 		for _, r := range db.Replicas {
 			// Two replicas without a name: of one type are both named
@@ -56,11 +58,15 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			if !r.LastSnapshot.IsZero() {
 				gauge(lastSnapshot, float64(r.LastSnapshot.UnixMilli())/1000, db.Path, r.Name)
 			}
-			down := 0.0
-			if r.Error != "" || r.Stopped != "" {
-				down = 1
-			}
-			gauge(failing, down, db.Path, r.Name)
+			gauge(failing, flag(r.Error != "" || r.Stopped != ""), db.Path, r.Name)
 		}
 	}
+}
+
+// flag is a boolean as a gauge's value.
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

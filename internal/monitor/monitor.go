@@ -61,20 +61,27 @@ func Handler(m *metrics.Metrics, status metrics.StatusFunc, maxLag time.Duration
 
 // Unhealthy is /healthz's body when a replica lags.
 type Unhealthy struct {
-	Status     string  `json:"status"` // "lagging"
+	Status     string  `json:"status"` // "lagging", or "failing" for a database that cannot be synced
 	DB         string  `json:"db"`
-	Replica    string  `json:"replica"`
+	Replica    string  `json:"replica,omitempty"`
 	LagSeconds float64 `json:"lag_seconds"`
 	MaxLag     string  `json:"max_lag"`
 	Error      string  `json:"error,omitempty"` // the replica's last upload error
 }
 
 // Lagging returns the replica that lags the most, if one lags by maxLag or
-// more.
+// more. A database that has failed to open or sync for maxLag or more
+// lags as much, with no replica named: nothing of it is captured.
 func Lagging(dbs []walship.DBStatus, maxLag time.Duration) (Unhealthy, bool) {
 	var worst Unhealthy
 	found := false
 	for _, db := range dbs {
+		if db.Error != "" {
+			if d := time.Since(db.FailingSince); d >= maxLag && (!found || d.Seconds() > worst.LagSeconds) {
+				worst = Unhealthy{Status: "failing", DB: db.Path, LagSeconds: d.Seconds(), MaxLag: maxLag.String(), Error: db.Error}
+				found = true
+			}
+		}
 		for _, r := range db.Replicas {
 			if r.Lag >= maxLag && (!found || r.Lag.Seconds() > worst.LagSeconds) {
 				worst = Unhealthy{Status: "lagging", DB: db.Path, Replica: r.Name, LagSeconds: r.Lag.Seconds(), MaxLag: maxLag.String(), Error: r.Error}

@@ -68,3 +68,18 @@ func TestAddress(t *testing.T) {
 		t.Error("a port without a colon is accepted")
 	}
 }
+
+// A database that cannot be synced captures nothing, so no replica lags:
+// once it has failed for health-max-lag, it is what /healthz names.
+func TestLaggingDatabaseFailing(t *testing.T) {
+	dbs := []walship.DBStatus{{Path: "/a.db", Error: "disk I/O error", FailingSince: time.Now().Add(-2 * time.Minute),
+		Replicas: []walship.ReplicaStatus{{Name: "s3"}}}}
+	got, ok := monitor.Lagging(dbs, time.Minute)
+	if !ok || got.Status != "failing" || got.DB != "/a.db" || got.Replica != "" || got.Error != "disk I/O error" {
+		t.Fatalf("Lagging = %+v, %v", got, ok)
+	}
+	dbs[0].FailingSince = time.Now()
+	if got, ok := monitor.Lagging(dbs, time.Minute); ok {
+		t.Fatalf("a failure younger than health-max-lag: %+v", got)
+	}
+}
