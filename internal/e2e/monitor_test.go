@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/walship/walship/internal/monitor"
 	"github.com/walship/walship/internal/testserver"
@@ -100,10 +101,16 @@ dbs:
 		return code == http.StatusServiceUnavailable && body.Replica == "offsite" && body.DB == dbPath
 	})
 	silent := pings.Load()
+	var rep monitor.Report
+	if err := json.Unmarshal([]byte(run(t, bin, env, "status", "-json", "-config", cfgPath)), &rep); err != nil || rep.Source != "process" ||
+		len(rep.DBs) != 1 || rep.DBs[0].Replicas[0].Name != "offsite" || rep.DBs[0].Replicas[0].Lag < 2*time.Second {
+		t.Fatalf("status -json does not show the down replica lagging: %v %+v", err, rep)
+	}
 	// The first failed upload pass ends once the S3 client's own retries
-	// give up: the replica's error shows from then on.
+	// give up (ten attempts, at most 20s apart): the replica's error shows
+	// from then on.
 	var status string
-	waitFor(t, "status to show the down replica's error", func() bool {
+	waitForUpTo(t, 5*time.Minute, "status to show the down replica's error", func() bool {
 		status = run(t, bin, env, "status", "-config", cfgPath)
 		return strings.Contains(status, "last error:")
 	})
