@@ -14,6 +14,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/capture"
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/levels"
 	"github.com/walship/walship/internal/ship"
 	"github.com/walship/walship/internal/staging"
@@ -41,6 +42,14 @@ type DB struct {
 	phase  atomic.Int32
 	beats  atomic.Uint64
 	probeC chan struct{}
+	// commits says when each TXID no replica holds yet was captured:
+	// the replicas' lag.
+	commits commitLog
+	// capturedTXID is the newest TXID staged, for Status: read without
+	// the capture lock, which a snapshot holds for as long as it takes.
+	capturedTXID atomic.Uint64
+	// failing is why opening or syncing the database fails, for Status.
+	failing failure
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -68,6 +77,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		MaxCheckpointPageN: opts.MaxCheckpointPageN,
 		TruncatePageN:      opts.TruncatePageN,
 		Logger:             log,
+		Events:             db.emit,
 	}, db.staging)
 	// A long copy is progress of the monitor loop too (live.go): a
 	// supervisor must not take it for a stall.
@@ -83,6 +93,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		Pos:             db.cap.Pos,
 		RequestSnapshot: db.requestSnapshot,
 		Uploaded:        db.prune,
+		Events:          db.emit,
 	}
 	for _, r := range replicas {
 		r.up = ship.New(r.Name, r.Client, src, log.With("replica", r.Name))
@@ -197,6 +208,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 			r.up.CheckRestorable()
 		}
 	}
+	db.recordStaged(ctx)
 	return nil
 }
 
@@ -209,7 +221,11 @@ func (db *DB) Close(ctx context.Context) error {
 // LTX file and returns the new position. When nothing was committed it writes
 // nothing.
 func (db *DB) Sync(ctx context.Context) (ltx.Pos, error) {
+	begun := time.Now()
 	staged, err := db.cap.Sync(ctx)
+	if err == nil {
+		db.timed(event.Sync, begun)
+	}
 	db.afterStaging(ctx, staged)
 	return db.cap.Pos(), err
 }
@@ -230,8 +246,10 @@ func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
 // the break, and the engine takes a snapshot after it, from which the
 // replicas restore again.
 func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
+	begun := time.Now()
 	info, err := db.levels.Compact(ctx, level, db.cap.Pos().TXID)
 	if info != nil {
+		db.timed(event.Compaction, begun)
 		db.wakeReplicas()
 	}
 	var broken *levels.BreakError
@@ -248,7 +266,11 @@ func (db *DB) Compact(ctx context.Context, level int) (*ltx.FileInfo, error) {
 // SnapshotIfChanged stages a snapshot if anything was committed since the
 // last one.
 func (db *DB) SnapshotIfChanged(ctx context.Context) error {
+	begun := time.Now()
 	staged, err := db.cap.SnapshotIfChanged(ctx)
+	if staged && err == nil {
+		db.timed(event.Snapshot, begun)
+	}
 	db.afterStaging(ctx, staged)
 	return err
 }
@@ -272,6 +294,7 @@ func (db *DB) afterStaging(ctx context.Context, staged bool) {
 	if !staged {
 		return
 	}
+	db.captured(time.Now())
 	db.wakeReplicas()
 	if err := db.trimStaging(ctx); err != nil {
 		db.log.Warn("cannot check the staging directory's size", "error", err)

@@ -85,6 +85,11 @@ type Options struct {
 	// It is called while the database's capture lock is held, so it must
 	// return quickly and not call the DB.
 	Progress func(done, total int64)
+
+	// Events receives what the engine does (syncs, checkpoints, uploads
+	// and their durations, failed uploads, retention, verifications), for
+	// metrics. It is called inline and must not block; nil is none.
+	Events func(Event)
 }
 
 func (o *Options) setDefaults(dbPath string) {

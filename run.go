@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/levels"
 	"github.com/walship/walship/storage"
 )
@@ -74,6 +75,9 @@ func (db *DB) openRetrying(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		db.setPhase(PhaseStarting)
 		err := db.openLimited(ctx)
+		if ctx.Err() == nil {
+			db.failing.set(err) // a failure that is not transient stays: replication stopped
+		}
 		if err == nil {
 			if attempt > 0 {
 				db.log.Info("started replicating after the problem cleared", "attempts", attempt+1)
@@ -264,11 +268,15 @@ func (db *DB) monitor(ctx context.Context) {
 			armed, dirty = false, false
 			lastSync = time.Now()
 			staged, err := db.cap.Step(ctx)
+			if err == nil {
+				db.timed(event.Sync, lastSync)
+			}
 			db.afterStaging(ctx, staged)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				db.failing.set(err)
 				d := storage.LoopRetry.Delay(attempt)
 				attempt++
 				db.log.Error("sync failed; retrying", "error", err, "retry_in", d.String())
@@ -277,6 +285,7 @@ func (db *DB) monitor(ctx context.Context) {
 				continue
 			}
 			if attempt > 0 {
+				db.failing.set(nil)
 				db.log.Info("sync recovered", "failed_attempts", attempt, "txid", db.cap.Pos().TXID.String())
 			}
 			attempt = 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/verify"
 )
 
@@ -16,6 +17,14 @@ func (db *DB) Validate(ctx context.Context, r *Replica) (*verify.Report, error) 
 	db.retention.Lock()
 	defer db.retention.Unlock()
 	rep, err := verify.Replica(ctx, r.Client, verify.Options{})
+	result := event.VerifyFailed
+	switch {
+	case err == nil && rep.Whole():
+		result = event.VerifyWhole
+	case err == nil:
+		result = event.VerifyDamaged
+	}
+	db.emit(event.Event{Kind: event.Verify, Replica: r.Name, Result: result})
 	if err != nil {
 		return nil, fmt.Errorf("verify replica %s: %w", r.Name, err)
 	}

@@ -166,6 +166,22 @@ type Config struct {
 	// without waiting (what is not uploaded ships at the next start).
 	ShutdownSyncTimeout *time.Duration `yaml:"shutdown-sync-timeout"`
 
+	// Addr is "addr", HOST:PORT where `walship replicate` serves
+	// Prometheus metrics, /healthz and /status; empty when unset (nothing
+	// listens). Without a host (":9090") it listens on loopback only.
+	Addr string `yaml:"addr"`
+	// HealthMaxLag is "health-max-lag" (a walship key): the replica lag
+	// at and past which /healthz answers 503; nil when unset (caller's
+	// default: 1m), else greater than 0.
+	HealthMaxLag *time.Duration `yaml:"health-max-lag"`
+	// HeartbeatURL is "heartbeat-url": a URL that receives a GET after
+	// each heartbeat-interval in which every replica stayed in sync; empty
+	// when unset. It may hold a secret: it is never echoed.
+	HeartbeatURL string `yaml:"heartbeat-url"`
+	// HeartbeatInterval is "heartbeat-interval"; nil when unset (caller's
+	// default: 5m, Litestream's), else greater than 0.
+	HeartbeatInterval *time.Duration `yaml:"heartbeat-interval"`
+
 	// AccessKeyID and SecretAccessKey are "access-key-id" and
 	// "secret-access-key": S3 credentials for every replica that does not
 	// set its own. Like every replica setting written at the top level,

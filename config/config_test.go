@@ -358,6 +358,7 @@ mcp-addr: ":3001"
 		t.Fatal(err)
 	}
 	want := &Config{
+		Addr:    ":9090",
 		Logging: Logging{Level: "debug", Type: "json", Stderr: boolp(true)},
 		Levels: []Level{
 			{Interval: 30 * time.Second, Line: 45},
@@ -408,7 +409,7 @@ mcp-addr: ":3001"
 	for _, w := range cfg.Warnings {
 		warned = append(warned, fmt.Sprintf("%d %s", w.Line, w.Key))
 	}
-	if want := []string{"2 addr", "20 dbs[0].monitor-interval", "39 dbs[1].replicas[1].sync-interval", "53 mcp-addr"}; !reflect.DeepEqual(warned, want) {
+	if want := []string{"20 dbs[0].monitor-interval", "39 dbs[1].replicas[1].sync-interval", "53 mcp-addr"}; !reflect.DeepEqual(warned, want) {
 		t.Errorf("warnings %q, want %q", warned, want)
 	}
 	gotTop, wantTop := *cfg, *want
@@ -736,7 +737,7 @@ l0-retention: 1m
 		got = append(got, fmt.Sprintf("%s:%d %s", w.File, w.Line, w.Key))
 	}
 	// The credentials are a default for S3 replicas, and there is none.
-	want := []string{cfg.Warnings[0].File + ":1 addr", cfg.Warnings[0].File + ":4 mcp-addr",
+	want := []string{cfg.Warnings[0].File + ":4 mcp-addr",
 		cfg.Warnings[0].File + ":7 access-key-id", cfg.Warnings[0].File + ":8 secret-access-key"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("warnings %q, want %q", got, want)
@@ -897,6 +898,25 @@ func TestLitestreamCompatible(t *testing.T) {
 		got := cfg.DBs[0].Replica.LitestreamCompatible
 		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
 			t.Errorf("%q: LitestreamCompatible = %v; want %v", tc.val, got, tc.want)
+		}
+	}
+}
+
+// The monitoring keys: addr and the heartbeat's (Litestream's), and
+// health-max-lag (walship's), which must be positive.
+func TestMonitoringKeys(t *testing.T) {
+	cfg, err := Parse("t.yml", []byte("addr: 127.0.0.1:9090\nhealth-max-lag: 30s\nheartbeat-url: https://hc-ping.com/SECRET\nheartbeat-interval: 1m\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9090" || cfg.HealthMaxLag == nil || *cfg.HealthMaxLag != 30*time.Second ||
+		cfg.HeartbeatURL != "https://hc-ping.com/SECRET" || cfg.HeartbeatInterval == nil || *cfg.HeartbeatInterval != time.Minute || len(cfg.Warnings) != 0 {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for _, bad := range []string{"health-max-lag: 0\n", "heartbeat-interval: 0s\n", "heartbeat-url: [https://hc-ping.com/SECRET]\n"} {
+		_, err := Parse("t.yml", []byte(bad), false)
+		if err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

@@ -102,10 +102,8 @@ func TestLitestreamCorpus(t *testing.T) {
 	// Configs with Litestream's keys that walship does not act on give
 	// warnings, naming those keys.
 	for file, want := range map[string][]string{
-		"io-config-metrics.yml":            {"addr"},
 		"io-config-mcp.yml":                {"mcp-addr"},
 		"claude-debug-ipc-socket.yml":      {"socket"},
-		"codex-monitoring-heartbeat.yml":   {"heartbeat-url", "heartbeat-interval"},
 		"provider-compat-validation.yml":   {"validation"},
 		"io-directory-config.yml":          {"dbs[0]"},
 		"io-config-retention.yml":          {"dbs[0].replicas[0].retention"},

@@ -14,6 +14,7 @@ var (
 	topKeys = []string{
 		"dbs", "logging", "levels", "snapshot", "l0-retention",
 		"l0-retention-check-interval", "retention", "max-local-bytes", "shutdown-sync-timeout",
+		"addr", "health-max-lag", "heartbeat-url", "heartbeat-interval",
 	}
 	loggingKeys   = []string{"level", "type", "stderr", "source"}
 	levelKeys     = []string{"interval"}

@@ -201,6 +201,14 @@ func (p *parser) parse(data []byte) *Config {
 			cfg.MaxLocalBytes = p.size(kv)
 		case "shutdown-sync-timeout":
 			cfg.ShutdownSyncTimeout = p.duration(kv)
+		case "addr":
+			cfg.Addr = p.str(kv)
+		case "health-max-lag":
+			cfg.HealthMaxLag = p.positiveDuration(kv)
+		case "heartbeat-url":
+			cfg.HeartbeatURL = p.str(kv)
+		case "heartbeat-interval":
+			cfg.HeartbeatInterval = p.positiveDuration(kv)
 		default:
 			if reason, ok := ignoredTopKeys[kv.key]; ok {
 				p.ignore(kv, reason)

@@ -34,13 +34,10 @@ func (w Warning) String() string {
 // destination are declared by their backend (storage.Backend.Ignored).
 var (
 	ignoredTopKeys = map[string]string{
-		"addr":     "walship serves no Prometheus metrics yet (its logs say what each replica does)",
 		"mcp-addr": "walship has no MCP server",
 		"socket":   "not supported yet: walship has no control socket (Litestream's start, stop, sync, register and status commands); replicate runs the databases of the config file",
 		"exec": "not supported yet: walship does not start the command, and does not stop when it exits; " +
 			"start your application yourself, beside `walship replicate`",
-		"heartbeat-url":      "not supported yet: walship sends no heartbeat; watch its logs or run `walship verify` from your monitoring instead",
-		"heartbeat-interval": "not supported yet: walship sends no heartbeat (see heartbeat-url)",
 		"shutdown-sync-interval": "walship's uploads retry with their own backoff until shutdown-sync-timeout has passed; " +
 			"what is not uploaded by then stays staged and ships at the next start",
 		"verify-compaction": "walship always checks the files of every compaction before it writes the result (their TXIDs follow each other and their checksums chain), " +

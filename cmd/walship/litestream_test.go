@@ -23,7 +23,7 @@ func TestLitestreamConfig(t *testing.T) {
 	dbPath := filepath.Join(dir, "app.db")
 	app := newAppDB(t, dbPath, 3)
 	cfg := filepath.Join(dir, "litestream.yml")
-	os.WriteFile(cfg, []byte(`addr: ":9090"
+	os.WriteFile(cfg, []byte(`mcp-addr: ":3001"
 exec: myapp serve
 shutdown-sync-timeout: 3s
 sync-interval: 50ms
@@ -63,7 +63,7 @@ dbs:
 		"level=DEBUG", "source=", // trace is debug; source: true
 		`msg="logging.level: walship has no trace level`,
 		`msg="exec: not supported yet: walship does not start the command`,
-		`msg="addr: has no effect in walship`,
+		`msg="mcp-addr: has no effect in walship`,
 		`msg="dbs[0].monitor-interval: has no effect in walship`,
 		`msg="dbs[0].replica.retention: has no effect in walship`,
 		"timeout=3s", // shutdown-sync-timeout
@@ -124,13 +124,15 @@ dbs:
 		t.Errorf("databases:\n%s", stdout)
 	}
 	for _, want := range []string{
-		"warning: " + cfg + ":1: heartbeat-url: not supported yet",
 		"warning: " + cfg + ":8: dbs[0].replica.sign-payload: has no effect in walship",
 		"warning: " + cfg + ":11: dbs[1]: not supported yet: walship does not replicate Litestream's directories",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+	if strings.Contains(stderr, "heartbeat-url") {
+		t.Errorf("heartbeat-url is warned about, though walship sends heartbeats:\n%s", stderr)
 	}
 	if strings.Contains(stdout+stderr, "topsecret") {
 		t.Errorf("a secret shows:\n%s\n%s", stdout, stderr)

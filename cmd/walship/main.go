@@ -8,6 +8,7 @@
 //	walship ltx       [flags] DB_PATH|REPLICA_URL
 //	walship verify    [flags] [DB_PATH | REPLICA_URL | DB_PATH REPLICA_URL]
 //	walship databases [flags]
+//	walship status    [flags]
 //	walship version
 //
 // Run "walship VERB -h" for the flags of a verb.
@@ -59,6 +60,7 @@ var verbs = []verb{
 	{"verify", "prove that a replica is whole, without writing a database", runVerify},
 	{"validate", "same as verify", runValidate},
 	{"databases", "list the databases and replicas of the config file", runDatabases},
+	{"status", "show each replica's lag, newest TXID, snapshot and last error", runStatus},
 	{"keygen", "write a new encryption key file", runKeygen},
 	{"version", "print the version", runVersion},
 }

@@ -400,7 +400,7 @@ func TestReplicateConfig(t *testing.T) {
 	app := newAppDB(t, dbPath, 3)
 	cfg := filepath.Join(dir, "walship.yml")
 	t.Setenv("WALSHIP_TEST_DIR", replica)
-	os.WriteFile(cfg, []byte(`addr: ":9090"
+	os.WriteFile(cfg, []byte(`mcp-addr: ":3001"
 logging:
   level: debug
 dbs:
@@ -416,7 +416,7 @@ dbs:
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if !strings.Contains(stderr, `msg="addr: has no effect in walship: walship serves no Prometheus metrics yet`) || !strings.Contains(stderr, "line=1") {
+	if !strings.Contains(stderr, `msg="mcp-addr: has no effect in walship: walship has no MCP server`) || !strings.Contains(stderr, "line=1") {
 		t.Errorf("no warning about the unused key:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "replicating") || !strings.Contains(stderr, "replica=backup") || !strings.Contains(stderr, "level=DEBUG") {

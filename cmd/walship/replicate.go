@@ -51,6 +51,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	once := flags.Bool("once", false, "sync once (a full snapshot if the replica is empty), upload, and exit")
 	syncInterval := flags.Duration("sync-interval", walship.DefaultSyncInterval, "how often to capture changes (command-line mode only; the config file has sync-interval)")
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
+	addr := flags.String("addr", "", "serve Prometheus metrics, /healthz and /status on this `HOST:PORT` (\":9090\" is loopback only; default: the config's addr, else nothing listens)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -61,6 +62,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	store := &walship.Store{}
 	defer func() { store.Close() }()
+	watch := watchFromConfig(nil, *addr)
 	flush := flushTimeout
 	var log *slog.Logger
 	switch len(pos) {
@@ -137,6 +139,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		store = fromConfig
+		watch = watchFromConfig(cfg, *addr)
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
@@ -165,6 +168,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		stop()
 		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
 	}()
+	if err := startWatching(ctx, log, store, watch); err != nil {
+		return err
+	}
 	go superviseSystemd(ctx, log, store.DBs)
 	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)

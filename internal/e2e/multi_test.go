@@ -97,7 +97,13 @@ func newest(t *testing.T, c storage.Client) ltx.TXID {
 // happens.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	waitForUpTo(t, 2*time.Minute, what, cond)
+}
+
+// waitForUpTo is waitFor with another deadline.
+func waitForUpTo(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

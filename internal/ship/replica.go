@@ -22,6 +22,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/levels"
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/storage"
@@ -51,6 +52,9 @@ type Source struct {
 	// Uploaded is called after each upload pass that succeeded, so that
 	// staged files every replica holds can go.
 	Uploaded func(context.Context) error
+	// Events receives the replica's uploads, failures and deletions, for
+	// metrics; nil is none. Each event names the replica.
+	Events event.Func
 }
 
 // Writer is who writes: the owner record a Replica claims its destination
@@ -90,6 +94,7 @@ type Replica struct {
 	pos        ltx.Pos     // newest file the replica holds
 	lastHeader *ltx.Header // header of that file
 	err        error       // last upload error, nil once it recovers
+	failures   uint64      // upload passes that failed, ever: a monitor compares two readings
 	known      bool        // pos and index were read from the destination
 	claimedAt  time.Time   // when the owner record last named this process; zero before the claim
 	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
@@ -157,6 +162,20 @@ func (r *Replica) Stopped() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lost
+}
+
+// Failures returns how many upload passes failed since the replica was
+// created: a monitor that reads it twice knows whether one failed between.
+func (r *Replica) Failures() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failures
+}
+
+// emit sends e, from this replica, to the source's events.
+func (r *Replica) emit(e event.Event) {
+	e.Replica = r.name
+	r.src.Events.Emit(e)
 }
 
 // Known reports whether the replica's position has been read.
@@ -383,6 +402,7 @@ func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, no
 		r.index[level] = slices.DeleteFunc(r.index[level], func(f *ltx.FileInfo) bool { return gone[f] })
 	}
 	r.mu.Unlock()
+	r.emit(event.Event{Kind: event.Retention, Files: len(expired)})
 	r.log.Debug("retention", "deleted", len(expired))
 	return nil
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/levels"
+	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/storage"
 )
 
@@ -19,10 +22,17 @@ import (
 // order, and keeps the outcome as the replica's error.
 func (r *Replica) Upload(ctx context.Context) error {
 	err := r.uploadOnce(ctx)
+	failed := err != nil && !errors.Is(err, errSnapshotPending) && ctx.Err() == nil
 	r.mu.Lock()
 	prev := r.err
 	r.err = err
+	if failed {
+		r.failures++
+	}
 	r.mu.Unlock()
+	if failed {
+		r.emit(event.Event{Kind: event.UploadError, ErrKind: errKind(err)})
+	}
 	if err == nil && prev != nil {
 		r.log.Info("replica recovered", "txid", r.Pos().TXID.String())
 	}
@@ -376,11 +386,30 @@ func (r *Replica) write(ctx context.Context, levels []int, minTXID, maxTXID ltx.
 		if err != nil {
 			return 0, err
 		}
+		begun := time.Now()
 		_, err = r.client.WriteLTXFile(ctx, level, minTXID, maxTXID, src, createdAt)
 		src.Close()
 		if err != nil {
 			return 0, err
 		}
+		e := event.Since(event.Upload, begun)
+		e.Bytes, e.Files = size, 1
+		r.emit(e)
 	}
 	return size, nil
+}
+
+// errKind sorts an upload error into one of event's few kinds, so that a
+// metric of errors by kind stays small whatever the errors say.
+func errKind(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errForeignHistory) || errors.Is(err, owner.ErrNotOwner):
+		return event.ErrStopped
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		return event.ErrTimeout
+	case errors.As(err, &netErr):
+		return event.ErrNetwork
+	}
+	return event.ErrOther
 }

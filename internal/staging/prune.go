@@ -37,17 +37,14 @@ func (d *Dir) Prune(ctx context.Context, consumed func(level int) ltx.TXID, held
 func (d *Dir) Trim(ctx context.Context, maxBytes int64, droppable func(*ltx.FileInfo) bool) ([]*ltx.FileInfo, int64, error) {
 	var total int64
 	var drop []*ltx.FileInfo
-	for level := 0; level <= storage.SnapshotLevel; level++ {
-		files, err := d.LTXFiles(ctx, level)
-		if err != nil {
-			return nil, 0, err
+	err := d.each(ctx, func(f *ltx.FileInfo) {
+		total += f.Size
+		if f.Level != storage.SnapshotLevel && droppable(f) {
+			drop = append(drop, f)
 		}
-		for _, f := range files {
-			total += f.Size
-			if level != storage.SnapshotLevel && droppable(f) {
-				drop = append(drop, f)
-			}
-		}
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	if total <= maxBytes || len(drop) == 0 {
 		return nil, total, nil
@@ -74,6 +71,27 @@ func (d *Dir) DropThrough(ctx context.Context, txid ltx.TXID) error {
 		}
 		if err := d.DeleteLTXFiles(ctx, old); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Bytes returns the size of the staged files, every level.
+func (d *Dir) Bytes(ctx context.Context) (int64, error) {
+	var total int64
+	err := d.each(ctx, func(f *ltx.FileInfo) { total += f.Size })
+	return total, err
+}
+
+// each calls fn with every staged file, level by level.
+func (d *Dir) each(ctx context.Context, fn func(*ltx.FileInfo)) error {
+	for level := 0; level <= storage.SnapshotLevel; level++ {
+		files, err := d.LTXFiles(ctx, level)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fn(f)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/wal"
 )
 
@@ -22,8 +23,13 @@ import (
 // write barrier, reads the last frames, backfills them, and pins again
 // before the barrier is released. With truncate it then also shrinks the WAL
 // file to zero if nothing new arrived.
-func (t *Tail) Checkpoint(ctx context.Context, truncate, seal bool) error {
+func (t *Tail) Checkpoint(ctx context.Context, truncate, seal bool) (err error) {
 	begun := time.Now()
+	defer func() {
+		if err == nil {
+			t.opts.Events.Emit(event.Since(event.Checkpoint, begun))
+		}
+	}()
 	if err := t.Scan(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	_ "modernc.org/sqlite" // pure-Go driver: keeps the binary static
 
+	"github.com/walship/walship/internal/event"
 	"github.com/walship/walship/internal/sqliteuri"
 	"github.com/walship/walship/internal/wal"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	// checkpoint also truncates the file.
 	TruncatePageN int
 	Logger        *slog.Logger
+	// Events receives each checkpoint's duration, for metrics; nil is
+	// none.
+	Events event.Func
 }
 
 // ErrNotPinned means the WAL cannot be read safely until EnsurePinned

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/internal/monitor"
+)
+
+const statusDescription = `
+Shows, for each database and replica, the newest TXID captured and the
+newest the replica holds, the replica's lag (the age of the oldest captured
+transaction it does not hold yet), its newest snapshot, the staging
+directory's size and the replica's last error.
+
+It asks the running walship replicate for its state, at /status on its
+listener: -addr, else the config file's addr:. When no process answers (or
+none listens), it reads the replicas of the config file instead: their
+newest TXID and snapshot, without the captured TXID or the lag, which only
+the running process knows. The first line says which.`
+
+// statusTimeout bounds the request to the running process: one that does
+// not answer this fast is as good as absent.
+const statusTimeout = 5 * time.Second
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	flags := newFlagSet(e, "status", "[flags]", statusDescription)
+	cf := addConfigFlags(flags)
+	addr := flags.String("addr", "", "ask the walship replicate listening on this `HOST:PORT` (default: the config file's addr:)")
+	jsonOut := flags.Bool("json", false, "print the state as JSON (the document of /status)")
+	pos, err := parseArgs(flags, args)
+	if err != nil {
+		return err
+	}
+	e.jsonErrors = *jsonOut
+	if len(pos) != 0 {
+		return usagef("status takes no argument (got %d)", len(pos))
+	}
+	if *addr != "" && cf.explicit() {
+		return usagef("-addr and -config cannot be combined: -addr asks a running process, -config reads its file")
+	}
+	cfg, err := cf.load(*addr != "")
+	if err != nil {
+		return err
+	}
+	if *addr == "" && cfg != nil {
+		*addr = cfg.Addr
+	}
+	var note string
+	if *addr != "" {
+		rep, err := fetchStatus(ctx, *addr)
+		if err == nil {
+			return printStatus(e, *jsonOut, rep, "the running walship at "+*addr)
+		}
+		if cfg == nil {
+			return fmt.Errorf("no walship answered at %s (%v); is walship replicate running with addr: %s? To read the replicas instead, give the config file with -config", *addr, err, *addr)
+		}
+		note = fmt.Sprintf("no walship answered at %s (%v)", *addr, err)
+	} else if cfg != nil {
+		note = "the config file sets no addr:, so no running walship can be asked"
+	}
+	if cfg == nil {
+		return fmt.Errorf("no config file at %s and no -addr: give the config file with -config, or the address of a running walship with -addr", *cf.path)
+	}
+	store, err := walship.FromConfig(ctx, cfg, *cf.path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rep := monitor.Report{Source: "replicas", Time: time.Now().UTC()}
+	for _, db := range store.DBs {
+		rep.DBs = append(rep.DBs, db.StatusFromReplicas(ctx))
+	}
+	return printStatus(e, *jsonOut, rep, "the replicas ("+note+"); the captured TXID and the lag are known only to a running walship")
+}
+
+// fetchStatus asks the process listening on addr for its state.
+func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
+	var rep monitor.Report
+	hostport, err := monitor.Address(addr)
+	if err != nil {
+		return rep, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostport+"/status", nil)
+	if err != nil {
+		return rep, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("GET /status: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("GET /status: %w", err)
+	}
+	return rep, nil
+}
+
+// printStatus prints rep, read from source.
+func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
+	if asJSON {
+		return e.printJSON(rep)
+	}
+	fmt.Fprintf(e.stdout, "state read from %s, at %s\n", source, rep.Time.Format(time.RFC3339))
+	live := rep.Source == "process"
+	for _, db := range rep.DBs {
+		fmt.Fprintf(e.stdout, "\n%s\n", db.Path)
+		if live {
+			fmt.Fprintf(e.stdout, "  captured TXID %s, WAL %s, staging %s\n", db.TXID, formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
+		} else {
+			fmt.Fprintf(e.stdout, "  WAL %s, staging %s\n", formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
+		}
+		if db.Error != "" {
+			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
+		}
+		for _, r := range db.Replicas {
+			fmt.Fprintf(e.stdout, "  replica %s: TXID %s", r.Name, r.TXID)
+			if live {
+				fmt.Fprintf(e.stdout, ", lag %s", formatDuration(r.Lag))
+			}
+			if r.LastSnapshot.IsZero() {
+				fmt.Fprintf(e.stdout, ", no snapshot")
+			} else {
+				fmt.Fprintf(e.stdout, ", last snapshot %s", r.LastSnapshot.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintln(e.stdout)
+			if r.Stopped != "" {
+				fmt.Fprintf(e.stdout, "    stopped: %s\n", r.Stopped)
+			}
+			if r.Error != "" {
+				fmt.Fprintf(e.stdout, "    last error: %s\n", r.Error)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// statusCollector reads the engine's status at each scrape: the gauges
+// are then as fresh as the scrape, and cost nothing between scrapes.
+type statusCollector struct {
+	status StatusFunc
+}
+
+var (
+	dbTXID       = prometheus.NewDesc("walship_db_txid", "Newest TXID captured (staged) from the database.", dbLabels, nil)
+	walBytes     = prometheus.NewDesc("walship_db_wal_bytes", "Size of the database's WAL file.", dbLabels, nil)
+	dbFailing    = prometheus.NewDesc("walship_db_failing", "1 while the database cannot be opened or synced (nothing of it is captured), else 0.", dbLabels, nil)
+	stagingBytes = prometheus.NewDesc("walship_db_staging_bytes", "Bytes of LTX files in the database's staging directory, waiting for a replica or a compaction.", dbLabels, nil)
+	replicaTXID  = prometheus.NewDesc("walship_replica_txid", "Newest TXID the replica holds.", replicaLabels, nil)
+	replicaLag   = prometheus.NewDesc("walship_replica_lag_seconds", "Age of the oldest captured transaction the replica does not hold yet; 0 when it holds every one.", replicaLabels, nil)
+	lastSnapshot = prometheus.NewDesc("walship_replica_last_snapshot_timestamp_seconds", "When the replica's newest snapshot was taken (Unix time); absent while it holds none.", replicaLabels, nil)
+	failing      = prometheus.NewDesc("walship_replica_failing", "1 while the replica's last upload failed or it is written no more, else 0.", replicaLabels, nil)
+)
+
+// scrapeTimeout bounds the status read of one scrape (it lists each
+// staging directory).
+const scrapeTimeout = 10 * time.Second
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, db := range c.status(ctx, time.Now()) {
+		gauge(dbTXID, float64(db.TXID), db.Path)
+		gauge(walBytes, float64(db.WALBytes), db.Path)
+		gauge(stagingBytes, float64(db.StagingBytes), db.Path)
+		gauge(dbFailing, flag(db.Error != ""), db.Path)
+		seen := map[string]int{}
+		for _, r := range db.Replicas {
+			// Two replicas without a name: of one type are both named
+			// by it; a scrape with one series twice would fail whole.
+			if seen[r.Name]++; seen[r.Name] > 1 {
+				r.Name = fmt.Sprintf("%s#%d", r.Name, seen[r.Name])
+			}
+			gauge(replicaTXID, float64(r.TXID), db.Path, r.Name)
+			gauge(replicaLag, r.Lag.Seconds(), db.Path, r.Name)
+			if !r.LastSnapshot.IsZero() {
+				gauge(lastSnapshot, float64(r.LastSnapshot.UnixMilli())/1000, db.Path, r.Name)
+			}
+			gauge(failing, flag(r.Error != "" || r.Stopped != ""), db.Path, r.Name)
+		}
+	}
+}
+
+// flag is a boolean as a gauge's value.
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

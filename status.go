@@ -1,0 +1,210 @@
+package walship
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/event"
+	"github.com/walship/walship/storage"
+)
+
+// Event is one thing the engine did (a sync, an upload, a failed upload,
+// ...), for a monitor: Options.Events receives them. See package
+// internal/event for the kinds.
+type Event = event.Event
+
+// DBStatus is a database's replication state at one moment, as a value: what
+// a monitor (metrics, /healthz, walship status) reads.
+type DBStatus struct {
+	Path string `json:"db"`
+	// TXID is the newest TXID captured (staged).
+	TXID ltx.TXID `json:"txid"`
+	// WALBytes is the WAL file's size; StagingBytes what the staging
+	// directory's LTX files hold.
+	WALBytes     int64 `json:"wal_bytes"`
+	StagingBytes int64 `json:"staging_bytes"`
+	// Error is why the database cannot be opened or synced, empty while
+	// it can; FailingSince is when that began. Nothing is captured
+	// meanwhile, so no replica lags behind captured TXIDs: this is what
+	// says that replication stopped.
+	Error        string          `json:"error,omitempty"`
+	FailingSince time.Time       `json:"failing_since,omitzero"`
+	Replicas     []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica's replication state at one moment.
+type ReplicaStatus struct {
+	Name string `json:"name"`
+	// TXID is the newest TXID the replica holds; Known is false while
+	// its position could not be read (the replica is unreachable since
+	// start-up).
+	TXID  ltx.TXID `json:"txid"`
+	Known bool     `json:"known"`
+	// Lag is the age of the oldest TXID captured that the replica does
+	// not hold yet; zero when it holds every one.
+	Lag time.Duration `json:"lag_ns"`
+	// LastSnapshot is when the replica's newest snapshot was taken; zero
+	// when it holds none.
+	LastSnapshot time.Time `json:"last_snapshot,omitzero"`
+	// Error is the last upload's error, empty once the replica recovers;
+	// Stopped says why the replica is written no more, if it is not.
+	// Neither holds a credential: errors name replicas by their redacted
+	// URL.
+	Error   string `json:"error,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
+	// Failures counts the upload passes that failed since the process
+	// started.
+	Failures uint64 `json:"failures"`
+}
+
+// Status returns the database's replication state as of now. It reads the
+// WAL's size and lists the staging directory; it takes no lock the engine
+// holds while it works.
+func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
+	// Not db.cap.Pos(): the capture lock is held through a whole
+	// snapshot, and a health probe must not wait for one.
+	st := DBStatus{Path: db.path, TXID: ltx.TXID(db.capturedTXID.Load())}
+	if fi, err := os.Stat(db.path + "-wal"); err == nil {
+		st.WALBytes = fi.Size()
+	}
+	st.StagingBytes, _ = db.staging.Bytes(ctx) // a directory being created reads as empty
+	st.Error, st.FailingSince = db.failing.get()
+	for _, r := range db.replicas {
+		rs := ReplicaStatus{Name: r.Name}
+		if r.up != nil {
+			pos := r.up.Pos()
+			rs.TXID, rs.Known, rs.Failures = pos.TXID, r.up.Known(), r.up.Failures()
+			rs.Lag = db.commits.lag(pos.TXID, now)
+			if at, ok := r.up.Newest(storage.SnapshotLevel); ok {
+				rs.LastSnapshot = at
+			}
+			if err := r.up.Err(); err != nil {
+				rs.Error = err.Error()
+			}
+			if err := r.up.Stopped(); err != nil {
+				rs.Stopped = err.Error()
+			}
+		}
+		st.Replicas = append(st.Replicas, rs)
+	}
+	db.commits.forget(db.heldByAll(st.TXID))
+	return st
+}
+
+// Status returns the state of every database of the store.
+func (s *Store) Status(ctx context.Context, now time.Time) []DBStatus {
+	out := make([]DBStatus, 0, len(s.DBs))
+	for _, db := range s.DBs {
+		out = append(out, db.Status(ctx, now))
+	}
+	return out
+}
+
+// SetEvents sets Options.Events, before Run: the function that receives
+// what the engine does (a monitor's).
+func (db *DB) SetEvents(f func(Event)) { db.opts.Events = f }
+
+// emit sends e, from this database, to Options.Events.
+func (db *DB) emit(e event.Event) {
+	if db.opts.Events != nil {
+		e.DB = db.path
+		db.opts.Events(e)
+	}
+}
+
+// timed emits an event of kind k that took the time since begun.
+func (db *DB) timed(k event.Kind, begun time.Time) {
+	db.emit(event.Since(k, begun))
+}
+
+// captured records, after a file was staged, when the TXIDs up to the
+// newest were captured: the replicas' lag is measured from it.
+func (db *DB) captured(at time.Time) {
+	txid := db.cap.Pos().TXID
+	db.capturedTXID.Store(uint64(txid))
+	db.commits.add(txid, at)
+	db.commits.forget(db.heldByAll(txid))
+}
+
+// heldByAll returns the newest TXID every replica holds, at most
+// captured.
+func (db *DB) heldByAll(captured ltx.TXID) ltx.TXID {
+	held := captured
+	for _, r := range db.replicas {
+		held = min(held, r.Pos().TXID)
+	}
+	return held
+}
+
+// recordStaged fills the commit log, when the database opens, from the
+// staged files no replica may hold yet (their times are their headers').
+func (db *DB) recordStaged(ctx context.Context) {
+	files, err := db.staging.LTXFiles(ctx, 0)
+	if err != nil {
+		return // the lag then counts from the next capture
+	}
+	for _, f := range files {
+		db.commits.add(f.MaxTXID, f.CreatedAt)
+	}
+	db.captured(time.Now())
+}
+
+// StatusFromReplicas is Status for a database that no replicator in this
+// process runs (walship status when no process answers): each replica's
+// newest TXID and newest snapshot are read from its listing, a replica
+// that does not answer has the error. The captured TXID and the lag are
+// not known, and are zero.
+func (db *DB) StatusFromReplicas(ctx context.Context) DBStatus {
+	st := db.Status(ctx, time.Now())
+	for i, r := range db.replicas {
+		rs := ReplicaStatus{Name: r.Name}
+		for level := 0; level <= storage.MaxLevel; level++ {
+			files, err := r.Client.LTXFiles(ctx, level)
+			if err != nil {
+				rs.Error = err.Error() // it names the replica by its redacted URL
+				break
+			}
+			if n := len(files); n > 0 {
+				rs.TXID = max(rs.TXID, files[n-1].MaxTXID)
+				if level == storage.SnapshotLevel {
+					rs.LastSnapshot = files[n-1].CreatedAt
+				}
+			}
+		}
+		rs.Known = rs.Error == ""
+		st.Replicas[i] = rs
+	}
+	return st
+}
+
+// failure is why the database's own work (opening it, syncing) fails, and
+// since when; the zero value is none.
+type failure struct {
+	mu    sync.Mutex
+	err   string
+	since time.Time
+}
+
+// set records the outcome of an attempt: nil clears the failure.
+func (f *failure) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		f.err, f.since = "", time.Time{}
+		return
+	}
+	if f.since.IsZero() {
+		f.since = time.Now()
+	}
+	f.err = err.Error()
+}
+
+func (f *failure) get() (string, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err, f.since
+}
