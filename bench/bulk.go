@@ -59,7 +59,7 @@ func (b *bench) bulk() error {
 					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u)),
 			})
 		}
-		b.addCost(fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name), "MB/s",
+		b.addCost("encryption cost", fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name), "MB/s",
 			rates(runs[0], size), rates(runs[1], size), "`walship replicate -once` as above")
 
 		if err := b.restore(dir, twins, keys, size, sum, "quick"); err != nil {
@@ -147,7 +147,7 @@ func (b *bench) restore(dir string, twins []target, keys []string, size int64, s
 				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u)),
 		})
 	}
-	b.addCost(fmt.Sprintf("restore, %s from %s%s", mb(size), twins[0].name, opt), "MB/s",
+	b.addCost("encryption cost", fmt.Sprintf("restore, %s from %s%s", mb(size), twins[0].name, opt), "MB/s",
 		rates(runs[0], size), rates(runs[1], size), "`walship restore` as above")
 	return nil
 }

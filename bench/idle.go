@@ -10,14 +10,13 @@ import (
 	"time"
 )
 
-// manyDBs starts one walship process replicating n new databases to MinIO
-// through the counting proxy, and returns it once every first snapshot is
-// uploaded, with how long that took.
-func (b *bench) manyDBs(name string, n int) (*proc, []string, string, time.Duration, error) {
+// manyDBs starts one walship process replicating n new databases to t (a
+// MinIO target) through the counting proxy, and returns it once every first
+// snapshot is uploaded, with how long that took.
+func (b *bench) manyDBs(name string, n int, t target) (*proc, []string, string, time.Duration, error) {
 	dir := b.dir(name)
 	var dbs []dbConfig
 	var paths []string
-	t := b.targets()[1]
 	for i := range n {
 		path := filepath.Join(dir, fmt.Sprintf("db%04d.db", i))
 		if err := newDB(path); err != nil {
@@ -27,7 +26,7 @@ func (b *bench) manyDBs(name string, n int) (*proc, []string, string, time.Durat
 		dbs = append(dbs, dbConfig{path: path, replica: t.yaml(fmt.Sprintf("%s/db%04d", name, i), true)})
 	}
 	cfg := filepath.Join(dir, "walship.yml")
-	if err := writeConfig(cfg, dbs); err != nil {
+	if err := writeConfigWith(cfg, t.top(), dbs); err != nil {
 		return nil, nil, dir, 0, err
 	}
 	begun := time.Now()
@@ -44,10 +43,20 @@ func (b *bench) manyDBs(name string, n int) (*proc, []string, string, time.Durat
 
 // idle measures what walship costs while nothing is written: 100 databases in
 // one process, once their first snapshots are uploaded and its requests have
-// stopped, for 60 s.
+// stopped, for 60 s; then the same with its metrics served (not scraped).
 func (b *bench) idle() error {
+	minio := b.targets()[1]
+	for _, t := range []target{minio, minio.withMetrics()} {
+		if err := b.idleOnce(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) idleOnce(t target) error {
 	window := 60 * time.Second
-	w, _, dir, _, err := b.manyDBs("idle", b.idleN)
+	w, _, dir, _, err := b.manyDBs("idle-"+t.slug(), b.idleN, t)
 	if err != nil {
 		return err
 	}
@@ -69,7 +78,7 @@ func (b *bench) idle() error {
 	core := (s1.cpu - s0.cpu).Seconds() / s1.at.Sub(s0.at).Seconds()
 	b.add(result{
 		Scenario: "idle",
-		Case:     fmt.Sprintf("%d databases, %s", b.idleN, window),
+		Case:     fmt.Sprintf("%d databases, %s", b.idleN, window) + t.suffix(),
 		Figure: fmt.Sprintf("%.2f%% of a core, RSS %s (%s anonymous), %d requests (%d writes)",
 			100*core, mb(s1.rss), mb(s1.anon), requests, writes),
 		Target: "≤ 0.2%, ≤ 40 MB, 0 requests",
@@ -101,7 +110,7 @@ func (b *bench) settle(quiet, timeout time.Duration) time.Duration {
 // times a minute.
 func (b *bench) scale() error {
 	window := 60 * time.Second
-	w, paths, dir, startup, err := b.manyDBs("scale", b.scaleN)
+	w, paths, dir, startup, err := b.manyDBs("scale", b.scaleN, b.targets()[1])
 	if err != nil {
 		return err
 	}

@@ -178,22 +178,23 @@ func (b *bench) add(r result) {
 	fmt.Printf("  %-16s %-28s %-40s target %-14s %s\n", r.Scenario, r.Case, r.Figure, r.Target, mark)
 }
 
-// addCost reports what encryption costs in what: the median over rounds of
-// enc/plain, the figures (unit: higher is better) of an encrypted replica
-// and of its plain twin in the same round; how says how they are taken.
-func (b *bench) addCost(what, unit string, plain, enc []float64, how string) {
+// addCost reports, as scenario (what encryption or the metrics cost), the
+// cost in what: the median over rounds of variant/plain, the figures (unit:
+// higher is better) of a replica with the variant and of its plain twin in
+// the same round; how says how they are taken.
+func (b *bench) addCost(scenario, what, unit string, plain, variant []float64, how string) {
 	var ratios []float64
-	for r := range min(len(plain), len(enc)) {
-		ratios = append(ratios, enc[r]/plain[r])
+	for r := range min(len(plain), len(variant)) {
+		ratios = append(ratios, variant[r]/plain[r])
 	}
 	m := median(ratios)
 	b.add(result{
-		Scenario: "encryption cost",
+		Scenario: scenario,
 		Case:     what,
-		Figure:   fmt.Sprintf("%.3f (%s vs %s %s)", m, thousands(median(enc)), thousands(median(plain)), unit),
+		Figure:   fmt.Sprintf("%.3f (%s vs %s %s)", m, thousands(median(variant)), thousands(median(plain)), unit),
 		Target:   "≥ 0.90",
 		Met:      m >= 0.90,
-		Detail: fmt.Sprintf("median over %d rounds of (%s, encrypted replica) / (%s, plain replica) in the same round, the two alternating; %s; per-round ratios %s",
+		Detail: fmt.Sprintf("median over %d rounds of (%s, the variant) / (%s, the plain replica) in the same round, the two alternating; %s; per-round ratios %s",
 			len(ratios), unit, unit, how, fmtList(ratios, "%.3f")),
 	})
 }

@@ -17,9 +17,10 @@ import (
 
 // target is a kind of replica a scenario replicates to.
 type target struct {
-	name string // "directory" or "MinIO"
-	key  string // the key file of an encrypted replica; "" for a plain one
-	b    *bench
+	name    string // "directory" or "MinIO"
+	key     string // the key file of an encrypted replica; "" for a plain one
+	metrics bool   // walship serves its metrics (addr:) while it replicates
+	b       *bench
 }
 
 func (b *bench) targets() []target {
@@ -42,20 +43,50 @@ func withEncrypted(ts []target) []target {
 	return out
 }
 
+// withMetrics is t with walship serving its metrics (issue 15).
+func (t target) withMetrics() target {
+	t.metrics = true
+	return t
+}
+
 // label names t in the report.
 func (t target) label() string {
-	if t.key != "" {
+	switch {
+	case t.key != "":
 		return t.name + ", encrypted"
+	case t.metrics:
+		return t.name + ", metrics served"
 	}
 	return t.name
 }
 
 // slug names t in replica keys, which differ between twins.
 func (t target) slug() string {
-	if t.key != "" {
+	switch {
+	case t.key != "":
 		return t.name + "-encrypted"
+	case t.metrics:
+		return t.name + "-metrics"
 	}
 	return t.name
+}
+
+// suffix is what the report adds to a case of t beyond its kind of
+// replica.
+func (t target) suffix() string {
+	if t.metrics {
+		return ", metrics served"
+	}
+	return ""
+}
+
+// top is the top-level config t needs: the metrics listener, on a port
+// the kernel picks.
+func (t target) top() string {
+	if t.metrics {
+		return "addr: 127.0.0.1:0\n"
+	}
+	return ""
 }
 
 // keyArgs are the flags that give a command t's key.
@@ -157,8 +188,13 @@ type dbConfig struct {
 }
 
 func writeConfig(path string, dbs []dbConfig) error {
+	return writeConfigWith(path, "", dbs)
+}
+
+// writeConfigWith is writeConfig with top-level keys top.
+func writeConfigWith(path, top string, dbs []dbConfig) error {
 	var s strings.Builder
-	s.WriteString("logging:\n  level: warn\ndbs:\n")
+	s.WriteString("logging:\n  level: warn\n" + top + "dbs:\n")
 	for _, d := range dbs {
 		fmt.Fprintf(&s, "  - path: %s\n", d.path)
 		if d.extra != "" {

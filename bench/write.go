@@ -9,16 +9,17 @@ import (
 )
 
 // write measures the application's commit throughput alone and with walship
-// replicating to a directory and to MinIO, plain and encrypted: single-row
+// replicating to a directory and to MinIO, plain and encrypted, and to a
+// directory with the metrics served (not scraped): single-row
 // transactions of 100 bytes, one connection, WAL, synchronous=NORMAL, at full
-// speed. Each round runs the five cases in a rotated order, so that drift in
+// speed. Each round runs the six cases in a rotated order, so that drift in
 // the machine's load falls on all of them alike.
 func (b *bench) write() error {
 	dur := 5 * time.Second
 	if b.quick {
 		dur = 2 * time.Second
 	}
-	targets := withEncrypted(b.targets())
+	targets := append(withEncrypted(b.targets()), b.targets()[0].withMetrics())
 	alone := make([]float64, 0, b.rounds)
 	with := make([][]float64, len(targets))
 	ratios := make([][]float64, len(targets))
@@ -66,11 +67,15 @@ func (b *bench) write() error {
 		})
 	}
 	for i, t := range targets {
-		if t.key == "" {
+		if t.key == "" && !t.metrics {
 			continue
 		}
-		plain := slices.IndexFunc(targets, func(u target) bool { return u.name == t.name && u.key == "" })
-		b.addCost("write throughput, replicating to "+t.name, "commits/s", with[plain], with[i],
+		plain := slices.IndexFunc(targets, func(u target) bool { return u.name == t.name && u.key == "" && !u.metrics })
+		what := "encryption cost"
+		if t.metrics {
+			what = "metrics cost"
+		}
+		b.addCost(what, "write throughput, replicating to "+t.name, "commits/s", with[plain], with[i],
 			"the application's commits/s with walship, as in write overhead above")
 	}
 	return nil
@@ -90,7 +95,7 @@ func (b *bench) writeOnce(t *target, dur time.Duration) (float64, float64, error
 	if t != nil {
 		key := filepath.Base(dir)
 		cfg := filepath.Join(dir, "walship.yml")
-		if err := writeConfig(cfg, []dbConfig{{path: path, replica: t.yaml(key, false)}}); err != nil {
+		if err := writeConfigWith(cfg, t.top(), []dbConfig{{path: path, replica: t.yaml(key, false)}}); err != nil {
 			return 0, 0, err
 		}
 		var err error
