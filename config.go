@@ -148,13 +148,10 @@ func ReplicaClient(ctx context.Context, op *backend.Opener, cfg *config.Config, 
 		return nil, err
 	}
 	c, err := openReplica(ctx, op, r, typ, b, known, keys)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case ks == nil:
-		return crypt.Guard(c), nil
 	}
-	return crypt.Wrap(c, *ks), nil
+	return crypt.With(c, ks), nil
 }
 
 func openReplica(ctx context.Context, op *backend.Opener, r *config.Replica, typ string, b storage.Backend, known bool, keys map[string]string) (storage.Client, error) {

@@ -37,14 +37,14 @@ func (k *keyFlags) oldPaths() []string {
 // wrap returns c encrypting and decrypting with the flags' keys, or, when
 // none was given, c reporting a file that is encrypted as such.
 func (k *keyFlags) wrap(c storage.Client) (storage.Client, error) {
-	if !k.given() {
-		return crypt.Guard(c), nil
+	var ks *crypt.Keys
+	if k.given() {
+		var err error
+		if ks, err = crypt.LoadKeys(nil, *k.path, k.oldPaths()); err != nil {
+			return nil, err
+		}
 	}
-	ks, err := crypt.LoadKeys(nil, *k.path, k.oldPaths())
-	if err != nil {
-		return nil, err
-	}
-	return crypt.Wrap(c, *ks), nil
+	return crypt.With(c, ks), nil
 }
 
 // override returns r with the flags' keys instead of its own, or r when

@@ -88,6 +88,15 @@ func Guard(c storage.Client) storage.Client {
 	return wrap(&client{Client: c})
 }
 
+// With returns c wrapped with keys (Wrap), or guarded when keys is nil
+// (Guard): what every replica a command or the config opens goes through.
+func With(c storage.Client, keys *Keys) storage.Client {
+	if keys == nil {
+		return Guard(c)
+	}
+	return Wrap(c, *keys)
+}
+
 func wrap(w *client) storage.Client {
 	if o, ok := w.Client.(storage.Objects); ok {
 		return &clientObjects{client: w, Objects: o}

@@ -22,13 +22,13 @@ type Key [KeySize]byte
 // ID names the key in object headers and messages: a hash of the key, from
 // which the key cannot be learnt.
 func (k Key) ID() string {
-	h := sha256.Sum256(append([]byte("walship encryption key id\x00"), k[:]...))
-	return hex.EncodeToString(h[:idSize])
+	id := k.id()
+	return hex.EncodeToString(id[:])
 }
 
 func (k Key) id() (id [idSize]byte) {
-	b, _ := hex.DecodeString(k.ID())
-	copy(id[:], b)
+	h := sha256.Sum256(append([]byte("walship encryption key id\x00"), k[:]...))
+	copy(id[:], h[:])
 	return id
 }
 
