@@ -17,6 +17,7 @@ import (
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
 
@@ -71,9 +72,10 @@ func TestWaitsForDatabase(t *testing.T) {
 	case <-time.After(1500 * time.Millisecond): // two polls
 	}
 	createDB(t, path)
-	// Replication starts by itself once the file appears.
+	// Replication starts by itself once the file appears: its first
+	// snapshot reaches the replica.
 	for {
-		files, _ := replica.LTXFiles(ctx, 0)
+		files, _ := replica.LTXFiles(ctx, storage.SnapshotLevel)
 		if len(files) > 0 {
 			break
 		}
@@ -236,7 +238,7 @@ func TestStartWithFullStagingDisk(t *testing.T) {
 	}
 	os.Remove(filler)
 	waitUntil(t, "the replica receives the database once space is freed", func() bool {
-		files, err := h.replica.LTXFiles(h.ctx, 0)
+		files, err := h.replica.LTXFiles(h.ctx, storage.SnapshotLevel)
 		return err == nil && len(files) > 0
 	})
 	cancel()

@@ -137,12 +137,22 @@ func TestOwnerWithoutStagingDirectory(t *testing.T) {
 // writing at its next check; both histories restore exactly.
 func TestTakeover(t *testing.T) {
 	a := newHarness(t)
-	if err := a.tryOpen(walship.Options{}, func(db *walship.DB) { db.SetOwnerRecheck(time.Nanosecond) }); err != nil {
+	// Level-0 files expire as soon as level 1 covers them: the old owner's
+	// retention after the takeover has files to delete, and must not.
+	if err := a.tryOpen(walship.Options{L0Retention: time.Nanosecond}, func(db *walship.DB) { db.SetOwnerRecheck(time.Nanosecond) }); err != nil {
 		t.Fatal(err)
 	}
 	a.sync()
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
 	oldLast := a.sync()
+	if _, err := a.db.Compact(a.ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := walship.Upload(a.ctx, a.db); err != nil {
+		t.Fatal(err)
+	}
 
 	b := newHarness(t)
 	b.replica = a.replica

@@ -194,14 +194,23 @@ func (r *Replica) uploadLevel(ctx context.Context, level int) error {
 	return nil
 }
 
-// put uploads one staged file; a level-0 file that starts at TXID 1 is a
-// snapshot and is written to the snapshot level as well.
+// put uploads one staged file. A level-0 file that starts at TXID 1 is a
+// snapshot, the first of a history: it goes to the snapshot level only, and
+// the level-0 chain continues from it, so that the whole database is
+// uploaded (and, for an encrypted replica, sealed) once rather than twice.
+// Litestream 0.5 takes its position from level 0 alone, so a replica kept
+// for it receives the file at both levels.
 func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trailer ltx.Trailer) error {
-	levels := []int{f.Level}
 	if f.Level == 0 && hdr.IsSnapshot() {
-		levels = append(levels, storage.SnapshotLevel)
+		r.mu.Lock()
+		compatible := r.compatible
+		r.mu.Unlock()
+		if compatible {
+			return r.putTo(ctx, f, hdr, trailer, 0, storage.SnapshotLevel)
+		}
+		return r.putTo(ctx, f, hdr, trailer, storage.SnapshotLevel)
 	}
-	return r.putTo(ctx, f, hdr, trailer, levels...)
+	return r.putTo(ctx, f, hdr, trailer, f.Level)
 }
 
 // putTo uploads one staged file to the given levels of the replica.
@@ -245,7 +254,7 @@ const (
 // change of page size or a file that does not chain ends the batch.
 func (r *Replica) backlog(ctx context.Context, files []*ltx.FileInfo, committed ltx.TXID) []*ltx.FileInfo {
 	if files[0].MinTXID == 1 {
-		return files[:1] // a snapshot: it goes to the snapshot level too
+		return files[:1] // a snapshot: it goes to the snapshot level
 	}
 	n, size := 1, files[0].Size
 	for n < len(files) && n < mergeMaxFiles {
