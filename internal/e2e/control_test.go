@@ -22,7 +22,8 @@ import (
 // just written. While S3 is down, `sync -wait -timeout 2s` fails naming
 // it, and succeeds once it is back. The socket has mode 0600; a second
 // walship on it is refused; the socket a SIGKILL leaves does not stop the
-// next start; a clean stop removes it.
+// next start; a clean stop removes it. Litestream's client (sync -wait,
+// list) works on walship's socket.
 func TestControlSocketSyncWait(t *testing.T) {
 	srv := testserver.MinIO(t)
 	bucket := srv.Bucket(t)
@@ -142,6 +143,25 @@ dbs:
 	run(t, bin, env, "sync", "-config", cfgPath, "-wait", dbPath)
 	if !restored("nas", 5) {
 		t.Fatal("after a restart over a stale socket, sync -wait returned but nas lacks row 5")
+	}
+	// Litestream 0.5's own client speaks to walship's socket.
+	insert(6)
+	ls := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(testserver.Bin(t, "litestream"), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("litestream %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := ls("sync", "-socket", sock, "-wait", dbPath); !strings.Contains(out, "replica_txid:") {
+		t.Errorf("litestream sync -wait through walship's socket:\n%s", out)
+	}
+	if !restored("nas", 6) || !restored("offsite", 6) {
+		t.Fatal("after litestream sync -wait through walship's socket, a replica lacks row 6")
+	}
+	if out := ls("list", "-socket", sock); !strings.Contains(out, dbPath+" [replicating]") {
+		t.Errorf("litestream list through walship's socket:\n%s", out)
 	}
 	if out := run(t, bin, env, "info", "-socket", sock, dbPath); !strings.Contains(out, dbPath) || !strings.Contains(out, "replica offsite") {
 		t.Errorf("info DB:\n%s", out)
