@@ -89,11 +89,21 @@ func TestSyncWait(t *testing.T) {
 	pos, err := db.SyncWait(wctx)
 	wcancel()
 	var behind *walship.BehindError
-	if !errors.As(err, &behind) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.As(err, &behind) || !errors.Is(err, context.DeadlineExceeded) || behind.Want != pos.TXID {
 		t.Fatalf("SyncWait with replica b down: %v, want a BehindError for the deadline", err)
 	}
-	if len(behind.Behind) != 1 || behind.Behind[0].Name != "b" || behind.Behind[0].TXID >= pos.TXID || behind.Want != pos.TXID {
-		t.Fatalf("behind: %+v (wanted %s)", behind, pos.TXID)
+	// Once replica a holds it and b's upload failed, b alone is behind,
+	// and named with its TXID and why.
+	for deadline := time.Now().Add(30 * time.Second); db.Replicas()[0].Pos().TXID < pos.TXID || db.Replicas()[1].Err() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("replica a, which is up, did not receive the last commit, or b's upload did not fail")
+		}
+	}
+	wctx, wcancel = context.WithTimeout(h.ctx, 100*time.Millisecond)
+	err = db.WaitReplicated(wctx, pos.TXID)
+	wcancel()
+	if !errors.As(err, &behind) || len(behind.Behind) != 1 || behind.Behind[0].Name != "b" || behind.Behind[0].TXID >= pos.TXID || behind.Want != pos.TXID {
+		t.Fatalf("behind: %v (wanted %s)", err, pos.TXID)
 	}
 	if msg := err.Error(); !strings.Contains(msg, `replica "b" holds TXID `+behind.Behind[0].TXID.String()+", wanted "+pos.TXID.String()) || !strings.Contains(msg, "destination unreachable") {
 		t.Errorf("message %q does not name the replica, its TXID and why", msg)
