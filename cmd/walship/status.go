@@ -134,6 +134,13 @@ func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
 	return rep, nil
 }
 
+// phaseNotes say what a database that is not replicating is doing.
+var phaseNotes = map[string]string{
+	"starting": "starting: opening the database and reading its replicas",
+	"waiting":  "waiting: for the database file to be created, or for a problem opening it to clear",
+	"stopped":  "stopped: its replication ended (the log says why)",
+}
+
 // printStatus prints rep, read from source.
 func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 	if asJSON {
@@ -147,6 +154,9 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 			fmt.Fprintf(e.stdout, "  captured TXID %s, WAL %s, staging %s\n", db.TXID, formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
 		} else {
 			fmt.Fprintf(e.stdout, "  WAL %s, staging %s\n", formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
+		}
+		if say, ok := phaseNotes[db.Phase]; ok && live {
+			fmt.Fprintf(e.stdout, "  %s\n", say)
 		}
 		if db.Error != "" {
 			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
