@@ -229,3 +229,28 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("info: %+v, %v", info, err)
 	}
 }
+
+// FromStore finds a database by its configured path, and by the file a
+// configured symbolic link points to.
+func TestFromStore(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.db")
+	if err := os.WriteFile(real, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	db, err := walship.NewDB(link, walship.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := FromStore(&walship.Store{DBs: []*walship.DB{db}})
+	if p.DB(link) == nil || p.DB(real) == nil {
+		t.Fatalf("lookup by the link %v, by its target %v", p.DB(link), p.DB(real))
+	}
+	if got := p.DB(filepath.Join(dir, "other.db")); got != nil {
+		t.Fatalf("another path found %v", got)
+	}
+}

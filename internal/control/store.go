@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/walship/walship"
@@ -20,6 +21,13 @@ func (p storeProcess) Status(ctx context.Context, now time.Time) []walship.DBSta
 func (p storeProcess) DB(path string) Database {
 	for _, db := range p.s.DBs {
 		if db.Path() == path {
+			return db
+		}
+	}
+	// A database whose configured path is a symbolic link, asked for by
+	// the file it points to.
+	for _, db := range p.s.DBs {
+		if real, err := filepath.EvalSymlinks(db.Path()); err == nil && real == path {
 			return db
 		}
 	}
