@@ -98,8 +98,11 @@ dbs:
 	p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 	ready()
 	fi, err := os.Lstat(sock)
-	if err != nil || fi.Mode()&fs.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("control socket: %v, %v; want a socket with mode 0600", fi.Mode(), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&fs.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket mode %v; want a socket with mode 0600", fi.Mode())
 	}
 
 	for n := 1; n <= 3; n++ {
