@@ -50,6 +50,9 @@ type DB struct {
 	capturedTXID atomic.Uint64
 	// failing is why opening or syncing the database fails, for Status.
 	failing failure
+	// uploads is broadcast after each upload pass that succeeded, for
+	// WaitReplicated.
+	uploads signal
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -92,7 +95,7 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 		Staging:         db.staging,
 		Pos:             db.cap.Pos,
 		RequestSnapshot: db.requestSnapshot,
-		Uploaded:        db.prune,
+		Uploaded:        db.uploaded,
 		Events:          db.emit,
 	}
 	for _, r := range replicas {

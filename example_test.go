@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
@@ -84,4 +85,50 @@ dbs:
 		}
 	}
 	// Output: /var/lib/app/app.db -> local file:///backups/app
+}
+
+// Wait, after a commit that must not be lost, until every replica holds
+// it: SyncWait captures it at once and returns when each replica can
+// restore it, or a *walship.BehindError naming the replica behind when
+// the context ends first.
+func ExampleDB_SyncWait() {
+	dir, err := os.MkdirTemp("", "walship-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "app.db")
+	app, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := app.Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY)"); err != nil {
+		log.Fatal(err)
+	}
+
+	db, err := walship.NewDB(path, walship.Options{Logger: slog.New(slog.DiscardHandler)},
+		walship.NewReplica("backup", file.New(filepath.Join(dir, "replica"))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- db.Run(ctx, 10*time.Second) }()
+	defer func() { stop(); <-done }()
+	for db.Phase() != walship.PhaseReplicating {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if _, err := app.Exec("INSERT INTO orders VALUES (1)"); err != nil {
+		log.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pos, err := db.SyncWait(wctx)
+	if err != nil {
+		log.Fatal(err) // e.g. replica "backup" holds TXID ..., wanted ...
+	}
+	fmt.Println("every replica holds TXID", pos.TXID)
+	// Output: every replica holds TXID 0000000000000002
 }

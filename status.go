@@ -21,6 +21,10 @@ type Event = event.Event
 // a monitor (metrics, /healthz, walship status) reads.
 type DBStatus struct {
 	Path string `json:"db"`
+	// Phase is where the process's Run of the database is (Phase's
+	// String: starting, waiting, replicating, stopped); empty in a status
+	// read from the replicas.
+	Phase string `json:"phase,omitempty"`
 	// TXID is the newest TXID captured (staged).
 	TXID ltx.TXID `json:"txid"`
 	// WALBytes is the WAL file's size; StagingBytes what the staging
@@ -67,7 +71,7 @@ type ReplicaStatus struct {
 func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 	// Not db.cap.Pos(): the capture lock is held through a whole
 	// snapshot, and a health probe must not wait for one.
-	st := DBStatus{Path: db.path, TXID: ltx.TXID(db.capturedTXID.Load())}
+	st := DBStatus{Path: db.path, Phase: db.Phase().String(), TXID: ltx.TXID(db.capturedTXID.Load())}
 	if fi, err := os.Stat(db.path + "-wal"); err == nil {
 		st.WALBytes = fi.Size()
 	}
@@ -160,6 +164,7 @@ func (db *DB) recordStaged(ctx context.Context) {
 // not known, and are zero.
 func (db *DB) StatusFromReplicas(ctx context.Context) DBStatus {
 	st := db.Status(ctx, time.Now())
+	st.Phase = ""
 	for i, r := range db.replicas {
 		rs := ReplicaStatus{Name: r.Name}
 		for level := 0; level <= storage.MaxLevel; level++ {

@@ -181,6 +181,9 @@ type Config struct {
 	// HeartbeatInterval is "heartbeat-interval"; nil when unset (caller's
 	// default: 5m, Litestream's), else greater than 0.
 	HeartbeatInterval *time.Duration `yaml:"heartbeat-interval"`
+	// Socket is "socket", the control socket of `walship replicate`
+	// (walship sync, list and info talk to it).
+	Socket Socket `yaml:"socket"`
 
 	// AccessKeyID and SecretAccessKey are "access-key-id" and
 	// "secret-access-key": S3 credentials for every replica that does not

@@ -103,7 +103,6 @@ func TestLitestreamCorpus(t *testing.T) {
 	// warnings, naming those keys.
 	for file, want := range map[string][]string{
 		"io-config-mcp.yml":                {"mcp-addr"},
-		"claude-debug-ipc-socket.yml":      {"socket"},
 		"provider-compat-validation.yml":   {"validation"},
 		"io-directory-config.yml":          {"dbs[0]"},
 		"io-config-retention.yml":          {"dbs[0].replicas[0].retention"},
@@ -117,7 +116,9 @@ func TestLitestreamCorpus(t *testing.T) {
 			}
 		}
 	}
-	if len(warnings) < 25 {
+	// A floor that says the warnings are looked at: it falls as walship
+	// supports more of Litestream's keys (socket, in issue 16).
+	if len(warnings) < 20 {
 		t.Errorf("only %d of %d configs give warnings", len(warnings), len(files))
 	}
 }

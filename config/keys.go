@@ -14,7 +14,7 @@ var (
 	topKeys = []string{
 		"dbs", "logging", "levels", "snapshot", "l0-retention",
 		"l0-retention-check-interval", "retention", "max-local-bytes", "shutdown-sync-timeout",
-		"addr", "health-max-lag", "heartbeat-url", "heartbeat-interval",
+		"addr", "health-max-lag", "heartbeat-url", "heartbeat-interval", "socket",
 	}
 	loggingKeys   = []string{"level", "type", "stderr", "source"}
 	levelKeys     = []string{"interval"}

@@ -61,7 +61,7 @@ dbs:
 		t.Fatal(err)
 	}
 	want := []string{
-		"2 mcp-addr", "3 socket", "7 exec", "10 shutdown-sync-interval",
+		"2 mcp-addr", "7 exec", "10 shutdown-sync-interval",
 		"11 verify-compaction", "12 validation", "14 max-sync-ltx-files", "15 auto-recover", "16 sign-payload",
 		"19 dbs[0].monitor-interval", "20 dbs[0].max-sync-wal-bytes", "21 dbs[0].restore-if-db-not-exists",
 		"24 dbs[0].replica.require-content-md5", "25 dbs[0].replica.sign-accept-encoding", "26 dbs[0].replica.auto-recover",
@@ -71,6 +71,9 @@ dbs:
 	if got := warned(cfg); !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %q\nwant %q", got, want)
 	}
+	if !cfg.Socket.Enabled || cfg.Socket.SocketPath() != "/var/run/litestream.sock" || cfg.Socket.Mode() != 0o600 {
+		t.Errorf("socket: %+v", cfg.Socket)
+	}
 	if cfg.Addr != ":9090" || cfg.HeartbeatURL != "https://hc-ping.com/SECRETUUID" || cfg.HeartbeatInterval == nil || *cfg.HeartbeatInterval != 5*time.Minute {
 		t.Errorf("monitoring keys: addr %q, heartbeat %q every %v", cfg.Addr, cfg.HeartbeatURL, cfg.HeartbeatInterval)
 	}
@@ -79,7 +82,7 @@ dbs:
 		if !strings.HasPrefix(s, fmt.Sprintf("litestream.yml:%d: %s: ", w.Line, w.Key)) || strings.Contains(s, "SECRETUUID") {
 			t.Errorf("warning %q", s)
 		}
-		if strings.HasPrefix(w.Key, "exec") || strings.HasPrefix(w.Key, "socket") || strings.HasSuffix(w.Key, "restore-if-db-not-exists") {
+		if strings.HasPrefix(w.Key, "exec") || strings.HasSuffix(w.Key, "restore-if-db-not-exists") {
 			if !strings.Contains(w.Msg, "not supported yet") {
 				t.Errorf("%s: %q does not say it is not supported yet", w.Key, w.Msg)
 			}

@@ -35,7 +35,6 @@ func (w Warning) String() string {
 var (
 	ignoredTopKeys = map[string]string{
 		"mcp-addr": "walship has no MCP server",
-		"socket":   "not supported yet: walship has no control socket (Litestream's start, stop, sync, register and status commands); replicate runs the databases of the config file",
 		"exec": "not supported yet: walship does not start the command, and does not stop when it exits; " +
 			"start your application yourself, beside `walship replicate`",
 		"shutdown-sync-interval": "walship's uploads retry with their own backoff until shutdown-sync-timeout has passed; " +

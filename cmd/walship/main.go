@@ -9,6 +9,9 @@
 //	walship verify    [flags] [DB_PATH | REPLICA_URL | DB_PATH REPLICA_URL]
 //	walship databases [flags]
 //	walship status    [flags]
+//	walship sync      [flags] DB_PATH
+//	walship list      [flags]
+//	walship info      [flags] [DB_PATH]
 //	walship version
 //
 // Run "walship VERB -h" for the flags of a verb.
@@ -61,6 +64,9 @@ var verbs = []verb{
 	{"validate", "same as verify", runValidate},
 	{"databases", "list the databases and replicas of the config file", runDatabases},
 	{"status", "show each replica's lag, newest TXID, snapshot and last error", runStatus},
+	{"sync", "capture a database now; with -wait, until every replica holds it", runSync},
+	{"list", "list the databases of the running walship (control socket)", runList},
+	{"info", "show the running walship, or one database's state (control socket)", runInfo},
 	{"keygen", "write a new encryption key file", runKeygen},
 	{"version", "print the version", runVersion},
 }

@@ -42,7 +42,12 @@ another database owns. -takeover makes this database the owner of such a
 replica (it moved to this server on purpose): its history starts apart from
 the old one, with a snapshot, and the old owner, if it still runs, stops
 writing to the replica. One walship process replicates a database: a second
-one on the same database refuses to start.`
+one on the same database refuses to start.
+
+With socket: enabled: true in the config file (or -socket PATH), walship
+listens on a Unix socket (mode 0600 unless socket.permissions says
+otherwise) for walship sync, list and info; a socket another walship serves
+makes it refuse to start, one left by a killed process is replaced.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
@@ -52,6 +57,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	syncInterval := flags.Duration("sync-interval", walship.DefaultSyncInterval, "how often to capture changes (command-line mode only; the config file has sync-interval)")
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
 	addr := flags.String("addr", "", "serve Prometheus metrics, /healthz and /status on this `HOST:PORT` (\":9090\" is loopback only; default: the config's addr, else nothing listens)")
+	socket := flags.String("socket", "", "serve the control socket (walship sync, list, info) at this `PATH` (default: the config's socket: section, else none)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -64,6 +70,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	defer func() { store.Close() }()
 	watch := watchFromConfig(nil, *addr)
 	flush := flushTimeout
+	var sock config.Socket
 	var log *slog.Logger
 	switch len(pos) {
 	case 2:
@@ -140,6 +147,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		}
 		store = fromConfig
 		watch = watchFromConfig(cfg, *addr)
+		sock = cfg.Socket
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
@@ -159,6 +167,13 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	if *once {
 		return replicateOnce(ctx, log, store.DBs)
 	}
+	if *socket != "" {
+		abs, err := filepath.Abs(*socket)
+		if err != nil {
+			return fmt.Errorf("-socket %q: %w", *socket, err)
+		}
+		sock.Enabled, sock.Path = true, abs
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -170,6 +185,15 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	}()
 	if err := startWatching(ctx, log, store, watch); err != nil {
 		return err
+	}
+	srv, err := serveControl(log, store, sock)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		// After the databases' last flush: a sync -wait in flight may
+		// still see its TXID reach the replicas.
+		defer srv.Close()
 	}
 	go superviseSystemd(ctx, log, store.DBs)
 	if err := store.Run(ctx, flush); err != nil {

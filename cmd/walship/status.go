@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/control"
 	"github.com/walship/walship/internal/monitor"
 )
 
@@ -18,9 +19,10 @@ newest the replica holds, the replica's lag (the age of the oldest captured
 transaction it does not hold yet), its newest snapshot, the staging
 directory's size and the replica's last error.
 
-It asks the running walship replicate for its state, at /status on its
-listener: -addr, else the config file's addr:. When no process answers (or
-none listens), it reads the replicas of the config file instead: their
+It asks the running walship replicate for its state: on its control socket
+(-socket, else the config file's socket: section when enabled), else at
+/status on its listener (-addr, else the config file's addr:). When no
+process answers (or none listens), it reads the replicas of the config file instead: their
 newest TXID and snapshot, without the captured TXID or the lag, which only
 the running process knows. The first line says which.`
 
@@ -32,6 +34,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "status", "[flags]", statusDescription)
 	cf := addConfigFlags(flags)
 	addr := flags.String("addr", "", "ask the walship replicate listening on this `HOST:PORT` (default: the config file's addr:)")
+	socket := flags.String("socket", "", "ask the walship replicate serving this control socket `PATH` (default: the config file's socket.path, when enabled)")
 	jsonOut := flags.Bool("json", false, "print the state as JSON (the document of /status)")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -44,9 +47,26 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if *addr != "" && cf.explicit() {
 		return usagef("-addr and -config cannot be combined: -addr asks a running process, -config reads its file")
 	}
+	if *socket != "" && (*addr != "" || cf.explicit()) {
+		return usagef("-socket cannot be combined with -addr or -config: each names where to ask")
+	}
+	if *socket != "" {
+		rep, err := askSocket(ctx, *socket)
+		if err != nil {
+			return err
+		}
+		return printStatus(e, *jsonOut, rep, "the running walship on "+*socket)
+	}
 	cfg, err := cf.load(*addr != "")
 	if err != nil {
 		return err
+	}
+	if *addr == "" && cfg != nil && cfg.Socket.Enabled {
+		// The socket first: it is there whether or not addr: is.
+		path := cfg.Socket.SocketPath()
+		if rep, err := askSocket(ctx, path); err == nil {
+			return printStatus(e, *jsonOut, rep, "the running walship on "+path)
+		}
 	}
 	if *addr == "" && cfg != nil {
 		*addr = cfg.Addr
@@ -79,6 +99,14 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return printStatus(e, *jsonOut, rep, "the replicas ("+note+"); the captured TXID and the lag are known only to a running walship")
 }
 
+// askSocket asks the process serving the control socket at path for its
+// state.
+func askSocket(ctx context.Context, path string) (monitor.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	return control.NewClient(path).Status(ctx, "")
+}
+
 // fetchStatus asks the process listening on addr for its state.
 func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
 	var rep monitor.Report
@@ -106,6 +134,13 @@ func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
 	return rep, nil
 }
 
+// phaseNotes say what a database that is not replicating is doing.
+var phaseNotes = map[string]string{
+	"starting": "starting: opening the database and reading its replicas",
+	"waiting":  "waiting: for the database file to be created, or for a problem opening it to clear",
+	"stopped":  "stopped: its replication ended (the log says why)",
+}
+
 // printStatus prints rep, read from source.
 func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 	if asJSON {
@@ -119,6 +154,9 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 			fmt.Fprintf(e.stdout, "  captured TXID %s, WAL %s, staging %s\n", db.TXID, formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
 		} else {
 			fmt.Fprintf(e.stdout, "  WAL %s, staging %s\n", formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
+		}
+		if say, ok := phaseNotes[db.Phase]; ok && live {
+			fmt.Fprintf(e.stdout, "  %s\n", say)
 		}
 		if db.Error != "" {
 			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
