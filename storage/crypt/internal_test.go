@@ -82,10 +82,7 @@ func TestPlaintextChangedDuringUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Forget the sealed chunk, as one pushed out of the recent ones is.
-	s := r.(*sealedAt)
-	s.mu.Lock()
-	delete(s.recent, 1)
-	s.mu.Unlock()
+	r.(*sealedAt).forget(1)
 	_, err = ra.ReadAt(buf, int64(headerSize)+sealedChunk)
 	if err == nil || !strings.Contains(err.Error(), "changed while it was uploaded") {
 		t.Fatalf("a changed plaintext sealed again: %v; want refused", err)

@@ -62,11 +62,12 @@ func TestRangesAtBoundaries(t *testing.T) {
 }
 
 // TestSealedAtConcurrent: an upload that reads the encrypted object at
-// offsets, from several goroutines, gets the bytes a sequential read does.
+// offsets, from several goroutines, gets the bytes a sequential read does,
+// with more chunks than are kept sealed, so that buffers are used again.
 func TestSealedAtConcurrent(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	plain := make([]byte, 9*chunk+123)
+	plain := make([]byte, 50*chunk+123)
 	for i := range plain {
 		plain[i] = byte(i % 251)
 	}

@@ -117,6 +117,11 @@ func (s *sealedStream) Read(p []byte) (int, error) {
 // Sealed again, a chunk must be what it was, since its nonce is the same:
 // each chunk's tag is kept (16 bytes per 64 KiB), and a plaintext that
 // changed meanwhile fails the upload rather than be sealed twice.
+//
+// The few chunks sealed last are kept for readers that read one in several
+// calls, and their buffers are used again once pushed out, so that an
+// object of any size is sealed in the same few buffers: readers copy from
+// a kept chunk only under the lock, so a buffer pushed out is no one's.
 type sealedAt struct {
 	sealer
 	plain *io.SectionReader
@@ -125,8 +130,9 @@ type sealedAt struct {
 
 	mu     sync.Mutex
 	tags   map[int64][tagSize]byte
-	recent map[int64][]byte // a few sealed chunks, for readers that read one in several calls
+	recent map[int64][]byte // sealed chunks kept
 	order  []int64          // of recent, oldest first
+	free   [][]byte         // buffers of chunks pushed out
 }
 
 // recentChunks is how many sealed chunks sealedAt keeps: enough for the
@@ -171,12 +177,11 @@ func (s *sealedAt) ReadAt(p []byte, off int64) (int, error) {
 		if off < int64(headerSize) {
 			m = copy(p, s.hdr[off:])
 		} else {
+			var err error
 			i := (off - int64(headerSize)) / sealedChunk
-			c, err := s.sealed(i)
-			if err != nil {
+			if m, err = s.readChunk(p, i, (off-int64(headerSize))%sealedChunk); err != nil {
 				return n, err
 			}
-			m = copy(p, c[(off-int64(headerSize))%sealedChunk:])
 		}
 		n, off, p = n+m, off+int64(m), p[m:]
 	}
@@ -186,29 +191,23 @@ func (s *sealedAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// sealed returns sealed chunk i.
-func (s *sealedAt) sealed(i int64) ([]byte, error) {
+// readChunk copies sealed chunk i, from byte from, to p.
+func (s *sealedAt) readChunk(p []byte, i, from int64) (int, error) {
 	s.mu.Lock()
-	c, ok := s.recent[i]
+	if c, ok := s.recent[i]; ok {
+		defer s.mu.Unlock()
+		return copy(p, c[from:]), nil
+	}
+	var buf []byte
+	if n := len(s.free); n > 0 {
+		buf, s.free = s.free[n-1], s.free[:n-1]
+	}
 	s.mu.Unlock()
-	if ok {
-		return c, nil
-	}
 
-	plainSize := s.plain.Size()
-	last := i == max(0, (plainSize-1)/chunkSize)
-	n := int64(chunkSize)
-	if last {
-		n = plainSize - i*chunkSize
+	c, err := s.seal(buf, i)
+	if err != nil {
+		return 0, err
 	}
-	buf := make([]byte, n, n+tagSize)
-	if m, err := s.plain.ReadAt(buf, i*chunkSize); int64(m) < n {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF // the plaintext shrank
-		}
-		return nil, fmt.Errorf("encrypt: read: %w", err)
-	}
-	c = s.sealChunk(buf[:0], buf, uint64(i), last)
 	var tag [tagSize]byte
 	copy(tag[:], c[len(c)-tagSize:])
 
@@ -218,15 +217,58 @@ func (s *sealedAt) sealed(i int64) ([]byte, error) {
 		s.tags, s.recent = map[int64][tagSize]byte{}, map[int64][]byte{}
 	}
 	if t, ok := s.tags[i]; ok && t != tag {
-		return nil, errors.New("encrypt: the file changed while it was uploaded")
+		return 0, errors.New("encrypt: the file changed while it was uploaded")
 	}
 	s.tags[i] = tag
-	if _, ok := s.recent[i]; !ok {
-		if len(s.order) == recentChunks {
-			delete(s.recent, s.order[0])
-			s.order = s.order[1:]
-		}
-		s.recent[i], s.order = c, append(s.order, i)
+	n := copy(p, c[from:])
+	if _, ok := s.recent[i]; ok {
+		// Sealed meanwhile by another reader too.
+		s.release(c)
+		return n, nil
 	}
-	return c, nil
+	if len(s.order) == recentChunks {
+		s.release(s.recent[s.order[0]])
+		delete(s.recent, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.recent[i], s.order = c, append(s.order, i)
+	return n, nil
+}
+
+// release keeps a buffer no chunk uses any more for the next seal. s.mu
+// must be held.
+func (s *sealedAt) release(buf []byte) {
+	if buf != nil && len(s.free) < recentChunks {
+		s.free = append(s.free, buf[:0])
+	}
+}
+
+// seal seals chunk i into buf, which it grows as needed.
+func (s *sealedAt) seal(buf []byte, i int64) ([]byte, error) {
+	plainSize := s.plain.Size()
+	last := i == max(0, (plainSize-1)/chunkSize)
+	n := int64(chunkSize)
+	if last {
+		n = plainSize - i*chunkSize
+	}
+	if int64(cap(buf)) < n+tagSize {
+		buf = make([]byte, 0, chunkSize+tagSize)
+	}
+	buf = buf[:n]
+	if m, err := s.plain.ReadAt(buf, i*chunkSize); int64(m) < n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF // the plaintext shrank
+		}
+		return nil, fmt.Errorf("encrypt: read: %w", err)
+	}
+	return s.sealChunk(buf[:0], buf, uint64(i), last), nil
+}
+
+// forget drops chunk i from the kept ones, as if pushed out.
+func (s *sealedAt) forget(i int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.release(s.recent[i])
+	delete(s.recent, i)
+	s.order = slices.DeleteFunc(s.order, func(j int64) bool { return j == i })
 }
