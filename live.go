@@ -1,5 +1,12 @@
 package walship
 
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
 // What a supervisor (systemd's watchdog, say) can learn of a running
 // database without the engine knowing who asks: which phase it is in, and
 // whether its monitor loop still goes round.
@@ -32,6 +39,45 @@ func (p Phase) String() string {
 		return "stopped"
 	}
 	return "unknown"
+}
+
+// Ready reports whether an application that uses the database can start
+// (`walship replicate -exec`): the database replicates, or its file does
+// not exist yet, which the application creates (walship then opens it
+// within a second, and captures what it committed meanwhile from the WAL
+// or with a snapshot). A database whose opening fails and is retried is
+// not ready.
+func (db *DB) Ready() bool {
+	switch db.Phase() {
+	case PhaseReplicating:
+		return true
+	case PhaseWaiting:
+		_, err := os.Stat(db.path)
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return false
+}
+
+// Halted returns why the database is replicated no more while its Run
+// should go on: Run returned (a failure that does not pass, or ctx
+// ended), or a replica stopped for good (another database took it over).
+// Nil while it replicates, waits, or retries.
+func (db *DB) Halted() error {
+	if db.Phase() == PhaseStopped {
+		if msg, _ := db.failing.get(); msg != "" {
+			return fmt.Errorf("replication of %s stopped: %s", db.path, msg)
+		}
+		return fmt.Errorf("replication of %s stopped", db.path)
+	}
+	for _, r := range db.replicas {
+		if r.up == nil {
+			continue
+		}
+		if err := r.up.Stopped(); err != nil {
+			return fmt.Errorf("replica %s of %s stopped: %w", r.Client, db.path, err)
+		}
+	}
+	return nil
 }
 
 // Phase returns where the database's Run is.

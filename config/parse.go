@@ -209,6 +209,8 @@ func (p *parser) parse(data []byte) *Config {
 			cfg.HeartbeatURL = p.str(kv)
 		case "heartbeat-interval":
 			cfg.HeartbeatInterval = p.positiveDuration(kv)
+		case "exec":
+			cfg.Exec = p.str(kv)
 		default:
 			if reason, ok := ignoredTopKeys[kv.key]; ok {
 				p.ignore(kv, reason)

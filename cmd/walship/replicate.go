@@ -14,6 +14,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/internal/child"
 	"github.com/walship/walship/internal/sqlitemem"
 	"github.com/walship/walship/storage/backend"
 )
@@ -42,7 +43,21 @@ another database owns. -takeover makes this database the owner of such a
 replica (it moved to this server on purpose): its history starts apart from
 the old one, with a snapshot, and the old owner, if it still runs, stops
 writing to the replica. One walship process replicates a database: a second
-one on the same database refuses to start.`
+one on the same database refuses to start.
+
+-exec "CMD ARGS" (or exec: in the config file) runs your application under
+walship: it starts once every database replicates (or waits for the
+application to create it), receives the SIGINT and SIGTERM walship is sent,
+and when it exits walship captures its last commits, gives the replicas up
+to shutdown-sync-timeout to receive them and exits with its status (128+N
+if signal N killed it). If replication stops while it runs, walship stops
+it and exits non-zero, saying why.
+
+-restore-if-db-not-exists (or restore-if-db-not-exists: on a database of
+the config file) first restores each database whose file does not exist
+from its first replica that holds a backup; with none, the application
+creates a fresh database. The restored database goes on with the replica's
+history, as the database the replica belongs to.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
@@ -53,6 +68,8 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
 	addr := flags.String("addr", "", "serve Prometheus metrics, /healthz and /status on this `HOST:PORT` (\":9090\" is loopback only; default: the config's addr, else nothing listens)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
+	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
+	restoreMissing := flags.Bool("restore-if-db-not-exists", false, "before replicating, restore each database whose file does not exist from its first replica that holds a backup (the config's restore-if-db-not-exists, for every database)")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
 		return err
@@ -65,6 +82,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	watch := watchFromConfig(nil, *addr)
 	flush := flushTimeout
 	var log *slog.Logger
+	restoring := map[string]bool{} // the databases restored if missing, by path
 	switch len(pos) {
 	case 2:
 		if cf.explicit() {
@@ -140,10 +158,25 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		}
 		store = fromConfig
 		watch = watchFromConfig(cfg, *addr)
+		if *execLine == "" {
+			*execLine = cfg.Exec
+		}
+		for _, c := range cfg.DBs {
+			restoring[c.Path] = c.RestoreIfDBNotExists
+		}
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
 
+	var execArgs []string
+	if *execLine != "" {
+		if *once {
+			return usagef("-once cannot be combined with -exec (or the config's exec): -once exits after one sync, -exec when the application does")
+		}
+		if execArgs, err = child.Split(*execLine); err != nil {
+			return err
+		}
+	}
 	for _, db := range store.DBs {
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
@@ -156,8 +189,18 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
 	}
+	for _, db := range store.DBs {
+		if *restoreMissing || restoring[db.Path()] {
+			if _, err := db.RestoreIfMissing(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	if *once {
 		return replicateOnce(ctx, log, store.DBs)
+	}
+	if execArgs != nil {
+		return replicateWithChild(ctx, log, store, watch, flush, execArgs)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
