@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/internal/staging"
@@ -37,6 +38,9 @@ func (db *DB) RestoreIfMissing(ctx context.Context) (bool, error) {
 		}
 		db.log.Info("database exists; not restored")
 		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(db.path), 0o755); err != nil {
+		return false, fmt.Errorf("create the database's directory: %w", err)
 	}
 	for _, r := range db.replicas {
 		res, err := restore.Restore(ctx, r.Client, db.path, restore.Options{IntegrityCheck: "quick"})

@@ -103,3 +103,10 @@ func TestFileExec(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	RunExec(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
 }
+
+// TestFileExecReplicationLost: the application is stopped when its
+// database's replica is taken over (see e2e.RunExecReplicationLost).
+func TestFileExecReplicationLost(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunExecReplicationLost(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}

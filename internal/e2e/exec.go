@@ -110,6 +110,41 @@ func RunExec(t *testing.T, r Replica) {
 	wantOwnHistory(t, ctx, r, db3)
 }
 
+// RunExecReplicationLost: replication stopping for good while the
+// application runs (another database takes the replica over) stops the
+// application, and walship exits 1 saying why.
+func RunExecReplicationLost(t *testing.T, r Replica) {
+	dir := t.TempDir()
+	bin, app := Binary(t), execApp(t)
+	dbPath, other := filepath.Join(dir, "app.db"), filepath.Join(dir, "other.db")
+	cfg := writeConfig(t, filepath.Join(dir, "walship.yml"), dbPath, r)
+	p := startWalship(t, bin, r.Env, "replicate", "-config", cfg, "-exec", fmt.Sprintf("'%s' -db '%s' -rows 1 -wait -every 50ms", app, dbPath))
+	waitOutput(t, p, "execapp: waiting for a signal")
+
+	if out, err := exec.Command(app, "-db", other, "-rows", "1").CombinedOutput(); err != nil {
+		t.Fatalf("execapp: %v\n%s", err, out)
+	}
+	otherCfg := writeConfig(t, filepath.Join(dir, "other.yml"), other, r)
+	run(t, bin, r.Env, "replicate", "-once", "-takeover", "-config", otherCfg)
+
+	// The old owner notices at its first write after it last read the
+	// owner record (within 10s).
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCode(err); code != 1 {
+			t.Fatalf("walship exited %d after losing its replica, want 1:\n%s", code, p.output())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("walship still runs 60s after its replica was taken over:\n%s", p.output())
+	}
+	out := p.output()
+	if !strings.Contains(out, "stopping the application") || !strings.Contains(out, "the application was stopped") || !strings.Contains(out, "belongs to") {
+		t.Fatalf("walship did not stop the application, saying why, when its replica was taken over:\n%s", out)
+	}
+}
+
 // execApp builds internal/e2e/execapp once per test and returns its path.
 func execApp(t *testing.T) string {
 	t.Helper()

@@ -2,7 +2,7 @@
 // replicate -exec` run under walship: it opens a SQLite database (creating
 // it if needed), prints how many rows it holds, commits -rows rows one
 // transaction each, and exits, or with -wait waits for SIGTERM or SIGINT
-// first. It is a test program, not part of walship.
+// first (committing a row every -every meanwhile). It is a test program, not part of walship.
 package main
 
 import (
@@ -22,6 +22,7 @@ func main() {
 	rows := flag.Int("rows", 0, "rows to insert, one transaction each")
 	code := flag.Int("exit", 0, "exit status once done")
 	wait := flag.Bool("wait", false, "after inserting, wait for SIGTERM or SIGINT")
+	every := flag.Duration("every", 0, "with -wait: meanwhile commit one row this often")
 	onTerm := flag.Int("on-term", -1, "with -wait: on the signal, commit one more row and exit with this status (default: do not handle the signal, so that it kills the process)")
 	flag.Parse()
 
@@ -44,6 +45,14 @@ func main() {
 	}
 	if *wait {
 		fmt.Println("execapp: waiting for a signal")
+		if *every > 0 {
+			go func() {
+				for range time.Tick(*every) {
+					_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting")
+					check(err)
+				}
+			}()
+		}
 		if *onTerm < 0 {
 			for { // until the signal kills the process (a select{} would be a deadlock to Go)
 				time.Sleep(time.Hour)
