@@ -124,7 +124,11 @@ func TestReadyAndHalted(t *testing.T) {
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- db.Run(ctx, time.Second) }()
-	waitFor(t, "ready while waiting for the file", db.Ready)
+	store := &walship.Store{DBs: []*walship.DB{db}}
+	waitFor(t, "ready while waiting for the file", store.Ready)
+	if got := store.Unopened(); len(got) != 0 {
+		t.Fatalf("unopened %q before the file exists", got)
+	}
 	if db.Phase() != walship.PhaseWaiting {
 		t.Fatalf("phase %s, want waiting", db.Phase())
 	}
@@ -140,8 +144,11 @@ func TestReadyAndHalted(t *testing.T) {
 	if err := <-ran; err != nil {
 		t.Fatal(err)
 	}
-	if db.Ready() || db.Halted() == nil {
-		t.Fatalf("after Run: ready %v, halted %v; want halted", db.Ready(), db.Halted())
+	if store.Ready() || store.Halted() == nil || len(store.NotReady()) != 1 {
+		t.Fatalf("after Run: ready %v, halted %v, not ready %q; want halted", store.Ready(), store.Halted(), store.NotReady())
+	}
+	if err := store.Unflushed(); err != nil || db.Pos().TXID == 0 {
+		t.Fatalf("after Run: TXID %s, unflushed %v; want the database's TXIDs in the replica", db.Pos().TXID, err)
 	}
 }
 

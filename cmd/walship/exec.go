@@ -62,13 +62,16 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 		if err := <-ran; err != nil {
 			return fmt.Errorf("replication failed: %w", err)
 		}
-		return notFlushed(store.DBs)
+		if err := store.Unflushed(); err != nil {
+			return fmt.Errorf("the last commits did not reach every replica within the shutdown-sync-timeout (%s): %w; they stay staged beside the database and ship at the next start of walship: keep that directory, or raise shutdown-sync-timeout", flush, err)
+		}
+		return nil
 	}
 
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	waitingSince, told := time.Now(), false
-	for !allReady(store.DBs) {
+	for !store.Ready() {
 		select {
 		case sig := <-sigs:
 			log.Info("signal received before the application started; stopping", "signal", sig.String())
@@ -76,12 +79,12 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 		case err := <-ran:
 			return fmt.Errorf("replication stopped before the application started: %w", cmp.Or(err, errors.New("every database stopped")))
 		case <-tick.C:
-			if err := halted(store.DBs); err != nil {
+			if err := store.Halted(); err != nil {
 				stop()
 				return fmt.Errorf("%w; the application was not started", err)
 			}
 			if !told && time.Since(waitingSince) > 10*time.Second {
-				log.Warn("the application starts once every database replicates; still waiting", "databases", notReady(store.DBs))
+				log.Warn("the application starts once every database replicates; still waiting", "databases", store.NotReady())
 				told = true
 			}
 		}
@@ -108,7 +111,7 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 			p.Stop(childStopGrace)
 			return fmt.Errorf("replication failed while the application ran: %w; the application was stopped (%s)", err, p.Describe())
 		case <-tick.C:
-			if err := halted(store.DBs); err != nil {
+			if err := store.Halted(); err != nil {
 				log.Error("replication stopped; stopping the application", "error", err)
 				p.Stop(childStopGrace)
 				return errors.Join(fmt.Errorf("%w; the application was stopped (%s)", err, p.Describe()), stop())
@@ -119,10 +122,14 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 	// A database the application created is opened before replication
 	// stops, so that what it committed is captured.
 	deadline := time.Now().Add(flush)
-	for !allOpened(store.DBs) && time.Now().Before(deadline) && halted(store.DBs) == nil {
+	for len(store.Unopened()) > 0 && time.Now().Before(deadline) && store.Halted() == nil {
 		<-tick.C
 	}
-	err = stop()
+	var unopened error
+	if dbs := store.Unopened(); len(dbs) > 0 {
+		unopened = fmt.Errorf("walship could not open %s within the shutdown-sync-timeout (%s): what the application committed there is not in the replicas; run walship replicate again to ship it", strings.Join(dbs, ", "), flush)
+	}
+	err = errors.Join(unopened, stop())
 	if code := p.Status(); code != 0 {
 		if err != nil {
 			log.Error("replication failed", "error", err)
@@ -134,72 +141,4 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// allReady reports whether the application can start: every database
-// replicates, or waits for the application to create its file.
-func allReady(dbs []*walship.DB) bool {
-	for _, db := range dbs {
-		if !db.Ready() {
-			return false
-		}
-	}
-	return true
-}
-
-// allOpened reports whether every database whose file exists replicates:
-// the application may have created one that walship has not opened yet.
-func allOpened(dbs []*walship.DB) bool {
-	for _, db := range dbs {
-		if ph := db.Phase(); ph == walship.PhaseReplicating || ph == walship.PhaseStopped {
-			continue
-		}
-		if _, err := os.Stat(db.Path()); err == nil {
-			return false
-		}
-	}
-	return true
-}
-
-// notReady lists the databases that are not ready, for the log.
-func notReady(dbs []*walship.DB) []string {
-	var out []string
-	for _, db := range dbs {
-		if !db.Ready() {
-			out = append(out, db.Path()+" ("+db.Phase().String()+")")
-		}
-	}
-	return out
-}
-
-// halted returns why a database, or a replica of one, is replicated no
-// more.
-func halted(dbs []*walship.DB) error {
-	var errs []error
-	for _, db := range dbs {
-		if err := db.Halted(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// notFlushed returns an error naming the replicas that do not hold a
-// database's newest captured TXID after replication stopped: the
-// application's last commits are staged, not in the replica, and would
-// be lost with the machine (a container's volume, say).
-func notFlushed(dbs []*walship.DB) error {
-	var behind []string
-	for _, db := range dbs {
-		pos := db.Pos()
-		for _, r := range db.Replicas() {
-			if rp := r.Pos(); rp.TXID < pos.TXID {
-				behind = append(behind, fmt.Sprintf("%s: replica %s holds TXID %s of %s", db.Path(), r.Client, rp.TXID, pos.TXID))
-			}
-		}
-	}
-	if len(behind) == 0 {
-		return nil
-	}
-	return fmt.Errorf("the last commits did not reach every replica before the shutdown-sync-timeout (%s); they stay staged beside the database and ship at the next start of walship: keep that directory, or raise shutdown-sync-timeout", strings.Join(behind, "; "))
 }
