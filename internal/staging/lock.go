@@ -88,6 +88,9 @@ func SetIdentity(dir, id string) error {
 	if len(id) != 32 {
 		return fmt.Errorf("database identity %q is not one walship wrote (32 hex digits)", id)
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, identityName)); err == nil && strings.TrimSpace(string(b)) == id {
+		return nil // already this database's, as after a restore over it
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create staging directory %s: %w", dir, err)
 	}
