@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/storage"
 )
 
 // RunExec is the end-to-end test of `walship replicate -exec` and of
@@ -88,6 +91,7 @@ func RunExec(t *testing.T, r Replica) {
 	db2 := volume("v2")
 	cfg2 := writeConfigWith(t, filepath.Join(dir, "walship-2.yml"), "exec: \""+appLine(db2, "-rows", "20")+"\"\n", db2, r)
 	addDBKey(t, cfg2, "restore-if-db-not-exists: true")
+	snapshots := len(ltxFiles(t, ctx, r.Client, storage.SnapshotLevel))
 	res = runResult(bin, r.Env, "replicate", "-config", cfg2)
 	wantExit(t, res, 0, "a container's start")
 	if !strings.Contains(res.out, "restored the missing database") || !strings.Contains(res.out, "execapp: rows-before 67") {
@@ -95,6 +99,11 @@ func RunExec(t *testing.T, r Replica) {
 	}
 	wantRows(t, bin, r.Env, cfg2, db2, dir, 87, "after the container's start")
 	wantOwnHistory(t, ctx, r, db2)
+	// The restored database is the replica's newest state: it goes on
+	// from there, without a whole copy.
+	if n := len(ltxFiles(t, ctx, r.Client, storage.SnapshotLevel)); n != snapshots || strings.Contains(res.out, "full copy") {
+		t.Fatalf("the container's start wrote %d snapshots, or a full copy; want neither:\n%s", n-snapshots, res.out)
+	}
 
 	// The restore command, the application writing before walship's
 	// first start, then walship.
@@ -143,6 +152,15 @@ func RunExecReplicationLost(t *testing.T, r Replica) {
 	if !strings.Contains(out, "stopping the application") || !strings.Contains(out, "the application was stopped") || !strings.Contains(out, "belongs to") {
 		t.Fatalf("walship did not stop the application, saying why, when its replica was taken over:\n%s", out)
 	}
+}
+
+func ltxFiles(t *testing.T, ctx context.Context, c storage.Client, level int) []*ltx.FileInfo {
+	t.Helper()
+	files, err := c.LTXFiles(ctx, level)
+	if err != nil {
+		t.Fatalf("list level %d of %s: %v", level, c, err)
+	}
+	return files
 }
 
 // execApp builds internal/e2e/execapp once per test and returns its path.
