@@ -44,10 +44,10 @@ func (p Phase) String() string {
 
 // Ready reports whether an application that uses the database can start
 // (`walship replicate -exec`): the database replicates, or its file does
-// not exist yet (or is empty), which the application creates (walship then opens it
-// within a second, and captures what it committed meanwhile from the WAL
-// or with a snapshot). A database whose opening fails and is retried is
-// not ready.
+// not exist yet (or is empty), which the application creates (walship
+// then opens it within a second, and captures what it committed
+// meanwhile from the WAL or with a whole copy). A database whose opening
+// fails and is retried is not ready.
 func (db *DB) Ready() bool {
 	switch db.Phase() {
 	case PhaseReplicating:

@@ -315,5 +315,8 @@ func recordRestored(ctx context.Context, src *source, outPath string) error {
 	if meta == "" {
 		meta = walship.MetaPath(outPath)
 	}
-	return walship.RecordRestored(ctx, src.client, meta)
+	if err := walship.RecordRestored(ctx, src.client, meta); err != nil {
+		return fmt.Errorf("restored %s, but %w: walship replicate may refuse it as another database than the replica's", outPath, err)
+	}
+	return nil
 }
