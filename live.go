@@ -1,5 +1,13 @@
 package walship
 
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
 // What a supervisor (systemd's watchdog, say) can learn of a running
 // database without the engine knowing who asks: which phase it is in, and
 // whether its monitor loop still goes round.
@@ -32,6 +40,118 @@ func (p Phase) String() string {
 		return "stopped"
 	}
 	return "unknown"
+}
+
+// Ready reports whether an application that uses the database can start
+// (`walship replicate -exec`): the database replicates, or its file does
+// not exist yet (or is empty), which the application creates (walship
+// then opens it within a second, and captures what it committed
+// meanwhile from the WAL or with a whole copy). A database whose opening
+// fails and is retried is not ready.
+func (db *DB) Ready() bool {
+	switch db.Phase() {
+	case PhaseReplicating:
+		return true
+	case PhaseWaiting:
+		// As WaitExists sees it: an empty file is one SQLite has not
+		// written yet.
+		fi, err := os.Stat(db.path)
+		return errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0)
+	}
+	return false
+}
+
+// Halted returns why the database is replicated no more while its Run
+// should go on: Run returned (a failure that does not pass, or ctx
+// ended), or a replica stopped for good (another database took it over).
+// Nil while it replicates, waits, or retries.
+func (db *DB) Halted() error {
+	if db.Phase() == PhaseStopped {
+		if msg, _ := db.failing.get(); msg != "" {
+			return fmt.Errorf("replication of %s stopped: %s", db.path, msg)
+		}
+		return fmt.Errorf("replication of %s stopped", db.path)
+	}
+	for _, r := range db.replicas {
+		if r.up == nil {
+			continue
+		}
+		if err := r.up.Stopped(); err != nil {
+			return fmt.Errorf("replica %s of %s stopped: %w", r.Client, db.path, err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether every database of the store is Ready: what an
+// application started beside them waits for.
+func (s *Store) Ready() bool {
+	for _, db := range s.DBs {
+		if !db.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// NotReady lists the databases that are not Ready, with their phase, for
+// messages.
+func (s *Store) NotReady() []string {
+	var out []string
+	for _, db := range s.DBs {
+		if !db.Ready() {
+			out = append(out, db.path+" ("+db.Phase().String()+")")
+		}
+	}
+	return out
+}
+
+// Halted returns why databases of the store, or replicas of them, are
+// replicated no more (see DB.Halted); nil while every one goes on.
+func (s *Store) Halted() error {
+	var errs []error
+	for _, db := range s.DBs {
+		if err := db.Halted(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Unopened lists the databases whose file SQLite has written and that
+// neither replicate nor stopped: an application that created one must
+// not be taken for gone with its commits until walship opened it (which
+// it does within a second of the file's creation).
+func (s *Store) Unopened() []string {
+	var out []string
+	for _, db := range s.DBs {
+		if ph := db.Phase(); ph == PhaseReplicating || ph == PhaseStopped {
+			continue
+		}
+		if fi, err := os.Stat(db.path); err == nil && fi.Size() > 0 {
+			out = append(out, db.path)
+		}
+	}
+	return out
+}
+
+// Unflushed returns an error naming the replicas that do not hold their
+// database's newest captured TXID, nil when every one does: after Run,
+// what is staged and not uploaded (it ships at the next start).
+func (s *Store) Unflushed() error {
+	var behind []string
+	for _, db := range s.DBs {
+		pos := db.Pos()
+		for _, r := range db.replicas {
+			if rp := r.Pos(); rp.TXID < pos.TXID {
+				behind = append(behind, fmt.Sprintf("%s: replica %s holds TXID %s of %s", db.path, r.Client, rp.TXID, pos.TXID))
+			}
+		}
+	}
+	if len(behind) == 0 {
+		return nil
+	}
+	return fmt.Errorf("commits staged and not uploaded (%s)", strings.Join(behind, "; "))
 }
 
 // Phase returns where the database's Run is.

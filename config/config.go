@@ -185,6 +185,12 @@ type Config struct {
 	// (walship sync, list and info talk to it).
 	Socket Socket `yaml:"socket"`
 
+	// Exec is "exec": the command line of the application `walship
+	// replicate` starts once every database replicates, and whose exit
+	// ends replication (split into words as a shell does, without
+	// expanding anything, as Litestream splits it); empty when unset.
+	Exec string `yaml:"exec"`
+
 	// AccessKeyID and SecretAccessKey are "access-key-id" and
 	// "secret-access-key": S3 credentials for every replica that does not
 	// set its own. Like every replica setting written at the top level,
@@ -275,6 +281,11 @@ type DB struct {
 	// MaxLocalBytes is "max-local-bytes", in bytes, greater than 0; nil
 	// when unset, in which case [Config.MaxLocalBytes] applies.
 	MaxLocalBytes *int64 `yaml:"max-local-bytes"`
+	// RestoreIfDBNotExists is "restore-if-db-not-exists": `walship
+	// replicate` restores the database from its replicas (the first that
+	// holds a backup) before replicating it, when the file does not
+	// exist. Litestream has it per database only, and so does walship.
+	RestoreIfDBNotExists bool `yaml:"restore-if-db-not-exists"`
 
 	// Replica is the single-replica form "replica"; a file may use it or
 	// Replicas, not both. Use [DB.AllReplicas] to get either.

@@ -113,6 +113,8 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			p.ignore(kv, ignoredDBKeys[kv.key])
 		case "max-local-bytes":
 			db.MaxLocalBytes = p.size(kv)
+		case "restore-if-db-not-exists":
+			db.RestoreIfDBNotExists = p.boolean(kv)
 		case "snapshot":
 			var s Snapshot
 			p.snapshot(kv, &s)

@@ -14,7 +14,7 @@ var (
 	topKeys = []string{
 		"dbs", "logging", "levels", "snapshot", "l0-retention",
 		"l0-retention-check-interval", "retention", "max-local-bytes", "shutdown-sync-timeout",
-		"addr", "health-max-lag", "heartbeat-url", "heartbeat-interval", "socket",
+		"addr", "health-max-lag", "heartbeat-url", "heartbeat-interval", "socket", "exec",
 	}
 	loggingKeys   = []string{"level", "type", "stderr", "source"}
 	levelKeys     = []string{"interval"}
@@ -24,6 +24,7 @@ var (
 		"path", "meta-path", "sync-interval", "checkpoint-interval",
 		"min-checkpoint-page-count", "max-checkpoint-page-count", "truncate-page-n", "busy-timeout",
 		"monitor-interval", "max-local-bytes", "snapshot", "replica", "replicas",
+		"restore-if-db-not-exists",
 	}
 	replicaKeys = []string{"name", "type", "url", "path", "sync-interval", "validation-interval", "audit-interval", "litestream-compatible"}
 

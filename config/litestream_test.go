@@ -61,9 +61,9 @@ dbs:
 		t.Fatal(err)
 	}
 	want := []string{
-		"2 mcp-addr", "7 exec", "10 shutdown-sync-interval",
+		"2 mcp-addr", "10 shutdown-sync-interval",
 		"11 verify-compaction", "12 validation", "14 max-sync-ltx-files", "15 auto-recover", "16 sign-payload",
-		"19 dbs[0].monitor-interval", "20 dbs[0].max-sync-wal-bytes", "21 dbs[0].restore-if-db-not-exists",
+		"19 dbs[0].monitor-interval", "20 dbs[0].max-sync-wal-bytes",
 		"24 dbs[0].replica.require-content-md5", "25 dbs[0].replica.sign-accept-encoding", "26 dbs[0].replica.auto-recover",
 		"27 dbs[0].replica.max-sync-ltx-files", "28 dbs[0].replica.retention", "29 dbs[0].replica.retention-check-interval",
 		"30 dbs[0].replica.snapshot-interval", "31 dbs[0].replica.age", "32 dbs[0].replica.host",
@@ -77,15 +77,14 @@ dbs:
 	if cfg.Addr != ":9090" || cfg.HeartbeatURL != "https://hc-ping.com/SECRETUUID" || cfg.HeartbeatInterval == nil || *cfg.HeartbeatInterval != 5*time.Minute {
 		t.Errorf("monitoring keys: addr %q, heartbeat %q every %v", cfg.Addr, cfg.HeartbeatURL, cfg.HeartbeatInterval)
 	}
+	// exec and restore-if-db-not-exists are Litestream's, and walship's.
+	if cfg.Exec != "myapp -port 8080" || !cfg.DBs[0].RestoreIfDBNotExists {
+		t.Errorf("exec %q, restore-if-db-not-exists %v; want the file's", cfg.Exec, cfg.DBs[0].RestoreIfDBNotExists)
+	}
 	for _, w := range cfg.Warnings {
 		s := w.String()
 		if !strings.HasPrefix(s, fmt.Sprintf("litestream.yml:%d: %s: ", w.Line, w.Key)) || strings.Contains(s, "SECRETUUID") {
 			t.Errorf("warning %q", s)
-		}
-		if strings.HasPrefix(w.Key, "exec") || strings.HasSuffix(w.Key, "restore-if-db-not-exists") {
-			if !strings.Contains(w.Msg, "not supported yet") {
-				t.Errorf("%s: %q does not say it is not supported yet", w.Key, w.Msg)
-			}
 		}
 	}
 	if w := cfg.Warnings[len(cfg.Warnings)-1]; !strings.Contains(w.Msg, "applies to sftp and nats replicas, not to this s3 replica") {

@@ -211,6 +211,8 @@ func (p *parser) parse(data []byte) *Config {
 			cfg.HeartbeatInterval = p.positiveDuration(kv)
 		case "socket":
 			p.socket(kv, &cfg.Socket)
+		case "exec":
+			cfg.Exec = p.str(kv)
 		default:
 			if reason, ok := ignoredTopKeys[kv.key]; ok {
 				p.ignore(kv, reason)

@@ -35,8 +35,6 @@ func (w Warning) String() string {
 var (
 	ignoredTopKeys = map[string]string{
 		"mcp-addr": "walship has no MCP server",
-		"exec": "not supported yet: walship does not start the command, and does not stop when it exits; " +
-			"start your application yourself, beside `walship replicate`",
 		"shutdown-sync-interval": "walship's uploads retry with their own backoff until shutdown-sync-timeout has passed; " +
 			"what is not uploaded by then stays staged and ships at the next start",
 		"verify-compaction": "walship always checks the files of every compaction before it writes the result (their TXIDs follow each other and their checksums chain), " +
@@ -48,8 +46,6 @@ var (
 		"monitor-interval": "walship watches the WAL for changes (file notifications, with a 10s fallback poll)",
 		"max-sync-wal-bytes": "walship captures all that was committed at each sync, streaming it to the staging directory, " +
 			"so its memory does not grow with the WAL",
-		"restore-if-db-not-exists": "not supported yet: walship waits for a missing database to be created; " +
-			"restore it first with `walship restore -if-db-not-exists -if-replica-exists DB_PATH`",
 	}
 	// directoryKeys are the keys of Litestream's directory replication.
 	directoryKeys = []string{"dir", "pattern", "recursive", "watch", "meta-dir"}

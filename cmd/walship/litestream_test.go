@@ -24,7 +24,7 @@ func TestLitestreamConfig(t *testing.T) {
 	app := newAppDB(t, dbPath, 3)
 	cfg := filepath.Join(dir, "litestream.yml")
 	os.WriteFile(cfg, []byte(`mcp-addr: ":3001"
-exec: myapp serve
+shutdown-sync-interval: 500ms
 shutdown-sync-timeout: 3s
 sync-interval: 50ms
 logging:
@@ -62,7 +62,7 @@ dbs:
 	for _, want := range []string{
 		"level=DEBUG", "source=", // trace is debug; source: true
 		`msg="logging.level: walship has no trace level`,
-		`msg="exec: not supported yet: walship does not start the command`,
+		`msg="shutdown-sync-interval: has no effect in walship`,
 		`msg="mcp-addr: has no effect in walship`,
 		`msg="dbs[0].monitor-interval: has no effect in walship`,
 		`msg="dbs[0].replica.retention: has no effect in walship`,
@@ -72,8 +72,8 @@ dbs:
 			t.Errorf("the log lacks %q:\n%s", want, stdout)
 		}
 	}
-	if n := strings.Count(stdout, `msg="exec:`); n != 1 {
-		t.Errorf("the exec warning is logged %d times; want once", n)
+	if n := strings.Count(stdout, `msg="shutdown-sync-interval:`); n != 1 {
+		t.Errorf("the shutdown-sync-interval warning is logged %d times; want once", n)
 	}
 
 	// The database's path without its sqlite:// prefix is the one

@@ -14,6 +14,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/internal/child"
 	"github.com/walship/walship/internal/sqlitemem"
 	"github.com/walship/walship/storage/backend"
 )
@@ -47,7 +48,21 @@ one on the same database refuses to start.
 With socket: enabled: true in the config file (or -socket PATH), walship
 listens on a Unix socket (mode 0600 unless socket.permissions says
 otherwise) for walship sync, list and info; a socket another walship serves
-makes it refuse to start, one left by a killed process is replaced.`
+makes it refuse to start, one left by a killed process is replaced.
+
+-exec "CMD ARGS" (or exec: in the config file) runs your application under
+walship: it starts once every database replicates (or waits for the
+application to create it), receives the SIGINT and SIGTERM walship is sent,
+and when it exits walship captures its last commits, gives the replicas up
+to shutdown-sync-timeout to receive them and exits with its status (128+N
+if signal N killed it). If replication stops while it runs, walship stops
+it and exits non-zero, saying why.
+
+-restore-if-db-not-exists (or restore-if-db-not-exists: on a database of
+the config file) first restores each database whose file does not exist
+from its first replica that holds a backup; with none, the application
+creates a fresh database. The restored database goes on with the replica's
+history, as the database the replica belongs to.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
@@ -59,6 +74,8 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	addr := flags.String("addr", "", "serve Prometheus metrics, /healthz and /status on this `HOST:PORT` (\":9090\" is loopback only; default: the config's addr, else nothing listens)")
 	socket := flags.String("socket", "", "serve the control socket (walship sync, list, info) at this `PATH` (default: the config's socket: section, else none)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
+	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
+	restoreMissing := flags.Bool("restore-if-db-not-exists", false, "before replicating, restore each database whose file does not exist from its first replica that holds a backup (the config's restore-if-db-not-exists, for every database)")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
 		return err
@@ -72,6 +89,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	flush := flushTimeout
 	var sock config.Socket
 	var log *slog.Logger
+	restoring := map[string]bool{} // the databases restored if missing, by path
 	switch len(pos) {
 	case 2:
 		if cf.explicit() {
@@ -148,10 +166,25 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		store = fromConfig
 		watch = watchFromConfig(cfg, *addr)
 		sock = cfg.Socket
+		if *execLine == "" {
+			*execLine = cfg.Exec
+		}
+		for _, c := range cfg.DBs {
+			restoring[c.Path] = c.RestoreIfDBNotExists
+		}
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
 
+	var execArgs []string
+	if *execLine != "" {
+		if *once {
+			return usagef("-once cannot be combined with -exec (or the config's exec): -once exits after one sync, -exec when the application does")
+		}
+		if execArgs, err = child.Split(*execLine); err != nil {
+			return err
+		}
+	}
 	for _, db := range store.DBs {
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
@@ -164,6 +197,13 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
 	}
+	for _, db := range store.DBs {
+		if *restoreMissing || restoring[db.Path()] {
+			if _, err := db.RestoreIfMissing(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	if *once {
 		return replicateOnce(ctx, log, store.DBs)
 	}
@@ -173,6 +213,18 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("-socket %q: %w", *socket, err)
 		}
 		sock.Enabled, sock.Path = true, abs
+	}
+	srv, err := serveControl(log, store, sock)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		// After the databases' last flush: a sync -wait in flight may
+		// still see its TXID reach the replicas.
+		defer srv.Close()
+	}
+	if execArgs != nil {
+		return replicateWithChild(ctx, log, store, watch, flush, execArgs)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -185,15 +237,6 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	}()
 	if err := startWatching(ctx, log, store, watch); err != nil {
 		return err
-	}
-	srv, err := serveControl(log, store, sock)
-	if err != nil {
-		return err
-	}
-	if srv != nil {
-		// After the databases' last flush: a sync -wait in flight may
-		// still see its TXID reach the replicas.
-		defer srv.Close()
 	}
 	go superviseSystemd(ctx, log, store.DBs)
 	if err := store.Run(ctx, flush); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 )
@@ -224,6 +225,9 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	}
 	res.Duration = time.Since(start)
 	warnDamaged(e, res.Damaged)
+	if err := recordRestored(ctx, src, outPath); err != nil {
+		return err
+	}
 	if *jsonOut {
 		return e.printJSON(res)
 	}
@@ -295,4 +299,24 @@ func warnDamaged(e *env, damaged []restore.Damaged) {
 		fmt.Fprintf(e.stderr, "warning: %s is damaged (%s); the restore reaches the same state without it, from the other files of the replica; walship verify shows which restore points it costs\n",
 			storage.Describe(d.Level, d.MinTXID, d.MaxTXID), d.Problem)
 	}
+}
+
+// recordRestored gives a configured database restored to its own path the
+// identity of the database its replica belongs to (walship.RecordRestored,
+// which replicate -restore-if-db-not-exists uses too): replicating it then
+// goes on with the replica's history, without -takeover, even after the
+// application wrote to it. A restore elsewhere (-o, or from a URL) is a
+// copy, not the database, and records nothing.
+func recordRestored(ctx context.Context, src *source, outPath string) error {
+	if src.db == nil || src.db.Path != outPath {
+		return nil
+	}
+	meta := src.db.MetaPath
+	if meta == "" {
+		meta = walship.MetaPath(outPath)
+	}
+	if err := walship.RecordRestored(ctx, src.client, meta); err != nil {
+		return fmt.Errorf("restored %s, but %w: walship replicate may refuse it as another database than the replica's", outPath, err)
+	}
+	return nil
 }

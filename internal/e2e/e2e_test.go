@@ -96,3 +96,17 @@ func TestFileEncryptedBesidePlain(t *testing.T) {
 		}
 	}
 }
+
+// TestFileExec: replicate -exec and restore on first boot, through the
+// binary, on a directory replica (see e2e.RunExec).
+func TestFileExec(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunExec(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}
+
+// TestFileExecReplicationLost: the application is stopped when its
+// database's replica is taken over (see e2e.RunExecReplicationLost).
+func TestFileExecReplicationLost(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunExecReplicationLost(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}

@@ -78,3 +78,29 @@ func readIdentity(dir string) (string, error) {
 	}
 	return id, nil
 }
+
+// SetIdentity makes id the identity kept in the staging directory at dir,
+// creating the directory if needed: a database restored from a replica
+// takes the identity of the database the replica belongs to, so that
+// replicating it goes on with that replica's history. It fails if a
+// process replicates the database (it holds the directory's lock).
+func SetIdentity(dir, id string) error {
+	if len(id) != 32 {
+		return fmt.Errorf("database identity %q is not one walship wrote (32 hex digits)", id)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, identityName)); err == nil && strings.TrimSpace(string(b)) == id {
+		return nil // already this database's, as after a restore over it
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create staging directory %s: %w", dir, err)
+	}
+	l, err := lock(dir)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	if err := fsutil.WriteFile(filepath.Join(dir, identityName), []byte(id+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write the database's identity in %s: %w", dir, err)
+	}
+	return nil
+}

@@ -29,6 +29,10 @@ func TestE2EOwnershipVersityGW(t *testing.T) { e2e.RunOwnership(t, versityReplic
 // e2e.RunEncrypted).
 func TestE2EEncryptedMinIO(t *testing.T) { e2e.RunEncrypted(t, minioReplica(t)) }
 
+// TestE2EExecMinIO: replicate -exec and restore on first boot on MinIO
+// (see e2e.RunExec).
+func TestE2EExecMinIO(t *testing.T) { e2e.RunExec(t, minioReplica(t)) }
+
 // TestE2EHealMinIO: a replica emptied while walship runs heals itself.
 func TestE2EHealMinIO(t *testing.T) { e2e.RunHeal(t, minioReplica(t)) }
 

@@ -1,0 +1,76 @@
+// Command execapp is the application the end-to-end tests of `walship
+// replicate -exec` run under walship: it opens a SQLite database (creating
+// it if needed), prints how many rows it holds, commits -rows rows one
+// transaction each, and exits, or with -wait waits for SIGTERM or SIGINT
+// first (committing a row every -every meanwhile). It is a test program, not part of walship.
+package main
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+func main() {
+	path := flag.String("db", "", "the database")
+	rows := flag.Int("rows", 0, "rows to insert, one transaction each")
+	code := flag.Int("exit", 0, "exit status once done")
+	wait := flag.Bool("wait", false, "after inserting, wait for SIGTERM or SIGINT")
+	every := flag.Duration("every", 0, "with -wait: meanwhile commit one row this often")
+	onTerm := flag.Int("on-term", -1, "with -wait: on the signal, commit one more row and exit with this status (default: do not handle the signal, so that it kills the process)")
+	flag.Parse()
+
+	// Before the inserts: a signal that comes early is not lost.
+	sigs := make(chan os.Signal, 1)
+	if *onTerm >= 0 {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
+	db, err := sql.Open("sqlite", "file:"+*path+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(wal)")
+	check(err)
+	db.SetMaxOpenConns(1)
+	_, err = db.Exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
+	check(err)
+	var n int
+	check(db.QueryRow("SELECT count(*) FROM t").Scan(&n))
+	fmt.Printf("execapp: rows-before %d\n", n)
+	for i := range *rows {
+		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", fmt.Sprintf("row %d of this run", i))
+		check(err)
+	}
+	if *wait {
+		fmt.Println("execapp: waiting for a signal")
+		if *every > 0 {
+			go func() {
+				for range time.Tick(*every) {
+					_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting")
+					check(err)
+				}
+			}()
+		}
+		if *onTerm < 0 {
+			for { // until the signal kills the process (a select{} would be a deadlock to Go)
+				time.Sleep(time.Hour)
+			}
+		}
+		sig := <-sigs
+		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "at "+sig.String())
+		check(err)
+		check(db.Close())
+		os.Exit(*onTerm)
+	}
+	check(db.Close())
+	os.Exit(*code)
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "execapp:", err)
+		os.Exit(100)
+	}
+}
