@@ -212,7 +212,7 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
 		mustRun(t, "restore", "-force", "-o", out, replica)
-		mustRun(t, "restore", "-o", out, "-f", "file://"+replica) // flags after the argument too
+		mustRun(t, "restore", "-o", out, "-force", "file://"+replica) // flags after the argument too
 		sameRows(t, contents(t, out), state2)
 
 		stdout := mustRun(t, "restore", "-if-db-not-exists", "-o", out, replica)

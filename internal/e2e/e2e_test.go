@@ -96,3 +96,10 @@ func TestFileEncryptedBesidePlain(t *testing.T) {
 		}
 	}
 }
+
+// TestFileFollow: a read replica of a directory replica, read by another
+// connection all along (RunFollow).
+func TestFileFollow(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunFollow(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}
