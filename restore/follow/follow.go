@@ -47,7 +47,8 @@ type Options struct {
 	// how far behind the primary the copy is, and each failure (the
 	// follower retries at the next interval). Nil: slog.Default().
 	Logger *slog.Logger
-	// Applied, when set, is called after each commit to the copy.
+	// Applied, when set, is called after the first restore and after
+	// each commit to the copy.
 	Applied func(Status)
 }
 
@@ -64,6 +65,8 @@ type Status struct {
 	// could not be proved to be on the replica's history any more, or the
 	// files after its TXID were gone.
 	Rebased bool
+	// Restored is true for the first restore of the copy.
+	Restored bool
 }
 
 // ErrNotACopy is returned (wrapped) when the output exists and is not a
@@ -256,7 +259,12 @@ func (f *follower) restore(ctx context.Context) error {
 		return err
 	}
 	f.proved = true
-	f.log.Info("restored the copy", "txid", res.TXID, "files", res.Files)
+	last := plan.Files[len(plan.Files)-1]
+	st := Status{TXID: res.TXID, Newest: l.Newest(), Lag: time.Since(last.CreatedAt), Restored: true}
+	f.log.Info("restored the copy", "txid", res.TXID, "files", res.Files, "lag", st.Lag.Round(time.Millisecond))
+	if f.opts.Applied != nil {
+		f.opts.Applied(st)
+	}
 	return nil
 }
 
