@@ -81,8 +81,9 @@ type follower struct {
 	log    *slog.Logger
 	copy   *copyDB
 	st     *restore.State
-	header []byte // the state's page-1 header
-	proved bool   // the copy's state is shown to be the replica's
+	header []byte      // the state's page-1 header
+	proved bool        // the copy's state is shown to be the replica's
+	file   os.FileInfo // the copy's file when it was opened
 }
 
 // Run restores c to out if out does not exist, or goes on from the copy
@@ -121,11 +122,19 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		return err
 	}
 	defer f.copy.close()
+	// Stat, not open: an open and close of the file would drop SQLite's
+	// POSIX locks on it.
+	if f.file, err = os.Stat(out); err != nil {
+		return fmt.Errorf("the copy %s: %w", out, err)
+	}
 	f.log.Info("following", "replica", c.String(), "txid", f.st.TXID, "interval", opts.Interval)
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	failing := false
 	for {
+		if err := f.same(); err != nil {
+			return err
+		}
 		err := f.step(ctx)
 		if ctx.Err() != nil {
 			f.log.Info("follow stopped", "txid", f.st.TXID)
@@ -298,4 +307,15 @@ func readHeader(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read the header of %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// same fails when the copy's path names another file than the one the
+// follower writes (a restore -force replaced it): writing on would change
+// a file no reader opens any more.
+func (f *follower) same() error {
+	fi, err := os.Stat(f.out)
+	if err == nil && os.SameFile(fi, f.file) {
+		return nil
+	}
+	return fmt.Errorf("the copy %s was replaced or removed while the follower kept it (%v): the follower stops rather than write to a file no reader sees; start it again to follow into that path", f.out, err)
 }

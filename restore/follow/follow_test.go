@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,11 @@ type primary struct {
 }
 
 func newPrimary(t *testing.T, seed string) *primary {
+	return newPrimaryWith(t, seed, "")
+}
+
+// newPrimaryWith runs first (a PRAGMA) before the table is created.
+func newPrimaryWith(t *testing.T, seed, first string) *primary {
 	path := filepath.Join(t.TempDir(), "primary.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
 	if err != nil {
@@ -42,6 +48,11 @@ func newPrimary(t *testing.T, seed string) *primary {
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	p := &primary{t: t, db: db, seed: seed}
+	if first != "" {
+		if _, err := db.Exec(first); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
 	return p
 }
@@ -410,5 +421,57 @@ func TestFollowProvesBeforeApplying(t *testing.T) {
 	f.waitTXID(t, txid)
 	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
+
+// TestFollowAutoVacuum: a primary in auto_vacuum FULL (pages moved and the
+// file cut at every commit that frees pages) and one in INCREMENTAL are
+// followed exactly: the copy's own SQLite commit moves nothing.
+func TestFollowAutoVacuum(t *testing.T) {
+	for _, mode := range []string{"FULL", "INCREMENTAL"} {
+		t.Run(mode, func(t *testing.T) {
+			p := newPrimaryWith(t, "a", "PRAGMA auto_vacuum = "+mode)
+			c := file.New(filepath.Join(t.TempDir(), "replica"))
+			out := filepath.Join(t.TempDir(), "copy.db")
+			p.insert(50)
+			p.write(c, storage.SnapshotLevel, 1, 2, nil)
+			f := startFollower(t, c, out)
+			f.waitTXID(t, 2)
+			for i, q := range []string{"DELETE FROM t WHERE id % 3 = 0", "PRAGMA incremental_vacuum(5)", "DELETE FROM t WHERE id > 10", "INSERT INTO t (v) VALUES (hex(randomblob(5000)))"} {
+				txid := p.exec(q)
+				p.write(c, 0, txid, txid, nil)
+				f.waitTXID(t, txid)
+				if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+					t.Fatalf("after %q (%d): the copy is not the primary's state of TXID %s", q, i, txid)
+				}
+			}
+		})
+	}
+}
+
+// TestFollowCopyReplaced: a follower whose copy is replaced under it (a
+// restore -force to its path) stops rather than write to a file no reader
+// opens.
+func TestFollowCopyReplaced(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	other := filepath.Join(filepath.Dir(out), "other.db")
+	if err := os.WriteFile(other, p.state(2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, out); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-f.done:
+		f.cancel = nil
+		if err == nil || !strings.Contains(err.Error(), "was replaced") {
+			t.Fatalf("the follower of a replaced copy returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower of a replaced copy goes on")
 	}
 }
