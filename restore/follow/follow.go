@@ -136,6 +136,11 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 			return err
 		}
 		err := f.step(ctx)
+		if errors.Is(err, storage.ErrNotFound) {
+			// Retention deleted a listed file meanwhile: list again.
+			f.log.Debug("follow: a listed file is gone; listing the replica again", "err", err)
+			err = f.step(ctx)
+		}
 		if ctx.Err() != nil {
 			f.log.Info("follow stopped", "txid", f.st.TXID)
 			return nil
