@@ -180,6 +180,9 @@ func (f *follower) open(ctx context.Context) error {
 		}
 		return f.restore(ctx)
 	}
+	// A first restore killed after it linked the copy in place leaves its
+	// other name: another link to the copy's file, removed without opening.
+	os.Remove(newPath(f.out))
 	f.copy, err = openCopy(f.out)
 	if err != nil {
 		return err
@@ -224,7 +227,7 @@ func (f *follower) proveCopy(ctx context.Context, rec *record) error {
 // state recorded, and only then linked to out (which fails rather than
 // replace a file that appeared meanwhile).
 func (f *follower) restore(ctx context.Context) error {
-	tmp := filepath.Join(filepath.Dir(f.out), "."+filepath.Base(f.out)+".follow-new")
+	tmp := newPath(f.out)
 	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
 		os.Remove(p)
 	}
@@ -323,4 +326,9 @@ func (f *follower) same() error {
 		return nil
 	}
 	return fmt.Errorf("the copy %s was replaced or removed while the follower kept it (%v): the follower stops rather than write to a file no reader sees; start it again to follow into that path", f.out, err)
+}
+
+// newPath is where the first restore makes the copy.
+func newPath(out string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".follow-new")
 }
