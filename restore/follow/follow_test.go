@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,6 +263,20 @@ func TestFollowAppliesAndResumes(t *testing.T) {
 	}
 	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid+1))) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", txid+1)
+	}
+	f.stop(t)
+	// Beside the copy: its record and its lock, nothing downloaded or
+	// left by the first restore.
+	ents, err := os.ReadDir(filepath.Dir(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{".copy.db.follow", ".copy.db.follow-lock", "copy.db"}; !slices.Equal(names, want) {
+		t.Fatalf("the copy's directory holds %q, want %q", names, want)
 	}
 }
 
