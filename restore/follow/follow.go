@@ -122,11 +122,6 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		return err
 	}
 	defer f.copy.close()
-	// Stat, not open: an open and close of the file would drop SQLite's
-	// POSIX locks on it.
-	if f.file, err = os.Stat(out); err != nil {
-		return fmt.Errorf("the copy %s: %w", out, err)
-	}
 	f.log.Info("following", "replica", c.String(), "txid", f.st.TXID, "interval", opts.Interval)
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
@@ -183,6 +178,13 @@ func (f *follower) open(ctx context.Context) error {
 	// A first restore killed after it linked the copy in place leaves its
 	// other name: another link to the copy's file, removed without opening.
 	os.Remove(newPath(f.out))
+	// The file the follower writes, taken before its connection opens the
+	// path: a replacement in between is then taken for one after (the
+	// follower stops), never the other way round. Stat, not open: an open
+	// and close of the file would drop SQLite's POSIX locks on it.
+	if f.file, err = os.Stat(f.out); err != nil {
+		return fmt.Errorf("the copy %s: %w", f.out, err)
+	}
 	f.copy, err = openCopy(f.out)
 	if err != nil {
 		return err
@@ -264,6 +266,9 @@ func (f *follower) restore(ctx context.Context) error {
 	cp.close()
 	f.copy = nil
 	if err != nil {
+		return err
+	}
+	if f.file, err = os.Stat(tmp); err != nil {
 		return err
 	}
 	if err := os.Link(tmp, f.out); err != nil {
