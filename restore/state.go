@@ -72,13 +72,25 @@ func (s *State) apply(ctx context.Context, c storage.Client, f *ltx.FileInfo, fi
 		return err
 	}
 	defer rc.Close()
-	src := &storage.SourceReader{R: storage.ContextReader(ctx, rc)}
+	return s.Apply(ctx, c.String(), f, rc, first)
+}
+
+// Apply applies file f of replica, read from r, to s, and checks every
+// checksum it carries against the state it gives (see ReadState), without
+// writing anything: the follower (restore/follow) proves each file this
+// way before it writes a page of it. The first file of a state must be a
+// snapshot. On an error s is left part way and must not be used.
+func (s *State) Apply(ctx context.Context, replica string, f *ltx.FileInfo, r io.Reader, first bool) error {
+	damaged := func(format string, args ...any) error {
+		return &FileError{Replica: replica, File: f, Damaged: true, Err: fmt.Errorf(format, args...)}
+	}
+	src := &storage.SourceReader{R: storage.ContextReader(ctx, r)}
 	readErr := func(format string, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		if src.Err != nil {
-			return &FileError{Replica: c.String(), File: f, Err: fmt.Errorf("read failed: %w", src.Err)}
+			return &FileError{Replica: replica, File: f, Err: fmt.Errorf("read failed: %w", src.Err)}
 		}
 		return damaged(format, err)
 	}
@@ -94,7 +106,7 @@ func (s *State) apply(ctx context.Context, c storage.Client, f *ltx.FileInfo, fi
 	case first && !hdr.IsSnapshot():
 		return damaged("the first file of a restore must be a snapshot")
 	case !first && hdr.MinTXID > s.TXID+1:
-		return &FileError{Replica: c.String(), File: f, Err: fmt.Errorf("missing TXIDs %s-%s before it", s.TXID+1, hdr.MinTXID-1)}
+		return &FileError{Replica: replica, File: f, Err: fmt.Errorf("missing TXIDs %s-%s before it", s.TXID+1, hdr.MinTXID-1)}
 	case !first && !hdr.NoChecksum() && hdr.MinTXID == s.TXID+1 && hdr.PreApplyChecksum != s.Checksum:
 		return damaged("its pre-apply checksum %s does not match the state after TXID %s (%s): the chain is broken", hdr.PreApplyChecksum, s.TXID, s.Checksum)
 	}

@@ -212,8 +212,26 @@ func TestReplicateOnceAndRestore(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
 		mustRun(t, "restore", "-force", "-o", out, replica)
-		mustRun(t, "restore", "-o", out, "-f", "file://"+replica) // flags after the argument too
+		mustRun(t, "restore", "-o", out, "-force", "file://"+replica) // flags after the argument too
 		sameRows(t, contents(t, out), state2)
+
+		// A Litestream command line that follows (-f) never overwrites a
+		// database: -f means follow, and follow keeps only its own copy.
+		before, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr = runCLI(t, "restore", "-f", "-o", out, replica)
+		if code != 1 || !strings.Contains(stderr, "never overwrites") || !strings.Contains(stderr, "-force") {
+			t.Fatalf("restore -f onto a database: exit %d, stderr %q", code, stderr)
+		}
+		code, _, stderr = runCLI(t, "restore", "-f", "-force", "-o", out, replica)
+		if code != 2 || !strings.Contains(stderr, "-follow and -force") {
+			t.Fatalf("restore -f -force: exit %d, stderr %q", code, stderr)
+		}
+		if after, _ := os.ReadFile(out); !bytes.Equal(before, after) {
+			t.Fatal("restore -f changed the database at the output")
+		}
 
 		stdout := mustRun(t, "restore", "-if-db-not-exists", "-o", out, replica)
 		if !strings.Contains(stdout, "already exists") {

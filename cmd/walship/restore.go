@@ -15,6 +15,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/restore"
+	follow_ "github.com/walship/walship/restore/follow"
 	"github.com/walship/walship/storage"
 )
 
@@ -32,6 +33,14 @@ Up to -parallelism LTX files (default 8) are downloaded at once, each into a
 temporary file next to OUT (OUT.tmp-fetch-N) that is deleted as soon as it has
 been applied; the files are still applied strictly in order. -parallelism 1
 streams each file straight into the database without temporary files.
+
+-follow (or -f, as in Litestream) keeps OUT a current read-only copy: it
+restores, then applies new LTX files as they appear (every -follow-interval),
+each proved by its checksums before a page of it is written, each batch in
+one SQLite transaction that readers of OUT never see half done. Stopped and
+started again, it goes on from the copy's own state. It never overwrites a
+database that is not its copy; -force replaces a database (-f no longer
+does).
 
 -dry-run prints the plan after reading the header and trailer of each of its
 files: it fails, as the restore would, if they do not chain (a TXID missing,
@@ -81,9 +90,11 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	ifDBNotExists := flags.Bool("if-db-not-exists", false, "do nothing (exit 0) if the output database already exists")
 	ifReplicaExists := flags.Bool("if-replica-exists", false, "do nothing (exit 0) if the replica holds no backup")
 	integrity := flags.String("integrity-check", "quick", "check the restored database with SQLite: `mode` none, quick or full")
-	var force bool
-	flags.BoolVar(&force, "force", false, "replace the output database if it exists")
-	flags.BoolVar(&force, "f", false, "same as -force")
+	force := flags.Bool("force", false, "replace the output database if it exists")
+	var follow bool
+	flags.BoolVar(&follow, "follow", false, "keep the output a current read-only copy: restore, then apply new LTX files as they appear, until stopped (never overwrites a database)")
+	flags.BoolVar(&follow, "f", false, "same as -follow (as in Litestream; -force replaces a database)")
+	followInterval := flags.Duration("follow-interval", follow_.DefaultInterval, "with -follow, how often to list the replica for new files")
 	jsonOut := flags.Bool("json", false, "print the result (or the plan with -dry-run) as JSON; errors are printed as JSON on stderr")
 	dryRun := flags.Bool("dry-run", false, "check the chain the restore would apply (headers and trailers), print it and exit without writing")
 	parallelism := flags.Int("parallelism", restore.DefaultParallelism, "download up to `N` LTX files at once (1: one at a time, streamed without temporary files)")
@@ -104,7 +115,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	default:
 		return usagef("-integrity-check %q: use none, quick or full", *integrity)
 	}
-	opts.Force = force
+	opts.Force = *force
 	if *parallelism < 1 {
 		return usagef("-parallelism %d: give at least 1 (1 downloads one file at a time)", *parallelism)
 	}
@@ -146,7 +157,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	if *ifDBNotExists {
+	if *ifDBNotExists && !follow {
 		if _, err := os.Stat(outPath); err == nil {
 			msg := fmt.Sprintf("database %s already exists; nothing restored (-if-db-not-exists)", outPath)
 			if *jsonOut {
@@ -158,10 +169,13 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("check output %s: %w", outPath, err)
 		}
 	}
+	if follow {
+		return runFollow(ctx, e, src, outPath, opts, followFlags{interval: *followInterval, force: *force, dryRun: *dryRun, ifDBNotExists: *ifDBNotExists})
+	}
 	var outExists string // the existing file a restore would need -force to replace
-	if !force {
+	if !*force {
 		if !*dryRun {
-			if err := restore.CheckOutput(outPath, force); err != nil {
+			if err := restore.CheckOutput(outPath, *force); err != nil {
 				return err
 			}
 		} else if outExists, err = restore.ExistingOutput(outPath); err != nil {

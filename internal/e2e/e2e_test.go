@@ -110,3 +110,10 @@ func TestFileExecReplicationLost(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	RunExecReplicationLost(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
 }
+
+// TestFileFollow: a read replica of a directory replica, read by another
+// connection all along (RunFollow).
+func TestFileFollow(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "replica")
+	RunFollow(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
+}

@@ -36,6 +36,9 @@ func TestE2EExecMinIO(t *testing.T) { e2e.RunExec(t, minioReplica(t)) }
 // TestE2EHealMinIO: a replica emptied while walship runs heals itself.
 func TestE2EHealMinIO(t *testing.T) { e2e.RunHeal(t, minioReplica(t)) }
 
+// TestE2EFollowMinIO: a read replica of a MinIO replica (e2e.RunFollow).
+func TestE2EFollowMinIO(t *testing.T) { e2e.RunFollow(t, minioReplica(t)) }
+
 // minioReplica starts the server of TestE2EMinIO and returns an empty
 // destination on it.
 func minioReplica(t *testing.T) e2e.Replica {

@@ -1,0 +1,339 @@
+// Package follow keeps a read-only copy of a replica's database current:
+// it restores the replica once, then applies each new LTX file as it
+// appears, so that other processes can read the copy while it follows
+// (walship restore -follow, Litestream's restore -f).
+//
+// Every file is downloaded and proved (restore.State.Apply: its own
+// checksum, its header, its pre- and post-apply database checksums)
+// before a page of it is written; then a chain of proved files is written
+// in one SQLite write transaction on the copy, which is kept in
+// rollback-journal mode, so a reader sees the state before the chain or
+// the state after it, never a part (see copyDB). The copy's state, TXID
+// and checksum, is kept in a record beside it (.NAME.follow) and proved
+// against the copy's own pages at every start, and against the replica's
+// files before the copy goes on from it.
+package follow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/fsutil"
+	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage"
+)
+
+// DefaultInterval is how often the replica is listed for new files when
+// Options.Interval is zero (Litestream's default).
+const DefaultInterval = time.Second
+
+// Options configure Run.
+type Options struct {
+	// Interval is how often the replica is listed for new files.
+	Interval time.Duration
+	// IntegrityCheck and Parallelism are those of the first restore
+	// (restore.Options).
+	IntegrityCheck string
+	Parallelism    int
+	// Logger receives what the follower does: each chain applied, with
+	// how far behind the primary the copy is, and each failure (the
+	// follower retries at the next interval). Nil: slog.Default().
+	Logger *slog.Logger
+	// Applied, when set, is called after the first restore and after
+	// each commit to the copy.
+	Applied func(Status)
+}
+
+// Status is the copy's state after a commit.
+type Status struct {
+	TXID ltx.TXID
+	// Newest is the replica's newest TXID when the files were listed.
+	Newest ltx.TXID
+	// Lag is how long before the commit the primary wrote the newest
+	// file applied (its LTX timestamp): how far behind the copy was
+	// brought, replication and polling included.
+	Lag time.Duration
+	// Rebased is true when the chain started from a snapshot: the copy
+	// could not be proved to be on the replica's history any more, or the
+	// files after its TXID were gone.
+	Rebased bool
+	// Restored is true for the first restore of the copy.
+	Restored bool
+}
+
+// ErrNotACopy is returned (wrapped) when the output exists and is not a
+// copy this package keeps: it is never written.
+var ErrNotACopy = errors.New("not a follower's copy")
+
+// follower is one copy followed from one replica.
+type follower struct {
+	c      storage.Client
+	out    string
+	opts   Options
+	log    *slog.Logger
+	copy   *copyDB
+	st     *restore.State
+	header []byte      // the state's page-1 header
+	proved bool        // the copy's state is shown to be the replica's
+	file   os.FileInfo // the copy's file when it was opened
+}
+
+// Run restores c to out if out does not exist, or goes on from the copy
+// at out that an earlier Run left, and then applies new files until ctx
+// is done (it then returns nil). An out that exists and is not such a copy
+// (a database of its own, or a copy changed since) is never written: the
+// error wraps ErrNotACopy.
+func Run(ctx context.Context, c storage.Client, out string, opts Options) error {
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	f := &follower{c: c, out: out, opts: opts, log: opts.Logger}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	f.log = f.log.With("output", out)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("create the output directory: %w", err)
+	}
+	lock, holder, err := fsutil.TryLock(lockPath(out))
+	if err != nil {
+		if errors.Is(err, fsutil.ErrLocked) {
+			return fmt.Errorf("another walship restore -follow keeps %s (%s); stop it first", out, holder)
+		}
+		return fmt.Errorf("lock the copy %s: %w", out, err)
+	}
+	defer lock.Unlock()
+	lock.Set(fmt.Appendf(nil, "pid %d", os.Getpid()))
+	removeFetched(out)
+
+	if err := f.open(ctx); err != nil {
+		return err
+	}
+	defer f.copy.close()
+	f.log.Info("following", "replica", c.String(), "txid", f.st.TXID, "interval", opts.Interval)
+	t := time.NewTicker(opts.Interval)
+	defer t.Stop()
+	failing := false
+	for {
+		if err := f.same(); err != nil {
+			return err
+		}
+		err := f.step(ctx)
+		if errors.Is(err, storage.ErrNotFound) {
+			// Retention deleted a listed file meanwhile: list again.
+			f.log.Debug("follow: a listed file is gone; listing the replica again", "err", err)
+			err = f.step(ctx)
+		}
+		if ctx.Err() != nil {
+			f.log.Info("follow stopped", "txid", f.st.TXID)
+			return nil
+		}
+		if err != nil {
+			f.log.Error("follow: the copy could not be brought up to date; retrying", "txid", f.st.TXID, "err", err)
+			failing = true
+		} else if failing {
+			f.log.Info("follow: up to date again", "txid", f.st.TXID)
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			f.log.Info("follow stopped", "txid", f.st.TXID)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// open restores the copy, or finds its state again.
+func (f *follower) open(ctx context.Context) error {
+	rec, err := readRecord(f.out)
+	if err != nil {
+		return err
+	}
+	existing, err := restore.ExistingOutput(f.out)
+	if err != nil {
+		return err
+	}
+	switch {
+	case existing != "" && rec == nil:
+		return fmt.Errorf("%s exists and is %w (no record %s): follow mode never overwrites a database; give another -o, or delete it to follow into that path", existing, ErrNotACopy, recordPath(f.out))
+	case existing == "":
+		if rec != nil {
+			os.Remove(recordPath(f.out)) // of a copy deleted since
+		}
+		return f.restore(ctx)
+	}
+	// A first restore killed after it linked the copy in place leaves its
+	// other name: another link to the copy's file, removed without opening.
+	os.Remove(newPath(f.out))
+	// The file the follower writes, taken before its connection opens the
+	// path: a replacement in between is then taken for one after (the
+	// follower stops), never the other way round. Stat, not open: an open
+	// and close of the file would drop SQLite's POSIX locks on it.
+	if f.file, err = os.Stat(f.out); err != nil {
+		return fmt.Errorf("the copy %s: %w", f.out, err)
+	}
+	f.copy, err = openCopy(f.out)
+	if err != nil {
+		return err
+	}
+	if err := f.proveCopy(ctx, rec); err != nil {
+		f.copy.close()
+		return err
+	}
+	return nil
+}
+
+// proveCopy finds which state of the record the copy holds, from its own
+// pages: the checksum of every page, page 1 with the state's bytes where
+// the copy alters them.
+func (f *follower) proveCopy(ctx context.Context, rec *record) error {
+	sums, page1, err := f.copy.sums(ctx)
+	if err != nil {
+		return err
+	}
+	var rest ltx.Checksum
+	for _, s := range sums {
+		rest ^= s
+	}
+	for _, s := range rec.States {
+		if s.Pages != uint32(len(sums)) || s.PageSize != uint32(len(page1)) {
+			continue
+		}
+		sums[0] = ltx.ChecksumPage(1, normalize(page1, s.Header))
+		if ltx.ChecksumFlag|(rest^sums[0]) != s.checksum() {
+			continue
+		}
+		f.st = &restore.State{TXID: s.txid(), PageSize: s.PageSize, Sums: sums, Checksum: s.checksum()}
+		f.header = s.Header
+		f.log.Info("the copy holds the state of TXID "+s.txid().String()+", as its record says", "checksum", s.checksum())
+		return writeRecord(f.out, f.c.String(), s)
+	}
+	return fmt.Errorf("%s is %w any more: its pages are not the state its record %s names (it was written by something else); delete both to follow into that path again", f.out, ErrNotACopy, recordPath(f.out))
+}
+
+// restore makes the copy: a restore of the newest state into a file of
+// its own beside out, checked, turned into rollback-journal mode, its
+// state recorded, and only then linked to out (which fails rather than
+// replace a file that appeared meanwhile).
+func (f *follower) restore(ctx context.Context) error {
+	tmp := newPath(f.out)
+	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
+		os.Remove(p)
+	}
+	l, err := restore.List(ctx, f.c)
+	if err != nil {
+		return err
+	}
+	plan, err := l.Plan(restore.Target{})
+	if err != nil {
+		return err
+	}
+	res, err := restore.ApplyListing(ctx, f.c, l, plan, tmp, restore.Options{IntegrityCheck: f.opts.IntegrityCheck, Parallelism: f.opts.Parallelism})
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	// The restored file is the state exactly: its header is the state's,
+	// read before SQLite switches the file to rollback journal (and so
+	// before any SQLite connection has it open).
+	header, err := readHeader(tmp)
+	if err != nil {
+		return err
+	}
+	cp, err := openCopy(tmp) // switches it to rollback-journal mode
+	if err != nil {
+		return err
+	}
+	f.copy = cp
+	sums, page1, err := cp.sums(ctx)
+	if err == nil {
+		st := recordedState{TXID: uint64(res.TXID), Checksum: uint64(res.Checksum), PageSize: res.PageSize, Pages: res.Pages, Header: header}
+		err = f.adopt(sums, page1, st)
+	}
+	cp.close()
+	f.copy = nil
+	if err != nil {
+		return err
+	}
+	if f.file, err = os.Stat(tmp); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, f.out); err != nil {
+		return fmt.Errorf("put the restored copy in place at %s: %w", f.out, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(f.out)); err != nil {
+		return err
+	}
+	if f.copy, err = openCopy(f.out); err != nil {
+		return err
+	}
+	f.proved = true
+	last := plan.Files[len(plan.Files)-1]
+	st := Status{TXID: res.TXID, Newest: l.Newest(), Lag: time.Since(last.CreatedAt), Restored: true}
+	f.log.Info("restored the copy", "txid", res.TXID, "files", res.Files, "lag", st.Lag.Round(time.Millisecond))
+	if f.opts.Applied != nil {
+		f.opts.Applied(st)
+	}
+	return nil
+}
+
+// adopt takes the restored state as the copy's: the page-1 bytes the copy
+// alters are the restored file's header as it was before the switch to
+// rollback journal; the checksum must be the restore's.
+func (f *follower) adopt(sums []ltx.Checksum, page1 []byte, st recordedState) error {
+	f.header = st.Header
+	var total ltx.Checksum
+	sums[0] = ltx.ChecksumPage(1, normalize(page1, st.Header))
+	for _, s := range sums {
+		total ^= s
+	}
+	total |= ltx.ChecksumFlag
+	if total != st.checksum() || uint32(len(sums)) != st.Pages {
+		return fmt.Errorf("the restored copy has checksum %s over %d pages, the restore gave %s over %d: the copy was changed while it was restored", total, len(sums), st.checksum(), st.Pages)
+	}
+	f.st = &restore.State{TXID: st.txid(), PageSize: st.PageSize, Sums: sums, Checksum: total}
+	return writeRecord(f.out, f.c.String(), st)
+}
+
+// readHeader reads the database header of the file at path.
+func readHeader(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b := make([]byte, headerLen)
+	if _, err := io.ReadFull(fh, b); err != nil {
+		return nil, fmt.Errorf("read the header of %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// same fails when the copy's path names another file than the one the
+// follower writes (a restore -force replaced it): writing on would change
+// a file no reader opens any more.
+func (f *follower) same() error {
+	fi, err := os.Stat(f.out)
+	if err == nil && os.SameFile(fi, f.file) {
+		return nil
+	}
+	return fmt.Errorf("the copy %s was replaced or removed while the follower kept it (%v): the follower stops rather than write to a file no reader sees; start it again to follow into that path", f.out, err)
+}
+
+// newPath is where the first restore makes the copy.
+func newPath(out string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".follow-new")
+}

@@ -1,0 +1,492 @@
+package follow_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+	_ "modernc.org/sqlite"
+
+	"github.com/walship/walship/restore/follow"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
+)
+
+const pageSize = 4096
+
+// primary is a real SQLite database whose state after each transaction
+// (TXID 1, 2, ...) is kept whole, so LTX files of any range can be made
+// from it as walship makes them: the pages that differ, or every page.
+type primary struct {
+	t      *testing.T
+	db     *sql.DB
+	states [][]byte // states[txid-1]
+	seed   string
+}
+
+func newPrimary(t *testing.T, seed string) *primary {
+	return newPrimaryWith(t, seed, "")
+}
+
+// newPrimaryWith runs first (a PRAGMA) before the table is created.
+func newPrimaryWith(t *testing.T, seed, first string) *primary {
+	path := filepath.Join(t.TempDir(), "primary.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(wal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	p := &primary{t: t, db: db, seed: seed}
+	if first != "" {
+		if _, err := db.Exec(first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+	return p
+}
+
+// exec runs one transaction and records the state after it.
+func (p *primary) exec(q string, args ...any) ltx.TXID {
+	p.t.Helper()
+	if _, err := p.db.Exec(q, args...); err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		p.t.Fatal(err)
+	}
+	var path string
+	if err := p.db.QueryRow("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path); err != nil {
+		p.t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.states = append(p.states, b)
+	return ltx.TXID(len(p.states))
+}
+
+// insert commits n rows in one transaction.
+func (p *primary) insert(n int) ltx.TXID {
+	return p.exec("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?) INSERT INTO t (v) SELECT ? || hex(randomblob(300)) FROM s", n, p.seed)
+}
+
+func (p *primary) state(txid ltx.TXID) []byte { return p.states[txid-1] }
+
+func checksum(state []byte) ltx.Checksum {
+	sum := ltx.ChecksumFlag
+	for i := 0; i < len(state); i += pageSize {
+		sum = ltx.ChecksumFlag | (sum ^ ltx.ChecksumPage(uint32(i/pageSize)+1, state[i:i+pageSize]))
+	}
+	return sum
+}
+
+// write stores the LTX file of TXIDs min-max at level (a snapshot when
+// min is 1), checksums and all; mangle, if set, may change a page.
+func (p *primary) write(c storage.Client, level int, min, max ltx.TXID, mangle func(pgno uint32, data []byte)) {
+	p.t.Helper()
+	s := p.state(max)
+	var prev []byte
+	if min > 1 {
+		prev = p.state(min - 1)
+	}
+	hdr := ltx.Header{Version: ltx.Version, PageSize: pageSize, Commit: uint32(len(s) / pageSize), MinTXID: min, MaxTXID: max, Timestamp: time.Now().UnixMilli()}
+	if min > 1 {
+		hdr.PreApplyChecksum = checksum(prev)
+	}
+	var buf bytes.Buffer
+	enc, err := ltx.NewEncoder(&buf)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := enc.EncodeHeader(hdr); err != nil {
+		p.t.Fatal(err)
+	}
+	for off := 0; off < len(s); off += pageSize {
+		page := s[off : off+pageSize]
+		if prev != nil && off+pageSize <= len(prev) && bytes.Equal(page, prev[off:off+pageSize]) {
+			continue
+		}
+		pgno := uint32(off/pageSize) + 1
+		data := append([]byte(nil), page...)
+		if mangle != nil {
+			mangle(pgno, data)
+		}
+		if err := enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	enc.SetPostApplyChecksum(checksum(s))
+	if err := enc.Close(); err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := c.WriteLTXFile(context.Background(), level, min, max, &buf, time.Now()); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// content is a database's pages as SQLite reads them, but for the bytes
+// of page 1 a copy holds of its own.
+func content(t *testing.T, path string) []byte {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b []byte
+	rows, err := db.Query("SELECT data FROM sqlite_dbpage ORDER BY pgno")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d []byte
+		if err := rows.Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, d...)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return normalized(b)
+}
+
+func normalized(state []byte) []byte {
+	b := append([]byte(nil), state...)
+	for _, r := range [][2]int{{18, 20}, {24, 32}, {92, 100}} {
+		clear(b[r[0]:r[1]])
+	}
+	return b
+}
+
+// follower runs follow.Run in the background.
+type follower struct {
+	cancel  context.CancelFunc
+	done    chan error
+	applied chan follow.Status
+	log     *bytes.Buffer
+}
+
+func startFollower(t *testing.T, c storage.Client, out string) *follower {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel, done: make(chan error, 1), applied: make(chan follow.Status, 100), log: new(bytes.Buffer)}
+	go func() {
+		f.done <- follow.Run(ctx, c, out, follow.Options{
+			Interval: 10 * time.Millisecond,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Applied:  func(s follow.Status) { f.applied <- s },
+		})
+	}()
+	t.Cleanup(func() { f.stop(t) })
+	return f
+}
+
+// waitTXID waits until the copy holds txid.
+func (f *follower) waitTXID(t *testing.T, txid ltx.TXID) follow.Status {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-f.applied:
+			if s.TXID == txid {
+				return s
+			}
+		case err := <-f.done:
+			f.cancel = nil
+			t.Fatalf("the follower stopped before TXID %s: %v", txid, err)
+		case <-deadline:
+			t.Fatalf("the follower did not reach TXID %s", txid)
+		}
+	}
+}
+
+func (f *follower) stop(t *testing.T) {
+	t.Helper()
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	f.cancel = nil
+	if err := <-f.done; err != nil {
+		t.Fatalf("the follower failed: %v", err)
+	}
+}
+
+func setup(t *testing.T) (*primary, storage.Client, string) {
+	p := newPrimary(t, "a")
+	c := file.New(filepath.Join(t.TempDir(), "replica"))
+	return p, c, filepath.Join(t.TempDir(), "copy.db")
+}
+
+// TestFollowAppliesAndResumes: the copy is restored, follows new files,
+// and after a stop goes on from its own state, the same as the primary's
+// at every TXID it reaches.
+func TestFollowAppliesAndResumes(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.insert(40)
+	p.write(c, storage.SnapshotLevel, 1, 3, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 3)
+	for range 3 {
+		txid := p.insert(30)
+		p.write(c, 0, txid, txid, nil)
+		f.waitTXID(t, txid)
+		if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+			t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+		}
+	}
+	f.stop(t)
+	// Rows deleted: the database shrinks.
+	txid := p.exec("DELETE FROM t WHERE id > 20")
+	p.exec("VACUUM")
+	p.write(c, 0, txid, txid+1, nil)
+	f = startFollower(t, c, out)
+	if s := f.waitTXID(t, txid+1); s.Rebased {
+		t.Fatal("the follower restored the copy again instead of going on from it")
+	}
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid+1))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid+1)
+	}
+	f.stop(t)
+	// Beside the copy: its record and its lock, nothing downloaded or
+	// left by the first restore.
+	ents, err := os.ReadDir(filepath.Dir(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{".copy.db.follow", ".copy.db.follow-lock", "copy.db"}; !slices.Equal(names, want) {
+		t.Fatalf("the copy's directory holds %q, want %q", names, want)
+	}
+}
+
+// TestFollowNeverOverwrites: an output that is not a follower's copy, or
+// a copy changed since, is never written.
+func TestFollowNeverOverwrites(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+
+	other := newPrimary(t, "b")
+	other.insert(3)
+	if err := os.WriteFile(out, other.state(2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := follow.Run(context.Background(), c, out, follow.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if !errors.Is(err, follow.ErrNotACopy) {
+		t.Fatalf("following into a database of its own: %v, want ErrNotACopy", err)
+	}
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, other.state(2)) {
+		t.Fatal("the database at the output was changed")
+	}
+	os.Remove(out)
+
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+	db, err := sql.Open("sqlite", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO t (v) VALUES ('written by someone else')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	changed, _ := os.ReadFile(out)
+	err = follow.Run(context.Background(), c, out, follow.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if !errors.Is(err, follow.ErrNotACopy) {
+		t.Fatalf("following a copy changed by another writer: %v, want ErrNotACopy", err)
+	}
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, changed) {
+		t.Fatal("the changed copy was written")
+	}
+}
+
+// TestFollowInterruptedCommit: a follower killed after it recorded both
+// states and before SQLite committed (the record names the state after,
+// the copy holds the one before) goes on from the state the copy holds.
+func TestFollowInterruptedCommit(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+
+	rec := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".follow")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The state after a commit that did not happen: another checksum.
+	var r map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // checksums are 64-bit
+	if err := dec.Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	states := r["states"].([]any)
+	after := map[string]any{}
+	for k, v := range states[0].(map[string]any) {
+		after[k] = v
+	}
+	after["txid"], after["checksum"] = 3, 12345
+	r["states"] = append(states, after)
+	if b, err = json.Marshal(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	txid := p.insert(7)
+	p.write(c, 0, txid, txid, nil)
+	f = startFollower(t, c, out)
+	f.waitTXID(t, txid)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
+
+// TestFollowRebase: a follower whose next files retention deleted goes on
+// from the newest snapshot; one whose state the replica does not hold
+// (the replica was replaced by another history with the same TXIDs) too.
+func TestFollowRebase(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+	for range 4 {
+		p.insert(20)
+	}
+	p.write(c, storage.SnapshotLevel, 1, 6, nil) // and no file of 3-6 at any lower level
+	f = startFollower(t, c, out)
+	if s := f.waitTXID(t, 6); !s.Rebased {
+		t.Fatal("the copy reached TXID 6 without the snapshot")
+	}
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(6))) {
+		t.Fatal("the copy is not the primary's state of TXID 6")
+	}
+	f.stop(t)
+
+	// Another database's history, to the same TXID.
+	q := newPrimary(t, "other")
+	for range 5 {
+		q.insert(9)
+	}
+	c2 := file.New(filepath.Join(t.TempDir(), "replica2"))
+	q.write(c2, storage.SnapshotLevel, 1, 6, nil)
+	f = startFollower(t, c2, out)
+	if s := f.waitTXID(t, 6); !s.Rebased {
+		t.Fatal("the copy took another history's TXID 6 for its own")
+	}
+	if got := content(t, out); !bytes.Equal(got, normalized(q.state(6))) {
+		t.Fatal("the copy is not the new history's state of TXID 6")
+	}
+}
+
+// TestFollowProvesBeforeApplying: a file whose pages do not give the state
+// its checksum names is never applied: the copy stays at the state before
+// it, whole, until a good file comes.
+func TestFollowProvesBeforeApplying(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	txid := p.insert(50)
+	var mangled bool
+	p.write(c, 0, txid, txid, func(pgno uint32, data []byte) {
+		if pgno > 2 && !mangled {
+			data[pageSize-1] ^= 0xff // the last page changed: after the earlier ones
+			mangled = true
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // twenty intervals: the file is tried and refused
+	select {
+	case s := <-f.applied:
+		t.Fatalf("the follower applied TXID %s from a file that does not prove", s.TXID)
+	default:
+	}
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(2))) {
+		t.Fatal("the copy changed though the file did not prove")
+	}
+	p.write(c, 1, txid, txid, nil) // a good copy of the file at level 1
+	f.waitTXID(t, txid)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
+
+// TestFollowAutoVacuum: a primary in auto_vacuum FULL (pages moved and the
+// file cut at every commit that frees pages) and one in INCREMENTAL are
+// followed exactly: the copy's own SQLite commit moves nothing.
+func TestFollowAutoVacuum(t *testing.T) {
+	for _, mode := range []string{"FULL", "INCREMENTAL"} {
+		t.Run(mode, func(t *testing.T) {
+			p := newPrimaryWith(t, "a", "PRAGMA auto_vacuum = "+mode)
+			c := file.New(filepath.Join(t.TempDir(), "replica"))
+			out := filepath.Join(t.TempDir(), "copy.db")
+			p.insert(50)
+			p.write(c, storage.SnapshotLevel, 1, 2, nil)
+			f := startFollower(t, c, out)
+			f.waitTXID(t, 2)
+			for i, q := range []string{"DELETE FROM t WHERE id % 3 = 0", "PRAGMA incremental_vacuum(5)", "DELETE FROM t WHERE id > 10", "INSERT INTO t (v) VALUES (hex(randomblob(5000)))"} {
+				txid := p.exec(q)
+				p.write(c, 0, txid, txid, nil)
+				f.waitTXID(t, txid)
+				if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+					t.Fatalf("after %q (%d): the copy is not the primary's state of TXID %s", q, i, txid)
+				}
+			}
+		})
+	}
+}
+
+// TestFollowCopyReplaced: a follower whose copy is replaced under it (a
+// restore -force to its path) stops rather than write to a file no reader
+// opens.
+func TestFollowCopyReplaced(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	other := filepath.Join(filepath.Dir(out), "other.db")
+	if err := os.WriteFile(other, p.state(2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, out); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-f.done:
+		f.cancel = nil
+		if err == nil || !strings.Contains(err.Error(), "was replaced") {
+			t.Fatalf("the follower of a replaced copy returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower of a replaced copy goes on")
+	}
+}
