@@ -138,8 +138,11 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if cfg.ShutdownSyncTimeout != nil {
 			flush = *cfg.ShutdownSyncTimeout
 		}
-		if len(cfg.DBs) == 0 {
+		if len(cfg.DBs) == 0 && len(cfg.Dirs) == 0 {
 			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
+		}
+		if *once && len(cfg.Dirs) > 0 {
+			return usagef("-once does not replicate directories (dir: in %s); run replicate without -once, or list each database with path:", *cf.path)
 		}
 		fromConfig, err := walship.FromConfig(ctx, cfg, *cf.path, log)
 		if err != nil {
@@ -152,19 +155,25 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
 
-	for _, db := range store.DBs {
+	// What every database gets, those found in a directory later too.
+	store.Prepare = func(db *walship.DB) {
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
 	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
 	}
-	for _, db := range store.DBs {
+	prepare := store.Prepare
+	store.Prepare = func(db *walship.DB) {
+		prepare(db)
 		for _, r := range db.Replicas() {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
 	}
 	if *once {
+		for _, db := range store.DBs {
+			store.Prepare(db)
+		}
 		return replicateOnce(ctx, log, store.DBs)
 	}
 	if *socket != "" {
@@ -195,7 +204,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		// still see its TXID reach the replicas.
 		defer srv.Close()
 	}
-	go superviseSystemd(ctx, log, store.DBs)
+	go superviseSystemd(ctx, log, store.Databases)
 	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)
 	}
