@@ -49,6 +49,9 @@ type member struct {
 	done   chan struct{}      // closed when db's Run returned
 	err    error              // why db's Run failed, once done
 	paused bool
+	// stopping: Remove or Pause stopped it; an error of its last
+	// capture is not a failure of the store.
+	stopping bool
 }
 
 // Errors of the Store's runtime operations, for callers (a control
@@ -98,7 +101,7 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.order {
-		if m := s.members[p]; m.err != nil {
+		if m := s.members[p]; m.err != nil && !m.stopping {
 			errs = append(errs, fmt.Errorf("%s: %w", p, m.err))
 		}
 	}
@@ -156,13 +159,20 @@ func (s *Store) startLocked(db *DB) error {
 		defer close(m.done)
 		defer s.signal()
 		err := db.Run(ctx, s.flush)
-		if err != nil {
+		s.mu.Lock()
+		asked := m.stopping
+		m.err = err
+		s.mu.Unlock()
+		switch {
+		case err == nil:
+		case asked:
+			// Removed or paused: what could not be captured (a file
+			// deleted with its WAL) is said, not an alarm.
+			db.log.Warn("replication stopped as asked, with an error", "error", err)
+		default:
 			db.failing.set(err)
 			db.log.Error("replication of this database stopped; the other databases go on", "error", err)
 		}
-		s.mu.Lock()
-		m.err = err
-		s.mu.Unlock()
 	})
 	return nil
 }
@@ -249,6 +259,7 @@ func (s *Store) stop(ctx context.Context, path string, paused bool) (*member, er
 	if paused {
 		m.paused = true
 	}
+	m.stopping = true
 	m.cancel()
 	s.mu.Unlock()
 	select {
