@@ -149,8 +149,8 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	}
 	for what, want := range map[string]string{
 		filepath.Join(dir, "owned.db"): "replication of this database stopped; the other databases go on",
-		broken: "is not a SQLite database",
-		gone:   "database removed from the directory; stopping its replication",
+		broken:                         "is not a SQLite database",
+		gone:                           "database removed from the directory; stopping its replication",
 	} {
 		if !hasLogLine(out, what, want) {
 			t.Errorf("walship did not log %q of %s:\n%s", want, what, lastLines(out, 40))
@@ -240,4 +240,3 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
-
