@@ -155,9 +155,16 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		}
 		return nil
 	})
-	if err != nil && ctx.Err() == nil {
-		log.Warn("cannot read the directory; replicating the databases already found", "error", err)
+	if err != nil {
+		if ctx.Err() == nil && !warned[d.Path] {
+			log.Warn("cannot read the directory; replicating the databases already found, and looking again every "+DirPoll.String(), "error", err)
+			warned[d.Path] = true
+		}
 		return seen
+	}
+	if warned[d.Path] {
+		log.Info("the directory can be read again")
+		delete(warned, d.Path)
 	}
 	for p := range mine {
 		if _, ok := present[p]; ok {
@@ -172,7 +179,7 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		delete(mine, p)
 	}
 	for p := range warned {
-		if _, ok := present[p]; !ok {
+		if _, ok := present[p]; !ok && p != d.Path {
 			delete(warned, p)
 		}
 	}

@@ -40,6 +40,7 @@ type Store struct {
 	opening chan struct{}
 	wg      sync.WaitGroup
 	changed chan struct{} // a database stopped: Run checks whether any is left
+	closed  bool          // Run is returning: nothing more starts
 }
 
 // member is one database of a running Store.
@@ -79,8 +80,7 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	s.ctx, s.flush = ctx, flushTimeout
 	s.opening = make(chan struct{}, 4*runtime.NumCPU())
 	s.changed = make(chan struct{}, 1)
-	var log = slogDefault(s.DBs)
-	s.watcher = NewWatcher(log)
+	s.watcher = NewWatcher(s.logger())
 	var errs []error
 	for _, db := range s.DBs {
 		if err := s.startLocked(db); err != nil {
@@ -97,6 +97,9 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 		case <-s.changed:
 		}
 	}
+	s.mu.Lock()
+	s.closed = true // nothing starts once Run waits for what runs
+	s.mu.Unlock()
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,13 +111,16 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// slogDefault returns the logger of the first database, for the shared
-// watcher's messages.
-func slogDefault(dbs []*DB) *slog.Logger {
-	if len(dbs) > 0 {
-		return dbs[0].opts.Logger
+// logger returns the logger of the first database or directory, for the
+// shared watcher's messages.
+func (s *Store) logger() *slog.Logger {
+	if len(s.DBs) > 0 {
+		return s.DBs[0].opts.Logger
 	}
-	return nil
+	if len(s.Dirs) > 0 && s.Dirs[0].Log != nil {
+		return s.Dirs[0].Log
+	}
+	return slog.Default()
 }
 
 // alive reports whether a database is running or paused (and so may run
@@ -137,6 +143,9 @@ func (s *Store) alive() bool {
 
 // startLocked starts replicating db; s.mu is held.
 func (s *Store) startLocked(db *DB) error {
+	if s.closed || s.ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", db.path, ErrNotRunning)
+	}
 	if m, ok := s.members[db.path]; ok && !m.paused && !m.finished() {
 		return fmt.Errorf("%s: %w; remove it first, or choose another path", db.path, ErrDuplicate)
 	}
@@ -194,16 +203,17 @@ func (s *Store) signal() {
 }
 
 // Add starts replicating db alongside the store's other databases, exactly
-// as one it started with. It fails if the store is not running or already
-// replicates a database at db's path; a database that stopped on a failure
-// is replaced.
+// as one it started with; the store then owns db's replica clients, and
+// closes them when it removes db or is closed. It fails if the store is
+// not running or already replicates a database at db's path; a database
+// that stopped on a failure is replaced.
 func (s *Store) Add(ctx context.Context, db *DB) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.members == nil || s.ctx.Err() != nil {
+	if s.members == nil {
 		return fmt.Errorf("add %s: %w", db.path, ErrNotRunning)
 	}
 	if m, ok := s.members[db.path]; ok && m.paused {
@@ -287,7 +297,7 @@ func (s *Store) Resume(ctx context.Context, path string) error {
 	if !m.finished() {
 		return fmt.Errorf("%s is replicating already", m.db.path)
 	}
-	if s.ctx.Err() != nil {
+	if s.closed || s.ctx.Err() != nil {
 		return fmt.Errorf("resume %s: %w", m.db.path, ErrNotRunning)
 	}
 	db, err := m.db.renew()
