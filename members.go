@@ -30,6 +30,10 @@ type Store struct {
 	// command line sets what a database of its own gets (a monitor's
 	// events, say). It must not call the Store.
 	Prepare func(*DB)
+	// KeepRunning makes Run go on until its context ends even when no
+	// database is left to replicate: where something (a control socket)
+	// may Add one later.
+	KeepRunning bool
 
 	mu      sync.Mutex
 	members map[string]*member // by database path; nil until Run
@@ -68,7 +72,7 @@ var (
 // A database that cannot be replicated (not a SQLite database, deleted,
 // refused by its replica) is stopped and reported without stopping the
 // others. Run also returns, before ctx ends, when no database is left to
-// replicate and no directory is watched. The error joins the failures of
+// replicate and no directory is watched, unless KeepRunning. The error joins the failures of
 // the databases that stopped on one.
 func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	s.mu.Lock()
@@ -91,7 +95,7 @@ func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	for _, d := range s.Dirs {
 		s.wg.Go(func() { d.run(ctx, s, s.watcher) })
 	}
-	for ctx.Err() == nil && (len(s.Dirs) > 0 || s.alive()) {
+	for ctx.Err() == nil && (s.KeepRunning || len(s.Dirs) > 0 || s.alive()) {
 		select {
 		case <-ctx.Done():
 		case <-s.changed:

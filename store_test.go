@@ -128,7 +128,13 @@ func TestStorePauseResume(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
 			h.exec("INSERT INTO t (v) VALUES (randomblob(1000))")
-			s := &walship.Store{DBs: []*walship.DB{storeDB(t, h)}}
+			var logs lockedBuffer
+			db, err := walship.NewDB(h.path, walship.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), SyncInterval: 10 * time.Millisecond, SyncIntervalSet: true},
+				walship.NewReplica("dir", h.replica))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &walship.Store{DBs: []*walship.DB{db}}
 			stop := runStore(t, s)
 			waitUntil(t, "the database is replicated", func() bool { return replicated(s, h.path) })
 			ctx := context.Background()
@@ -163,6 +169,11 @@ func TestStorePauseResume(t *testing.T) {
 			}
 			waitUntil(t, "the gap is replicated", func() bool { return replicated(s, h.path) })
 			restoreLatestMatches(t, h.replica, h.path)
+			// From the WAL, or, once it was checkpointed away, by the
+			// divergence check's delta of pages (invariant 4).
+			if diverged := strings.Contains(logs.String(), "staged the pages that differ"); diverged != checkpoint {
+				t.Fatalf("resumed with a delta of pages: %t, want %t:\n%s", diverged, checkpoint, logs.String())
+			}
 			h.exec("INSERT INTO t (v) VALUES (randomblob(100))")
 			if err := stop(); err != nil {
 				t.Fatal(err)
@@ -316,3 +327,46 @@ func TestDirectory(t *testing.T) {
 		restoreLatestMatches(t, file.New(filepath.Join(replica, rel)), p)
 	}
 }
+
+// TestStoreRunsOn: a store whose databases all stopped on failures
+// returns, with their errors; with KeepRunning it waits for its context,
+// and a database added then is replicated.
+func TestStoreRunsOn(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("x"), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := func() *walship.DB {
+		db, err := walship.NewDB(garbage, walship.Options{Logger: quietLogger()}, walship.NewReplica("dir", file.New(filepath.Join(dir, "replica"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	err := (&walship.Store{DBs: []*walship.DB{bad()}}).Run(context.Background(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), garbage) {
+		t.Fatalf("Run with only a broken database: %v", err)
+	}
+
+	s := &walship.Store{DBs: []*walship.DB{bad()}, KeepRunning: true}
+	stop := runStore(t, s)
+	waitUntil(t, "the broken database is reported", func() bool {
+		st, _ := status(s, garbage)
+		return st.State == walship.PhaseStopped.String() && st.Error != ""
+	})
+	h := newHarness(t)
+	h.exec("INSERT INTO t (v) VALUES (randomblob(1000))")
+	if err := s.Add(context.Background(), storeDB(t, h)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the added database is replicated", func() bool { return replicated(s, h.path) })
+	if err := stop(); err == nil || !strings.Contains(err.Error(), garbage) {
+		t.Fatalf("Run: %v", err)
+	}
+	restoreLatestMatches(t, h.replica, h.path)
+	if err := s.Add(context.Background(), storeDB(t, newHarness(t))); !errors.Is(err, walship.ErrNotRunning) {
+		t.Fatalf("Add after Run returned: %v, want ErrNotRunning", err)
+	}
+}
+
