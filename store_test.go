@@ -369,4 +369,3 @@ func TestStoreRunsOn(t *testing.T) {
 		t.Fatalf("Add after Run returned: %v, want ErrNotRunning", err)
 	}
 }
-
