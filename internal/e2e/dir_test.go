@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
@@ -26,7 +27,7 @@ func TestDirectoryFile(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "replica")
 	RunDirectory(t, DirReplica{
 		YAML:     "url: file://" + base,
-		ClientOf: func(rel string) storage.Client { return file.New(filepath.Join(base, rel)) },
+		ClientOf: func(rel string) (storage.Client, error) { return file.New(filepath.Join(base, rel)), nil },
 	})
 }
 
@@ -38,14 +39,10 @@ func TestDirectoryMinIO(t *testing.T) {
 	RunDirectory(t, DirReplica{
 		YAML: fmt.Sprintf("url: s3://%s/tenants\nendpoint: %s", bucket, srv.Endpoint),
 		Env:  []string{"WALSHIP_ACCESS_KEY_ID=" + srv.AccessKey, "WALSHIP_SECRET_ACCESS_KEY=" + srv.SecretKey},
-		ClientOf: func(rel string) storage.Client {
-			c, err := s3.Open(context.Background(), storage.Spec{URL: &url.URL{Scheme: "s3", Host: bucket, Path: "/tenants/" + rel}, Keys: map[string]string{
+		ClientOf: func(rel string) (storage.Client, error) {
+			return s3.Open(context.Background(), storage.Spec{URL: &url.URL{Scheme: "s3", Host: bucket, Path: "/tenants/" + rel}, Keys: map[string]string{
 				"endpoint": srv.Endpoint, "access-key-id": srv.AccessKey, "secret-access-key": srv.SecretKey,
 			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
 		},
 	})
 }
@@ -58,7 +55,17 @@ type DirReplica struct {
 	Env  []string
 	// ClientOf returns a client of the replica of the database at rel, its
 	// path relative to the directory (e.g. "t042.db").
-	ClientOf func(rel string) storage.Client
+	ClientOf func(rel string) (storage.Client, error)
+}
+
+// client is ClientOf, failing the test on error.
+func (r DirReplica) client(t *testing.T, rel string) storage.Client {
+	t.Helper()
+	c, err := r.ClientOf(rel)
+	if err != nil {
+		t.Fatalf("client of the replica of %s: %v", rel, err)
+	}
+	return c
 }
 
 // dirDBs is how many databases RunDirectory creates while walship runs.
@@ -124,7 +131,7 @@ func RunDirectory(t *testing.T, r DirReplica) {
 		t.Fatal(err)
 	}
 	created := time.Since(begun)
-	waitFor(t, "the broken database's replica to hold it", func() bool { return newest(t, r.ClientOf("broken.db")) > 0 })
+	waitFor(t, "the broken database's replica to hold it", func() bool { return newest(t, r.client(t, "broken.db")) > 0 })
 	// Replaced by garbage: reported when the engine next reads it (at
 	// the latest, its last capture at shutdown), and nothing else.
 	junk := filepath.Join(root, "junk")
@@ -137,7 +144,7 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	// Deleted: stopped cleanly.
 	gone := filepath.Join(dir, "gone.db")
 	createTenant(t, gone, 0)
-	waitFor(t, "the deleted database's replica to hold it", func() bool { return newest(t, r.ClientOf("gone.db")) > 0 })
+	waitFor(t, "the deleted database's replica to hold it", func() bool { return newest(t, r.client(t, "gone.db")) > 0 })
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(gone + suffix)
 	}
@@ -157,7 +164,7 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	}
 	waitFor(t, "every database's replica to hold it", func() bool {
 		for _, name := range names {
-			if newest(t, r.ClientOf(name)) == 0 {
+			if newest(t, r.client(t, name)) == 0 {
 				return false
 			}
 		}
@@ -166,6 +173,13 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	t.Logf("%d databases created in %s, all in their replicas %s after the first was created", dirDBs, created.Round(time.Millisecond), time.Since(begun).Round(time.Millisecond))
 	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("walship exited with databases left to replicate: %v\n%s", err, p.output())
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "VmRSS") || strings.HasPrefix(l, "Threads") {
+				t.Log("walship replicating the directory:", strings.Join(strings.Fields(l), " "))
+			}
+		}
 	}
 
 	// SIGTERM captures and flushes every database. The corrupted one
@@ -193,18 +207,39 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	restoring := time.Now()
 	defer func() { t.Logf("restored in %s", time.Since(restoring).Round(time.Millisecond)) }()
 	outDir := t.TempDir()
-	for i, name := range names {
-		src := filepath.Join(dir, name)
-		restored := filepath.Join(outDir, name)
-		if i%100 == 0 {
-			// Through the binary, found by its path in the config.
-			run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", restored, src)
-		} else if _, err := restore.Restore(ctx, r.ClientOf(name), restored, restore.Options{}); err != nil {
-			t.Fatalf("restore %s: %v", name, err)
-		}
+	for i := 0; i < dirDBs; i += 100 {
+		// Through the binary, found by its path in the config.
+		src, restored := filepath.Join(dir, names[i]), filepath.Join(outDir, "cli-"+names[i])
+		run(t, bin, r.Env, "restore", "-config", cfgPath, "-o", restored, src)
 		if got, want := imageOfFile(t, restored), imageOfFile(t, src); got != want {
-			t.Fatalf("%s does not restore exactly", name)
+			t.Fatalf("%s does not restore exactly with walship restore -config", names[i])
 		}
+	}
+	failures := make(chan string, dirDBs)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < dirDBs; i += 4 {
+				src, restored := filepath.Join(dir, names[i]), filepath.Join(outDir, names[i])
+				c, err := r.ClientOf(names[i])
+				if err == nil {
+					_, err = restore.Restore(ctx, c, restored, restore.Options{})
+				}
+				if err != nil {
+					failures <- fmt.Sprintf("restore %s: %v", names[i], err)
+					continue
+				}
+				got, err1 := testutil.LogicalImage(ctx, restored)
+				want, err2 := testutil.LogicalImage(ctx, src)
+				if err1 != nil || err2 != nil || got != want {
+					failures <- fmt.Sprintf("%s does not restore exactly (%v, %v)", names[i], err1, err2)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
 	}
 }
 
@@ -249,7 +284,7 @@ func finishOne(t *testing.T, bin string, env []string, rel, path string, r DirRe
 		t.Fatal(err)
 	}
 	finish(t, bin, env, "replicate", "-once", "-config", cfg)
-	if newest(t, r.ClientOf(rel)) == 0 {
+	if newest(t, r.client(t, rel)) == 0 {
 		t.Fatalf("the replica of %s is empty after a one-shot run", rel)
 	}
 }
