@@ -169,8 +169,8 @@ func (s *Store) startLocked(db *DB) error {
 	}
 	s.members[db.path] = m
 	s.wg.Go(func() {
+		defer s.signal() // after done is closed: Run then sees it finished
 		defer close(m.done)
-		defer s.signal()
 		err := db.Run(ctx, s.flush)
 		s.mu.Lock()
 		asked := m.stopping
