@@ -72,13 +72,14 @@ var (
 // A database that cannot be replicated (not a SQLite database, deleted,
 // refused by its replica) is stopped and reported without stopping the
 // others. Run also returns, before ctx ends, when no database is left to
-// replicate and no directory is watched, unless KeepRunning. The error joins the failures of
-// the databases that stopped on one.
+// replicate and no directory is watched, unless KeepRunning. The error
+// joins the failures of the databases that stopped on one. A Store runs
+// once.
 func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
 	s.mu.Lock()
 	if s.members != nil {
 		s.mu.Unlock()
-		return errors.New("the store is running already")
+		return errors.New("the store is running, or ran already: a Store runs once")
 	}
 	s.members = map[string]*member{}
 	s.ctx, s.flush = ctx, flushTimeout
