@@ -353,7 +353,7 @@ func TestStoreRunsOn(t *testing.T) {
 	stop := runStore(t, s)
 	waitUntil(t, "the broken database is reported", func() bool {
 		st, _ := status(s, garbage)
-		return st.State == walship.PhaseStopped.String() && st.Error != ""
+		return st.Phase == walship.PhaseStopped.String() && st.Error != ""
 	})
 	h := newHarness(t)
 	h.exec("INSERT INTO t (v) VALUES (randomblob(1000))")
