@@ -42,17 +42,37 @@ func FromConfig(ctx context.Context, cfg *config.Config, name string, log *slog.
 		}
 		store.DBs = append(store.DBs, db)
 	}
+	for _, c := range cfg.Dirs {
+		store.Dirs = append(store.Dirs, &Dir{
+			Path: c.Dir, Pattern: c.Pattern, Recursive: c.Recursive, Log: log,
+			New: func(ctx context.Context, path string) (*DB, error) {
+				one, err := c.ForDatabase(path)
+				if err != nil {
+					return nil, err
+				}
+				return dbFromConfig(ctx, op, cfg, one, name, log)
+			},
+		})
+	}
 	return store, nil
 }
 
-// Close releases the connections of every replica client that holds some.
+// Close releases the connections of every replica client that holds some,
+// those of the databases the store runs or ran.
 func (s *Store) Close() error {
 	var errs []error
-	for _, db := range s.DBs {
-		for _, r := range db.replicas {
-			if c, ok := r.Client.(io.Closer); ok {
-				errs = append(errs, c.Close())
-			}
+	for _, db := range s.Databases() {
+		errs = append(errs, db.closeClients())
+	}
+	return errors.Join(errs...)
+}
+
+// closeClients releases the connections of the database's replica clients.
+func (db *DB) closeClients() error {
+	var errs []error
+	for _, r := range db.replicas {
+		if c, ok := r.Client.(io.Closer); ok {
+			errs = append(errs, c.Close())
 		}
 	}
 	return errors.Join(errs...)

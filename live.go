@@ -86,7 +86,7 @@ func (db *DB) Halted() error {
 // Ready reports whether every database of the store is Ready: what an
 // application started beside them waits for.
 func (s *Store) Ready() bool {
-	for _, db := range s.DBs {
+	for _, db := range s.Databases() {
 		if !db.Ready() {
 			return false
 		}
@@ -98,7 +98,7 @@ func (s *Store) Ready() bool {
 // messages.
 func (s *Store) NotReady() []string {
 	var out []string
-	for _, db := range s.DBs {
+	for _, db := range s.Databases() {
 		if !db.Ready() {
 			out = append(out, db.path+" ("+db.Phase().String()+")")
 		}
@@ -110,7 +110,7 @@ func (s *Store) NotReady() []string {
 // replicated no more (see DB.Halted); nil while every one goes on.
 func (s *Store) Halted() error {
 	var errs []error
-	for _, db := range s.DBs {
+	for _, db := range s.Databases() {
 		if err := db.Halted(); err != nil {
 			errs = append(errs, err)
 		}
@@ -124,7 +124,7 @@ func (s *Store) Halted() error {
 // it does within a second of the file's creation).
 func (s *Store) Unopened() []string {
 	var out []string
-	for _, db := range s.DBs {
+	for _, db := range s.Databases() {
 		if ph := db.Phase(); ph == PhaseReplicating || ph == PhaseStopped {
 			continue
 		}
@@ -140,7 +140,7 @@ func (s *Store) Unopened() []string {
 // what is staged and not uploaded (it ships at the next start).
 func (s *Store) Unflushed() error {
 	var behind []string
-	for _, db := range s.DBs {
+	for _, db := range s.Databases() {
 		pos := db.Pos()
 		for _, r := range db.replicas {
 			if rp := r.Pos(); rp.TXID < pos.TXID {

@@ -22,8 +22,10 @@ type Event = event.Event
 type DBStatus struct {
 	Path string `json:"db"`
 	// Phase is where the process's Run of the database is (Phase's
-	// String: starting, waiting, replicating, stopped); empty in a status
-	// read from the replicas.
+	// String: starting, waiting, replicating, stopped), or "paused"
+	// (StatePaused) while a Store paused it; stopped with an Error is a
+	// database that stopped on a failure while the others go on. Empty in
+	// a status read from the replicas.
 	Phase string `json:"phase,omitempty"`
 	// TXID is the newest TXID captured (staged).
 	TXID ltx.TXID `json:"txid"`
@@ -99,14 +101,24 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 	return st
 }
 
-// Status returns the state of every database of the store.
+// Status returns the state of every database of the store, those paused
+// or stopped on a failure too (State and Error say so).
 func (s *Store) Status(ctx context.Context, now time.Time) []DBStatus {
-	out := make([]DBStatus, 0, len(s.DBs))
-	for _, db := range s.DBs {
-		out = append(out, db.Status(ctx, now))
+	dbs := s.Databases()
+	out := make([]DBStatus, 0, len(dbs))
+	for _, db := range dbs {
+		st := db.Status(ctx, now)
+		if s.paused(db.path) {
+			st.Phase = StatePaused
+		}
+		out = append(out, st)
 	}
 	return out
 }
+
+// StatePaused is DBStatus.Phase of a database whose replication a Store
+// paused (Store.Pause) until it resumes.
+const StatePaused = "paused"
 
 // SetEvents sets Options.Events, before Run: the function that receives
 // what the engine does (a monitor's).

@@ -3,48 +3,10 @@ package walship
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/walship/walship/storage"
 )
-
-// Store runs the replication of several databases in one process.
-type Store struct {
-	DBs []*DB
-}
-
-// Run replicates every database until ctx ends. A database that cannot be
-// replicated (not a SQLite file, say) is reported without stopping the others.
-func (s *Store) Run(ctx context.Context, flushTimeout time.Duration) error {
-	var watcher *Watcher
-	opening := make(chan struct{}, 4*runtime.NumCPU())
-	for _, db := range s.DBs {
-		if db.opts.Opening == nil {
-			db.opts.Opening = opening
-		}
-		if db.opts.Watcher == nil {
-			if watcher == nil {
-				watcher = NewWatcher(db.opts.Logger)
-			}
-			db.opts.Watcher = watcher
-		}
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.DBs))
-	for i, db := range s.DBs {
-		wg.Go(func() {
-			if err := db.Run(ctx, flushTimeout); err != nil {
-				db.log.Error("replication stopped", "error", err)
-				errs[i] = fmt.Errorf("%s: %w", db.path, err)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
 
 // RunOnce syncs the database once (a full snapshot if the replica is empty),
 // uploads what is staged to every replica, and closes it.

@@ -135,7 +135,11 @@ const (
 
 // Config is a parsed and validated configuration file.
 type Config struct {
-	DBs     []*DB   `yaml:"dbs"`
+	DBs []*DB `yaml:"dbs"`
+	// Dirs are the entries of "dbs" that name a directory of databases
+	// (dir:) rather than one: [DB.Dir] is set, [DB.Path] is not. Use
+	// [Config.Database] to find the entry of a database found in one.
+	Dirs    []*DB   `yaml:"-"`
 	Logging Logging `yaml:"logging"`
 
 	// Levels is "levels", the compaction levels 1, 2, ... in file order;
@@ -260,8 +264,21 @@ type DB struct {
 	// the result is absolute and cleaned.
 	Path string `yaml:"path"`
 	// MetaPath is "meta-path", expanded and made absolute like Path; empty
-	// when unset.
+	// when unset. For a directory entry, each database's staging
+	// directory is derived from it (see [DB.ForDatabase]).
 	MetaPath string `yaml:"meta-path"`
+
+	// Dir is "dir", the directory whose databases the entry replicates
+	// (Litestream's directory replication), expanded and made absolute
+	// like Path; empty for an entry of one database. Pattern ("pattern",
+	// required with dir) is the shell pattern their file names match,
+	// Recursive ("recursive") whether subdirectories are searched too, and
+	// MetaDir ("meta-dir") the directory under which each one's staging
+	// directory is kept, at its path relative to Dir.
+	Dir       string `yaml:"dir"`
+	Pattern   string `yaml:"pattern"`
+	Recursive bool   `yaml:"recursive"`
+	MetaDir   string `yaml:"meta-dir"`
 
 	// SyncInterval is "sync-interval"; nil when unset (engine default 1s).
 	// Zero is valid and means "as soon as a commit is seen".

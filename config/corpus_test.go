@@ -104,7 +104,6 @@ func TestLitestreamCorpus(t *testing.T) {
 	for file, want := range map[string][]string{
 		"io-config-mcp.yml":                {"mcp-addr"},
 		"provider-compat-validation.yml":   {"validation"},
-		"io-directory-config.yml":          {"dbs[0]"},
 		"io-config-retention.yml":          {"dbs[0].replicas[0].retention"},
 		"io-tigris-override.yml":           {"dbs[0].replica.sign-payload", "dbs[0].replica.require-content-md5"},
 		"io-config-database-options.yml":   {"dbs[0].monitor-interval"},
@@ -117,8 +116,9 @@ func TestLitestreamCorpus(t *testing.T) {
 		}
 	}
 	// A floor that says the warnings are looked at: it falls as walship
-	// supports more of Litestream's keys (socket, in issue 16).
-	if len(warnings) < 20 {
+	// supports more of Litestream's keys (socket and directories, in
+	// issue 16).
+	if len(warnings) < 15 {
 		t.Errorf("only %d of %d configs give warnings", len(warnings), len(files))
 	}
 }

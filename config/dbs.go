@@ -11,16 +11,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// dbs parses the "dbs" list and checks that database paths are unique.
-func (p *parser) dbs(kv pair) []*DB {
+// dbs parses the "dbs" list and checks that database paths are unique. It
+// returns the entries of one database, and those of a directory (dir:).
+func (p *parser) dbs(kv pair) (out, dirs []*DB) {
 	if isNull(kv.val) {
-		return nil
+		return nil, nil
 	}
 	if kv.val.Kind != yaml.SequenceNode {
 		p.errorf(kv.line, "%s: must be a list of databases (each entry starting with \"- path: ...\"), not %s", kv.path, kindName(kv.val))
-		return nil
+		return nil, nil
 	}
-	var out []*DB
 	type seenPath struct {
 		line int
 		key  string
@@ -30,6 +30,10 @@ func (p *parser) dbs(kv pair) []*DB {
 		where := fmt.Sprintf("%s[%d]", kv.path, i)
 		db, pathLine := p.db(resolve(item), where)
 		if db == nil {
+			continue
+		}
+		if db.Dir != "" {
+			dirs = append(dirs, db)
 			continue
 		}
 		out = append(out, db)
@@ -43,7 +47,7 @@ func (p *parser) dbs(kv pair) []*DB {
 		}
 		paths[db.Path] = seenPath{line: pathLine, key: where}
 	}
-	return out
+	return out, dirs
 }
 
 // sharedReplicas reports every replica that sends to a destination another
@@ -72,8 +76,8 @@ func (p *parser) sharedReplicas(where string, dbs []*DB) {
 }
 
 // db parses one entry of "dbs". It returns the DB (nil if the entry is not
-// a mapping, or is one of Litestream's directories, which walship does not
-// replicate yet) and the line of its path key.
+// a mapping; Dir set for a directory of databases) and the line of its
+// path key.
 func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n.Line, "%s: each database must be a mapping with at least a path (e.g. \"- path: /var/lib/app.db\"), not %s", where, kindName(n))
@@ -81,7 +85,6 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 	}
 	db := &DB{Line: n.Line}
 	pathLine := n.Line
-	warnings := len(p.warnings)
 	var replica, replicas, dir *pair
 	var dirKeys []pair
 	for _, kv := range p.pairs(n, where) {
@@ -145,12 +148,17 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 		}
 	}
 	if dir != nil {
-		return p.directory(where, db, *dir, warnings), 0
+		if !p.directory(where, db, *dir, dirKeys) {
+			return nil, 0
+		}
+		pathLine = dir.line
 	}
 	for _, kv := range dirKeys {
-		p.warnf(kv.line, kv.path, "has no effect: it belongs to Litestream's directory replication (dir:), which this entry does not use")
+		if dir == nil {
+			p.warnf(kv.line, kv.path, "has no effect: it belongs to directory replication (dir:), which this entry does not use")
+		}
 	}
-	if db.Path == "" {
+	if db.Path == "" && db.Dir == "" {
 		p.errorf(pathLine, "%s: missing required key \"path\" (the database file to replicate)", where)
 	}
 	if replica != nil && replicas != nil {
@@ -181,20 +189,50 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 	return db, pathLine
 }
 
-// directory handles an entry of Litestream's directory replication (dir:
-// with pattern:, recursive:, watch:, meta-dir:), which walship does not do
-// yet: the entry is left out, with one warning for all of it in place of
-// the warnings its keys gave since the count warnings. An entry with both
-// path and dir is an error, as in Litestream.
-func (p *parser) directory(where string, db *DB, dir pair, warnings int) *DB {
+// directory reads the keys of a directory entry (dir: with pattern:,
+// recursive:, watch:, meta-dir:, as in Litestream) into db. It returns
+// false, with the error recorded, when the entry is not valid: both path
+// and dir, or no pattern, as Litestream refuses them.
+func (p *parser) directory(where string, db *DB, dir pair, keys []pair) bool {
 	if db.Path != "" {
-		p.errorf(dir.line, "%s: both path and dir are set; keep path: (Litestream refuses both as well)", where)
-		return nil
+		p.errorf(dir.line, "%s: both path and dir are set; keep path: for one database, or dir: with pattern: for every database of a directory (Litestream refuses both as well)", where)
+		return false
 	}
-	p.warnings = p.warnings[:warnings]
-	p.warnf(dir.line, where, "not supported yet: walship does not replicate Litestream's directories (dir: %s): no database of this entry is replicated; "+
-		"list each database with path: and a replica of its own instead", show("dir", p.str(dir)))
-	return nil
+	if s := p.str(dir); s != "" {
+		db.Dir = p.localPath(dir, s)
+	}
+	ok := db.Dir != ""
+	var metaDir *pair
+	for _, kv := range keys {
+		switch kv.key {
+		case "pattern":
+			db.Pattern = p.str(kv)
+			if _, err := filepath.Match(db.Pattern, ""); err != nil {
+				p.errorf(kv.line, "%s: %s is not a valid file name pattern (%v); use a shell pattern such as \"*.db\"", kv.path, show(kv.key, db.Pattern), err)
+				ok = false
+			}
+		case "recursive":
+			db.Recursive = p.boolean(kv)
+		case "watch":
+			if !isNull(kv.val) && !p.boolean(kv) {
+				p.warnf(kv.line, kv.path, "has no effect: walship always watches the directory, and replicates the databases created in it while it runs")
+			}
+		case "meta-dir":
+			if s := p.str(kv); s != "" {
+				metaDir = &kv
+				db.MetaDir = p.localPath(kv, s)
+			}
+		}
+	}
+	if metaDir != nil && db.MetaPath != "" {
+		p.errorf(metaDir.line, "%s: both meta-path and meta-dir are set; set one (Litestream refuses both as well)", where)
+		ok = false
+	}
+	if ok && db.Pattern == "" {
+		p.errorf(dir.line, "%s: dir: needs a pattern: naming the databases to replicate (e.g. pattern: \"*.db\"), as in Litestream", where)
+		ok = false
+	}
+	return ok
 }
 
 // dbSnapshot is the "snapshot" mapping of a database.

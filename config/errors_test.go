@@ -370,6 +370,16 @@ func TestLoadErrors(t *testing.T) {
 			line: 3, key: `dbs[0]: both path and dir are set`,
 		},
 		{
+			name: "dir without pattern",
+			yaml: "dbs:\n  - dir: /tmp/dbs\n    replica:\n      url: file:///a\n",
+			line: 2, key: `dbs[0]: dir: needs a pattern:`,
+		},
+		{
+			name: "dir with a bad pattern",
+			yaml: "dbs:\n  - dir: /tmp/dbs\n    pattern: \"[a\"\n    replica:\n      url: file:///a\n",
+			line: 3, key: `dbs[0].pattern: "[a" is not a valid file name pattern`,
+		},
+		{
 			name: "age encryption",
 			yaml: "dbs:\n  - path: /tmp/a.db\n    replica:\n      url: file:///a\n      age:\n        identities: [AGE-SECRET-KEY-1XYZ]\n",
 			line: 6, key: `dbs[0].replica.age.identities: age encryption is not supported`, also: []string{"Litestream 0.5 refuses it too"}, notWant: []string{"AGE-SECRET"},

@@ -148,8 +148,10 @@ dbs:
 	}
 }
 
-// Litestream's directory replication is not done yet: such an entry is
-// left out, with one warning for all of it.
+// Litestream's directory replication: the entry is kept in Dirs, with its
+// keys; each database found in it gets the entry with its own replica
+// path and staging directory. A key of it on an entry of one database
+// has no effect, with a warning.
 func TestDirectoryEntry(t *testing.T) {
 	cfg, err := Parse("t.yml", []byte(`dbs:
   - dir: /var/lib/tenants
@@ -159,12 +161,16 @@ func TestDirectoryEntry(t *testing.T) {
     meta-dir: /var/lib/meta
     replica:
       url: s3://bkt/tenants
-      storage-class: STANDARD_IA
-      auto-recover: true
   - path: /var/lib/app.db
     pattern: "*.db"
     replica:
       url: file:///backups/app
+  - dir: /var/lib/flat
+    pattern: "*.sqlite"
+    watch: false
+    replicas:
+      - type: file
+        path: /backups/flat
 `), false)
 	if err != nil {
 		t.Fatal(err)
@@ -172,11 +178,27 @@ func TestDirectoryEntry(t *testing.T) {
 	if len(cfg.DBs) != 1 || cfg.DBs[0].Path != "/var/lib/app.db" {
 		t.Fatalf("databases: %+v", cfg.DBs)
 	}
-	if got, want := warned(cfg), []string{"2 dbs[0]", "12 dbs[1].pattern"}; !slices.Equal(got, want) {
+	if len(cfg.Dirs) != 2 || cfg.Dirs[0].Dir != "/var/lib/tenants" || cfg.Dirs[0].Pattern != "*.db" || !cfg.Dirs[0].Recursive || cfg.Dirs[1].Recursive {
+		t.Fatalf("directories: %+v", cfg.Dirs)
+	}
+	if got, want := warned(cfg), []string{"10 dbs[1].pattern", "15 dbs[2].watch"}; !slices.Equal(got, want) {
 		t.Fatalf("warnings %q, want %q", got, want)
 	}
-	if w := cfg.Warnings[0]; !strings.Contains(w.Msg, `not supported yet`) || !strings.Contains(w.Msg, `dir: "/var/lib/tenants"`) {
-		t.Errorf("directory warning: %q", w.Msg)
+	db := cfg.Database("/var/lib/tenants/eu/acme.db")
+	if db == nil || db.Path != "/var/lib/tenants/eu/acme.db" || db.Replica.URL != "s3://bkt/tenants/eu/acme.db" || db.MetaPath != "/var/lib/meta/eu/.acme.db-walship" {
+		t.Fatalf("database of the directory: %+v", db)
+	}
+	db = cfg.Database("/var/lib/flat/a.sqlite")
+	if db == nil || db.Replicas[0].Path != "/backups/flat/a.sqlite" || db.MetaPath != "" {
+		t.Fatalf("database of the flat directory: %+v", db)
+	}
+	for _, p := range []string{"/var/lib/flat/sub/a.sqlite", "/var/lib/flat/a.db", "/var/lib/flat/a.sqlite-wal", "/var/lib/other/a.db", "/var/lib/tenants/../x.db"} {
+		if db := cfg.Database(p); db != nil {
+			t.Errorf("%s is found as a database of the config: %+v", p, db)
+		}
+	}
+	if cfg.Dirs[0].Replica.URL != "s3://bkt/tenants" {
+		t.Errorf("the directory's own replica changed: %s", cfg.Dirs[0].Replica.URL)
 	}
 }
 

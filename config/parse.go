@@ -227,10 +227,13 @@ func (p *parser) parse(data []byte) *Config {
 	}
 	cfg.AccessKeyID, cfg.SecretAccessKey = p.defaults.Extra["access-key-id"], p.defaults.Extra["secret-access-key"]
 	if dbs != nil {
-		cfg.DBs = p.dbs(*dbs)
+		cfg.DBs, cfg.Dirs = p.dbs(*dbs)
 	}
 	p.dbSnapshots(cfg)
-	p.applyDefaults(cfg.DBs)
+	p.applyDefaults(slices.Concat(cfg.DBs, cfg.Dirs))
+	// Not the directories': two entries of one directory with other
+	// patterns may share a replica URL, as in Litestream, each database
+	// writing under its own path there.
 	p.sharedReplicas("dbs", cfg.DBs)
 	return cfg
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/walship/walship/config"
@@ -10,7 +12,9 @@ import (
 )
 
 const databasesDescription = `
-Lists the databases of the config file and the replicas each one ships to,
+Lists the databases of the config file and the replicas each one ships to
+(a directory entry as DIR/PATTERN, or DIR/**/PATTERN when recursive: each
+database found there goes to its own path under the replica),
 then, on standard error, the settings of the file that have no effect in
 walship (Litestream's keys that walship accepts without acting on them), one
 a line with the file, line and key. Credentials are never printed.`
@@ -27,7 +31,12 @@ type replicaJSON struct {
 }
 
 type databaseJSON struct {
-	Path         string        `json:"path"`
+	Path string `json:"path,omitempty"`
+	// Dir, Pattern and Recursive are a directory entry's: each database
+	// found in it goes to its own path under each replica.
+	Dir          string        `json:"dir,omitempty"`
+	Pattern      string        `json:"pattern,omitempty"`
+	Recursive    bool          `json:"recursive,omitempty"`
 	MetaPath     string        `json:"meta_path,omitempty"`
 	SyncInterval string        `json:"sync_interval,omitempty"`
 	Replicas     []replicaJSON `json:"replicas"`
@@ -51,9 +60,9 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 	}
 
 	defer printWarnings(e, cfg.Warnings)
-	out := make([]databaseJSON, 0, len(cfg.DBs))
-	for _, db := range cfg.DBs {
-		d := databaseJSON{Path: db.Path, MetaPath: db.MetaPath, Replicas: []replicaJSON{}}
+	out := make([]databaseJSON, 0, len(cfg.DBs)+len(cfg.Dirs))
+	for _, db := range slices.Concat(cfg.DBs, cfg.Dirs) {
+		d := databaseJSON{Path: db.Path, Dir: db.Dir, Pattern: db.Pattern, Recursive: db.Recursive, MetaPath: db.MetaPath, Replicas: []replicaJSON{}}
 		if db.SyncInterval != nil {
 			d.SyncInterval = db.SyncInterval.String()
 		}
@@ -85,6 +94,13 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATH\tREPLICA\tTYPE\tDESTINATION")
 	for _, d := range out {
+		if d.Dir != "" {
+			// Each database of the directory, under each replica.
+			d.Path = filepath.Join(d.Dir, d.Pattern)
+			if d.Recursive {
+				d.Path = filepath.Join(d.Dir, "**", d.Pattern)
+			}
+		}
 		if len(d.Replicas) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t(no replica)\n", d.Path)
 		}

@@ -52,7 +52,7 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 	if err := startWatching(rctx, log, store, watch); err != nil {
 		return err
 	}
-	go superviseSystemd(rctx, log, store.DBs)
+	go superviseSystemd(rctx, log, store.Databases)
 	ran := make(chan error, 1)
 	go func() { ran <- store.Run(rctx, flush) }()
 	// stop ends replication: each database captures what was committed

@@ -43,11 +43,15 @@ func watchFromConfig(cfg *config.Config, addrFlag string) watchSettings {
 
 // startWatching starts serving metrics and sending heartbeats, as w says,
 // until ctx ends. It must run before store.Run, so that the databases send
-// their events from the start.
+// their events from the start: it adds to store.Prepare.
 func startWatching(ctx context.Context, log *slog.Logger, store *walship.Store, w watchSettings) error {
 	if w.addr != "" {
 		m := metrics.New(store.Status)
-		for _, db := range store.DBs {
+		prepare := store.Prepare
+		store.Prepare = func(db *walship.DB) {
+			if prepare != nil {
+				prepare(db)
+			}
 			var names []string
 			for _, r := range db.Replicas() {
 				names = append(names, r.Name)

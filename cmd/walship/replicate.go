@@ -156,8 +156,11 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if cfg.ShutdownSyncTimeout != nil {
 			flush = *cfg.ShutdownSyncTimeout
 		}
-		if len(cfg.DBs) == 0 {
+		if len(cfg.DBs) == 0 && len(cfg.Dirs) == 0 {
 			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
+		}
+		if *once && len(cfg.Dirs) > 0 {
+			return usagef("-once does not replicate directories (dir: in %s); run replicate without -once, or list each database with path:", *cf.path)
 		}
 		fromConfig, err := walship.FromConfig(ctx, cfg, *cf.path, log)
 		if err != nil {
@@ -185,14 +188,17 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	for _, db := range store.DBs {
+	// What every database gets, those found in a directory later too.
+	store.Prepare = func(db *walship.DB) {
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
 	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)
 	}
-	for _, db := range store.DBs {
+	prepare := store.Prepare
+	store.Prepare = func(db *walship.DB) {
+		prepare(db)
 		for _, r := range db.Replicas() {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
@@ -205,6 +211,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if *once {
+		for _, db := range store.DBs {
+			store.Prepare(db)
+		}
 		return replicateOnce(ctx, log, store.DBs)
 	}
 	if *socket != "" {
@@ -238,7 +247,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	if err := startWatching(ctx, log, store, watch); err != nil {
 		return err
 	}
-	go superviseSystemd(ctx, log, store.DBs)
+	go superviseSystemd(ctx, log, store.Databases)
 	if err := store.Run(ctx, flush); err != nil {
 		return fmt.Errorf("replication failed: %w", err)
 	}

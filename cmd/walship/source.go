@@ -77,6 +77,11 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 			}
 			return sourceFromDB(ctx, op, cfg, db, *cf.path, replicaName, cf.keys)
 		}
+		// A database of a directory entry (dir:) need not exist: it is
+		// found by its path, under the directory, matching the pattern.
+		if db := cfg.Database(abs); db != nil {
+			return sourceFromDB(ctx, op, cfg, db, *cf.path, replicaName, cf.keys)
+		}
 	}
 
 	var where string

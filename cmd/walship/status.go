@@ -136,9 +136,10 @@ func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
 
 // phaseNotes say what a database that is not replicating is doing.
 var phaseNotes = map[string]string{
-	"starting": "starting: opening the database and reading its replicas",
-	"waiting":  "waiting: for the database file to be created, or for a problem opening it to clear",
-	"stopped":  "stopped: its replication ended (the log says why)",
+	"starting":          "starting: opening the database and reading its replicas",
+	"waiting":           "waiting: for the database file to be created, or for a problem opening it to clear",
+	"stopped":           "stopped: its replication ended (the log says why); the other databases go on",
+	walship.StatePaused: "paused: its replication waits to be resumed; what the application commits meanwhile is captured then",
 }
 
 // printStatus prints rep, read from source.

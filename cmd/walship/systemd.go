@@ -130,7 +130,7 @@ func (w *watchdog) check(states []dbState) (stalled []string) {
 // when the unit sets WatchdogSec, WATCHDOG=1 at half that interval while
 // every replicating database's monitor loop goes round. When ctx ends it
 // sends STOPPING=1 and returns. Without $NOTIFY_SOCKET it returns at once.
-func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) {
+func superviseSystemd(ctx context.Context, log *slog.Logger, dbs func() []*walship.DB) {
 	n, err := sdnotify.New()
 	if err != nil {
 		log.Warn("not notifying systemd", "error", err)
@@ -145,11 +145,11 @@ func superviseSystemd(ctx context.Context, log *slog.Logger, dbs []*walship.DB) 
 		log.Warn("systemd's watchdog is not pinged", "error", err)
 	}
 	probe := func() {
-		for _, db := range dbs {
+		for _, db := range dbs() {
 			db.Probe()
 		}
 	}
-	notifyLoop(ctx, log, n, interval, func() []dbState { return collect(dbs) }, probe)
+	notifyLoop(ctx, log, n, interval, func() []dbState { return collect(dbs()) }, probe)
 }
 
 // notifyLoop is superviseSystemd's loop, with the databases' states read

@@ -19,14 +19,17 @@ func (p storeProcess) Status(ctx context.Context, now time.Time) []walship.DBSta
 }
 
 func (p storeProcess) DB(path string) Database {
-	for _, db := range p.s.DBs {
+	// Databases, not DBs: those added while the store runs (found in a
+	// directory, say) and those resumed too.
+	dbs := p.s.Databases()
+	for _, db := range dbs {
 		if db.Path() == path {
 			return db
 		}
 	}
 	// A database whose configured path is a symbolic link, asked for by
 	// the file it points to.
-	for _, db := range p.s.DBs {
+	for _, db := range dbs {
 		if real, err := filepath.EvalSymlinks(db.Path()); err == nil && real == path {
 			return db
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walship/walship"
 )
 
 // statusCollector reads the engine's status at each scrape: the gauges
@@ -18,6 +20,8 @@ var (
 	dbTXID       = prometheus.NewDesc("walship_db_txid", "Newest TXID captured (staged) from the database.", dbLabels, nil)
 	walBytes     = prometheus.NewDesc("walship_db_wal_bytes", "Size of the database's WAL file.", dbLabels, nil)
 	dbFailing    = prometheus.NewDesc("walship_db_failing", "1 while the database cannot be opened or synced (nothing of it is captured), else 0.", dbLabels, nil)
+	dbStopped    = prometheus.NewDesc("walship_db_stopped", "1 when the database's replication stopped on a failure (its error is in /status) while the others go on, else 0.", dbLabels, nil)
+	dbPaused     = prometheus.NewDesc("walship_db_paused", "1 while the database's replication is paused (it resumes on request), else 0.", dbLabels, nil)
 	stagingBytes = prometheus.NewDesc("walship_db_staging_bytes", "Bytes of LTX files in the database's staging directory, waiting for a replica or a compaction.", dbLabels, nil)
 	replicaTXID  = prometheus.NewDesc("walship_replica_txid", "Newest TXID the replica holds.", replicaLabels, nil)
 	replicaLag   = prometheus.NewDesc("walship_replica_lag_seconds", "Age of the oldest captured transaction the replica does not hold yet; 0 when it holds every one.", replicaLabels, nil)
@@ -30,7 +34,7 @@ var (
 const scrapeTimeout = 10 * time.Second
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
+	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, dbStopped, dbPaused, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
 		ch <- d
 	}
 }
@@ -46,6 +50,8 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(walBytes, float64(db.WALBytes), db.Path)
 		gauge(stagingBytes, float64(db.StagingBytes), db.Path)
 		gauge(dbFailing, flag(db.Error != ""), db.Path)
+		gauge(dbStopped, flag(db.Phase == walship.PhaseStopped.String() && db.Error != ""), db.Path)
+		gauge(dbPaused, flag(db.Phase == walship.StatePaused), db.Path)
 		seen := map[string]int{}
 		for _, r := range db.Replicas {
 			// Two replicas without a name: of one type are both named

@@ -6,6 +6,7 @@ package watch
 import (
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -182,7 +183,7 @@ func (w *Watcher) loop(fw *fsnotify.Watcher, done chan struct{}) {
 func (w *Watcher) notify(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, s := range w.subs[name] {
+	for _, s := range slices.Concat(w.subs[name], w.subs[wholeDir(filepath.Dir(name))]) {
 		select {
 		case s.c <- struct{}{}:
 		default:
@@ -202,3 +203,14 @@ func (w *Watcher) notifyAll() {
 		}
 	}
 }
+
+// SubscribeDir is Subscribe for every file of the directory dir: a file
+// created, written, renamed or removed in it. It is how a directory of
+// databases learns of new ones.
+func (w *Watcher) SubscribeDir(dir string, pause time.Duration) (<-chan struct{}, func(), error) {
+	return w.Subscribe([]string{wholeDir(filepath.Clean(dir))}, pause)
+}
+
+// wholeDir is the key of the subscribers to every file of dir: a path
+// ending in a separator, which no file's (cleaned) path does.
+func wholeDir(dir string) string { return dir + string(filepath.Separator) }

@@ -70,3 +70,40 @@ func TestSharedWatcher(t *testing.T) {
 	write(a + "-wal")
 	waitNotice(t, cd, "a after the watcher reopened")
 }
+
+// TestSubscribeDir: a directory's subscriber hears of any file created in
+// it, beside the subscribers of one file, and of nothing elsewhere.
+func TestSubscribeDir(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	w := New(slog.New(slog.DiscardHandler))
+	all, stopAll, err := w.SubscribeDir(dir, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, stopOne, err := w.Subscribe([]string{filepath.Join(dir, "a.db")}, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopOne()
+	if err := os.WriteFile(filepath.Join(other, "x.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "new.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitNotice(t, all, "a file created in the directory")
+	select {
+	case <-one:
+		t.Fatal("the subscriber of a.db was told of new.db")
+	default:
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitNotice(t, one, "a.db")
+	waitNotice(t, all, "a.db, to the directory's subscriber")
+	stopAll()
+	if w.w == nil {
+		t.Fatal("the watcher closed while a file's subscriber still used it")
+	}
+}

@@ -1,0 +1,262 @@
+package walship
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Dir is a directory whose SQLite databases, those with a name matching
+// Pattern, a Store replicates (Litestream's directory replication): the
+// ones there when it starts, and those created while it runs, which it
+// learns of from file notifications within moments (or from a poll every
+// DirPoll where the file system sends none). A database whose file is
+// removed is stopped cleanly (one replaced by another file is handled by
+// the engine, as for any database: a new copy is staged). A file that
+// matches but is not a SQLite database is skipped, with one warning; an
+// empty one (a database being created) is waited for.
+type Dir struct {
+	Path      string // absolute
+	Pattern   string // shell pattern of the databases' file names, e.g. "*.db"
+	Recursive bool   // subdirectories too
+	// New returns the DB of a database found at path, which the Store
+	// runs (config.DB.ForDatabase and FromConfig make it from the
+	// directory's entry). An error is logged and the database skipped
+	// until it changes.
+	New func(ctx context.Context, path string) (*DB, error)
+	Log *slog.Logger
+}
+
+// DirPoll is how often a directory is scanned without notifications.
+var DirPoll = 10 * time.Second
+
+// dirScanGap is the least time between two scans of a directory: its
+// databases' WALs are in it, and every write to one is an event.
+const dirScanGap = 200 * time.Millisecond
+
+// sqliteHeader begins every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// dirAdder is what a directory needs of the Store.
+type dirAdder interface {
+	Add(ctx context.Context, db *DB) error
+	Remove(ctx context.Context, path string) error
+}
+
+// run scans the directory, adding to the store the databases that appear
+// and removing those that vanish, until ctx ends.
+func (d *Dir) run(ctx context.Context, s dirAdder, w *Watcher) {
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("dir", d.Path, "pattern", d.Pattern)
+	dirs := map[string]func(){} // watched directories: their unsubscribe
+	events := make(chan struct{}, 1)
+	defer func() {
+		for _, stop := range dirs {
+			stop()
+		}
+	}()
+	mine := map[string]bool{}          // the databases added
+	warned := map[string]bool{}        // not SQLite: warned once
+	failed := map[string]os.FileInfo{} // could not start: retried once changed
+	poll := time.NewTicker(DirPoll)
+	defer poll.Stop()
+	log.Info("replicating the databases of a directory", "recursive", d.Recursive)
+	for {
+		seen := d.scan(ctx, log, s, mine, warned, failed)
+		d.watchDirs(log, w, seen, dirs, events)
+		select {
+		case <-ctx.Done():
+			return
+		case <-events:
+		case <-poll.C:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(dirScanGap):
+		}
+	}
+}
+
+// watchDirs subscribes to the directories scanned (the top one, and its
+// subdirectories when recursive), forwarding their events to events, and
+// unsubscribes from those that vanished.
+func (d *Dir) watchDirs(log *slog.Logger, w *Watcher, seen map[string]bool, dirs map[string]func(), events chan struct{}) {
+	for dir, stop := range dirs {
+		if !seen[dir] {
+			stop()
+			delete(dirs, dir)
+		}
+	}
+	for dir := range seen {
+		if _, ok := dirs[dir]; ok {
+			continue
+		}
+		c, stop, err := w.SubscribeDir(dir, observeDelay)
+		if err != nil {
+			log.Warn("cannot watch the directory for new databases; scanning it every "+DirPoll.String(), "path", dir, "error", err)
+			dirs[dir] = func() {}
+			continue
+		}
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-c:
+					select {
+					case events <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		dirs[dir] = func() { stop(); close(done) }
+	}
+}
+
+// scan adds the databases of the directory the store does not run yet and
+// removes those gone, and returns the directories it read. mine holds the
+// databases it added, warned the files it warned are not databases,
+// failed those it could not start, as they were then.
+func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[string]bool, warned map[string]bool, failed map[string]os.FileInfo) map[string]bool {
+	seen := map[string]bool{}
+	present := map[string]os.FileInfo{}
+	err := filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if p == d.Path {
+				return err
+			}
+			return nil // vanished while walked
+		}
+		if e.IsDir() {
+			if p != d.Path && (!d.Recursive || strings.HasSuffix(e.Name(), "-walship")) {
+				return fs.SkipDir // a staging directory holds no database
+			}
+			seen[p] = true
+			return nil
+		}
+		if !d.matches(e.Name()) || !e.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := e.Info(); err == nil {
+			present[p] = fi
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil && !warned[d.Path] {
+			log.Warn("cannot read the directory; replicating the databases already found, and looking again every "+DirPoll.String(), "error", err)
+			warned[d.Path] = true
+		}
+		return seen
+	}
+	if warned[d.Path] {
+		log.Info("the directory can be read again")
+		delete(warned, d.Path)
+	}
+	for p := range mine {
+		if _, ok := present[p]; ok {
+			// Replaced by another file, it is the engine's to handle, as
+			// for a database of the config: a new copy is staged.
+			continue
+		}
+		log.Info("database removed from the directory; stopping its replication", "db", p)
+		if err := s.Remove(ctx, p); err != nil && ctx.Err() == nil && !errors.Is(err, ErrUnknownDB) {
+			log.Warn("cannot stop the replication of a removed database", "db", p, "error", err)
+		}
+		delete(mine, p)
+	}
+	for p := range warned {
+		if _, ok := present[p]; !ok && p != d.Path {
+			delete(warned, p)
+		}
+	}
+	for p := range failed {
+		if _, ok := present[p]; !ok {
+			delete(failed, p)
+		}
+	}
+	for p, fi := range present {
+		if _, ok := mine[p]; ok || ctx.Err() != nil {
+			continue
+		}
+		switch kind := sqliteKind(p); {
+		case kind == notYet:
+			continue // being created: its first write is an event
+		case kind == notSQLite:
+			if !warned[p] {
+				log.Warn("skipping a file that matches the pattern but is not a SQLite database", "path", p)
+				warned[p] = true
+			}
+			continue
+		}
+		if f, ok := failed[p]; ok && f.ModTime().Equal(fi.ModTime()) && f.Size() == fi.Size() {
+			continue // tried as it is: try again once it changes
+		}
+		db, err := d.New(ctx, p)
+		if err == nil {
+			err = s.Add(ctx, db)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("cannot replicate a database of the directory; the others go on", "db", p, "error", err)
+				failed[p] = fi
+			}
+			continue
+		}
+		delete(warned, p)
+		delete(failed, p)
+		mine[p] = true
+	}
+	return seen
+}
+
+// matches reports whether a file name is one of a database the directory
+// replicates: its pattern, and none of SQLite's files beside a database.
+func (d *Dir) matches(name string) bool {
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		if strings.HasSuffix(name, suffix) {
+			return false
+		}
+	}
+	ok, _ := filepath.Match(d.Pattern, name)
+	return ok
+}
+
+type fileKind int
+
+const (
+	isSQLite fileKind = iota
+	notYet            // empty, or shorter than a header: being created
+	notSQLite
+)
+
+// sqliteKind reads the start of the file at p.
+func sqliteKind(p string) fileKind {
+	f, err := os.Open(p)
+	if err != nil {
+		return notYet // vanished, or unreadable for now: the next scan sees
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case !bytes.HasPrefix(sqliteHeader, head[:n]):
+		return notSQLite
+	case err != nil:
+		return notYet
+	}
+	return isSQLite
+}
