@@ -21,10 +21,12 @@ import (
 //   - a temporary file of its own, <out>.tmp-<random>, so that no restore
 //     ever writes into another's;
 //   - a replacement of an existing database (-force) that a kill at any
-//     instant cannot lose: the old database's WAL is moved aside, not
-//     deleted, the new file renamed over the old one, and only then the
-//     old WAL removed, with a journal that the next restore to the path
-//     reads to finish the replacement or roll it back.
+//     instant cannot lose: the old database's WAL and rollback journal are
+//     moved aside, not deleted, the new file renamed over the old one, and
+//     only then the old WAL and journal removed, with a journal of the
+//     replacement that the next restore to the path reads to finish it or
+//     roll it back. SQLite never finds the old database's WAL or hot
+//     journal beside the new file, which it would apply to it.
 type output struct {
 	path    string
 	lock    *fsutil.Lock
@@ -132,11 +134,16 @@ func (o *output) commit(force bool, step func(string) error) error {
 	return o.replace(tmp, step)
 }
 
+// sideFiles are the suffixes of the files SQLite keeps beside a database
+// (its WAL, shared-memory index, rollback journal), which a replacement
+// moves aside.
+var sideFiles = []string{"-wal", "-shm", "-journal"}
+
 // existing returns the files of a database at path: the file, its WAL,
-// its shared-memory index.
+// its shared-memory index, its rollback journal.
 func existing(path string) []string {
 	var out []string
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		if _, err := os.Lstat(p); err == nil {
 			out = append(out, p)
 		}
@@ -156,12 +163,14 @@ type journal struct {
 }
 
 // replace puts tmp in place of the database at o.path, which exists. The
-// old database's WAL (which holds its newest commits) and shared-memory
-// index are moved aside first, so that SQLite cannot replay them onto the
-// new file, and removed only once the new file is in place; the old file
-// itself is replaced by the rename. A kill at any instant leaves either the
-// old database whole (its WAL aside, put back by recoverReplacement) or the
-// new one. step, when set, is called after each step (tests stop there).
+// old database's WAL (which holds its newest commits), shared-memory index
+// and rollback journal (hot when a writer was killed mid-commit: the old
+// pages it would write back) are moved aside first, so that SQLite cannot
+// replay them onto the new file, and removed only once the new file is in
+// place; the old file itself is replaced by the rename. A kill at any
+// instant leaves either the old database whole (its WAL and journal aside,
+// put back by recoverReplacement) or the new one. step, when set, is
+// called after each step (tests stop there).
 func (o *output) replace(tmp string, step func(string) error) (err error) {
 	dir := filepath.Dir(o.path)
 	defer func() {
@@ -186,7 +195,8 @@ func (o *output) replace(tmp string, step func(string) error) (err error) {
 	if err := step("journal"); err != nil {
 		return err
 	}
-	for _, p := range []string{o.path + "-wal", o.path + "-shm"} {
+	for _, suffix := range sideFiles {
+		p := o.path + suffix
 		if err := os.Rename(p, p+asideSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("move the old %s aside: %w", p, err)
 		}
@@ -213,7 +223,8 @@ func (o *output) replace(tmp string, step func(string) error) (err error) {
 // finishReplacement removes what a replacement whose new file is in place
 // moved aside, then its journal.
 func finishReplacement(path string) error {
-	for _, p := range []string{path + "-wal", path + "-shm"} {
+	for _, suffix := range sideFiles {
+		p := path + suffix
 		if err := os.Remove(p + asideSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove the replaced %s: %w", p, err)
 		}
@@ -270,8 +281,8 @@ func recoverReplacement(path string) error {
 			// to do but remove it.
 			return os.Remove(journalName(path))
 		}
-		return fmt.Errorf("the journal %s of an interrupted restore is damaged, and the old database's files were moved aside (%s-wal%s, %s-shm%s): if the database at %s is the old one, move them back without the %s suffix; then remove the journal",
-			journalName(path), path, asideSuffix, path, asideSuffix, path, asideSuffix)
+		return fmt.Errorf("the journal %s of an interrupted restore is damaged, and the old database's files were moved aside (%s-wal%s, %s-shm%s, %s-journal%s): if the database at %s is the old one, move them back without the %s suffix; then remove the journal",
+			journalName(path), path, asideSuffix, path, asideSuffix, path, asideSuffix, path, asideSuffix)
 	}
 	if j.ID != "" {
 		if fi, err := os.Stat(path); err == nil && fileID(fi) == j.ID {
@@ -289,8 +300,8 @@ func recoverReplacement(path string) error {
 
 // movedAside reports whether a replacement of path moved anything aside.
 func movedAside(path string) bool {
-	for _, p := range []string{path + "-wal", path + "-shm"} {
-		if _, err := os.Stat(p + asideSuffix); err == nil {
+	for _, suffix := range sideFiles {
+		if _, err := os.Stat(path + suffix + asideSuffix); err == nil {
 			return true
 		}
 	}
@@ -300,7 +311,8 @@ func movedAside(path string) bool {
 // rollBack puts back what a replacement of path moved aside, before its new
 // file reached its place, and removes the journal.
 func rollBack(path string) error {
-	for _, p := range []string{path + "-wal", path + "-shm"} {
+	for _, suffix := range sideFiles {
+		p := path + suffix
 		if _, err := os.Stat(p + asideSuffix); err != nil {
 			continue
 		}

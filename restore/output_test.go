@@ -78,7 +78,16 @@ func TestConcurrentRestoresToOnePath(t *testing.T) {
 }
 
 // replaceSteps are the steps of a replacement of restored.db.
-var replaceSteps = []string{"journal", "aside restored.db-wal", "aside restored.db-shm", "renamed"}
+var replaceSteps = []string{"journal", "aside restored.db-wal", "aside restored.db-shm", "aside restored.db-journal", "renamed"}
+
+// oldDatabases are the databases a replacement must not lose, at path:
+// one whose newest commits are in its WAL, and one a writer killed in the
+// middle of a commit left with its hot rollback journal. Each returns the
+// image its committed state reads.
+var oldDatabases = map[string]func(t *testing.T, path string) testutil.Image{
+	"wal":         oldDatabaseWithWAL,
+	"hot journal": oldDatabaseWithHotJournal,
+}
 
 // TestForceKilled: a restore with Force killed after any step of the
 // replacement of an existing database whose newest commits live in its WAL
@@ -90,34 +99,41 @@ func TestForceKilled(t *testing.T) {
 	h := tenTX()
 	c := newReplica(t)
 	writeAll(t, h, c, l0Each(1, 10))
-	dir, out := outPath(t)
-	old := oldDatabaseWithWAL(t, out)
-	killed := map[string]string{} // step: a copy of the directory then
-	opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(step string) error {
-		killed[step] = t.TempDir()
-		linkFiles(t, dir, killed[step])
-		return nil
-	})
-	if _, err := restore.Restore(context.Background(), c, out, opts); err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range replaceSteps {
-		kdir := killed[step]
-		if kdir == "" {
-			t.Fatalf("the replacement has no step %q", step)
-		}
-		kout := filepath.Join(kdir, "restored.db")
-		if err := restore.RecoverOutput(kout); err != nil {
-			t.Fatalf("killed after %q: recover: %v", step, err)
-		}
-		if step == "renamed" {
-			if got, err := os.ReadFile(kout); err != nil || !bytes.Equal(got, h.bytes(7)) {
-				t.Fatalf("killed once the new file was in place: the output is not the restored TXID 7 (%v)", err)
+	for kind, oldDatabase := range oldDatabases {
+		t.Run(kind, func(t *testing.T) {
+			dir, out := outPath(t)
+			old := oldDatabase(t, out)
+			killed := map[string]string{} // step: a copy of the directory then
+			opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(step string) error {
+				killed[step] = t.TempDir()
+				linkFiles(t, dir, killed[step])
+				return nil
+			})
+			if _, err := restore.Restore(context.Background(), c, out, opts); err != nil {
+				t.Fatal(err)
 			}
-		} else if got := imageOf(t, kout); got != old {
-			t.Fatalf("killed after %q: the old database reads %d pages %s after recovery; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
-		}
-		checkOnlyDatabase(t, kdir, step)
+			for _, step := range replaceSteps {
+				kdir := killed[step]
+				if kdir == "" {
+					t.Fatalf("the replacement has no step %q", step)
+				}
+				kout := filepath.Join(kdir, "restored.db")
+				if err := restore.RecoverOutput(kout); err != nil {
+					t.Fatalf("killed after %q: recover: %v", step, err)
+				}
+				if step == "renamed" {
+					if got, err := os.ReadFile(kout); err != nil || !bytes.Equal(got, h.bytes(7)) {
+						t.Fatalf("killed once the new file was in place: the output is not the restored TXID 7 (%v)", err)
+					}
+					if _, err := os.Stat(kout + "-journal"); err == nil {
+						t.Fatal("killed once the new file was in place: the old database's journal is beside it")
+					}
+				} else if got := committedImage(t, kout); got != old {
+					t.Fatalf("killed after %q: the old database reads %d pages %s after recovery; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
+				}
+				checkOnlyDatabase(t, kdir, step)
+			}
+		})
 	}
 }
 
@@ -127,26 +143,135 @@ func TestForceStepFails(t *testing.T) {
 	h := tenTX()
 	c := newReplica(t)
 	writeAll(t, h, c, l0Each(1, 10))
-	for _, step := range replaceSteps[:3] {
-		t.Run(step, func(t *testing.T) {
-			dir, out := outPath(t)
-			old := oldDatabaseWithWAL(t, out)
-			failed := errors.New("injected")
-			opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(s string) error {
-				if s == step {
-					return failed
+	for kind, oldDatabase := range oldDatabases {
+		for _, step := range replaceSteps[:4] {
+			t.Run(kind+"/"+step, func(t *testing.T) {
+				dir, out := outPath(t)
+				old := oldDatabase(t, out)
+				failed := errors.New("injected")
+				opts := restore.WithReplaceStep(restore.Options{Force: true, IntegrityCheck: "none", Target: restore.Target{TXID: 7}}, func(s string) error {
+					if s == step {
+						return failed
+					}
+					return nil
+				})
+				if _, err := restore.Restore(context.Background(), c, out, opts); !errors.Is(err, failed) {
+					t.Fatalf("restore failing at %q: %v", step, err)
 				}
-				return nil
+				if got := committedImage(t, out); got != old {
+					t.Fatalf("failed at %q: the old database reads %d pages %s; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
+				}
+				checkOnlyDatabase(t, dir, step)
 			})
-			if _, err := restore.Restore(context.Background(), c, out, opts); !errors.Is(err, failed) {
-				t.Fatalf("restore failing at %q: %v", step, err)
-			}
-			if got := imageOf(t, out); got != old {
-				t.Fatalf("failed at %q: the old database reads %d pages %s; it had %d pages %s", step, got.Pages, got.Hash, old.Pages, old.Hash)
-			}
-			checkOnlyDatabase(t, dir, step)
-		})
+		}
 	}
+}
+
+// TestForceOverHotJournal: a restore with Force over a database that a
+// writer killed mid-commit left with its hot rollback journal (a real
+// one, captured from an open SQLite transaction) gives the restored
+// database exactly, and SQLite, opening it read-write as an application
+// does, finds no journal to roll back into it. Without Force, the journal
+// alone (its database deleted) is refused as a database is.
+func TestForceOverHotJournal(t *testing.T) {
+	ctx := context.Background()
+	h, _ := realHistory(t)
+	last := h.last()
+	c := newReplica(t)
+	writeAll(t, h, c, l0Each(1, last))
+	dir, out := outPath(t)
+	oldDatabaseWithHotJournal(t, out)
+
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	journal, err := os.ReadFile(out + "-journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Restore(ctx, c, out, noCheck); err == nil || !strings.Contains(err.Error(), "-journal already exists") {
+		t.Fatalf("a restore beside another database's hot journal: %v", err)
+	}
+	if b, err := os.ReadFile(out + "-journal"); err != nil || !bytes.Equal(b, journal) {
+		t.Fatalf("the refused restore changed the journal (%v)", err)
+	}
+
+	for _, withDB := range []bool{false, true} {
+		if withDB {
+			oldDatabaseWithHotJournal(t, out)
+		}
+		opts := noCheck
+		opts.Force = true
+		if _, err := restore.Restore(ctx, c, out, opts); err != nil {
+			t.Fatal(err)
+		}
+		openReadWrite(t, out)
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, h.bytes(last)) {
+			t.Fatalf("with the old database %v: once opened by SQLite, the restored database is not TXID %s: the old journal was rolled back into it (%v)", withDB, last, err)
+		}
+		checkNothingWritten(t, dir, "restored.db")
+		if err := os.Remove(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// openReadWrite opens the database at path read-write and reads it, as an
+// application does: SQLite rolls back a hot journal it finds beside it.
+func openReadWrite(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+}
+
+// committedImage is the image of the database at path once SQLite rolled
+// back a hot journal beside it (a read-only reader cannot).
+func committedImage(t *testing.T, path string) testutil.Image {
+	t.Helper()
+	openReadWrite(t, path)
+	return imageOf(t, path)
+}
+
+// oldDatabaseWithHotJournal writes at path a database that a writer
+// killed in the middle of a commit left: some pages of the transaction
+// written, and the hot journal that SQLite rolls back at the next open. It
+// returns the image of its committed state.
+func oldDatabaseWithHotJournal(t *testing.T, path string) testutil.Image {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+src+"?_pragma=journal_mode(delete)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	for i, q := range []string{
+		"CREATE TABLE t (v TEXT)",
+		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 400) INSERT INTO t SELECT 'committed ' || hex(randomblob(100)) FROM c",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+	}
+	db.Close()
+	img := imageOf(t, src)
+	b, journal, err := testutil.HotJournal(context.Background(), src, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+"-journal", journal, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // checkOnlyDatabase fails if dir holds anything a restore leaves only

@@ -96,11 +96,13 @@ func Restore(ctx context.Context, c storage.Client, outPath string, opts Options
 }
 
 // ExistingOutput returns the file a restore to outPath without Force would
-// refuse to replace (the database, or its WAL, which SQLite would replay
-// onto the restored file), or "" if there is none.
+// refuse to replace, or "" if there is none: the database, or a WAL or
+// rollback journal of one, which SQLite would apply to the restored file
+// when it next opens it (a hot journal's old pages written over the
+// restored ones) even when the database itself is gone.
 func ExistingOutput(outPath string) (string, error) {
-	for _, p := range []string{outPath, outPath + "-wal"} {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range []string{outPath, outPath + "-wal", outPath + "-journal"} {
+		if _, err := os.Lstat(p); err == nil {
 			return p, nil
 		} else if !os.IsNotExist(err) {
 			return "", fmt.Errorf("check output path: %w", err)
@@ -117,6 +119,9 @@ func CheckOutput(outPath string, force bool) error {
 	p, err := ExistingOutput(outPath)
 	if err != nil || p == "" {
 		return err
+	}
+	if p != outPath {
+		return fmt.Errorf("%s already exists, left by a database that is no longer at %s: SQLite would apply it to the restored database; move it away if that database is elsewhere, or pass -force to restore over it (it is then deleted)", p, outPath)
 	}
 	return fmt.Errorf("%s already exists; restore to another path with -o, pass -force to replace it, or -if-db-not-exists to keep it", p)
 }

@@ -347,7 +347,7 @@ func TestRestoreExistingOutput(t *testing.T) {
 	ctx := context.Background()
 	old := []byte("an existing database that must survive")
 
-	for _, existing := range [][]string{{""}, {"-wal"}, {"", "-wal", "-shm"}} {
+	for _, existing := range [][]string{{""}, {"-wal"}, {"", "-wal", "-shm"}, {"-journal"}, {"", "-journal"}} {
 		t.Run(strings.Join(existing, ","), func(t *testing.T) {
 			dir, out := outPath(t)
 			for _, suffix := range existing {

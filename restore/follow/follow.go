@@ -167,6 +167,12 @@ func (f *follower) open(ctx context.Context) error {
 		return err
 	}
 	switch {
+	case existing != "" && existing != f.out:
+		// A WAL or rollback journal whose database is gone (a copy deleted
+		// after a follower was killed mid-commit leaves its hot journal):
+		// SQLite would apply it to the copy restored here, writing the old
+		// pages into it. Whose it is cannot be known; it is not deleted.
+		return fmt.Errorf("%s is left by a database no longer at %s: SQLite would apply it to the copy restored there (a hot journal's old pages written into it), and follow mode never deletes another database's files; delete it (it holds nothing of a deleted copy's) or move it back beside its database, then follow again", existing, f.out)
 	case existing != "" && rec == nil:
 		return fmt.Errorf("%s exists and is %w (no record %s): follow mode never overwrites a database; give another -o, or delete it to follow into that path", existing, ErrNotACopy, recordPath(f.out))
 	case existing == "":
@@ -271,13 +277,23 @@ func (f *follower) restore(ctx context.Context) error {
 	if f.file, err = os.Stat(tmp); err != nil {
 		return err
 	}
+	// Checked at the start too (open), but a restore takes time: SQLite
+	// would roll a journal found beside the copy into it at the first open.
+	if p, err := restore.ExistingOutput(f.out); err != nil {
+		return err
+	} else if p != "" && p != f.out {
+		return fmt.Errorf("%s appeared while the copy was restored: SQLite would apply it to the copy; the copy is not put in place at %s; delete it, or move it back beside its database, then follow again", p, f.out)
+	}
+	if beforeLink != nil {
+		beforeLink(f.out)
+	}
 	if err := os.Link(tmp, f.out); err != nil {
 		return fmt.Errorf("put the restored copy in place at %s: %w", f.out, err)
 	}
 	if err := fsutil.SyncDir(filepath.Dir(f.out)); err != nil {
 		return err
 	}
-	if f.copy, err = openCopy(f.out); err != nil {
+	if err := f.proveInPlace(ctx); err != nil {
 		return err
 	}
 	f.proved = true
@@ -288,6 +304,46 @@ func (f *follower) restore(ctx context.Context) error {
 		f.opts.Applied(st)
 	}
 	return nil
+}
+
+// proveInPlace opens the copy at its path and reads every page of it
+// again: SQLite may have changed the file at that first open (a journal
+// that appeared beside it in between is rolled back into it), so the
+// restore's own proof, made under the other name, no longer covers it. A
+// copy that is not the restored state is taken away again (it is the
+// follower's own file, just linked; no reader should see it) and the
+// follower stops.
+func (f *follower) proveInPlace(ctx context.Context) (err error) {
+	want := f.st
+	f.copy, err = openCopy(f.out)
+	if err == nil {
+		var sums []ltx.Checksum
+		var page1 []byte
+		if sums, page1, err = f.copy.sums(ctx); err == nil {
+			sums[0] = ltx.ChecksumPage(1, normalize(page1, f.header))
+			total := ltx.ChecksumFlag
+			for _, s := range sums {
+				total ^= s
+			}
+			total |= ltx.ChecksumFlag
+			if total != want.Checksum || len(sums) != len(want.Sums) {
+				err = fmt.Errorf("the copy at %s has checksum %s over %d pages once in place, the restore gave %s over %d: SQLite changed it at its first open there (a rollback journal of another database beside it?)", f.out, total, len(sums), want.Checksum, len(want.Sums))
+			} else {
+				f.st = &restore.State{TXID: want.TXID, PageSize: want.PageSize, Sums: sums, Checksum: total}
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if f.copy != nil {
+		f.copy.close()
+		f.copy = nil
+	}
+	if rerr := errors.Join(os.Remove(f.out), os.Remove(recordPath(f.out))); rerr != nil {
+		return fmt.Errorf("%w; removing the copy failed too (%v): delete %s and %s before following again", err, rerr, f.out, recordPath(f.out))
+	}
+	return fmt.Errorf("%w; the copy was removed: follow again to restore it", err)
 }
 
 // adopt takes the restored state as the copy's: the page-1 bytes the copy
@@ -332,6 +388,10 @@ func (f *follower) same() error {
 	}
 	return fmt.Errorf("the copy %s was replaced or removed while the follower kept it (%v): the follower stops rather than write to a file no reader sees; start it again to follow into that path", f.out, err)
 }
+
+// beforeLink, when set (by tests), is called just before the restored copy
+// is linked in place.
+var beforeLink func(out string)
 
 // newPath is where the first restore makes the copy.
 func newPath(out string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite"
 
+	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore/follow"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
@@ -488,5 +489,134 @@ func TestFollowCopyReplaced(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the follower of a replaced copy goes on")
+	}
+}
+
+// hotJournalOf returns the hot journal a follower killed in the middle of
+// a commit to the copy at out leaves: a real one, captured from an open
+// SQLite write transaction on the copy (rolled back afterwards).
+func hotJournalOf(t *testing.T, out string) []byte {
+	t.Helper()
+	_, journal, err := testutil.HotJournal(context.Background(), out, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return journal
+}
+
+// runUntil runs a follower until it stops or reaches txid: the error it
+// stopped with, or nil once the copy holds txid.
+func runUntil(t *testing.T, c storage.Client, out string, txid ltx.TXID) error {
+	t.Helper()
+	f := startFollower(t, c, out)
+	select {
+	case err := <-f.done:
+		f.cancel = nil
+		if err == nil {
+			t.Fatal("the follower stopped without an error")
+		}
+		return err
+	case <-time.After(10 * time.Second):
+		f.waitTXID(t, txid) // fails the test
+	case s := <-f.applied:
+		if s.TXID != txid {
+			f.waitTXID(t, txid)
+		}
+	}
+	f.stop(t)
+	return nil
+}
+
+// TestFollowStaleHotJournal: a follower killed in the middle of a commit
+// leaves the copy's hot journal; the copy and its record deleted, a new
+// follower never rolls that journal into the copy it restores (SQLite
+// would write the old copy's pages into it at its first open): it refuses
+// and names the journal, which it leaves as it is; once it is deleted, the
+// copy is restored, the primary's state exactly.
+func TestFollowStaleHotJournal(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(40)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+	journal := hotJournalOf(t, out)
+	for _, name := range []string{out, filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".follow")} {
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(out+"-journal", journal, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	txid := p.exec("UPDATE t SET v = 'changed ' || v")
+	p.write(c, 0, 3, txid, nil)
+
+	err := runUntil(t, c, out, txid)
+	if err == nil {
+		t.Fatalf("the follower restored a copy beside a stale hot journal; the copy is the primary's state: %v", bytes.Equal(content(t, out), normalized(p.state(txid))))
+	}
+	if !strings.Contains(err.Error(), out+"-journal") {
+		t.Fatalf("the refusal does not name the journal: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused follower left a copy: %v", err)
+	}
+	if b, err := os.ReadFile(out + "-journal"); err != nil || !bytes.Equal(b, journal) {
+		t.Fatalf("the refused follower changed the journal (%v)", err)
+	}
+	if err := os.Remove(out + "-journal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntil(t, c, out, txid); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(content(t, out), normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
+
+// TestFollowProvedInPlace: a hot journal that appears beside the output
+// just before the first restore links the copy there is rolled into the
+// copy by SQLite at its first open; the follower reads the copy again in
+// place, finds it is not the state it restored, removes it (no reader is
+// left with it) and stops; the next follower restores it whole.
+func TestFollowProvedInPlace(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(40)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+	journal := hotJournalOf(t, out)
+	for _, name := range []string{out, filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".follow")} {
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txid := p.exec("UPDATE t SET v = 'changed ' || v")
+	p.write(c, 0, 3, txid, nil)
+
+	follow.SetBeforeLink(func(out string) {
+		if err := os.WriteFile(out+"-journal", journal, 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	err := runUntil(t, c, out, txid)
+	follow.SetBeforeLink(nil)
+	if err == nil {
+		t.Fatalf("the follower went on with a copy SQLite changed at its first open; the copy is the primary's state: %v", bytes.Equal(content(t, out), normalized(p.state(txid))))
+	}
+	if !strings.Contains(err.Error(), "once in place") {
+		t.Fatalf("the follower stopped otherwise: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the changed copy is left at %s: %v", out, err)
+	}
+	if err := runUntil(t, c, out, txid); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(content(t, out), normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
 	}
 }
