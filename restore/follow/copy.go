@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/superfly/ltx"
 
@@ -28,8 +29,34 @@ type copyDB struct {
 }
 
 // busyTimeoutMS is how long the follower waits for readers to finish
-// before a commit gives up (and is retried at the next interval).
-const busyTimeoutMS = 30000
+// before a commit gives up (and is retried after a back-off, see
+// busyBackoff). While it waits to commit, SQLite holds the PENDING lock,
+// which keeps new readers out: they wait with their own busy timeout, so
+// it must be shorter than theirs (the README asks readers for 5 s) for
+// them never to fail with SQLITE_BUSY because of the follower.
+const busyTimeoutMS = 2000
+
+// maxBusyBackoff bounds busyBackoff.
+const maxBusyBackoff = 30 * time.Second
+
+// busyBackoff is how long the follower leaves the copy to its readers
+// after n commits in a row gave up waiting for them (n >= 1): at least as
+// long as it kept them out, doubling, so that readers that open
+// transactions back to back are not shut out at every interval.
+func busyBackoff(n int) time.Duration {
+	d := time.Duration(busyTimeoutMS) * time.Millisecond
+	for ; n > 1 && d < maxBusyBackoff; n-- {
+		d *= 2
+	}
+	return min(d, maxBusyBackoff)
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (the driver's error
+// has its result code), extended codes included.
+func isBusy(err error) bool {
+	var c interface{ Code() int }
+	return errors.As(err, &c) && c.Code()&0xff == 5
+}
 
 func openCopy(path string) (*copyDB, error) {
 	db, err := sql.Open("sqlite", sqliteuri.File(path, fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(delete)&_txlock=immediate", busyTimeoutMS)))

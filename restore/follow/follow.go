@@ -126,6 +126,7 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	failing := false
+	busy := 0 // commits in a row that gave up waiting for readers
 	for {
 		if err := f.same(); err != nil {
 			return err
@@ -140,12 +141,33 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 			f.log.Info("follow stopped", "txid", f.st.TXID)
 			return nil
 		}
-		if err != nil {
+		var wait <-chan time.Time
+		switch {
+		case err != nil && isBusy(err):
+			// Readers held the copy longer than the follower waits: give
+			// them the copy for a while (new readers were kept out while
+			// the follower waited), then try again.
+			busy++
+			d := busyBackoff(busy)
+			f.log.Warn("follow: readers of the copy kept the commit waiting; leaving the copy to them before retrying", "txid", f.st.TXID, "retry_in", d, "err", err)
+			wait = time.After(d)
+			failing = true
+		case err != nil:
+			busy = 0
 			f.log.Error("follow: the copy could not be brought up to date; retrying", "txid", f.st.TXID, "err", err)
 			failing = true
-		} else if failing {
+		case failing:
+			busy = 0
 			f.log.Info("follow: up to date again", "txid", f.st.TXID)
 			failing = false
+		}
+		if wait != nil {
+			select {
+			case <-ctx.Done():
+				f.log.Info("follow stopped", "txid", f.st.TXID)
+				return nil
+			case <-wait:
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -620,3 +620,54 @@ func TestFollowProvedInPlace(t *testing.T) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
 	}
 }
+
+// TestFollowYieldsToReaders: a reader that holds a read transaction on the
+// copy longer than the follower waits to commit makes the follower give
+// up and back off, never starve the copy's other readers: while its
+// commit waits, SQLite's PENDING lock keeps new readers out, and a reader
+// with a busy timeout of 3 s (shorter than the README's 5 s) always gets
+// through. Once the long reader is done, the file is applied.
+func TestFollowYieldsToReaders(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+
+	open := func() *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(3000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	long, err := open().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := long.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	txid := p.insert(7)
+	p.write(c, 0, txid, txid, nil)
+
+	// Other readers read the copy while the long one holds it for longer
+	// than their busy timeout.
+	reader := open()
+	held := time.Now()
+	for time.Since(held) < 3500*time.Millisecond {
+		if err := reader.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatalf("a reader of the copy failed after %s while another held a read transaction: %v", time.Since(held).Round(time.Millisecond), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := long.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitTXID(t, txid)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
