@@ -108,6 +108,36 @@ func TestListenModeAndRemove(t *testing.T) {
 	}
 }
 
+// TestListenNeverInPlace: a socket path that fits a Unix socket while the
+// private directory it is first bound in does not is refused, naming the
+// limit, rather than bound in place (open to anyone the umask lets in
+// until its mode is set); nothing is left behind.
+func TestListenNeverInPlace(t *testing.T) {
+	base := t.TempDir()
+	if len(base) > 90 {
+		t.Fatalf("the test directory %s is too long for this test", base)
+	}
+	dir := filepath.Join(base, strings.Repeat("d", 100-len(base)-1))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x.sock") // 107 bytes: fits; dir/.wsN/s does not
+	if len(path) != maxSocketPath {
+		t.Fatalf("path of %d bytes", len(path))
+	}
+	l, _, err := listen(path, 0o600, quiet())
+	if err == nil {
+		l.Close()
+		t.Fatal("a socket was bound at a path too long for its private directory")
+	}
+	if !strings.Contains(err.Error(), "choose a socket.path in a directory whose path is at most") {
+		t.Fatalf("the refusal does not say what to do: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("the refused listen left %d entries in %s", len(entries), dir)
+	}
+}
+
 // A socket left by a killed process (nobody listens) does not stop the
 // next start; a live one does, with ErrInUse, and stays served; a file
 // that is not a socket is never removed.

@@ -40,20 +40,19 @@ func listen(path string, mode fs.FileMode, log *slog.Logger) (*net.UnixListener,
 	if err := clearStale(path, log); err != nil {
 		return nil, nil, err
 	}
-	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".walship-sock-")
+	// A short name: the socket is bound at <dir>/.wsNNNN/s, which must fit
+	// a Unix socket's path too. Binding at path itself instead would leave
+	// the socket open to anyone the umask lets in until its mode is set.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".ws")
 	if err != nil {
 		return nil, nil, fmt.Errorf("control socket %s: %w (does its directory exist, and may walship write there?)", path, err)
 	}
 	defer os.RemoveAll(tmpDir)
 	tmp := filepath.Join(tmpDir, "s")
 	if len(tmp) > maxSocketPath {
-		tmp = "" // bind in place: the mode is set right after, before anyone is told of the socket
+		return nil, nil, fmt.Errorf("control socket %s: walship creates it first at %s, in a private directory beside it, so that nobody can connect before its mode is set, and that path is %d bytes long where a Unix socket's holds at most %d: choose a socket.path in a directory whose path is at most %d bytes", path, tmp, len(tmp), maxSocketPath, maxSocketPath-(len(tmp)-len(filepath.Dir(path))))
 	}
-	bindAt := tmp
-	if bindAt == "" {
-		bindAt = path
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindAt, Net: "unix"})
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, nil, fmt.Errorf("control socket %s: %w (it was created while walship started): stop the other walship, or give this one another socket.path", path, ErrInUse)
@@ -65,24 +64,19 @@ func listen(path string, mode fs.FileMode, log *slog.Logger) (*net.UnixListener,
 	l.SetUnlinkOnClose(false)
 	fail := func(err error) (*net.UnixListener, fs.FileInfo, error) {
 		l.Close()
-		if bindAt == path {
-			os.Remove(path)
-		}
 		return nil, nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(bindAt, mode); err != nil {
+	if err := os.Chmod(tmp, mode); err != nil {
 		return fail(err)
 	}
-	if tmp != "" {
-		if err := os.Link(tmp, path); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				l.Close()
-				return nil, nil, fmt.Errorf("control socket %s: %w (it was created while walship started): stop the other walship, or give this one another socket.path", path, ErrInUse)
-			}
-			// A file system without hard links: a rename moves it.
-			if err := os.Rename(tmp, path); err != nil {
-				return fail(err)
-			}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			l.Close()
+			return nil, nil, fmt.Errorf("control socket %s: %w (it was created while walship started): stop the other walship, or give this one another socket.path", path, ErrInUse)
+		}
+		// A file system without hard links: a rename moves it.
+		if err := os.Rename(tmp, path); err != nil {
+			return fail(err)
 		}
 	}
 	fi, err := os.Lstat(path)
