@@ -194,7 +194,7 @@ func (f *follower) open(ctx context.Context) error {
 		// after a follower was killed mid-commit leaves its hot journal):
 		// SQLite would apply it to the copy restored here, writing the old
 		// pages into it. Whose it is cannot be known; it is not deleted.
-		return fmt.Errorf("%s is left by a database no longer at %s: SQLite would apply it to the copy restored there (a hot journal's old pages written into it), and follow mode never deletes another database's files; delete it (it holds nothing of a deleted copy's) or move it back beside its database, then follow again", existing, f.out)
+		return fmt.Errorf("%s is left by a database no longer at %s: SQLite would apply it to the copy restored there (a WAL's frames or a hot journal's old pages written into it), and follow mode never deletes another database's files; delete it (it holds nothing of a deleted copy's) or move it back beside its database, then follow again", existing, f.out)
 	case existing != "" && rec == nil:
 		return fmt.Errorf("%s exists and is %w (no record %s): follow mode never overwrites a database; give another -o, or delete it to follow into that path", existing, ErrNotACopy, recordPath(f.out))
 	case existing == "":
@@ -361,6 +361,10 @@ func (f *follower) proveInPlace(ctx context.Context) (err error) {
 	if f.copy != nil {
 		f.copy.close()
 		f.copy = nil
+	}
+	if fi, serr := os.Stat(f.out); serr != nil || !os.SameFile(fi, f.file) {
+		// Not the file the follower linked any more: not its to remove.
+		return fmt.Errorf("%w; %s is not the copy the follower put there any more (%v): it is left as it is", err, f.out, serr)
 	}
 	if rerr := errors.Join(os.Remove(f.out), os.Remove(recordPath(f.out))); rerr != nil {
 		return fmt.Errorf("%w; removing the copy failed too (%v): delete %s and %s before following again", err, rerr, f.out, recordPath(f.out))
