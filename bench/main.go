@@ -26,12 +26,14 @@ import (
 
 // bench is one run of the suite.
 type bench struct {
-	walship string // the binary under test
-	self    string // this program, run as the application
-	work    string // scratch directory
-	minio   *minio
-	quick   bool
-	keyFile string // the encryption key of encrypted replicas
+	walship    string // the binary under test
+	litestream string // Litestream, run beside it; "" measures walship alone
+	limits     limits // the machine's, measured at the start of the run
+	self       string // this program, run as the application
+	work       string // scratch directory
+	minio      *minio
+	quick      bool
+	keyFile    string // the encryption key of encrypted replicas
 
 	rounds  int   // write-overhead rounds
 	rpoN    int   // RPO samples per case
@@ -53,6 +55,8 @@ type result struct {
 	Target   string
 	Met      bool
 	Detail   string
+	LS       *vs    // Litestream's figure in the same run; nil where it has none
+	Limit    string // the figure as a share of the machine's limit, if it is a rate
 }
 
 // scenario is one part of the suite, run by name with -only.
@@ -75,6 +79,7 @@ func main() {
 	}
 	b := &bench{}
 	flag.StringVar(&b.walship, "walship", "bin/walship", "walship binary to measure")
+	ls := flag.String("litestream", "", "Litestream "+litestreamVersion+" binary to measure beside walship (default: the one scripts/install-test-servers installs); none measures walship alone")
 	out := flag.String("out", "BENCHMARKS.md", "report to write; empty writes none")
 	work := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR, removed at the end)")
 	only := flag.String("only", "", "comma-separated scenarios to run: "+names())
@@ -107,6 +112,14 @@ func main() {
 	if _, err := os.Stat(b.walship); err != nil {
 		fatalf("walship binary: %v (run make build, or make bench)", err)
 	}
+	if *ls != "none" {
+		if b.litestream, err = findLitestream(*ls); err != nil {
+			fatalf("%v", err)
+		}
+		if b.litestream, err = filepath.Abs(b.litestream); err != nil {
+			fatalf("%v", err)
+		}
+	}
 	if b.self, err = os.Executable(); err != nil {
 		fatalf("%v", err)
 	}
@@ -138,7 +151,10 @@ func main() {
 	if b.keyFile, err = b.keygen(); err != nil {
 		fatalf("%v", err)
 	}
-	machine := describeMachine(b.work)
+	machine := describeMachine()
+	fmt.Println("== machine's limits")
+	b.limits = measureLimits(b.work)
+	fmt.Printf("  %s\n", b.limits)
 	failed := false
 	for _, s := range run {
 		fmt.Printf("== %s\n", s.name)
@@ -176,6 +192,10 @@ func (b *bench) add(r result) {
 		mark = "NOT MET"
 	}
 	fmt.Printf("  %-16s %-28s %-40s target %-14s %s\n", r.Scenario, r.Case, r.Figure, r.Target, mark)
+	if r.LS != nil {
+		f, ratio := r.LS.cells()
+		fmt.Printf("  %-16s %-28s Litestream: %s; walship/Litestream %s\n", "", "", f, ratio)
+	}
 }
 
 // addCost reports, as scenario (what encryption or the metrics cost), the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,10 +15,9 @@ import (
 type machine struct {
 	cpu, kernel, memory, goVersion, walship, commit string
 	cores                                           int
-	diskWrite                                       float64 // MB/s, 1 GiB written and fsynced
 }
 
-func describeMachine(work string) machine {
+func describeMachine() machine {
 	m := machine{cores: runtime.NumCPU(), goVersion: runtime.Version()}
 	m.cpu = procField("/proc/cpuinfo", "model name")
 	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
@@ -34,7 +32,6 @@ func describeMachine(work string) machine {
 			m.commit += " (with uncommitted changes)"
 		}
 	}
-	m.diskWrite = diskWriteSpeed(work)
 	return m
 }
 
@@ -54,42 +51,27 @@ func procField(path, key string) string {
 	return "?"
 }
 
-// diskWriteSpeed is what dd if=/dev/zero bs=8M count=128 conv=fsync measures:
-// the disk's own sequential write rate with an fsync at the end, the ceiling
-// of a restore.
-func diskWriteSpeed(dir string) float64 {
-	path := filepath.Join(dir, "dd")
-	defer os.Remove(path)
-	f, err := os.Create(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	buf := make([]byte, 8<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	start := time.Now()
-	for range 128 {
-		if _, err := f.Write(buf); err != nil {
-			return 0
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return 0
-	}
-	return float64(128*len(buf)) / 1e6 / time.Since(start).Seconds()
+func (b *bench) table() string {
+	return table(b.results)
 }
 
-func (b *bench) table() string {
+// table is the report's results table: walship's figure, its target,
+// Litestream's figure in the same run and the ratio of the two, and the
+// figure as a share of the machine's limit.
+func table(results []result) string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "| scenario | case | figure | target | |\n|---|---|---|---|---|\n")
-	for _, r := range b.results {
+	fmt.Fprintf(&s, "| scenario | case | walship | target | | Litestream %s | walship / Litestream | of the machine's limit |\n|---|---|---|---|---|---|---|---|\n", litestreamVersion)
+	for _, r := range results {
 		mark := "met"
 		if !r.Met {
 			mark = "**not met**"
 		}
-		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Case, r.Figure, r.Target, mark)
+		ls, ratio := r.LS.cells()
+		limit := r.Limit
+		if limit == "" {
+			limit = "—"
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Case, r.Figure, r.Target, mark, ls, ratio, limit)
 	}
 	return s.String()
 }
@@ -103,8 +85,11 @@ func (b *bench) report(m machine, took time.Duration, args []string) string {
 	s.WriteString("an encrypted replica's rounds alternate with its plain twin's in the same way.\n\n")
 	fmt.Fprintf(&s, "## Machine\n\n")
 	fmt.Fprintf(&s, "- CPU: %s, %d cores; memory %s; %s\n", m.cpu, m.cores, m.memory, m.kernel)
-	fmt.Fprintf(&s, "- Disk: %.0f MB/s sequential write with fsync (8 MiB writes, 1 GiB, then fsync: what `dd bs=8M count=128 conv=fsync` measures), the ceiling of a restore\n", m.diskWrite)
+	s.WriteString(b.limits.report())
 	fmt.Fprintf(&s, "- %s; walship at commit %s; MinIO from `scripts/install-test-servers`, on 127.0.0.1 and the same disk\n", m.goVersion, m.commit)
+	if b.litestream != "" {
+		fmt.Fprintf(&s, "- Litestream %s from `scripts/install-test-servers` (`go install github.com/benbjohnson/litestream/cmd/litestream@%s`, `CGO_ENABLED=0`), with its default settings, to the same directory and MinIO replicas\n", litestreamVersion, litestreamVersion)
+	}
 	fmt.Fprintf(&s, "- Run on %s, took %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
 	s.WriteString("## Results\n\n")
 	s.WriteString(b.table())
