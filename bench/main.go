@@ -1,5 +1,7 @@
 // Command bench measures what walship costs an application and how fast it
-// restores, against the targets of issue 5, and writes BENCHMARKS.md.
+// restores, against the targets of issue 5, beside Litestream and the
+// machine's own limits measured in the same run (issue 17), and writes
+// BENCHMARKS.md.
 //
 //	make bench                       # builds walship, installs MinIO, runs everything
 //	go run ./bench -walship bin/walship -only write,restore -quick
@@ -8,8 +10,8 @@
 // program run as "bench app"), on this machine's disk, against MinIO on
 // 127.0.0.1; write, RPO, first snapshot and restore also to an encrypted
 // replica. The machine is assumed to be shared and noisy: scenarios with a
-// baseline alternate A/B rounds and quote medians and ratios, and so does an
-// encrypted replica with its plain twin.
+// baseline alternate A/B rounds and quote medians and ratios, and so do an
+// encrypted replica with its plain twin and Litestream with walship.
 package main
 
 import (
