@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/walship/walship/internal/testserver"
 )
@@ -209,24 +208,4 @@ func ofLimit(rate, limit float64, name string) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.0f%% of %s", 100*rate/limit, name)
-}
-
-// waitFor polls cond every 20 ms until it holds, the process exits or
-// timeout passes.
-func waitFor(what string, p *proc, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err == nil && ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not done after %s (%v); see %s", what, timeout, err, p.log.Name())
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s: %s exited (%s); see %s", what, p.name, p.cmd.ProcessState, p.log.Name())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -207,11 +207,7 @@ type dbConfig struct {
 	extra   string // more keys of the database, e.g. "sync-interval: 0s"
 }
 
-func writeConfig(path string, dbs []dbConfig) error {
-	return writeConfigWith(path, "", dbs)
-}
-
-// writeConfigWith is writeConfig with top-level keys top.
+// writeConfigWith writes a walship config file with top-level keys top.
 func writeConfigWith(path, top string, dbs []dbConfig) error {
 	var s strings.Builder
 	s.WriteString("logging:\n  level: warn\n" + top + "dbs:\n")
