@@ -44,8 +44,10 @@ func (b *bench) bulk() error {
 		// Each first snapshot goes to an empty replica, from an empty
 		// staging directory; the last one of each twin stays for the
 		// restores.
-		twins := b.withLitestreamTwins([]target{t})
-		twins = append(twins[:1], append([]target{t.encrypted()}, twins[1:]...)...) // plain, encrypted[, Litestream]
+		twins := []target{t, t.encrypted()}
+		if b.litestream != "" {
+			twins = append(twins, t.withLitestream())
+		}
 		keys := make([]string, len(twins))
 		runs, err := b.alternate(len(twins), func(i, round int) (timing, error) {
 			u := twins[i]
