@@ -36,8 +36,10 @@ test-servers:
 
 # The benchmark suite: measures write overhead, RPO, restore, first snapshot
 # (the four also with an encrypted replica), idle cost and scale against MinIO
-# on 127.0.0.1, prints a table and writes BENCHMARKS.md. Takes about 35
-# minutes; never part of make test.
+# on 127.0.0.1, each beside Litestream v0.5.17 (installed by test-servers) and
+# the machine's own limits, prints a table and writes BENCHMARKS.md. Takes
+# about an hour on 2 cores (BENCHFLAGS=-quick: about 12 minutes); never part
+# of make test.
 bench: build test-servers
 	$(GO) run ./bench -walship bin/walship $(BENCHFLAGS)
 

@@ -31,15 +31,35 @@ func (b *bench) bulk() error {
 	if err != nil {
 		return err
 	}
+	// Litestream adds two tables to the database it replicates: it gets a
+	// copy of its own, so that walship's replicas stay comparable with sum.
+	lsPath := filepath.Join(dir, "ls.db")
+	if b.litestream != "" {
+		if err := copyFile(path, lsPath); err != nil {
+			return err
+		}
+		defer os.Remove(lsPath)
+	}
 	for _, t := range b.targets() {
 		// Each first snapshot goes to an empty replica, from an empty
 		// staging directory; the last one of each twin stays for the
 		// restores.
 		twins := []target{t, t.encrypted()}
+		if b.litestream != "" {
+			twins = append(twins, t.withLitestream())
+		}
 		keys := make([]string, len(twins))
 		runs, err := b.alternate(len(twins), func(i, round int) (timing, error) {
 			u := twins[i]
 			keys[i] = fmt.Sprintf("bulk-%s-%d", u.slug(), round)
+			if u.litestream {
+				os.RemoveAll(filepath.Join(dir, ".ls.db-litestream"))
+				cfg := filepath.Join(dir, keys[i]+".yml")
+				if err := u.writeToolConfig(cfg, lsPath, keys[i], false, ""); err != nil {
+					return timing{}, err
+				}
+				return b.timedBin(b.litestream, b.lsEnv(), dir, "litestream-snapshot", "replicate", "-once", "-config", cfg)
+			}
 			os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
 			args := append(append([]string{"replicate", "-once"}, u.keyArgs()...), path, u.url(keys[i], false))
 			return b.timed(dir, "snapshot", args...)
@@ -47,32 +67,48 @@ func (b *bench) bulk() error {
 		if err != nil {
 			return err
 		}
-		for i, u := range twins {
+		for i, u := range twins[:2] {
 			rate, took, peak, cold := summarize(runs[i], size)
+			var ls *vs
+			lsNote := ""
+			if i == 0 && len(twins) > 2 {
+				lr, lt, lp, _ := summarize(runs[2], size)
+				ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s; %s", lr, lt.Seconds(), mb(lp), ofLimit(lr, b.limits.disk(), "the disk")),
+					ratio: ratioOf(rate, lr), of: "MB/s; higher is walship ahead"}
+				lsNote = fmt.Sprintf("; Litestream: `litestream replicate -once -config CFG` (its first sync writes the whole database as one level-0 LTX file, which it uploads before -once returns) on its own copy of the database into an empty replica, its runs alternating with walship's: %s MB/s",
+					fmtList(rates(runs[2], size), "%.0f"))
+			}
 			b.add(result{
 				Scenario: "first snapshot",
 				Case:     fmt.Sprintf("%s to %s", mb(size), u.label()),
 				Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
 				Target:   "≥ 300 MB/s, RSS ≤ 64 MB",
 				Met:      rate >= 300 && peak <= 64<<20,
-				Detail: fmt.Sprintf("`walship replicate -once%s DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS; %s",
-					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u)),
+				LS:       ls,
+				Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
+				Detail: fmt.Sprintf("`walship replicate -once%s DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS; %s%s",
+					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u), lsNote),
 			})
 		}
 		b.addCost("encryption cost", fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name), "MB/s",
 			rates(runs[0], size), rates(runs[1], size), "`walship replicate -once` as above")
 
-		if err := b.restore(dir, twins, keys, size, sum, "quick"); err != nil {
+		lsSum, err := fileHash(lsPath)
+		if err != nil && b.litestream != "" {
+			return err
+		}
+		if err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "quick"); err != nil {
 			return err
 		}
 		if t.name == "directory" {
 			// SQLite's quick_check, on by default, reads the output twice;
 			// the checksums alone already prove it is the replicated state.
-			if err := b.restore(dir, twins, keys, size, sum, "none"); err != nil {
+			if err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "none"); err != nil {
 				return err
 			}
 		}
 		os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
+		os.RemoveAll(filepath.Join(dir, ".ls.db-litestream"))
 	}
 	os.Remove(path)
 	if b.bigSize == 0 {
@@ -102,6 +138,8 @@ func (b *bench) bulk() error {
 			mb(snap.use.peakRSS), rates([]timing{snap}, size)[0], mb(rest.use.peakRSS), rates([]timing{rest}, size)[0]),
 		Target: "RSS ≤ 64 MB",
 		Met:    snap.use.peakRSS <= 64<<20 && rest.use.peakRSS <= 64<<20,
+		Limit: fmt.Sprintf("first snapshot %s, restore %s", ofLimit(rates([]timing{snap}, size)[0], b.limits.disk(), "the disk"),
+			ofLimit(rates([]timing{rest}, size)[0], b.limits.disk(), "the disk")),
 		Detail: "the same commands on a larger database: memory must not grow with the database",
 	})
 	return nil
@@ -109,8 +147,9 @@ func (b *bench) bulk() error {
 
 // restore times walship restore with SQLite's check check ("quick", the
 // default, or "none") from each of twins' replicas (at keys), alternating,
-// and compares every output with sum.
-func (b *bench) restore(dir string, twins []target, keys []string, size int64, sum []byte, check string) error {
+// and compares every output with sum; a Litestream twin, if any, restores
+// with the same check the database at lsPath, whose content is lsSum.
+func (b *bench) restore(dir string, twins []target, keys []string, size int64, sum, lsSum []byte, lsPath, check string) error {
 	out := filepath.Join(dir, "restored.db")
 	defer os.Remove(out)
 	same := make([]bool, len(twins))
@@ -119,12 +158,17 @@ func (b *bench) restore(dir string, twins []target, keys []string, size int64, s
 	}
 	runs, err := b.alternate(len(twins), func(i, _ int) (timing, error) {
 		os.Remove(out)
-		args := append(append([]string{"restore"}, twins[i].keyArgs()...), "-integrity-check", check, "-o", out, twins[i].url(keys[i], false))
-		r, err := b.timed(dir, "restore", args...)
+		u, want := twins[i], sum
+		bin, args := u.restoreArgs(filepath.Join(dir, keys[i]+".yml"), lsPath, keys[i], out, check)
+		env := b.minio.env()
+		if u.litestream {
+			want, env = lsSum, b.lsEnv()
+		}
+		r, err := b.timedBin(bin, env, dir, "restore", args...)
 		if err != nil {
 			return r, err
 		}
-		ok, err := sameHash(out, sum)
+		ok, err := sameHash(out, want)
 		same[i] = same[i] && ok
 		return r, err
 	})
@@ -135,16 +179,27 @@ func (b *bench) restore(dir string, twins []target, keys []string, size int64, s
 	if check != "quick" {
 		opt = ", -integrity-check " + check
 	}
-	for i, u := range twins {
+	for i, u := range twins[:2] {
 		rate, took, peak, cold := summarize(runs[i], size)
+		var ls *vs
+		lsNote := ""
+		if i == 0 && len(twins) > 2 {
+			lr, lt, lp, _ := summarize(runs[2], size)
+			ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s; %s", lr, lt.Seconds(), mb(lp), ofLimit(lr, b.limits.disk(), "the disk")),
+				ratio: ratioOf(rate, lr), of: "MB/s; higher is walship ahead"}
+			lsNote = fmt.Sprintf("; Litestream: `litestream restore -integrity-check %s -o OUT -config CFG DB` (the same check; its default is none), its runs alternating with walship's: %s MB/s, every output identical to its database: %v",
+				check, fmtList(rates(runs[2], size), "%.0f"), same[2])
+		}
 		b.add(result{
 			Scenario: "restore",
 			Case:     fmt.Sprintf("%s from %s%s", mb(size), u.label(), opt),
 			Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
 			Target:   "≥ 400 MB/s, RSS ≤ 64 MB",
 			Met:      rate >= 400 && peak <= 64<<20 && same[i],
-			Detail: fmt.Sprintf("`walship restore%s -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v; %s",
-				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u)),
+			LS:       ls,
+			Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
+			Detail: fmt.Sprintf("`walship restore%s -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v; %s%s",
+				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u), lsNote),
 		})
 	}
 	b.addCost("encryption cost", fmt.Sprintf("restore, %s from %s%s", mb(size), twins[0].name, opt), "MB/s",
@@ -211,9 +266,14 @@ func rates(runs []timing, size int64) []float64 {
 // timed runs walship with args, after emptying the page cache, and returns
 // how long it took and what it used.
 func (b *bench) timed(dir, name string, args ...string) (timing, error) {
+	return b.timedBin(b.walship, b.minio.env(), dir, name, args...)
+}
+
+// timedBin is timed with another program, e.g. Litestream.
+func (b *bench) timedBin(bin string, env []string, dir, name string, args ...string) (timing, error) {
 	cold := dropCaches()
 	begun := time.Now()
-	p, err := start(name, 0, dir, b.minio.env(), b.walship, args...)
+	p, err := start(name, 0, dir, env, bin, args...)
 	if err != nil {
 		return timing{}, err
 	}
@@ -252,6 +312,28 @@ func fill(path string, size int64) error {
 		}
 	}
 	return nil
+}
+
+// copyFile copies the file at from to to, fsynced.
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", from, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func fileSize(path string) int64 {

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// manyDBs starts one walship process replicating n new databases to t (a
+// manyDBs starts one process of t's tool replicating n new databases to t (a
 // MinIO target) through the counting proxy, and returns it once every first
 // snapshot is uploaded, with how long that took.
 func (b *bench) manyDBs(name string, n int, t target) (*proc, []string, string, time.Duration, error) {
@@ -23,14 +23,23 @@ func (b *bench) manyDBs(name string, n int, t target) (*proc, []string, string, 
 			return nil, nil, dir, 0, err
 		}
 		paths = append(paths, path)
-		dbs = append(dbs, dbConfig{path: path, replica: t.yaml(fmt.Sprintf("%s/db%04d", name, i), true)})
+		key := fmt.Sprintf("%s/db%04d", name, i)
+		if t.litestream {
+			dbs = append(dbs, dbConfig{path: path, replica: t.lsYAML(key, true, "")})
+		} else {
+			dbs = append(dbs, dbConfig{path: path, replica: t.yaml(key, true)})
+		}
 	}
-	cfg := filepath.Join(dir, "walship.yml")
-	if err := writeConfigWith(cfg, t.top(), dbs); err != nil {
+	cfg := filepath.Join(dir, "replicate.yml")
+	write := func() error { return writeConfigWith(cfg, t.top(), dbs) }
+	if t.litestream {
+		write = func() error { return writeLSConfig(cfg, dbs) }
+	}
+	if err := write(); err != nil {
 		return nil, nil, dir, 0, err
 	}
 	begun := time.Now()
-	w, err := b.replicate(dir, 0, cfg)
+	w, err := t.run(dir, 0, cfg)
 	if err != nil {
 		return nil, nil, dir, 0, err
 	}
@@ -43,53 +52,84 @@ func (b *bench) manyDBs(name string, n int, t target) (*proc, []string, string, 
 
 // idle measures what walship costs while nothing is written: 100 databases in
 // one process, once their first snapshots are uploaded and its requests have
-// stopped, for 60 s; then the same with its metrics served (not scraped).
+// stopped, for 60 s; then Litestream the same way, and walship with its
+// metrics served (not scraped).
 func (b *bench) idle() error {
 	minio := b.targets()[1]
-	for _, t := range []target{minio, minio.withMetrics()} {
-		if err := b.idleOnce(t); err != nil {
-			return err
+	ts := append(b.withLitestreamTwins([]target{minio}), minio.withMetrics())
+	figs := make([]idleFig, len(ts))
+	for i, t := range ts {
+		var err error
+		if figs[i], err = b.idleOnce(t); err != nil {
+			return fmt.Errorf("%s: %w", t.label(), err)
 		}
+	}
+	for i, t := range ts {
+		if t.litestream {
+			continue
+		}
+		f := figs[i]
+		var ls *vs
+		lsNote := ""
+		if j := lsTwin(ts, t); j >= 0 {
+			l := figs[j]
+			ls = &vs{figure: l.figure(), ratio: ratioOf(f.core, l.core), of: "CPU; lower is walship ahead"}
+			lsNote = fmt.Sprintf("; Litestream (`litestream replicate -config`, default settings, one process, the same databases' twins and proxy, measured the same way right after walship): peak RSS %s, window started %s after start-up work ended",
+				mb(l.s.peakRSS), l.settled.Round(time.Second))
+		}
+		b.add(result{
+			Scenario: "idle",
+			Case:     fmt.Sprintf("%d databases, %s", b.idleN, f.window) + t.suffix(),
+			Figure:   f.figure(),
+			Target:   "≤ 0.2%, ≤ 40 MB, 0 requests",
+			Met:      f.core <= 0.002 && f.s.rss <= 40<<20 && f.requests == 0,
+			LS:       ls,
+			Detail: fmt.Sprintf("one walship process, one MinIO replica per database, requests counted by a proxy in front of MinIO; "+
+				"the window starts once every first snapshot is uploaded and no request has been made for 10 s (%s after start-up work ended), or after 2 minutes; "+
+				"CPU from /proc/PID/stat over the window; peak RSS %s; RSS counts the pages of walship's own executable that the kernel mapped (clean, shared, dropped under memory pressure), anonymous memory is what the databases cost%s",
+				f.settled.Round(time.Second), mb(f.s.peakRSS), lsNote),
+		})
 	}
 	return nil
 }
 
-func (b *bench) idleOnce(t target) error {
-	window := 60 * time.Second
+// idleFig is what one idle measurement found.
+type idleFig struct {
+	window          time.Duration
+	settled         time.Duration // from the first snapshots to the window
+	core            float64       // share of a core over the window
+	s               sample        // at the end of the window
+	requests, write int64
+}
+
+func (f idleFig) figure() string {
+	return fmt.Sprintf("%.2f%% of a core, RSS %s (%s anonymous), %d requests (%d writes)",
+		100*f.core, mb(f.s.rss), mb(f.s.anon), f.requests, f.write)
+}
+
+func (b *bench) idleOnce(t target) (idleFig, error) {
+	f := idleFig{window: 60 * time.Second}
 	w, _, dir, _, err := b.manyDBs("idle-"+t.slug(), b.idleN, t)
 	if err != nil {
-		return err
+		return f, err
 	}
 	defer os.RemoveAll(dir)
 	defer w.stop(9, time.Second)
-	settled := b.settle(10*time.Second, 2*time.Minute)
+	f.settled = b.settle(10*time.Second, 2*time.Minute)
 
 	r0, w0 := b.minio.requests.Load(), b.minio.writes.Load()
 	s0, err := sampleProc(w.pid())
 	if err != nil {
-		return err
+		return f, err
 	}
-	time.Sleep(window)
-	s1, err := sampleProc(w.pid())
-	if err != nil {
-		return err
+	time.Sleep(f.window)
+	if f.s, err = sampleProc(w.pid()); err != nil {
+		return f, err
 	}
-	requests, writes := b.minio.requests.Load()-r0, b.minio.writes.Load()-w0
-	core := (s1.cpu - s0.cpu).Seconds() / s1.at.Sub(s0.at).Seconds()
-	b.add(result{
-		Scenario: "idle",
-		Case:     fmt.Sprintf("%d databases, %s", b.idleN, window) + t.suffix(),
-		Figure: fmt.Sprintf("%.2f%% of a core, RSS %s (%s anonymous), %d requests (%d writes)",
-			100*core, mb(s1.rss), mb(s1.anon), requests, writes),
-		Target: "≤ 0.2%, ≤ 40 MB, 0 requests",
-		Met:    core <= 0.002 && s1.rss <= 40<<20 && requests == 0,
-		Detail: fmt.Sprintf("one walship process, one MinIO replica per database, requests counted by a proxy in front of MinIO; "+
-			"the window starts once every first snapshot is uploaded and no request has been made for 10 s (%s after start-up work ended); "+
-			"CPU from /proc/PID/stat over the window; peak RSS %s; RSS counts the pages of walship's own executable that the kernel mapped (clean, shared, dropped under memory pressure), anonymous memory is what the databases cost",
-			settled.Round(time.Second), mb(s1.peakRSS)),
-	})
+	f.requests, f.write = b.minio.requests.Load()-r0, b.minio.writes.Load()-w0
+	f.core = (f.s.cpu - s0.cpu).Seconds() / f.s.at.Sub(s0.at).Seconds()
 	_, err = stopWalship(w)
-	return err
+	return f, err
 }
 
 // settle waits until no request has reached MinIO for quiet, and returns how
@@ -107,13 +147,60 @@ func (b *bench) settle(quiet, timeout time.Duration) time.Duration {
 }
 
 // scale measures one process replicating 1,000 databases, each written a few
-// times a minute.
+// times a minute; then Litestream the same way.
 func (b *bench) scale() error {
-	window := 60 * time.Second
-	w, paths, dir, startup, err := b.manyDBs("scale", b.scaleN, b.targets()[1])
-	if err != nil {
-		return err
+	ts := b.withLitestreamTwins([]target{b.targets()[1]})
+	figs := make([]scaleFig, len(ts))
+	for i, t := range ts {
+		var err error
+		if figs[i], err = b.scaleOnce(t); err != nil {
+			return fmt.Errorf("%s: %w", t.label(), err)
+		}
 	}
+	f := figs[0]
+	var ls *vs
+	lsNote := ""
+	if len(figs) > 1 {
+		l := figs[1]
+		ls = &vs{figure: l.figure(), ratio: ratioOf(float64(f.s.rss), float64(l.s.rss)), of: "RSS; lower is walship ahead"}
+		lsNote = fmt.Sprintf("; Litestream (`litestream replicate -config`, default settings, one process, the same load on its own databases, right after walship): %d commits, %d uploads",
+			l.commits, l.uploads)
+	}
+	b.add(result{
+		Scenario: "scale",
+		Case:     fmt.Sprintf("%d databases, each written every ~20 s", b.scaleN),
+		Figure:   f.figure(),
+		Target:   "RSS ≤ 300 MB",
+		Met:      f.s.rss <= 300<<20 && f.s.peakRSS <= 300<<20,
+		LS:       ls,
+		Detail: fmt.Sprintf("one walship process, one MinIO replica per database; start-up is from exec to every first snapshot in MinIO; "+
+			"then %d commits over %s across the databases, %d uploads; RSS and CPU from /proc at the end of the window%s",
+			f.commits, f.window, f.uploads, lsNote),
+	})
+	return nil
+}
+
+// scaleFig is what one scale measurement found.
+type scaleFig struct {
+	window, startup time.Duration
+	core            float64
+	s               sample
+	commits         int64
+	uploads         int64
+}
+
+func (f scaleFig) figure() string {
+	return fmt.Sprintf("start-up %.1f s, RSS %s (%s anonymous, peak RSS %s), %.1f%% of a core",
+		f.startup.Seconds(), mb(f.s.rss), mb(f.s.anon), mb(f.s.peakRSS), 100*f.core)
+}
+
+func (b *bench) scaleOnce(t target) (scaleFig, error) {
+	f := scaleFig{window: 60 * time.Second}
+	w, paths, dir, startup, err := b.manyDBs("scale-"+t.slug(), b.scaleN, t)
+	if err != nil {
+		return f, err
+	}
+	f.startup = startup
 	defer os.RemoveAll(dir)
 	defer w.stop(9, time.Second)
 
@@ -164,31 +251,21 @@ func (b *bench) scale() error {
 	if err != nil {
 		close(stop)
 		wg.Wait()
-		return err
+		return f, err
 	}
 	r0 := b.minio.writes.Load()
-	time.Sleep(window)
-	s1, err := sampleProc(w.pid())
+	time.Sleep(f.window)
+	f.s, err = sampleProc(w.pid())
 	close(stop)
 	wg.Wait()
 	if err != nil {
-		return err
+		return f, err
 	}
 	if writeErr != nil {
-		return fmt.Errorf("application: %w", writeErr)
+		return f, fmt.Errorf("application: %w", writeErr)
 	}
-	core := (s1.cpu - s0.cpu).Seconds() / s1.at.Sub(s0.at).Seconds()
-	b.add(result{
-		Scenario: "scale",
-		Case:     fmt.Sprintf("%d databases, each written every ~20 s", b.scaleN),
-		Figure: fmt.Sprintf("start-up %.1f s, RSS %s (%s anonymous, peak RSS %s), %.1f%% of a core",
-			startup.Seconds(), mb(s1.rss), mb(s1.anon), mb(s1.peakRSS), 100*core),
-		Target: "RSS ≤ 300 MB",
-		Met:    s1.rss <= 300<<20 && s1.peakRSS <= 300<<20,
-		Detail: fmt.Sprintf("one walship process, one MinIO replica per database; start-up is from exec to every first snapshot in MinIO; "+
-			"then %d commits over %s across the databases, %d uploads; RSS and CPU from /proc at the end of the window",
-			commits, window, b.minio.writes.Load()-r0),
-	})
+	f.core = (f.s.cpu - s0.cpu).Seconds() / f.s.at.Sub(s0.at).Seconds()
+	f.commits, f.uploads = commits, b.minio.writes.Load()-r0
 	_, err = stopWalship(w)
-	return err
+	return f, err
 }

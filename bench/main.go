@@ -1,5 +1,7 @@
 // Command bench measures what walship costs an application and how fast it
-// restores, against the targets of issue 5, and writes BENCHMARKS.md.
+// restores, against the targets of issue 5, beside Litestream and the
+// machine's own limits measured in the same run (issue 17), and writes
+// BENCHMARKS.md.
 //
 //	make bench                       # builds walship, installs MinIO, runs everything
 //	go run ./bench -walship bin/walship -only write,restore -quick
@@ -8,8 +10,8 @@
 // program run as "bench app"), on this machine's disk, against MinIO on
 // 127.0.0.1; write, RPO, first snapshot and restore also to an encrypted
 // replica. The machine is assumed to be shared and noisy: scenarios with a
-// baseline alternate A/B rounds and quote medians and ratios, and so does an
-// encrypted replica with its plain twin.
+// baseline alternate A/B rounds and quote medians and ratios, and so do an
+// encrypted replica with its plain twin and Litestream with walship.
 package main
 
 import (
@@ -26,12 +28,14 @@ import (
 
 // bench is one run of the suite.
 type bench struct {
-	walship string // the binary under test
-	self    string // this program, run as the application
-	work    string // scratch directory
-	minio   *minio
-	quick   bool
-	keyFile string // the encryption key of encrypted replicas
+	walship    string // the binary under test
+	litestream string // Litestream, run beside it; "" measures walship alone
+	limits     limits // the machine's, measured at the start of the run
+	self       string // this program, run as the application
+	work       string // scratch directory
+	minio      *minio
+	quick      bool
+	keyFile    string // the encryption key of encrypted replicas
 
 	rounds  int   // write-overhead rounds
 	rpoN    int   // RPO samples per case
@@ -53,6 +57,8 @@ type result struct {
 	Target   string
 	Met      bool
 	Detail   string
+	LS       *vs    // Litestream's figure in the same run; nil where it has none
+	Limit    string // the figure as a share of the machine's limit, if it is a rate
 }
 
 // scenario is one part of the suite, run by name with -only.
@@ -75,6 +81,7 @@ func main() {
 	}
 	b := &bench{}
 	flag.StringVar(&b.walship, "walship", "bin/walship", "walship binary to measure")
+	ls := flag.String("litestream", "", "Litestream "+litestreamVersion+" binary to measure beside walship (default: the one scripts/install-test-servers installs); none measures walship alone")
 	out := flag.String("out", "BENCHMARKS.md", "report to write; empty writes none")
 	work := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR, removed at the end)")
 	only := flag.String("only", "", "comma-separated scenarios to run: "+names())
@@ -107,6 +114,14 @@ func main() {
 	if _, err := os.Stat(b.walship); err != nil {
 		fatalf("walship binary: %v (run make build, or make bench)", err)
 	}
+	if *ls != "none" {
+		if b.litestream, err = findLitestream(*ls); err != nil {
+			fatalf("%v", err)
+		}
+		if b.litestream, err = filepath.Abs(b.litestream); err != nil {
+			fatalf("%v", err)
+		}
+	}
 	if b.self, err = os.Executable(); err != nil {
 		fatalf("%v", err)
 	}
@@ -138,7 +153,10 @@ func main() {
 	if b.keyFile, err = b.keygen(); err != nil {
 		fatalf("%v", err)
 	}
-	machine := describeMachine(b.work)
+	machine := describeMachine()
+	fmt.Println("== machine's limits")
+	b.limits = measureLimits(b.work)
+	fmt.Printf("  %s\n", b.limits)
 	failed := false
 	for _, s := range run {
 		fmt.Printf("== %s\n", s.name)
@@ -176,6 +194,10 @@ func (b *bench) add(r result) {
 		mark = "NOT MET"
 	}
 	fmt.Printf("  %-16s %-28s %-40s target %-14s %s\n", r.Scenario, r.Case, r.Figure, r.Target, mark)
+	if r.LS != nil {
+		f, ratio := r.LS.cells()
+		fmt.Printf("  %-16s %-28s Litestream: %s; walship/Litestream %s\n", "", "", f, ratio)
+	}
 }
 
 // addCost reports, as scenario (what encryption or the metrics cost), the

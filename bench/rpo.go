@@ -28,7 +28,7 @@ func (b *bench) rpo() error {
 		{"default settings", "", 90, time.Second},
 		{"sync-interval: 0", "sync-interval: 0s", 99, 50 * time.Millisecond},
 	}
-	targets := withEncrypted(b.targets())
+	targets := b.withLitestreamTwins(withEncrypted(b.targets()))
 	for _, c := range cases {
 		// The samples of the targets alternate, so that drift in the
 		// machine's load falls on all of them alike.
@@ -43,9 +43,23 @@ func (b *bench) rpo() error {
 			}
 		}
 		for j, t := range targets {
+			if t.litestream {
+				continue // its figures go beside walship's
+			}
+			all := losses
 			losses := losses[j]
 			p := percentile(losses, c.pct)
+			var ls *vs
+			lsNote := ""
+			if k := lsTwin(targets, t); k >= 0 {
+				l := percentile(all[k], c.pct)
+				ls = &vs{figure: fmt.Sprintf("p%.0f %s (median %s, max %s)", c.pct, fmtSeconds(l), fmtSeconds(median(all[k])), fmtSeconds(percentile(all[k], 100))),
+					ratio: ratioOf(p, l), of: fmt.Sprintf("p%.0f loss; lower is walship ahead", c.pct)}
+				lsNote = fmt.Sprintf("; Litestream (`litestream replicate -config`, default settings%s), its samples alternating with walship's, restored with `litestream restore`: losses %s",
+					lsSettingNote(c.extra), fmtList(all[k], "%.3f"))
+			}
 			b.add(result{
+				LS:       ls,
 				Scenario: "RPO on sudden loss",
 				Case:     fmt.Sprintf("%s, %s", t.label(), c.settings),
 				Figure: fmt.Sprintf("p%.0f %s (median %s, max %s)", c.pct, fmtSeconds(p),
@@ -54,8 +68,8 @@ func (b *bench) rpo() error {
 				Met:    p <= c.limit.Seconds(),
 				Detail: fmt.Sprintf("%d samples; the application commits 1,000 single-row transactions a second; "+
 					"walship and the application are SIGKILLed with one signal to their process group 2–4 s after the application starts; "+
-					"loss = newest commit time in the original − newest in the database restored from the replica; losses: %s",
-					b.rpoN, fmtList(losses, "%.3f")),
+					"loss = newest commit time in the original − newest in the database restored from the replica; losses: %s%s",
+					b.rpoN, fmtList(losses, "%.3f"), lsNote),
 			})
 		}
 	}
@@ -70,11 +84,11 @@ func (b *bench) rpoOnce(t target, extra string) (time.Duration, error) {
 		return 0, err
 	}
 	key := filepath.Base(dir)
-	cfg := filepath.Join(dir, "walship.yml")
-	if err := writeConfig(cfg, []dbConfig{{path: path, replica: t.yaml(key, false), extra: extra}}); err != nil {
+	cfg := filepath.Join(dir, "replicate.yml")
+	if err := t.writeToolConfig(cfg, path, key, false, extra); err != nil {
 		return 0, err
 	}
-	w, err := b.replicate(dir, 0, cfg)
+	w, err := t.run(dir, 0, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -104,8 +118,12 @@ func (b *bench) rpoOnce(t target, extra string) (time.Duration, error) {
 		return 0, err
 	}
 	out := filepath.Join(dir, "restored.db")
-	args := append(append([]string{"restore"}, t.keyArgs()...), "-o", out, t.url(key, false))
-	r, err := start("restore", 0, dir, b.minio.env(), b.walship, args...)
+	bin, args := t.restoreArgs(cfg, path, key, out, "")
+	env := b.minio.env()
+	if t.litestream {
+		env = b.lsEnv()
+	}
+	r, err := start("restore", 0, dir, env, bin, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -20,7 +20,10 @@ type target struct {
 	name    string // "directory" or "MinIO"
 	key     string // the key file of an encrypted replica; "" for a plain one
 	metrics bool   // walship serves its metrics (addr:) while it replicates
-	b       *bench
+	// litestream: Litestream replicates instead of walship, to the same
+	// kind of replica with its default settings.
+	litestream bool
+	b          *bench
 }
 
 func (b *bench) targets() []target {
@@ -56,6 +59,8 @@ func (t target) label() string {
 		return t.name + ", encrypted"
 	case t.metrics:
 		return t.name + ", metrics served"
+	case t.litestream:
+		return t.name + ", Litestream"
 	}
 	return t.name
 }
@@ -67,6 +72,8 @@ func (t target) slug() string {
 		return t.name + "-encrypted"
 	case t.metrics:
 		return t.name + "-metrics"
+	case t.litestream:
+		return t.name + "-litestream"
 	}
 	return t.name
 }
@@ -128,26 +135,39 @@ func (t target) yaml(key string, counted bool) string {
 // snapshotCount is how many snapshots (level 9 files) the replicas under
 // prefix hold, read behind walship's back.
 func (t target) snapshotCount(prefix string) (int, error) {
+	if t.litestream {
+		return t.firstFiles(prefix)
+	}
 	if t.name != "MinIO" {
 		m, err := filepath.Glob(filepath.Join(t.b.work, "replicas", prefix+"*", "ltx", "9", "*.ltx"))
 		return len(m), err
 	}
+	keys, err := t.b.minio.keys(prefix)
+	n := 0
+	for _, k := range keys {
+		if strings.Contains(k, "/0009/") {
+			n++
+		}
+	}
+	return n, err
+}
+
+// keys lists the bucket's keys under prefix, behind the tools' backs.
+func (m *minio) keys(prefix string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n := 0
-	p := s3.NewListObjectsV2Paginator(t.b.minio.sdk(), &s3.ListObjectsV2Input{Bucket: aws.String(t.b.minio.bucket), Prefix: aws.String(prefix)})
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(m.sdk(), &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return 0, err
+			return keys, err
 		}
 		for _, o := range page.Contents {
-			if strings.Contains(*o.Key, "/0009/") {
-				n++
-			}
+			keys = append(keys, *o.Key)
 		}
 	}
-	return n, nil
+	return keys, nil
 }
 
 // waitSnapshots waits until n snapshots are in the replicas under prefix.
@@ -163,7 +183,7 @@ func (t target) waitSnapshots(prefix string, n int, w *proc, timeout time.Durati
 		}
 		select {
 		case <-w.done:
-			return fmt.Errorf("walship exited (%s); see %s", w.cmd.ProcessState, w.log.Name())
+			return fmt.Errorf("%s exited (%s); see %s", w.name, w.cmd.ProcessState, w.log.Name())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -187,11 +207,7 @@ type dbConfig struct {
 	extra   string // more keys of the database, e.g. "sync-interval: 0s"
 }
 
-func writeConfig(path string, dbs []dbConfig) error {
-	return writeConfigWith(path, "", dbs)
-}
-
-// writeConfigWith is writeConfig with top-level keys top.
+// writeConfigWith writes a walship config file with top-level keys top.
 func writeConfigWith(path, top string, dbs []dbConfig) error {
 	var s strings.Builder
 	s.WriteString("logging:\n  level: warn\n" + top + "dbs:\n")

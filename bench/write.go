@@ -19,7 +19,7 @@ func (b *bench) write() error {
 	if b.quick {
 		dur = 2 * time.Second
 	}
-	targets := append(withEncrypted(b.targets()), b.targets()[0].withMetrics())
+	targets := append(b.withLitestreamTwins(withEncrypted(b.targets())), b.targets()[0].withMetrics())
 	alone := make([]float64, 0, b.rounds)
 	with := make([][]float64, len(targets))
 	ratios := make([][]float64, len(targets))
@@ -53,8 +53,20 @@ func (b *bench) write() error {
 		fmt.Println()
 	}
 	for i, t := range targets {
+		if t.litestream {
+			continue // its figures go beside walship's
+		}
 		r := median(ratios[i])
+		var ls *vs
+		lsNote := ""
+		if j := lsTwin(targets, t); j >= 0 {
+			l := median(ratios[j])
+			ls = &vs{figure: fmt.Sprintf("%.3f (%s commits/s)", l, thousands(median(with[j]))), ratio: ratioOf(r, l), of: "ratios; higher is walship ahead"}
+			lsNote = fmt.Sprintf("; Litestream (`litestream replicate -config`, default settings, to the same kind of replica), its rounds alternating with walship's in the same rotation: %.0f%% of a core, per-round ratios %s",
+				100*median(cpu[j]), fmtList(ratios[j], "%.3f"))
+		}
 		b.add(result{
+			LS:       ls,
 			Scenario: "write overhead",
 			Case:     "replicating to " + t.label(),
 			Figure:   fmt.Sprintf("%.3f (%s vs %s commits/s)", r, thousands(median(with[i])), thousands(median(alone))),
@@ -62,15 +74,15 @@ func (b *bench) write() error {
 			Met:      r >= 0.97,
 			Detail: fmt.Sprintf("median over %d rounds of (commits/s with walship) / (commits/s alone) in the same round, %s each; "+
 				"one connection, one 100-byte row per transaction, WAL, synchronous=NORMAL, a new database each time; "+
-				"walship used %.0f%% of a core (median) while the application wrote; per-round ratios %s",
-				b.rounds, dur, 100*median(cpu[i]), fmtList(ratios[i], "%.3f")),
+				"walship used %.0f%% of a core (median) while the application wrote; per-round ratios %s%s",
+				b.rounds, dur, 100*median(cpu[i]), fmtList(ratios[i], "%.3f"), lsNote),
 		})
 	}
 	for i, t := range targets {
 		if t.key == "" && !t.metrics {
 			continue
 		}
-		plain := slices.IndexFunc(targets, func(u target) bool { return u.name == t.name && u.key == "" && !u.metrics })
+		plain := slices.IndexFunc(targets, func(u target) bool { return u.name == t.name && u.key == "" && !u.metrics && !u.litestream })
 		what := "encryption cost"
 		if t.metrics {
 			what = "metrics cost"
@@ -94,12 +106,12 @@ func (b *bench) writeOnce(t *target, dur time.Duration) (float64, float64, error
 	var w *proc
 	if t != nil {
 		key := filepath.Base(dir)
-		cfg := filepath.Join(dir, "walship.yml")
-		if err := writeConfigWith(cfg, t.top(), []dbConfig{{path: path, replica: t.yaml(key, false)}}); err != nil {
+		cfg := filepath.Join(dir, "replicate.yml")
+		if err := t.writeToolConfig(cfg, path, key, false, ""); err != nil {
 			return 0, 0, err
 		}
 		var err error
-		if w, err = b.replicate(dir, 0, cfg); err != nil {
+		if w, err = t.run(dir, 0, cfg); err != nil {
 			return 0, 0, err
 		}
 		defer w.stop(9, time.Second)
