@@ -229,11 +229,16 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Path = abs
-	if db, err := s.find(abs); err == nil {
-		writeError(w, fmt.Errorf("%s: %w (walship list shows it); walship unregister it first, or walship start it if it is stopped", db.Path(), walship.ErrDuplicate))
+	// The same file by another name; one at this very path is the
+	// store's to refuse, or to replace if it stopped on a failure.
+	if db, err := s.find(abs); err == nil && db.Path() != abs {
+		writeError(w, fmt.Errorf("%s is %s: %w (walship list shows it); walship unregister it first", abs, db.Path(), walship.ErrDuplicate))
 		return
 	}
 	if err := s.proc.Register(r.Context(), req); err != nil {
+		if errors.Is(err, walship.ErrDuplicate) {
+			err = fmt.Errorf("%s: %w (walship list shows it); walship unregister it first, or walship start it if it is stopped", abs, walship.ErrDuplicate)
+		}
 		writeError(w, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ func TestVerbEndpoints(t *testing.T) {
 	paused := &fakeDB{path: filepath.Join(dir, "p.db"), pos: 3, phase: walship.PhaseStopped}
 	running := &fakeDB{path: filepath.Join(dir, "r.db"), pos: 4, phase: walship.PhaseReplicating}
 	proc := &fakeProcess{dbs: []*fakeDB{a, paused, running}, errs: map[string]error{
+		a.path:                        nil,
 		paused.path:                   fmt.Errorf("%s: %w", paused.path, walship.ErrPaused),
 		running.path:                  fmt.Errorf("%s: %w", running.path, walship.ErrReplicating),
 		filepath.Join(dir, "late.db"): fmt.Errorf("add: %w", walship.ErrNotRunning),
@@ -42,9 +44,23 @@ func TestVerbEndpoints(t *testing.T) {
 	if err != nil || reg.Status != "registered" || reg.Path != filepath.Join(dir, "new.db") {
 		t.Fatalf("register: %+v, %v", reg, err)
 	}
+	proc.errs[a.path] = fmt.Errorf("%s: %w", a.path, walship.ErrDuplicate)
 	_, err = c.Register(ctx, RegisterRequest{Path: a.path, ReplicaURL: "file:///backups/a"})
 	if !errors.As(err, &e) || e.Status != http.StatusConflict || !strings.Contains(e.Message, "already replicated") || !strings.Contains(e.Message, "unregister it first") {
 		t.Fatalf("register of a registered database: %v", err)
+	}
+	proc.errs[a.path] = nil
+	// The same file by another name is refused before the process.
+	if err := os.WriteFile(a.path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(a.path, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Register(ctx, RegisterRequest{Path: link, ReplicaURL: "file:///backups/a"})
+	if !errors.As(err, &e) || e.Status != http.StatusConflict || !strings.Contains(e.Message, a.path) {
+		t.Fatalf("register of a registered database by a link: %v", err)
 	}
 	_, err = c.Register(ctx, RegisterRequest{Path: filepath.Join(dir, "late.db"), ReplicaURL: "file:///x"})
 	if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
@@ -78,7 +94,7 @@ func TestVerbEndpoints(t *testing.T) {
 			t.Fatalf("%s of an unknown database: %v", name, err)
 		}
 	}
-	want := []string{"register " + filepath.Join(dir, "new.db") + " file:///backups/new", "register " + filepath.Join(dir, "late.db") + " file:///x",
+	want := []string{"register " + filepath.Join(dir, "new.db") + " file:///backups/new", "register " + a.path + " file:///backups/a", "register " + filepath.Join(dir, "late.db") + " file:///x",
 		"stop " + a.path, "stop " + paused.path, "start " + a.path, "start " + running.path, "unregister " + a.path}
 	if strings.Join(proc.calls, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(proc.calls, "\n"), strings.Join(want, "\n"))
