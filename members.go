@@ -356,6 +356,15 @@ func (s *Store) Databases() []*DB {
 	return out
 }
 
+// asked reports whether the database at path stops, or stopped, because
+// Pause or Remove asked it to.
+func (s *Store) asked(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.members[path]
+	return ok && m.stopping
+}
+
 // paused reports whether the database at path is paused.
 func (s *Store) paused(path string) bool {
 	s.mu.Lock()

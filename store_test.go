@@ -144,6 +144,11 @@ func TestStorePauseResume(t *testing.T) {
 			if err := s.Pause(ctx, h.path); err == nil {
 				t.Fatal("pausing a paused database succeeded")
 			}
+			// Stopped on request: not halted (-exec would stop the
+			// application).
+			if err := s.Halted(); err != nil {
+				t.Fatalf("a paused database makes the store halted: %v", err)
+			}
 			st, _ := status(s, h.path)
 			paused := st.TXID
 			if st.Phase != walship.StatePaused {
