@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage/crypt"
 )
 
 // register, unregister, stop and start translate to the Process's
@@ -202,5 +204,76 @@ func TestVerbsOnStore(t *testing.T) {
 		t.Fatalf("the store returned with no database left, KeepRunning set: %v", err)
 		ran <- err
 	default:
+	}
+}
+
+// register's encryption key file is read by the process, as a config
+// replica's encryption-key-path: what reaches the replica is sealed; a
+// key file that cannot be read refuses the register, naming it.
+func TestRegisterEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	app, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=journal_mode(wal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := app.Exec("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "replica.key")
+	key, err := crypt.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crypt.WriteKeyFile(keyPath, key); err != nil {
+		t.Fatal(err)
+	}
+	store := &walship.Store{KeepRunning: true, Entry: walship.EntryFunc(&config.Config{}, "walship register", quiet())}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- store.Run(ctx, 5*time.Second) }()
+	defer func() {
+		cancel()
+		<-ran
+		store.Close()
+	}()
+	sock := filepath.Join(dir, "ws.sock")
+	listenT(t, sock, FromStore(store))
+	c := NewClient(sock)
+	replica := filepath.Join(dir, "replica")
+
+	var e *Error
+	_, err = c.Register(ctx, RegisterRequest{Path: dbPath, ReplicaURL: replica, EncryptionKeyPath: filepath.Join(dir, "missing.key")})
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, "missing.key") {
+		t.Fatalf("register with a missing key file: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err = c.Register(ctx, RegisterRequest{Path: dbPath, ReplicaURL: replica, EncryptionKeyPath: keyPath})
+		if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if _, err := c.Sync(ctx, dbPath, true, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var files int
+	filepath.WalkDir(replica, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !strings.HasSuffix(p, ".ltx") {
+			return err
+		}
+		files++
+		if b, err := os.ReadFile(p); err != nil || strings.HasPrefix(string(b), "LTX1") {
+			t.Errorf("%s is not sealed (%v)", p, err)
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Fatal("no LTX file reached the replica")
 	}
 }
