@@ -273,13 +273,13 @@ func (s *Server) awaitReady(ctx context.Context, path string) Database {
 }
 
 func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
-	s.changeState(w, r, "unregister", func(ctx context.Context, db Database) (string, error) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
 		return "unregistered", s.proc.Unregister(ctx, db.Path())
 	})
 }
 
 func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	s.changeState(w, r, "stop", func(ctx context.Context, db Database) (string, error) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
 		err := s.proc.Stop(ctx, db.Path())
 		if errors.Is(err, walship.ErrPaused) {
 			return "already_stopped", nil
@@ -289,7 +289,7 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
-	s.changeState(w, r, "start", func(ctx context.Context, db Database) (string, error) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
 		err := s.proc.Start(ctx, db.Path())
 		if errors.Is(err, walship.ErrReplicating) {
 			return "already_running", nil
@@ -300,7 +300,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 
 // changeState serves a POST {"path", "timeout"} that change does to the
 // database at path, answering the database's TXIDs once it returns.
-func (s *Server) changeState(w http.ResponseWriter, r *http.Request, verb string, change func(context.Context, Database) (string, error)) {
+func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(context.Context, Database) (string, error)) {
 	var req PathRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeError(w, badRequest("invalid request body: "+err.Error()))
@@ -322,7 +322,7 @@ func (s *Server) changeState(w http.ResponseWriter, r *http.Request, verb string
 		if s.ctx.Err() != nil {
 			err = fmt.Errorf("walship is stopping: %w", err)
 		}
-		writeError(w, fmt.Errorf("%s: %w", verb, err))
+		writeError(w, err)
 		return
 	}
 	s.opts.Logger.Info("database "+status+" through the control socket", "db", db.Path())
