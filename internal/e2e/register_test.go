@@ -34,7 +34,8 @@ func TestRegisterMinIO(t *testing.T) {
 // 50 transactions and checkpoints the WAL away in the middle, and after
 // `start` and sync -wait a restore holds every row and `walship verify`
 // finds the chain whole (the gap was filled, not skipped); `unregister`
-// flushes its last commits and ships nothing after. A duplicate register
+// flushes its last commits and ships nothing after; registered again, it
+// ships what it missed, its chain whole. A duplicate register
 // and verbs on an unknown database fail with a message naming the fix.
 // Litestream's client registers, stops, starts and unregisters too.
 func RunRegister(t *testing.T, replicaURL func(name string) string, env []string) {
@@ -179,6 +180,14 @@ func RunRegister(t *testing.T, replicaURL func(name string) string, env []string
 	if out := must("list", "-socket", sock); !strings.Contains(out, "replicates no database") {
 		t.Fatalf("list after unregister:\n%s", out)
 	}
+	// Registered again, it goes on with its replica's history.
+	must("register", "-socket", sock, dbPath, url)
+	must("sync", "-socket", sock, "-wait", dbPath)
+	if n := rows(url); n != 54 {
+		t.Fatalf("registered again, the restore holds %d rows, want 54", n)
+	}
+	must("verify", url)
+	must("unregister", "-socket", sock, dbPath)
 
 	// Litestream 0.5's client drives the same verbs.
 	ls := func(args ...string) string {
