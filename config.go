@@ -54,7 +54,33 @@ func FromConfig(ctx context.Context, cfg *config.Config, name string, log *slog.
 			},
 		})
 	}
+	store.Entry = func(ctx context.Context, c *config.DB) (*DB, error) {
+		return dbFromConfig(ctx, op, cfg, c, name, log)
+	}
 	return store, nil
+}
+
+// EntryFunc returns what a Store's Entry is: a function that builds the
+// DB of a database entry with cfg's top-level settings (an empty Config:
+// walship's defaults), as FromConfig builds those of cfg. name names the
+// entries' origin in messages.
+func EntryFunc(cfg *config.Config, name string, log *slog.Logger) func(ctx context.Context, c *config.DB) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	op := backend.NewOpener(log)
+	return func(ctx context.Context, c *config.DB) (*DB, error) {
+		return dbFromConfig(ctx, op, cfg, c, name, log)
+	}
+}
+
+// at names where an entry was written: its file and line, or only the
+// origin of an entry that has no line (a register request's).
+func at(name string, line int) string {
+	if line == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s:%d", name, line)
 }
 
 // Close releases the connections of every replica client that holds some,
@@ -82,7 +108,7 @@ func (db *DB) closeClients() error {
 func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c *config.DB, name string, log *slog.Logger) (*DB, error) {
 	replicas := c.AllReplicas()
 	if len(replicas) == 0 {
-		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry with a url (e.g. url: file:///backups/app)", name, c.Line, c.Path)
+		return nil, fmt.Errorf("%s: database %s has no replica; add a replica: entry with a url (e.g. url: file:///backups/app)", at(name, c.Line), c.Path)
 	}
 	opts := Options{Logger: log, MetaPath: c.MetaPath}
 	if c.SyncInterval != nil {
@@ -113,7 +139,7 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 
 	abs, err := filepath.Abs(c.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d: database path %q: %w", name, c.Line, c.Path, err)
+		return nil, fmt.Errorf("%s: database path %q: %w", at(name, c.Line), c.Path, err)
 	}
 	var reps []*Replica
 	for _, r := range replicas {
@@ -127,7 +153,7 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 					c.Close()
 				}
 			}
-			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", name, r.Line, c.Path, r.DisplayName(), err)
+			return nil, fmt.Errorf("%s: database %s, replica %s: %w", at(name, r.Line), c.Path, r.DisplayName(), err)
 		}
 		rep := NewReplica(r.Name, client)
 		setIf(&rep.ValidationInterval, r.ValidationInterval)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -131,30 +132,7 @@ func (d *Dir) watchDirs(log *slog.Logger, w *Watcher, seen map[string]bool, dirs
 // databases it added, warned the files it warned are not databases,
 // failed those it could not start, as they were then.
 func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[string]bool, warned map[string]bool, failed map[string]os.FileInfo) map[string]bool {
-	seen := map[string]bool{}
-	present := map[string]os.FileInfo{}
-	err := filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if p == d.Path {
-				return err
-			}
-			return nil // vanished while walked
-		}
-		if e.IsDir() {
-			if p != d.Path && (!d.Recursive || strings.HasSuffix(e.Name(), "-walship")) {
-				return fs.SkipDir // a staging directory holds no database
-			}
-			seen[p] = true
-			return nil
-		}
-		if !d.matches(e.Name()) || !e.Type().IsRegular() {
-			return nil
-		}
-		if fi, err := e.Info(); err == nil {
-			present[p] = fi
-		}
-		return nil
-	})
+	seen, present, err := d.walk()
 	if err != nil {
 		if ctx.Err() == nil && !warned[d.Path] {
 			log.Warn("cannot read the directory; replicating the databases already found, and looking again every "+DirPoll.String(), "error", err)
@@ -221,6 +199,55 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		mine[p] = true
 	}
 	return seen
+}
+
+// walk returns the directories under the directory it read, and the
+// files there whose names match, as they are now.
+func (d *Dir) walk() (map[string]bool, map[string]os.FileInfo, error) {
+	seen := map[string]bool{}
+	present := map[string]os.FileInfo{}
+	err := filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if p == d.Path {
+				return err
+			}
+			return nil // vanished while walked
+		}
+		if e.IsDir() {
+			if p != d.Path && (!d.Recursive || strings.HasSuffix(e.Name(), "-walship")) {
+				return fs.SkipDir // a staging directory holds no database
+			}
+			seen[p] = true
+			return nil
+		}
+		if !d.matches(e.Name()) || !e.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := e.Info(); err == nil {
+			present[p] = fi
+		}
+		return nil
+	})
+	return seen, present, err
+}
+
+// Databases returns the paths of the SQLite databases in the directory
+// now, sorted: for the commands that read replicas without running
+// (status, verify). Files being created, and those that are not SQLite,
+// are left out.
+func (d *Dir) Databases() ([]string, error) {
+	_, present, err := d.walk()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for p := range present {
+		if sqliteKind(p) == isSQLite {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // matches reports whether a file name is one of a database the directory

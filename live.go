@@ -107,10 +107,15 @@ func (s *Store) NotReady() []string {
 }
 
 // Halted returns why databases of the store, or replicas of them, are
-// replicated no more (see DB.Halted); nil while every one goes on.
+// replicated no more (see DB.Halted); nil while every one goes on. A
+// database paused or being removed on request (walship stop, unregister)
+// has not halted.
 func (s *Store) Halted() error {
 	var errs []error
 	for _, db := range s.Databases() {
+		if s.asked(db.path) {
+			continue
+		}
 		if err := db.Halted(); err != nil {
 			errs = append(errs, err)
 		}

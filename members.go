@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/walship/walship/config"
 )
 
 // Store runs the replication of several databases in one process. Its
@@ -30,6 +32,12 @@ type Store struct {
 	// command line sets what a database of its own gets (a monitor's
 	// events, say). It must not call the Store.
 	Prepare func(*DB)
+	// Entry, when set, builds the DB of a database entry given while the
+	// store runs (walship register), with the config file's top-level
+	// settings and its replicas' clients opened, as FromConfig builds
+	// those of DBs (FromConfig sets it; EntryFunc makes one). The caller
+	// Adds the DB.
+	Entry func(ctx context.Context, c *config.DB) (*DB, error)
 	// KeepRunning makes Run go on until its context ends even when no
 	// database is left to replicate: where something (a control socket)
 	// may Add one later.
@@ -65,6 +73,10 @@ var (
 	ErrUnknownDB  = errors.New("no such database in this process")
 	ErrDuplicate  = errors.New("database is already replicated by this process")
 	ErrNotRunning = errors.New("the replicator is not running")
+	// ErrPaused: Pause of a database paused already.
+	ErrPaused = errors.New("database is paused already")
+	// ErrReplicating: Resume of a database that replicates.
+	ErrReplicating = errors.New("database is replicating already")
 )
 
 // Run replicates every database until ctx ends, then captures each one's
@@ -269,7 +281,7 @@ func (s *Store) stop(ctx context.Context, path string, paused bool) (*member, er
 	}
 	if paused && m.paused {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%s is paused already", m.db.path)
+		return nil, fmt.Errorf("%s: %w", m.db.path, ErrPaused)
 	}
 	if paused {
 		m.paused = true
@@ -300,7 +312,7 @@ func (s *Store) Resume(ctx context.Context, path string) error {
 		return err
 	}
 	if !m.finished() {
-		return fmt.Errorf("%s is replicating already", m.db.path)
+		return fmt.Errorf("%s: %w", m.db.path, ErrReplicating)
 	}
 	if s.closed || s.ctx.Err() != nil {
 		return fmt.Errorf("resume %s: %w", m.db.path, ErrNotRunning)
@@ -342,6 +354,15 @@ func (s *Store) Databases() []*DB {
 		out = append(out, s.members[p].db)
 	}
 	return out
+}
+
+// asked reports whether the database at path stops, or stopped, because
+// Pause or Remove asked it to.
+func (s *Store) asked(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.members[path]
+	return ok && m.stopping
 }
 
 // paused reports whether the database at path is paused.

@@ -144,6 +144,11 @@ func TestStorePauseResume(t *testing.T) {
 			if err := s.Pause(ctx, h.path); err == nil {
 				t.Fatal("pausing a paused database succeeded")
 			}
+			// Stopped on request: not halted (-exec would stop the
+			// application).
+			if err := s.Halted(); err != nil {
+				t.Fatalf("a paused database makes the store halted: %v", err)
+			}
 			st, _ := status(s, h.path)
 			paused := st.TXID
 			if st.Phase != walship.StatePaused {
@@ -167,7 +172,12 @@ func TestStorePauseResume(t *testing.T) {
 			if err := s.Resume(ctx, h.path); err == nil {
 				t.Fatal("resuming a running database succeeded")
 			}
-			waitUntil(t, "the gap is replicated", func() bool { return replicated(s, h.path) })
+			// Past the paused TXID: the resumed database starts at it, in
+			// sync with its replica, before it reads the gap from the WAL.
+			waitUntil(t, "the gap is replicated", func() bool {
+				st, _ := status(s, h.path)
+				return st.TXID > paused && replicated(s, h.path)
+			})
 			restoreLatestMatches(t, h.replica, h.path)
 			// From the WAL, or, once it was checkpointed away, by the
 			// divergence check's delta of pages (invariant 4).

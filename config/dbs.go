@@ -85,7 +85,7 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 	}
 	db := &DB{Line: n.Line}
 	pathLine := n.Line
-	var replica, replicas, dir *pair
+	var replica, replicas, dir, restoreKey *pair
 	var dirKeys []pair
 	for _, kv := range p.pairs(n, where) {
 		switch kv.key {
@@ -118,6 +118,7 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			db.MaxLocalBytes = p.size(kv)
 		case "restore-if-db-not-exists":
 			db.RestoreIfDBNotExists = p.boolean(kv)
+			restoreKey = &kv
 		case "snapshot":
 			var s Snapshot
 			p.snapshot(kv, &s)
@@ -152,6 +153,10 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			return nil, 0
 		}
 		pathLine = dir.line
+	}
+	if dir != nil && restoreKey != nil && db.RestoreIfDBNotExists {
+		// Litestream skips it there too, silently.
+		p.warnf(restoreKey.line, restoreKey.path, "has no effect on a directory entry (dir:): walship learns of its databases from their files, so none is known to be missing; list a database to restore on first boot with path:, or restore it with walship restore")
 	}
 	for _, kv := range dirKeys {
 		if dir == nil {

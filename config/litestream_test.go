@@ -151,7 +151,8 @@ dbs:
 // Litestream's directory replication: the entry is kept in Dirs, with its
 // keys; each database found in it gets the entry with its own replica
 // path and staging directory. A key of it on an entry of one database
-// has no effect, with a warning.
+// has no effect, with a warning; so has restore-if-db-not-exists on a
+// directory (Litestream ignores it there too).
 func TestDirectoryEntry(t *testing.T) {
 	cfg, err := Parse("t.yml", []byte(`dbs:
   - dir: /var/lib/tenants
@@ -168,6 +169,7 @@ func TestDirectoryEntry(t *testing.T) {
   - dir: /var/lib/flat
     pattern: "*.sqlite"
     watch: false
+    restore-if-db-not-exists: true
     replicas:
       - type: file
         path: /backups/flat
@@ -181,7 +183,7 @@ func TestDirectoryEntry(t *testing.T) {
 	if len(cfg.Dirs) != 2 || cfg.Dirs[0].Dir != "/var/lib/tenants" || cfg.Dirs[0].Pattern != "*.db" || !cfg.Dirs[0].Recursive || cfg.Dirs[1].Recursive {
 		t.Fatalf("directories: %+v", cfg.Dirs)
 	}
-	if got, want := warned(cfg), []string{"10 dbs[1].pattern", "15 dbs[2].watch"}; !slices.Equal(got, want) {
+	if got, want := warned(cfg), []string{"10 dbs[1].pattern", "15 dbs[2].watch", "16 dbs[2].restore-if-db-not-exists"}; !slices.Equal(got, want) {
 		t.Fatalf("warnings %q, want %q", got, want)
 	}
 	db := cfg.Database("/var/lib/tenants/eu/acme.db")

@@ -12,6 +12,10 @@
 //	walship sync      [flags] DB_PATH
 //	walship list      [flags]
 //	walship info      [flags] [DB_PATH]
+//	walship register  [flags] DB_PATH REPLICA_URL
+//	walship unregister [flags] DB_PATH
+//	walship stop      [flags] DB_PATH
+//	walship start     [flags] DB_PATH
 //	walship version
 //
 // Run "walship VERB -h" for the flags of a verb.
@@ -67,6 +71,10 @@ var verbs = []verb{
 	{"sync", "capture a database now; with -wait, until every replica holds it", runSync},
 	{"list", "list the databases of the running walship (control socket)", runList},
 	{"info", "show the running walship, or one database's state (control socket)", runInfo},
+	{"register", "replicate one more database in the running walship (control socket)", runRegister},
+	{"unregister", "flush a database and replicate it no more (control socket)", runUnregister},
+	{"stop", "pause a database's replication; start resumes it (control socket)", runStop},
+	{"start", "resume a stopped database's replication, gap filled (control socket)", runStart},
 	{"keygen", "write a new encryption key file", runKeygen},
 	{"version", "print the version", runVersion},
 }

@@ -47,8 +47,10 @@ one on the same database refuses to start.
 
 With socket: enabled: true in the config file (or -socket PATH), walship
 listens on a Unix socket (mode 0600 unless socket.permissions says
-otherwise) for walship sync, list and info; a socket another walship serves
-makes it refuse to start, one left by a killed process is replaced.
+otherwise) for walship sync, list, info, register, unregister, start and
+stop; a socket another walship serves makes it refuse to start, one left by
+a killed process is replaced. It then runs even with no database, waiting
+for walship register.
 
 -exec "CMD ARGS" (or exec: in the config file) runs your application under
 walship: it starts once every database replicates (or waits for the
@@ -131,6 +133,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		store.DBs = append(store.DBs, db)
+		// walship register: a database registered later gets walship's
+		// defaults, as a config file without settings gives.
+		store.Entry = walship.EntryFunc(&config.Config{}, "walship register", log)
 	case 0:
 		if isSet(flags, "sync-interval") {
 			return usagef("-sync-interval applies only with DB_PATH REPLICA_URL; set sync-interval: in the config file instead")
@@ -141,6 +146,12 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		cfg, err := cf.load(true)
 		if err != nil {
 			return err
+		}
+		name := *cf.path
+		if cfg == nil && *socket != "" {
+			// Only the databases walship register adds, with walship's
+			// defaults.
+			cfg, name = &config.Config{}, "walship register"
 		}
 		if cfg == nil {
 			return fmt.Errorf("nothing to replicate: no config file at %s; pass DB_PATH REPLICA_URL, write a config file there, or point -config (or $%s) at one%s",
@@ -156,13 +167,13 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		if cfg.ShutdownSyncTimeout != nil {
 			flush = *cfg.ShutdownSyncTimeout
 		}
-		if len(cfg.DBs) == 0 && len(cfg.Dirs) == 0 {
-			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:)", *cf.path)
+		if len(cfg.DBs) == 0 && len(cfg.Dirs) == 0 && (*once || !cfg.Socket.Enabled && *socket == "") {
+			return fmt.Errorf("config %s lists no database; add one under dbs: (e.g. \"- path: /var/lib/app.db\" with a replica:), or enable the control socket (socket: enabled: true) to add them with walship register", *cf.path)
 		}
 		if *once && len(cfg.Dirs) > 0 {
 			return usagef("-once does not replicate directories (dir: in %s); run replicate without -once, or list each database with path:", *cf.path)
 		}
-		fromConfig, err := walship.FromConfig(ctx, cfg, *cf.path, log)
+		fromConfig, err := walship.FromConfig(ctx, cfg, name, log)
 		if err != nil {
 			return err
 		}
@@ -174,6 +185,11 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		}
 		for _, c := range cfg.DBs {
 			restoring[c.Path] = c.RestoreIfDBNotExists
+		}
+		if *restoreMissing && len(cfg.Dirs) > 0 {
+			// As in Litestream: which databases of a directory are
+			// missing, no file says.
+			log.Warn("-restore-if-db-not-exists does not apply to the databases of a directory (dir: entries): walship learns of them from their files; restore a missing one with walship restore")
 		}
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
@@ -223,6 +239,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		}
 		sock.Enabled, sock.Path = true, abs
 	}
+	// With a socket, databases may be registered later: replicate runs
+	// with none, and when the last is unregistered.
+	store.KeepRunning = sock.Enabled
 	srv, err := serveControl(log, store, sock)
 	if err != nil {
 		return err

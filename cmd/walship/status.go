@@ -93,6 +93,22 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	defer store.Close()
 	rep := monitor.Report{Source: "replicas", Time: time.Now().UTC()}
+	// The databases of a directory are those in it now: each one's replica
+	// is read as a listed database's.
+	for _, d := range store.Dirs {
+		paths, err := d.Databases()
+		if err != nil {
+			rep.DBs = append(rep.DBs, walship.DBStatus{Path: d.Path, Error: fmt.Sprintf("cannot list the databases of the directory: %v", err)})
+		}
+		for _, p := range paths {
+			db, err := d.New(ctx, p)
+			if err != nil {
+				rep.DBs = append(rep.DBs, walship.DBStatus{Path: p, Error: err.Error()})
+				continue
+			}
+			store.DBs = append(store.DBs, db) // Close releases its clients
+		}
+	}
 	for _, db := range store.DBs {
 		rep.DBs = append(rep.DBs, db.StatusFromReplicas(ctx))
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/superfly/ltx"
@@ -294,7 +295,22 @@ func verifyTargets(ctx context.Context, pos []string, cf *configFlags, replicaNa
 			return nil, closeAll, fmt.Errorf("nothing to verify: no config file at %s; pass a replica URL, a configured database path or DB_PATH REPLICA_URL, or point -config (or $%s) at a config file%s", *cf.path, config.PathEnv, config.LitestreamHint(*cf.path))
 		}
 		var targets []*target
-		for _, db := range cfg.DBs {
+		dbs := slices.Clone(cfg.DBs)
+		// The databases of a directory are those in it now.
+		for _, c := range cfg.Dirs {
+			paths, err := (&walship.Dir{Path: c.Dir, Pattern: c.Pattern, Recursive: c.Recursive}).Databases()
+			if err != nil {
+				return nil, closeAll, notChecked(fmt.Errorf("%s:%d: cannot list the databases of the directory %s: %w", *cf.path, c.Line, c.Dir, err))
+			}
+			for _, p := range paths {
+				one, err := c.ForDatabase(p)
+				if err != nil {
+					return nil, closeAll, err
+				}
+				dbs = append(dbs, one)
+			}
+		}
+		for _, db := range dbs {
 			t, err := configTarget(ctx, cfg, db, *cf.path, replicaName, cf.keys, open)
 			if err != nil {
 				return nil, closeAll, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/monitor"
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/verify"
@@ -414,5 +416,49 @@ func TestVerifyAfterTakeover(t *testing.T) {
 	code, stdout, _ := runCLI(t, "verify", r.app.path, "file://"+r.replica)
 	if code != 1 || !strings.Contains(stdout, "problem (ahead) replica") {
 		t.Fatalf("the old owner: exit %d\n%s", code, stdout)
+	}
+}
+
+// verify and status (no process running) without an argument include the
+// databases a directory entry holds now, each read from its own path
+// under the replica.
+func TestVerifyAndStatusDirectory(t *testing.T) {
+	dir := t.TempDir()
+	tenants := filepath.Join(dir, "tenants")
+	os.Mkdir(tenants, 0o755)
+	base := filepath.Join(dir, "replica")
+	cfg := filepath.Join(dir, "walship.yml")
+	os.WriteFile(cfg, []byte("dbs:\n  - dir: "+tenants+"\n    pattern: \"*.db\"\n    replica:\n      url: file://"+base+"\n"), 0o644)
+	t.Setenv("WALSHIP_CONFIG", cfg)
+	var want []string
+	for _, name := range []string{"a.db", "b.db"} {
+		app := newAppDB(t, filepath.Join(tenants, name), 3)
+		mustRun(t, "replicate", "-once", app.path, "file://"+filepath.Join(base, name))
+		want = append(want, app.path)
+	}
+	os.WriteFile(filepath.Join(tenants, "notes.db"), []byte("not SQLite"), 0o644)
+
+	out := runVerifyJSON(t, 0)
+	var got []string
+	for _, r := range out.Replicas {
+		got = append(got, r.DB)
+	}
+	if !slices.Equal(got, want) || !out.Whole {
+		t.Fatalf("verify of the directory's databases: %v (whole %t), want %v", got, out.Whole, want)
+	}
+	_, stdout, _ := runCLI(t, "status", "-json")
+	var rep monitor.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("status -json printed %q: %v", stdout, err)
+	}
+	got = nil
+	for _, db := range rep.DBs {
+		got = append(got, db.Path)
+		if len(db.Replicas) != 1 || db.Replicas[0].TXID == 0 {
+			t.Errorf("status of %s: %+v", db.Path, db)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("status of the directory's databases: %v, want %v", got, want)
 	}
 }

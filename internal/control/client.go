@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/internal/monitor"
+	"github.com/walship/walship/storage/backend"
 )
 
 // Client talks to the control socket of a running walship replicate.
@@ -86,6 +87,79 @@ func (c *Client) Status(ctx context.Context, path string) (monitor.Report, error
 		target += "?path=" + url.QueryEscape(abs)
 	}
 	return rep, c.do(ctx, http.MethodGet, target, nil, &rep)
+}
+
+// Register asks the process to replicate the database at req.Path to
+// req.ReplicaURL. The database's path, a replica that is a directory path
+// and the key files are made absolute first, as this process sees them.
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
+	var resp RegisterResponse
+	var err error
+	if req.Path != "" {
+		if req.Path, err = absPath(req.Path); err != nil {
+			return resp, err
+		}
+	}
+	if backend.Scheme(req.ReplicaURL) == "" && req.ReplicaURL != "" {
+		if req.ReplicaURL, err = absPath(req.ReplicaURL); err != nil {
+			return resp, err
+		}
+	}
+	if req.EncryptionKeyPath != "" {
+		if req.EncryptionKeyPath, err = absPath(req.EncryptionKeyPath); err != nil {
+			return resp, err
+		}
+	}
+	for i, p := range req.EncryptionOldKeyPaths {
+		if req.EncryptionOldKeyPaths[i], err = absPath(p); err != nil {
+			return resp, err
+		}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, "/register", body, &resp)
+}
+
+// Unregister asks the process to replicate the database at path no more,
+// once its last commits reach the replicas or timeout passes (zero:
+// DefaultStopTimeout).
+func (c *Client) Unregister(ctx context.Context, path string, timeout time.Duration) (StateResponse, error) {
+	return c.changeState(ctx, "/unregister", path, timeout)
+}
+
+// Stop asks the process to pause the replication of the database at
+// path, as Unregister, but keeping it for Start.
+func (c *Client) Stop(ctx context.Context, path string, timeout time.Duration) (StateResponse, error) {
+	return c.changeState(ctx, "/stop", path, timeout)
+}
+
+// Start asks the process to resume the replication of the database at
+// path.
+func (c *Client) Start(ctx context.Context, path string, timeout time.Duration) (StateResponse, error) {
+	return c.changeState(ctx, "/start", path, timeout)
+}
+
+func (c *Client) changeState(ctx context.Context, target, path string, timeout time.Duration) (StateResponse, error) {
+	var resp StateResponse
+	abs, err := absPath(path)
+	if err != nil {
+		return resp, err
+	}
+	body, err := json.Marshal(PathRequest{Path: abs, Timeout: timeout.Seconds()})
+	if err != nil {
+		return resp, err
+	}
+	return resp, c.do(ctx, http.MethodPost, target, body, &resp)
+}
+
+func absPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("path %q: %w", p, err)
+	}
+	return abs, nil
 }
 
 func (c *Client) do(ctx context.Context, method, target string, body []byte, out any) error {

@@ -35,6 +35,7 @@ type fakeDB struct {
 func (d *fakeDB) Path() string                 { return d.path }
 func (d *fakeDB) Pos() ltx.Pos                 { return ltx.Pos{TXID: d.pos} }
 func (d *fakeDB) Phase() walship.Phase         { return d.phase }
+func (d *fakeDB) Ready() bool                  { return d.phase != walship.PhaseStarting }
 func (d *fakeDB) Replicas() []*walship.Replica { return nil }
 func (d *fakeDB) Status(context.Context, time.Time) walship.DBStatus {
 	return walship.DBStatus{Path: d.path, Phase: d.phase.String(), TXID: d.pos,
@@ -46,7 +47,11 @@ func (d *fakeDB) SyncWait(ctx context.Context) (ltx.Pos, error) {
 	return d.Pos(), d.err
 }
 
-type fakeProcess struct{ dbs []*fakeDB }
+type fakeProcess struct {
+	dbs   []*fakeDB
+	calls []string
+	errs  map[string]error
+}
 
 func (p *fakeProcess) Status(ctx context.Context, now time.Time) []walship.DBStatus {
 	var out []walship.DBStatus
@@ -63,6 +68,28 @@ func (p *fakeProcess) DB(path string) Database {
 		}
 	}
 	return nil
+}
+
+// Register, Unregister, Stop and Start record their calls and answer
+// err, or, by path, the error of that path.
+func (p *fakeProcess) Register(_ context.Context, req RegisterRequest) error {
+	p.calls = append(p.calls, "register "+req.Path+" "+req.ReplicaURL)
+	return p.errs[req.Path]
+}
+
+func (p *fakeProcess) Unregister(_ context.Context, path string) error {
+	p.calls = append(p.calls, "unregister "+path)
+	return p.errs[path]
+}
+
+func (p *fakeProcess) Stop(_ context.Context, path string) error {
+	p.calls = append(p.calls, "stop "+path)
+	return p.errs[path]
+}
+
+func (p *fakeProcess) Start(_ context.Context, path string) error {
+	p.calls = append(p.calls, "start "+path)
+	return p.errs[path]
 }
 
 func listenT(t *testing.T, path string, proc Process) *Server {

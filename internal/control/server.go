@@ -91,6 +91,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /list", s.handleList)
 	mux.HandleFunc("GET /info", s.handleInfo)
 	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.HandleFunc("POST /register", s.handleRegister)
+	mux.HandleFunc("POST /unregister", s.handleUnregister)
+	mux.HandleFunc("POST /stop", s.handleStop)
+	mux.HandleFunc("POST /start", s.handleStart)
 	return mux
 }
 
@@ -205,6 +209,140 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req RegisterRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, badRequest("invalid request body: "+err.Error()))
+		return
+	}
+	if req.Path == "" {
+		writeError(w, badRequest("path required: the path of the database to replicate"))
+		return
+	}
+	if req.ReplicaURL == "" {
+		writeError(w, badRequest("replica_url required: where to replicate the database, e.g. s3://bucket/app or file:///backups/app"))
+		return
+	}
+	abs, err := filepath.Abs(req.Path)
+	if err != nil {
+		writeError(w, badRequest(fmt.Sprintf("invalid path %q: %v", req.Path, err)))
+		return
+	}
+	req.Path = abs
+	// The same file by another name; one at this very path is the
+	// store's to refuse, or to replace if it stopped on a failure.
+	if db, err := s.find(abs); err == nil && db.Path() != abs {
+		writeError(w, fmt.Errorf("%s is %s: %w (walship list shows it); walship unregister it first", abs, db.Path(), walship.ErrDuplicate))
+		return
+	}
+	if err := s.proc.Register(r.Context(), req); err != nil {
+		if errors.Is(err, walship.ErrDuplicate) {
+			err = fmt.Errorf("%s: %w (walship list shows it); walship unregister it first, or walship start it if it is stopped", abs, walship.ErrDuplicate)
+		}
+		writeError(w, err)
+		return
+	}
+	s.opts.Logger.Info("database registered through the control socket", "db", abs)
+	resp := RegisterResponse{Status: "registered", Path: abs}
+	if db := s.awaitReady(r.Context(), abs); db != nil {
+		resp.Phase = db.Phase().String()
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// awaitReady waits, up to DefaultStopTimeout, until the database at path
+// that was just added or resumed replicates, waits for its file, or
+// stopped, and returns it: a sync -wait sent next is then served, not
+// refused as not replicating yet.
+func (s *Server) awaitReady(ctx context.Context, path string) Database {
+	ctx, cancel := context.WithTimeout(ctx, DefaultStopTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		db := s.proc.DB(path)
+		if db == nil || db.Ready() || db.Phase() == walship.PhaseStopped {
+			return db
+		}
+		select {
+		case <-ctx.Done():
+			return db
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
+		return "unregistered", s.proc.Unregister(ctx, db.Path())
+	})
+}
+
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
+		err := s.proc.Stop(ctx, db.Path())
+		if errors.Is(err, walship.ErrPaused) {
+			return "already_stopped", nil
+		}
+		return "stopped", err
+	})
+}
+
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	s.changeState(w, r, func(ctx context.Context, db Database) (string, error) {
+		err := s.proc.Start(ctx, db.Path())
+		if errors.Is(err, walship.ErrReplicating) {
+			return "already_running", nil
+		}
+		return "started", err
+	})
+}
+
+// changeState serves a POST {"path", "timeout"} that change does to the
+// database at path, answering the database's TXIDs once it returns.
+func (s *Server) changeState(w http.ResponseWriter, r *http.Request, change func(context.Context, Database) (string, error)) {
+	var req PathRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, badRequest("invalid request body: "+err.Error()))
+		return
+	}
+	db, err := s.find(req.Path)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	timeout := time.Duration(req.Timeout * float64(time.Second))
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	status, err := change(ctx, db)
+	if err != nil {
+		if s.ctx.Err() != nil {
+			err = fmt.Errorf("walship is stopping: %w", err)
+		}
+		writeError(w, err)
+		return
+	}
+	s.opts.Logger.Info("database "+status+" through the control socket", "db", db.Path())
+	// Start runs the database anew: read the one that runs now.
+	if status == "started" {
+		if now := s.awaitReady(ctx, db.Path()); now != nil {
+			db = now
+		}
+	}
+	resp := StateResponse{Status: status, Path: db.Path(), TXID: uint64(db.Pos().TXID), Phase: db.Phase().String()}
+	if status == "unregistered" {
+		resp.Phase = ""
+	}
+	resp.ReplicatedTXID = resp.TXID
+	for _, r := range db.Replicas() {
+		resp.ReplicatedTXID = min(resp.ReplicatedTXID, uint64(r.Pos().TXID))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 // badRequest is a mistake in the request.
 type badRequest string
 
@@ -220,8 +358,12 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &bad):
 		status = http.StatusBadRequest
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, walship.ErrUnknownDB):
 		status = http.StatusNotFound
+	case errors.Is(err, walship.ErrDuplicate):
+		status = http.StatusConflict
+	case errors.Is(err, walship.ErrNotRunning):
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, walship.ErrNotReplicating):
 		status = http.StatusConflict
 	case errors.As(err, &behind):
