@@ -321,7 +321,8 @@ func (s *Store) Resume(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	delete(s.members, m.db.path) // not a duplicate of itself
+	// The finished member stays until startLocked replaces it, so the
+	// path keeps its one place in s.order (a delete here listed it twice).
 	return s.startLocked(db)
 }
 

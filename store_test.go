@@ -172,6 +172,13 @@ func TestStorePauseResume(t *testing.T) {
 			if err := s.Resume(ctx, h.path); err == nil {
 				t.Fatal("resuming a running database succeeded")
 			}
+			// Listed once after a Pause and a Resume (/list, /status).
+			if got := len(s.Databases()); got != 1 {
+				t.Fatalf("%d databases after Pause and Resume, want 1", got)
+			}
+			if got := len(s.Status(ctx, time.Now())); got != 1 {
+				t.Fatalf("%d statuses after Pause and Resume, want 1", got)
+			}
 			// Past the paused TXID: the resumed database starts at it, in
 			// sync with its replica, before it reads the gap from the WAL.
 			waitUntil(t, "the gap is replicated", func() bool {
