@@ -6,12 +6,16 @@ package walship
 // history as the database the replica belongs to.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/internal/staging"
@@ -20,12 +24,15 @@ import (
 )
 
 // RestoreIfMissing restores the database from its replicas when its file
-// does not exist: from the first replica, in order, that holds a backup.
-// It returns false, doing nothing, when the file exists, or when no
-// replica holds a backup (the application creates a fresh database). A
-// replica that cannot be read is an error, not an empty replica: starting
-// fresh beside a history walship could not read would fork it. Call it
-// before Open or Run.
+// does not exist: from the replica that holds the newest state (the
+// highest TXID; of equals, the first in order), since the engine goes on
+// from the newest TXID of any replica and would roll back, silently, the
+// commits an older replica lacks. It returns false, doing nothing, when
+// the file exists, or when no replica holds a backup (the application
+// creates a fresh database). A replica that cannot be read is an error,
+// not an empty replica: starting fresh beside a history walship could not
+// read would fork it, and restoring from another could miss its newer
+// commits. Call it before Open or Run.
 func (db *DB) RestoreIfMissing(ctx context.Context) (bool, error) {
 	// A replacement an interrupted restore left half done is finished or
 	// rolled back first, as the restore command does.
@@ -42,7 +49,11 @@ func (db *DB) RestoreIfMissing(ctx context.Context) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(db.path), 0o755); err != nil {
 		return false, fmt.Errorf("create the database's directory: %w", err)
 	}
-	for _, r := range db.replicas {
+	order, err := db.newestFirst(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range order {
 		res, err := restore.Restore(ctx, r.Client, db.path, restore.Options{IntegrityCheck: "quick"})
 		if errors.Is(err, restore.ErrNoFiles) {
 			db.log.Info("replica holds no backup", "replica", r.Name, "destination", r.Client.String())
@@ -60,6 +71,25 @@ func (db *DB) RestoreIfMissing(ctx context.Context) (bool, error) {
 	}
 	db.log.Info("no replica holds a backup: the application creates the database")
 	return false, nil
+}
+
+// newestFirst lists every replica and returns them by the newest TXID
+// each holds, highest first, config order among equals (a replica with
+// only a Litestream v0.3 backup holds TXID zero). One that cannot be
+// listed is an error: it may hold the newest state.
+func (db *DB) newestFirst(ctx context.Context) ([]*Replica, error) {
+	newest := make(map[*Replica]ltx.TXID, len(db.replicas))
+	for _, r := range db.replicas {
+		l, err := restore.List(ctx, r.Client)
+		if err != nil {
+			return nil, fmt.Errorf("restore the missing database %s: read replica %s: %w; walship restores from the replica with the newest state and cannot tell which one that is: fix the replica's access (or remove it from the config), or restore by hand",
+				db.path, r.Client, err)
+		}
+		newest[r] = l.Newest()
+	}
+	order := slices.Clone(db.replicas)
+	slices.SortStableFunc(order, func(a, b *Replica) int { return cmp.Compare(newest[b], newest[a]) })
+	return order, nil
 }
 
 // RecordRestored records, in the staging directory metaPath of a

@@ -64,6 +64,49 @@ func TestRestoreIfMissing(t *testing.T) {
 	checkChain(t, h.ctx, h.replica)
 }
 
+// TestRestoreIfMissingNewestReplica: with a replica behind another (it
+// was down), the missing database is restored from the one that holds the
+// newest state, whatever the config order: restoring the older one would
+// have the engine go on from the newer one's TXID over the older state,
+// rolling back the commits between.
+func TestRestoreIfMissingNewestReplica(t *testing.T) {
+	h := newHarness(t)
+	a, b := filepath.Join(h.dir, "a"), filepath.Join(h.dir, "b")
+	runOnce := func() {
+		t.Helper()
+		db, err := walship.NewDB(h.path, walship.Options{Logger: quietLogger()},
+			walship.NewReplica("a", file.New(a)), walship.NewReplica("b", file.New(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RunOnce(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.exec("INSERT INTO t (v, n) VALUES (randomblob(3000), 1)")
+	runOnce()
+	behind := filepath.Join(h.dir, "a-behind")
+	if err := os.CopyFS(behind, os.DirFS(a)); err != nil {
+		t.Fatal(err)
+	}
+	h.exec("INSERT INTO t (v, n) VALUES (randomblob(3000), 2)")
+	runOnce()
+
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := walship.NewDB(path, walship.Options{Logger: quietLogger()},
+		walship.NewReplica("a", file.New(behind)), walship.NewReplica("b", file.New(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored, err := db.RestoreIfMissing(h.ctx); err != nil || !restored {
+		t.Fatalf("RestoreIfMissing = %v, %v; want the database restored", restored, err)
+	}
+	var n int
+	if err := openApp(t, path).QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("restored %d rows (%v); want the newest replica's 2", n, err)
+	}
+}
+
 // TestRestoreIfMissingEmptyReplica: with no backup anywhere, the database
 // is left to the application.
 func TestRestoreIfMissingEmptyReplica(t *testing.T) {
