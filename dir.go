@@ -33,6 +33,10 @@ type Dir struct {
 	// until it changes.
 	New func(ctx context.Context, path string) (*DB, error)
 	Log *slog.Logger
+
+	// walkDir is filepath.WalkDir; a test makes a directory unreadable
+	// with it (root reads every directory).
+	walkDir func(root string, fn fs.WalkDirFunc) error
 }
 
 // DirPoll is how often a directory is scanned without notifications.
@@ -132,7 +136,13 @@ func (d *Dir) watchDirs(log *slog.Logger, w *Watcher, seen map[string]bool, dirs
 // databases it added, warned the files it warned are not databases,
 // failed those it could not start, as they were then.
 func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[string]bool, warned map[string]bool, failed map[string]os.FileInfo) map[string]bool {
-	seen, present, err := d.walk()
+	seen, present, unreadable, err := d.walk()
+	for p, err := range unreadable {
+		if !warned[p] {
+			log.Warn("cannot read a path under the directory; the databases there go on replicating, and walship looks again at the next scan", "path", p, "error", err)
+			warned[p] = true
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil && !warned[d.Path] {
 			log.Warn("cannot read the directory; replicating the databases already found, and looking again every "+DirPoll.String(), "error", err)
@@ -150,6 +160,9 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 			// for a database of the config: a new copy is staged.
 			continue
 		}
+		if under(p, unreadable) {
+			continue // not seen, not known to be gone
+		}
 		log.Info("database removed from the directory; stopping its replication", "db", p)
 		if err := s.Remove(ctx, p); err != nil && ctx.Err() == nil && !errors.Is(err, ErrUnknownDB) {
 			log.Warn("cannot stop the replication of a removed database", "db", p, "error", err)
@@ -157,9 +170,16 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		delete(mine, p)
 	}
 	for p := range warned {
-		if _, ok := present[p]; !ok && p != d.Path {
-			delete(warned, p)
+		if _, ok := unreadable[p]; ok {
+			continue
 		}
+		if _, ok := present[p]; ok || p == d.Path {
+			continue
+		}
+		if seen[p] {
+			log.Info("the subdirectory can be read again", "path", p)
+		}
+		delete(warned, p)
 	}
 	for p := range failed {
 		if _, ok := present[p]; !ok {
@@ -201,17 +221,28 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 	return seen
 }
 
-// walk returns the directories under the directory it read, and the
-// files there whose names match, as they are now.
-func (d *Dir) walk() (map[string]bool, map[string]os.FileInfo, error) {
+// walk returns the directories under the directory it read, the files
+// there whose names match, as they are now, and what could not be read
+// (a subdirectory, or a file's details) with why: EMFILE with many
+// tenants, EACCES. The databases under those were not seen, which does
+// not mean they are gone.
+func (d *Dir) walk() (map[string]bool, map[string]os.FileInfo, map[string]error, error) {
 	seen := map[string]bool{}
 	present := map[string]os.FileInfo{}
-	err := filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
+	unreadable := map[string]error{}
+	walk := d.walkDir
+	if walk == nil {
+		walk = filepath.WalkDir
+	}
+	err := walk(d.Path, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if p == d.Path {
 				return err
 			}
-			return nil // vanished while walked
+			if !errors.Is(err, fs.ErrNotExist) { // else vanished while walked
+				unreadable[p] = err
+			}
+			return nil
 		}
 		if e.IsDir() {
 			if p != d.Path && (!d.Recursive || strings.HasSuffix(e.Name(), "-walship")) {
@@ -223,12 +254,16 @@ func (d *Dir) walk() (map[string]bool, map[string]os.FileInfo, error) {
 		if !d.matches(e.Name()) || !e.Type().IsRegular() {
 			return nil
 		}
-		if fi, err := e.Info(); err == nil {
+		fi, err := e.Info()
+		switch {
+		case err == nil:
 			present[p] = fi
+		case !errors.Is(err, fs.ErrNotExist):
+			unreadable[p] = err
 		}
 		return nil
 	})
-	return seen, present, err
+	return seen, present, unreadable, err
 }
 
 // Databases returns the paths of the SQLite databases in the directory
@@ -236,7 +271,7 @@ func (d *Dir) walk() (map[string]bool, map[string]os.FileInfo, error) {
 // (status, verify). Files being created, and those that are not SQLite,
 // are left out.
 func (d *Dir) Databases() ([]string, error) {
-	_, present, err := d.walk()
+	_, present, _, err := d.walk()
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +283,16 @@ func (d *Dir) Databases() ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// under reports whether p is one of dirs, or under one of them.
+func under(p string, dirs map[string]error) bool {
+	for dir := range dirs {
+		if p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 // matches reports whether a file name is one of a database the directory

@@ -2,6 +2,7 @@ package walship
 
 import (
 	"context"
+	"io/fs"
 	"time"
 )
 
@@ -14,3 +15,7 @@ func (db *DB) CheckpointUnsealed(ctx context.Context, truncate bool) error {
 // SetOwnerRecheck sets how long a replica trusts its claim before it reads
 // the owner record again.
 func (db *DB) SetOwnerRecheck(d time.Duration) { db.ownerRecheck = d }
+
+// SetDirWalk replaces filepath.WalkDir in the scans of d, for a test
+// that makes a directory unreadable (root reads every directory).
+func SetDirWalk(d *Dir, walk func(root string, fn fs.WalkDirFunc) error) { d.walkDir = walk }

@@ -1,0 +1,94 @@
+package walship_test
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/config"
+)
+
+// dirStore returns a store, not running, of a config with one recursive
+// dir: entry over dbs, replicating to replica, and its log.
+func dirStore(t *testing.T, dbs, replica string) (*walship.Store, *lockedBuffer) {
+	t.Helper()
+	cfg, err := config.Parse("t.yml", []byte("dbs:\n  - dir: "+dbs+"\n    pattern: \"*.db\"\n    recursive: true\n    sync-interval: 10ms\n    replica:\n      url: file://"+replica+"\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	s, err := walship.FromConfig(context.Background(), cfg, "t.yml", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, &logs
+}
+
+// TestDirectoryUnreadableSubdir: a subdirectory that cannot be read for a
+// moment (EMFILE with many tenants, EACCES) does not stop its databases:
+// they are not seen, which does not make them gone. The scan warns once
+// and goes on with the rest of the directory.
+func TestDirectoryUnreadableSubdir(t *testing.T) {
+	root := t.TempDir()
+	dbs := filepath.Join(root, "dbs")
+	sub := filepath.Join(dbs, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, logs := dirStore(t, dbs, filepath.Join(root, "replica"))
+	var failing atomic.Bool
+	// Root reads every directory: the walk says what ReadDir would say.
+	walship.SetDirWalk(s.Dirs[0], func(dir string, fn fs.WalkDirFunc) error {
+		return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if p == sub && err == nil && failing.Load() {
+				if err := fn(p, e, nil); err != nil {
+					return err
+				}
+				fn(p, e, &fs.PathError{Op: "readdirent", Path: p, Err: syscall.EMFILE})
+				return fs.SkipDir
+			}
+			return fn(p, e, err)
+		})
+	})
+	stop := runStore(t, s)
+
+	tenant := filepath.Join(sub, "a.db")
+	createDB(t, tenant)
+	waitUntil(t, "the tenant is replicated", func() bool { return replicated(s, tenant) })
+
+	failing.Store(true)
+	// A database created beside it makes a scan run, which reads the
+	// subdirectory and fails; it decided what to remove before it adds.
+	other := filepath.Join(dbs, "b.db")
+	createDB(t, other)
+	waitUntil(t, "a scan ran with the subdirectory unreadable", func() bool {
+		return replicated(s, other) && strings.Contains(logs.String(), "cannot read a path under the directory")
+	})
+	if st, ok := status(s, tenant); !ok || st.Phase != walship.PhaseReplicating.String() {
+		t.Fatalf("the tenant of the unreadable subdirectory: %+v (listed %t); want it replicating still:\n%s", st, ok, logs.String())
+	}
+	app := openApp(t, tenant)
+	if _, err := app.Exec("INSERT INTO t (v, n) VALUES (randomblob(300), 'while unreadable')"); err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	waitUntil(t, "the tenant's commit is replicated", func() bool { return replicated(s, tenant) })
+	if n := strings.Count(logs.String(), "cannot read a path under the directory"); n != 1 {
+		t.Fatalf("%d warnings about the unreadable subdirectory, want 1", n)
+	}
+	failing.Store(false)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "database removed from the directory") {
+		t.Fatalf("a database was taken for removed:\n%s", logs.String())
+	}
+}
