@@ -53,6 +53,9 @@ var sqliteHeader = []byte("SQLite format 3\x00")
 type dirAdder interface {
 	Add(ctx context.Context, db *DB) error
 	Remove(ctx context.Context, path string) error
+	// holds reports whether the store has a database at path, running
+	// or not: one listed with path: (or registered) is that entry's.
+	holds(path string) bool
 }
 
 // run scans the directory, adding to the store the databases that appear
@@ -203,9 +206,25 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		if f, ok := failed[p]; ok && f.ModTime().Equal(fi.ModTime()) && f.Size() == fi.Size() {
 			continue // tried as it is: try again once it changes
 		}
+		if s.holds(p) {
+			// Listed with path: (or registered), or matched by another
+			// dir: entry first: that entry's settings and replicas
+			// apply, and building a DB here would open clients for
+			// nothing at every change of the file.
+			if !warned[p] {
+				log.Warn("skipping a database of the directory that another entry replicates already", "db", p)
+				warned[p] = true
+			}
+			continue
+		}
 		db, err := d.New(ctx, p)
 		if err == nil {
-			err = s.Add(ctx, db)
+			if err = s.Add(ctx, db); err != nil {
+				// Not the store's: its replica clients are this scan's.
+				if cerr := db.closeClients(); cerr != nil {
+					log.Warn("cannot close a replica client", "db", p, "error", cerr)
+				}
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil {

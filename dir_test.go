@@ -13,6 +13,7 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/storage/file"
 )
 
 // dirStore returns a store, not running, of a config with one recursive
@@ -90,5 +91,53 @@ func TestDirectoryUnreadableSubdir(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "database removed from the directory") {
 		t.Fatalf("a database was taken for removed:\n%s", logs.String())
+	}
+}
+
+// TestDirectorySkipsListedDatabase: a database listed with path: inside a
+// watched directory is replicated by its own entry only; the directory
+// skips it with one warning, however often the file changes, rather than
+// build a DB (and its clients) for it at each change.
+func TestDirectorySkipsListedDatabase(t *testing.T) {
+	root := t.TempDir()
+	dbs, replica, special := filepath.Join(root, "dbs"), filepath.Join(root, "replica"), filepath.Join(root, "special")
+	if err := os.MkdirAll(dbs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listed, other := filepath.Join(dbs, "listed.db"), filepath.Join(dbs, "other.db")
+	createDB(t, listed)
+	cfg, err := config.Parse("t.yml", []byte("dbs:\n  - dir: "+dbs+"\n    pattern: \"*.db\"\n    sync-interval: 10ms\n    replica:\n      url: file://"+replica+
+		"\n  - path: "+listed+"\n    sync-interval: 10ms\n    replica:\n      url: file://"+special+"\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	s, err := walship.FromConfig(context.Background(), cfg, "t.yml", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := runStore(t, s)
+	app := openApp(t, listed)
+	for i := range 5 {
+		if _, err := app.Exec("INSERT INTO t (v, n) VALUES (randomblob(300), ?)", i); err != nil {
+			t.Fatal(err)
+		}
+		createDB(t, filepath.Join(dbs, string(rune('a'+i))+".db")) // a scan each
+	}
+	createDB(t, other)
+	waitUntil(t, "both are replicated", func() bool { return replicated(s, listed) && replicated(s, other) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "another entry replicates already"); n != 1 {
+		t.Fatalf("%d warnings about the listed database, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("an error was logged:\n%s", logs.String())
+	}
+	restoreLatestMatches(t, file.New(special), listed)
+	if _, err := os.Stat(filepath.Join(replica, "listed.db")); !os.IsNotExist(err) {
+		t.Fatalf("the directory's replica has a path for the listed database (%v)", err)
 	}
 }

@@ -233,10 +233,22 @@ func (s *Store) Add(ctx context.Context, db *DB) error {
 	if s.members == nil {
 		return fmt.Errorf("add %s: %w", db.path, ErrNotRunning)
 	}
-	if m, ok := s.members[db.path]; ok && m.paused {
+	old, ok := s.members[db.path]
+	if ok && old.paused {
 		return fmt.Errorf("%s: %w (paused); resume it, or remove it first", db.path, ErrDuplicate)
 	}
-	return s.startLocked(db)
+	if err := s.startLocked(db); err != nil {
+		return err
+	}
+	if ok {
+		// A database stopped on a failure, replaced: its clients are no
+		// one's now (a DB Resume made would share them, but it runs, so
+		// it was not replaced).
+		if err := old.db.closeClients(); err != nil {
+			old.db.log.Warn("cannot close a replica client of the replaced database", "error", err)
+		}
+	}
+	return nil
 }
 
 // Remove stops replicating the database at path: its last commits are
@@ -244,22 +256,38 @@ func (s *Store) Add(ctx context.Context, db *DB) error {
 // then the store forgets it. The database file is left alone. When ctx
 // ends first, Remove returns ctx's error and the database still stops.
 func (s *Store) Remove(ctx context.Context, path string) error {
-	m, err := s.stop(ctx, path, false)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.members[m.db.path] == m {
+	for {
+		m, err := s.stop(ctx, path, false)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.members[m.db.path] != m {
+			// Resumed (a new DB over the same clients) or replaced while
+			// it stopped: that one runs now; stop it too, and leave the
+			// clients it uses open until then.
+			s.mu.Unlock()
+			continue
+		}
 		delete(s.members, m.db.path)
 		s.order = slices.DeleteFunc(s.order, func(p string) bool { return p == m.db.path })
+		s.mu.Unlock()
+		s.signal()
+		// The store owns the clients of its databases (Close releases them).
+		if err := m.db.closeClients(); err != nil {
+			m.db.log.Warn("cannot close a replica client of the removed database", "error", err)
+		}
+		return nil
 	}
-	s.signal()
-	// The store owns the clients of its databases (Close releases them).
-	if err := m.db.closeClients(); err != nil {
-		m.db.log.Warn("cannot close a replica client of the removed database", "error", err)
-	}
-	return nil
+}
+
+// holds reports whether the store has a database at path (absolute),
+// running, paused or stopped.
+func (s *Store) holds(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.members[path]
+	return ok
 }
 
 // Pause stops replicating the database at path, as Remove does, but keeps

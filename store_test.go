@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
@@ -384,5 +387,88 @@ func TestStoreRunsOn(t *testing.T) {
 	restoreLatestMatches(t, h.replica, h.path)
 	if err := s.Add(context.Background(), storeDB(t, newHarness(t))); !errors.Is(err, walship.ErrNotRunning) {
 		t.Fatalf("Add after Run returned: %v, want ErrNotRunning", err)
+	}
+}
+
+// closing is a directory replica that counts its Close calls and the
+// calls made after one, as a remote client's closed connection would
+// fail them.
+type closing struct {
+	*file.Client
+	closes    atomic.Int64
+	afterward atomic.Int64
+}
+
+func (c *closing) Close() error { c.closes.Add(1); return nil }
+
+func (c *closing) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	if c.closes.Load() > 0 {
+		c.afterward.Add(1)
+	}
+	return c.Client.LTXFiles(ctx, level)
+}
+
+// TestStoreClosesClients: the store closes the clients of a database it
+// drops, once, and never those a running database uses: Add replacing a
+// database that stopped on a failure closes the old one's; Remove racing
+// Resume (whose DB shares the clients) closes them only once the resumed
+// DB stopped too.
+func TestStoreClosesClients(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failed := &closing{Client: file.New(filepath.Join(dir, "r1"))}
+	bad, err := walship.NewDB(garbage, walship.Options{Logger: quietLogger()}, walship.NewReplica("dir", failed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &walship.Store{DBs: []*walship.DB{bad}, KeepRunning: true}
+	runStore(t, s)
+	waitUntil(t, "the garbage database stopped", func() bool { st, _ := status(s, garbage); return st.Phase == walship.PhaseStopped.String() })
+	again := &closing{Client: file.New(filepath.Join(dir, "r2"))}
+	db2, err := walship.NewDB(garbage, walship.Options{Logger: quietLogger()}, walship.NewReplica("dir", again))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(ctx, db2); err != nil {
+		t.Fatal(err)
+	}
+	if n := failed.closes.Load(); n != 1 {
+		t.Fatalf("the replaced database's client closed %d times, want 1", n)
+	}
+	if n := again.closes.Load(); n != 0 {
+		t.Fatalf("the new database's client closed %d times, want 0", n)
+	}
+
+	for i := range 10 {
+		h := newHarness(t)
+		h.exec("INSERT INTO t (v) VALUES (randomblob(1000))")
+		c := &closing{Client: h.replica}
+		db, err := walship.NewDB(h.path, walship.Options{Logger: quietLogger(), SyncInterval: 10 * time.Millisecond, SyncIntervalSet: true}, walship.NewReplica("dir", c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Add(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the database is replicated", func() bool { return replicated(s, h.path) })
+		if err := s.Pause(ctx, h.path); err != nil {
+			t.Fatal(err)
+		}
+		resumed := make(chan error, 1)
+		go func() { resumed <- s.Resume(ctx, h.path) }()
+		if err := s.Remove(ctx, h.path); err != nil {
+			t.Fatal(err)
+		}
+		<-resumed // either: resumed then removed, or removed first
+		if _, ok := status(s, h.path); ok {
+			t.Fatalf("round %d: the database is listed after Remove", i)
+		}
+		if n, after := c.closes.Load(), c.afterward.Load(); n != 1 || after != 0 {
+			t.Fatalf("round %d: the client closed %d times and used %d times after, want once and never", i, n, after)
+		}
 	}
 }

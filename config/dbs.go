@@ -47,6 +47,16 @@ func (p *parser) dbs(kv pair) (out, dirs []*DB) {
 		}
 		paths[db.Path] = seenPath{line: pathLine, key: where}
 	}
+	for _, db := range out {
+		for _, d := range dirs {
+			if d.Matches(db.Path) {
+				p.warnf(paths[db.Path].line, paths[db.Path].key+".path",
+					"%s is also a database of the directory entry at line %d (dir: %s, pattern %q): this entry's settings and replicas apply to it, and the directory skips it",
+					db.Path, d.Line, d.Dir, d.Pattern)
+				break
+			}
+		}
+	}
 	return out, dirs
 }
 
