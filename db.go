@@ -32,6 +32,10 @@ type DB struct {
 	levels   *levels.Compactor
 	replicas []*Replica
 	oneShot  bool // RunOnce: fail instead of waiting for an unreachable replica
+	// inDir is the directory (Dir.Path) whose scan found the database,
+	// "" for one listed or added by hand: a directory's database that
+	// fails stays its own problem, even under replicate -exec.
+	inDir string
 	// ownerRecheck overrides how long a replica trusts its claim (tests).
 	ownerRecheck time.Duration
 	// retention is held by EnforceRetention and Validate: a verification

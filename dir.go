@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,6 +38,67 @@ type Dir struct {
 	// walkDir is filepath.WalkDir; a test makes a directory unreadable
 	// with it (root reads every directory).
 	walkDir func(root string, fn fs.WalkDirFunc) error
+
+	once    sync.Once
+	scanned chan struct{}      // closed after the first scan
+	rescan  chan chan struct{} // a scan asked for (ScanDirs), closed once done
+	stopped chan struct{}      // closed when run returns
+	wake    chan struct{}      // a Remove returned: scan again
+	rmu     sync.Mutex
+	// removing: databases whose file vanished, being stopped: not added
+	// again until their Remove returned.
+	removing map[string]bool
+}
+
+// init makes the channels a Dir is asked and tells with.
+func (d *Dir) init() {
+	d.once.Do(func() {
+		d.scanned = make(chan struct{})
+		d.rescan = make(chan chan struct{})
+		d.stopped = make(chan struct{})
+		d.wake = make(chan struct{}, 1)
+		d.removing = map[string]bool{}
+	})
+}
+
+// scannedOnce reports whether the directory was scanned once: its
+// databases then are known to the store.
+func (d *Dir) scannedOnce() bool {
+	d.init()
+	select {
+	case <-d.scanned:
+		return true
+	default:
+		return false
+	}
+}
+
+// scanNow asks run for a scan and waits until it is done.
+func (d *Dir) scanNow(ctx context.Context) error {
+	d.init()
+	done := make(chan struct{})
+	select {
+	case d.rescan <- done:
+	case <-d.stopped:
+		return errors.New("the directory is not watched any more")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-d.stopped:
+		return errors.New("the directory is not watched any more")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// isRemoving reports whether the database at p is being removed.
+func (d *Dir) isRemoving(p string) bool {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	return d.removing[p]
 }
 
 // DirPoll is how often a directory is scanned without notifications.
@@ -56,11 +118,15 @@ type dirAdder interface {
 	// holds reports whether the store has a database at path, running
 	// or not: one listed with path: (or registered) is that entry's.
 	holds(path string) bool
+	// spawn runs f in a goroutine the store waits for.
+	spawn(f func())
 }
 
 // run scans the directory, adding to the store the databases that appear
 // and removing those that vanish, until ctx ends.
 func (d *Dir) run(ctx context.Context, s dirAdder, w *Watcher) {
+	d.init()
+	defer close(d.stopped)
 	log := d.Log
 	if log == nil {
 		log = slog.Default()
@@ -79,19 +145,33 @@ func (d *Dir) run(ctx context.Context, s dirAdder, w *Watcher) {
 	poll := time.NewTicker(DirPoll)
 	defer poll.Stop()
 	log.Info("replicating the databases of a directory", "recursive", d.Recursive)
-	for {
+	var asked []chan struct{} // scans asked for (ScanDirs), done by the next
+	for first := true; ; first = false {
 		seen := d.scan(ctx, log, s, mine, warned, failed)
 		d.watchDirs(log, w, seen, dirs, events)
+		for _, done := range asked {
+			close(done)
+		}
+		asked = nil
+		if first {
+			close(d.scanned)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-events:
 		case <-poll.C:
+		case <-d.wake:
+		case done := <-d.rescan:
+			asked = append(asked, done)
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(dirScanGap):
+		case done := <-d.rescan:
+			asked = append(asked, done)
 		}
 	}
 }
@@ -167,9 +247,24 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 			continue // not seen, not known to be gone
 		}
 		log.Info("database removed from the directory; stopping its replication", "db", p)
-		if err := s.Remove(ctx, p); err != nil && ctx.Err() == nil && !errors.Is(err, ErrUnknownDB) {
-			log.Warn("cannot stop the replication of a removed database", "db", p, "error", err)
-		}
+		// Stopping flushes its replicas, for up to the flush timeout:
+		// in its own goroutine, so that the scan goes on finding new
+		// databases meanwhile.
+		d.rmu.Lock()
+		d.removing[p] = true
+		d.rmu.Unlock()
+		s.spawn(func() {
+			if err := s.Remove(ctx, p); err != nil && ctx.Err() == nil && !errors.Is(err, ErrUnknownDB) {
+				log.Warn("cannot stop the replication of a removed database", "db", p, "error", err)
+			}
+			d.rmu.Lock()
+			delete(d.removing, p)
+			d.rmu.Unlock()
+			select {
+			case d.wake <- struct{}{}: // the file may be back
+			default:
+			}
+		})
 		delete(mine, p)
 	}
 	for p := range warned {
@@ -190,8 +285,8 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		}
 	}
 	for p, fi := range present {
-		if _, ok := mine[p]; ok || ctx.Err() != nil {
-			continue
+		if _, ok := mine[p]; ok || ctx.Err() != nil || d.isRemoving(p) {
+			continue // a file back before its Remove returned: the next scan
 		}
 		switch kind := sqliteKind(p); {
 		case kind == notYet:
@@ -219,6 +314,7 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		}
 		db, err := d.New(ctx, p)
 		if err == nil {
+			db.inDir = d.Path
 			if err = s.Add(ctx, db); err != nil {
 				// Not the store's: its replica clients are this scan's.
 				if cerr := db.closeClients(); cerr != nil {

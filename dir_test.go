@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
@@ -139,5 +140,80 @@ func TestDirectorySkipsListedDatabase(t *testing.T) {
 	restoreLatestMatches(t, file.New(special), listed)
 	if _, err := os.Stat(filepath.Join(replica, "listed.db")); !os.IsNotExist(err) {
 		t.Fatalf("the directory's replica has a path for the listed database (%v)", err)
+	}
+}
+
+// TestStoreReadyWithDirectory: what replicate -exec waits for and stops
+// on. The store is not Ready before each directory's first scan (else an
+// application would start before any of its databases replicates); a
+// database of a directory refused by its replica holds nothing back and
+// halts nothing (it is reported), where a listed one halts; ScanDirs
+// returns once a scan made after it was called is done, so a database
+// created just before is in the store.
+func TestStoreReadyWithDirectory(t *testing.T) {
+	root := t.TempDir()
+	dbs, replica := filepath.Join(root, "dbs"), filepath.Join(root, "replica")
+	if err := os.MkdirAll(dbs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tenant, refused := filepath.Join(dbs, "tenant.db"), filepath.Join(dbs, "refused.db")
+	createDB(t, tenant)
+	createDB(t, refused)
+	another := newHarness(t)
+	another.open(walship.Options{})
+	another.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	another.sync()
+	if err := another.db.Close(another.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(replica, "refused.db"), os.DirFS(filepath.Join(another.dir, "replica"))); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := dirStore(t, dbs, replica)
+	old := walship.DirPoll
+	walship.DirPoll = time.Hour // only notifications and ScanDirs scan
+	defer func() { walship.DirPoll = old }()
+	release := make(chan struct{})
+	walship.SetDirWalk(s.Dirs[0], func(dir string, fn fs.WalkDirFunc) error {
+		<-release
+		return filepath.WalkDir(dir, fn)
+	})
+	runStore(t, s)
+	if s.Ready() {
+		t.Fatal("ready before the directory was scanned")
+	}
+	if got := s.NotReady(); len(got) != 1 || !strings.Contains(got[0], dbs) {
+		t.Fatalf("not ready: %q; want the directory named", got)
+	}
+	close(release)
+	waitUntil(t, "ready", s.Ready)
+	if !replicated(s, tenant) {
+		t.Fatal("ready before the directory's database replicates")
+	}
+	if st, _ := status(s, refused); st.Phase != walship.PhaseStopped.String() {
+		t.Fatalf("the refused database: %+v; want it stopped", st)
+	}
+	if err := s.Halted(); err != nil {
+		t.Fatalf("a directory's refused database halts the store: %v", err)
+	}
+
+	late := filepath.Join(dbs, "late.db")
+	createDB(t, late)
+	if err := s.ScanDirs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := status(s, late); !ok {
+		t.Fatal("a database created before ScanDirs is not in the store after it")
+	}
+
+	// A database listed by hand that is refused halts the store.
+	h := newHarness(t)
+	h.replica = replicaOfAnother(t)
+	if err := s.Add(context.Background(), storeDB(t, h)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the listed database halts the store", func() bool { return s.Halted() != nil })
+	if err := s.Halted(); !strings.Contains(err.Error(), h.path) || strings.Contains(err.Error(), refused) {
+		t.Fatalf("halted: %v; want the listed database only", err)
 	}
 }

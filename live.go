@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -83,44 +84,62 @@ func (db *DB) Halted() error {
 	return nil
 }
 
-// Ready reports whether every database of the store is Ready: what an
-// application started beside them waits for.
-func (s *Store) Ready() bool {
-	for _, db := range s.Databases() {
-		if !db.Ready() {
-			return false
-		}
-	}
-	return true
-}
+// Ready reports whether an application started beside the store's
+// databases can start: every directory was scanned once (its databases
+// are known), and every database is Ready, except a directory's that
+// stopped on a failure (it is reported, and stays its own problem).
+func (s *Store) Ready() bool { return len(s.NotReady()) == 0 }
 
-// NotReady lists the databases that are not Ready, with their phase, for
-// messages.
+// NotReady lists the directories not scanned yet and the databases that
+// hold Ready back, with their phase, for messages.
 func (s *Store) NotReady() []string {
 	var out []string
-	for _, db := range s.Databases() {
-		if !db.Ready() {
-			out = append(out, db.path+" ("+db.Phase().String()+")")
+	for _, d := range s.Dirs {
+		if !d.scannedOnce() {
+			out = append(out, d.Path+" (directory not scanned yet)")
 		}
+	}
+	for _, db := range s.Databases() {
+		if db.Ready() || db.inDir != "" && db.Phase() == PhaseStopped {
+			continue
+		}
+		out = append(out, db.path+" ("+db.Phase().String()+")")
 	}
 	return out
 }
 
 // Halted returns why databases of the store, or replicas of them, are
-// replicated no more (see DB.Halted); nil while every one goes on. A
-// database paused or being removed on request (walship stop, unregister)
-// has not halted.
+// replicated no more (see DB.Halted); nil while every one goes on. Only
+// the databases listed or added by hand count: one a directory's scan
+// found stays its own problem (reported in its status, its metrics and
+// an ERROR line), and one stopped on request (Remove, Pause) is not
+// halted.
 func (s *Store) Halted() error {
 	var errs []error
-	for _, db := range s.Databases() {
-		if s.asked(db.path) {
-			continue
-		}
+	for _, db := range s.halting() {
 		if err := db.Halted(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// halting returns the databases whose halt Halted reports: before Run,
+// DBs; while it runs, the members neither found in a directory nor
+// stopped on request.
+func (s *Store) halting() []*DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members == nil {
+		return slices.Clone(s.DBs)
+	}
+	var out []*DB
+	for _, p := range s.order {
+		if m := s.members[p]; !m.stopping && m.db.inDir == "" {
+			out = append(out, m.db)
+		}
+	}
+	return out
 }
 
 // Unopened lists the databases whose file SQLite has written and that

@@ -290,6 +290,25 @@ func (s *Store) holds(path string) bool {
 	return ok
 }
 
+// spawn runs f in a goroutine Run waits for before it returns; called
+// from a goroutine Run waits for already (a directory's).
+func (s *Store) spawn(f func()) { s.wg.Go(f) }
+
+// ScanDirs has each directory of the running store scanned once more,
+// now, and returns once those scans are done: the databases created in
+// them until now are added (replicate -exec calls it when the
+// application exited, so that a database it created just before is
+// opened and its commits captured). A directory whose scanning stopped
+// (the store stops) is an error, as is ctx ending first.
+func (s *Store) ScanDirs(ctx context.Context) error {
+	for _, d := range s.Dirs {
+		if err := d.scanNow(ctx); err != nil {
+			return fmt.Errorf("scan the directory %s for new databases: %w", d.Path, err)
+		}
+	}
+	return nil
+}
+
 // Pause stops replicating the database at path, as Remove does, but keeps
 // it in the store (its status says paused) until Resume. The application
 // goes on using the database; Resume captures what it committed meanwhile.
@@ -385,15 +404,6 @@ func (s *Store) Databases() []*DB {
 	return out
 }
 
-// asked reports whether the database at path stops, or stopped, because
-// Pause or Remove asked it to.
-func (s *Store) asked(path string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.members[path]
-	return ok && m.stopping
-}
-
 // paused reports whether the database at path is paused.
 func (s *Store) paused(path string) bool {
 	s.mu.Lock()
@@ -412,5 +422,10 @@ func (db *DB) renew() (*DB, error) {
 		reps[i] = &cp
 	}
 	opts := db.opts
-	return NewDB(db.path, opts, reps...)
+	n, err := NewDB(db.path, opts, reps...)
+	if err != nil {
+		return nil, err
+	}
+	n.inDir = db.inDir
+	return n, nil
 }

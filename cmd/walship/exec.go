@@ -37,11 +37,14 @@ func (e childExitError) ExitCode() int { return e.code }
 
 // replicateWithChild replicates the databases of store while the
 // application args runs (replicate -exec): the application starts once
-// every database is ready (walship.DB.Ready), receives the SIGINT and
-// SIGTERM walship is sent, and when it exits walship captures its last
-// commits, gives the replicas up to flush to receive them, and returns
-// its exit status. If replication stops while the application runs, the
-// application is stopped and the error says why.
+// every directory was scanned and every database is ready
+// (walship.Store.Ready), receives the SIGINT and SIGTERM walship is sent,
+// and when it exits walship scans the directories once more, captures its
+// last commits, gives the replicas up to flush to receive them, and
+// returns its exit status. If replication of a database listed in the
+// config stops while the application runs, the application is stopped and
+// the error says why; a database of a directory that stops is reported
+// (walship.Store.Halted), and the application goes on.
 func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.Store, watch watchSettings, flush time.Duration, args []string) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -120,14 +123,20 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 	}
 	log.Info("the application exited; capturing its last commits and flushing the replicas", "status", p.Describe(), "timeout", flush.String())
 	// A database the application created is opened before replication
-	// stops, so that what it committed is captured.
+	// stops, so that what it committed is captured: in a watched
+	// directory, the scan finds it first.
 	deadline := time.Now().Add(flush)
+	var unopened error
+	sctx, scancel := context.WithDeadline(ctx, deadline)
+	if err := store.ScanDirs(sctx); err != nil {
+		unopened = fmt.Errorf("%w: a database the application created there just before it exited may not be in the replicas; run walship replicate again to ship it", err)
+	}
+	scancel()
 	for len(store.Unopened()) > 0 && time.Now().Before(deadline) && store.Halted() == nil {
 		<-tick.C
 	}
-	var unopened error
 	if dbs := store.Unopened(); len(dbs) > 0 {
-		unopened = fmt.Errorf("walship could not open %s within the shutdown-sync-timeout (%s): what the application committed there is not in the replicas; run walship replicate again to ship it", strings.Join(dbs, ", "), flush)
+		unopened = errors.Join(unopened, fmt.Errorf("walship could not open %s within the shutdown-sync-timeout (%s): what the application committed there is not in the replicas; run walship replicate again to ship it", strings.Join(dbs, ", "), flush))
 	}
 	err = errors.Join(unopened, stop())
 	if code := p.Status(); code != 0 {
