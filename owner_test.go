@@ -451,3 +451,85 @@ func TestOwnerRecordDeleted(t *testing.T) {
 	}
 	h.verifyAll()
 }
+
+// TestRestoredWhileOriginalRuns: a database restored from its replica
+// (restore on first boot, on a new volume) while the one it was restored
+// from still runs (a rolling deploy) claims the replica as the same
+// database, and both number their commits from the same TXIDs. The
+// restored one holds its first write for twice the owner recheck
+// interval: the original, checking before its next write, stops; and if
+// it wrote within the window anyway, the restored one writes nothing
+// rather than mix the two histories. Either way the replica holds one
+// chain, exactly one database's.
+func TestRestoredWhileOriginalRuns(t *testing.T) {
+	for _, stops := range []bool{true, false} {
+		name := "original-stops"
+		if !stops {
+			name = "original-writes-in-the-window"
+		}
+		t.Run(name, func(t *testing.T) {
+			a := newHarness(t)
+			recheck := time.Hour // the original trusts its claim all along
+			if stops {
+				recheck = time.Nanosecond // it reads the record before each write
+			}
+			if err := a.tryOpen(walship.Options{}, func(db *walship.DB) { db.SetOwnerRecheck(recheck) }); err != nil {
+				t.Fatal(err)
+			}
+			a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+			claimedAt := a.sync()
+
+			path := filepath.Join(t.TempDir(), "volume", "app.db")
+			b, err := walship.NewDB(path, walship.Options{Logger: quietLogger()}, walship.NewReplica("dir", a.replica))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.SetOwnerRecheck(100 * time.Millisecond)
+			if restored, err := b.RestoreIfMissing(a.ctx); err != nil || !restored {
+				t.Fatalf("RestoreIfMissing = %v, %v", restored, err)
+			}
+			if err := b.Open(a.ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(context.Background())
+
+			// The original commits after the claim.
+			a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+			if _, err := a.db.Sync(a.ctx); err != nil {
+				t.Fatal(err)
+			}
+			err = walship.Upload(a.ctx, a.db)
+			if stops != errors.Is(err, owner.ErrNotOwner) {
+				t.Fatalf("the original's upload after the claim: %v; want it refused: %t", err, stops)
+			}
+
+			app := openApp(t, path)
+			if _, err := app.Exec("INSERT INTO t (v) VALUES (randomblob(2000))"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Sync(a.ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Held until twice the recheck interval after its claim
+			// passed (the test does not time it: the outcome is what
+			// matters, and it is the same however long each step took).
+			err = walship.Upload(a.ctx, b)
+			if stops {
+				if err != nil {
+					t.Fatalf("the restored database's upload once the original stopped: %v", err)
+				}
+				checkChain(t, a.ctx, a.replica)
+				restoreLatestMatches(t, a.replica, path)
+				return
+			}
+			if !errors.Is(err, owner.ErrNotOwner) || !strings.Contains(err.Error(), "another run of this database") || !strings.Contains(err.Error(), "-takeover") {
+				t.Fatalf("the restored database's upload after the original wrote past TXID %s: %v; want it refused, saying why and what to do", claimedAt, err)
+			}
+			if b.Halted() == nil {
+				t.Fatal("the restored database's replica is not reported stopped")
+			}
+			checkChain(t, a.ctx, a.replica)
+			restoreLatestMatches(t, a.replica, a.path)
+		})
+	}
+}

@@ -203,3 +203,26 @@ func Read(ctx context.Context, c storage.Client) (*Record, string, error) {
 	}
 	return &rec, version, nil
 }
+
+// MayStillRun reports whether the claim replaced the record of this same
+// database written by another run that may still be writing: a database
+// restored from the replica (restore on first boot, a rolling deploy)
+// while the original still runs, or a copy of the server with its staging
+// directory. Both number their commits from the same TXIDs, and the other
+// notices the claim only at its next check (before a write, once its last
+// reading is older than its recheck interval), so the claimant holds its
+// first write back until then. A run of the same file on this host is
+// proved gone by the staging directory's lock this process holds; one of
+// another file on this host, when its process no longer exists.
+func (c Claimed) MayStillRun(me Record) bool {
+	p := c.Previous
+	switch {
+	case p == nil || p.Database != me.Database || p.Run == me.Run || c.TookOver:
+		return false
+	case p.Host != me.Host:
+		return true
+	case p.Path == me.Path:
+		return false
+	}
+	return processExists(p.PID)
+}

@@ -3,6 +3,8 @@ package owner_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -172,5 +174,41 @@ func TestTakeoverHistoryFrom(t *testing.T) {
 	// replica starts past it.
 	if got, err := owner.Claim(ctx, c, owner.Request{Me: d, Takeover: true, Newest: 7}, time.Now()); err != nil || got.HistoryFrom != 2*owner.EpochSize {
 		t.Fatalf("a second takeover: %+v, %v; want history from %d", got, err, uint64(2*owner.EpochSize))
+	}
+}
+
+// TestMayStillRun: which replaced records name a run of this database
+// that may still write: another host; this host, another file, a process
+// that exists. Not: the same file on this host (the staging lock proves
+// that run gone), a process that no longer exists, another database (a
+// takeover starts its own TXIDs), this very run, no record.
+func TestMayStillRun(t *testing.T) {
+	mine := me("aaaa", "run2", "/new/a.db")
+	mine.PID = os.Getpid()
+	prev := func(host, path string, pid int, db, run string) *owner.Record {
+		r := me(db, run, path)
+		r.Host, r.PID = host, pid
+		return &r
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		c    owner.Claimed
+		want bool
+	}{
+		{"another host", owner.Claimed{Previous: prev("h2", "/new/a.db", 1, "aaaa", "run1")}, true},
+		{"this host, another file, alive", owner.Claimed{Previous: prev("h1", "/old/a.db", os.Getpid(), "aaaa", "run1")}, true},
+		{"this host, another file, gone", owner.Claimed{Previous: prev("h1", "/old/a.db", gone.Process.Pid, "aaaa", "run1")}, false},
+		{"this host, same file", owner.Claimed{Previous: prev("h1", "/new/a.db", os.Getpid(), "aaaa", "run1")}, false},
+		{"another database, taken over", owner.Claimed{TookOver: true, Previous: prev("h2", "/x.db", 1, "bbbb", "run1")}, false},
+		{"this run", owner.Claimed{Previous: prev("h2", "/new/a.db", 1, "aaaa", "run2")}, false},
+		{"no record", owner.Claimed{}, false},
+	} {
+		if got := c.c.MayStillRun(mine); got != c.want {
+			t.Errorf("%s: MayStillRun = %t, want %t", c.name, got, c.want)
+		}
 	}
 }

@@ -4,9 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/storage"
 )
 
 // Claim makes the database the owner of the replica's destination (see
@@ -40,6 +44,13 @@ func (r *Replica) claim(ctx context.Context, takeover, adopt bool) (owner.Claime
 		return owner.Claimed{}, err
 	}
 	r.claimedAt = time.Now()
+	if c.MayStillRun(req.Me) {
+		hold := 2 * cmp.Or(r.writer.Recheck, ownerRecheck)
+		r.hold = &held{until: time.Now().Add(hold), known: r.known, from: r.pos.TXID, previous: c.Previous.String()}
+		r.log.Warn("claimed the replica from another run of this database that may still be writing to it (a database restored from the replica while the one it was restored from runs, or a copy of this server); "+
+			"holding this database's writes until that run noticed the claim and stopped, since both number their commits from the same TXIDs; this database's commits stay staged meanwhile",
+			"previous_owner", c.Previous.String(), "hold", hold.String())
+	}
 	if c.TookOver {
 		r.log.Warn("took the replica over from another database: its history stays restorable up to the takeover, and this database's history starts apart from it, with a snapshot",
 			"previous_owner", c.Previous.String())
@@ -65,6 +76,12 @@ func (r *Replica) ensureOwner(ctx context.Context) error {
 			r.err, r.lost = err, err
 			r.mu.Unlock()
 		}
+		if err != nil {
+			return err
+		}
+		return r.waitHeld(ctx)
+	}
+	if err := r.waitHeld(ctx); err != nil {
 		return err
 	}
 	if time.Since(claimedAt) < recheck {
@@ -91,4 +108,68 @@ func (r *Replica) ensureOwner(ctx context.Context) error {
 		r.claimedAt = time.Now()
 	}
 	return err
+}
+
+// held is the hold a claim from another run that may still write sets
+// (owner.Claimed.MayStillRun): no write before until, twice the owner
+// recheck interval, by which that run read the record again before its
+// next write and stopped.
+type held struct {
+	until    time.Time
+	known    bool     // from was read from the destination
+	from     ltx.TXID // the newest TXID the replica held at the claim
+	previous string   // the other run, for messages
+}
+
+// waitHeld waits out the hold of the last claim, if any, then makes sure
+// that the other run wrote nothing after the claim: if it did, its
+// history and this database's share TXIDs, and the replica stops for good
+// rather than mix them.
+func (r *Replica) waitHeld(ctx context.Context) error {
+	r.mu.Lock()
+	h := r.hold
+	r.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	if d := time.Until(h.until); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if h.known {
+		var newest ltx.TXID
+		for level := 0; level <= storage.MaxLevel; level++ {
+			files, err := r.client.LTXFiles(ctx, level)
+			if err != nil {
+				return fmt.Errorf("replica %s: list level %d after the claim: %w", r.name, level, err)
+			}
+			for _, f := range files {
+				newest = max(newest, f.MaxTXID)
+			}
+		}
+		if newest > h.from {
+			err := fmt.Errorf("replica %s: another run of this database, %s, wrote up to TXID %s to it after this one claimed it at TXID %s "+
+				"(a database restored from the replica while the one it was restored from still ran, or a copy of this server): "+
+				"its commits and this database's share TXIDs, so walship writes nothing more to it, and that run stops writing too. "+
+				"Keep the database that should own the replica, stop the other, and restart it with `walship replicate -takeover`, which starts a new history; "+
+				"the other run's commits after TXID %s are in the replica only (`walship restore -txid`): %w",
+				r.name, h.previous, newest, h.from, h.from, owner.ErrNotOwner)
+			r.mu.Lock()
+			r.err, r.lost, r.hold = err, err, nil
+			r.mu.Unlock()
+			r.log.Error("the replica was written by another run of this database after the claim; walship writes nothing more to it", "error", err)
+			return err
+		}
+	}
+	r.mu.Lock()
+	if r.hold == h {
+		r.hold = nil
+	}
+	r.mu.Unlock()
+	return nil
 }

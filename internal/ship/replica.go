@@ -98,6 +98,7 @@ type Replica struct {
 	known      bool        // pos and index were read from the destination
 	claimedAt  time.Time   // when the owner record last named this process; zero before the claim
 	lost       error       // why the destination is not this process's to write (owner.ErrNotOwner), for good
+	hold       *held       // writes wait for another run of this database to stop (waitHeld); nil without one
 	compatible bool        // files go in the form Litestream 0.5 restores (SetLitestreamCompatible)
 	wrote      bool        // a file was written since the last Audit
 	repair     ltx.TXID    // a repair waits for a snapshot at or after this TXID (see Repair)
