@@ -187,8 +187,8 @@ func TestStoreReadyWithDirectory(t *testing.T) {
 	}
 	close(release)
 	waitUntil(t, "ready", s.Ready)
-	if !replicated(s, tenant) {
-		t.Fatal("ready before the directory's database replicates")
+	if st, _ := status(s, tenant); st.Phase != walship.PhaseReplicating.String() {
+		t.Fatalf("ready while the directory's database is %s", st.Phase)
 	}
 	if st, _ := status(s, refused); st.Phase != walship.PhaseStopped.String() {
 		t.Fatalf("the refused database: %+v; want it stopped", st)

@@ -433,9 +433,15 @@ func TestStoreClosesClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Add(ctx, db2); err != nil {
-		t.Fatal(err)
-	}
+	// Its phase says stopped a moment before the store sees its Run
+	// return: until then it is a duplicate.
+	waitUntil(t, "the stopped database is replaced", func() bool {
+		err := s.Add(ctx, db2)
+		if err != nil && !errors.Is(err, walship.ErrDuplicate) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	if n := failed.closes.Load(); n != 1 {
 		t.Fatalf("the replaced database's client closed %d times, want 1", n)
 	}
