@@ -671,3 +671,47 @@ func restoreFiles(t *testing.T, p string) []string {
 	}
 	return left
 }
+
+// TestRestoreReadsNewestReplica: restore of a configured database with
+// several replicas reads the one with the newest state, not the first
+// listed, which was left behind (it was down): restored from it, the
+// database would go on from the newest replica's TXID without the commits
+// between. A replica it cannot read is an error, not skipped.
+func TestRestoreReadsNewestReplica(t *testing.T) {
+	noConfig(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "app.db")
+	behind, ahead := filepath.Join(dir, "behind"), filepath.Join(dir, "ahead")
+	app := newAppDB(t, dbPath, 10)
+	both := filepath.Join(dir, "both.yml")
+	os.WriteFile(both, []byte("dbs:\n  - path: "+dbPath+"\n    replicas:\n      - name: behind\n        path: "+behind+"\n      - name: ahead\n        path: "+ahead+"\n"), 0o644)
+	mustRun(t, "replicate", "-once", "-config", both)
+	// The replica behind is left out (it was down) while the database
+	// moves on.
+	app.insert(5)
+	aheadOnly := filepath.Join(dir, "ahead.yml")
+	os.WriteFile(aheadOnly, []byte("dbs:\n  - path: "+dbPath+"\n    replicas:\n      - name: ahead\n        path: "+ahead+"\n"), 0o644)
+	mustRun(t, "replicate", "-once", "-config", aheadOnly)
+	want := contents(t, dbPath)
+
+	out := filepath.Join(dir, "out.db")
+	mustRun(t, "restore", "-config", both, "-o", out, dbPath)
+	sameRows(t, contents(t, out), want)
+
+	// Named, the replica behind is read as asked.
+	older := filepath.Join(dir, "older.db")
+	mustRun(t, "restore", "-config", both, "-replica", "behind", "-o", older, dbPath)
+	if got := len(contents(t, older)); got != 10 {
+		t.Fatalf("restore -replica behind: %d rows, want 10", got)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "ahead-file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "walship.yml")
+	os.WriteFile(cfg, []byte("dbs:\n  - path: "+dbPath+"\n    replicas:\n      - name: behind\n        path: "+behind+"\n      - name: broken\n        url: file://"+filepath.Join(dir, "ahead-file")+"\n"), 0o644)
+	code, _, stderr := runCLI(t, "restore", "-config", cfg, "-o", filepath.Join(dir, "none.db"), dbPath)
+	if code == 0 || !strings.Contains(stderr, "cannot read replica broken") || !strings.Contains(stderr, "-replica") {
+		t.Fatalf("restore with an unreadable replica: exit %d, stderr %q", code, stderr)
+	}
+}

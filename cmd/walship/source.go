@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/superfly/ltx"
+
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/backend"
 	"github.com/walship/walship/storage/file"
@@ -100,12 +103,18 @@ func resolveSource(ctx context.Context, arg string, cf *configFlags, replicaName
 	}
 }
 
-// sourceFromDB opens the replica named name (the first when empty) of the
-// configured database db, with the keys of the flags, if given.
+// sourceFromDB opens the replica named name of the configured database db,
+// with the keys of the flags, if given; when name is empty, the replica
+// with the newest state (the first of the config among equals): restoring
+// an older one's, the database would go on from the newest replica's TXID
+// without the commits between.
 func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath, name string, keys *keyFlags) (*source, error) {
 	replicas := db.AllReplicas()
 	if len(replicas) == 0 {
 		return nil, fmt.Errorf("%s:%d: database %s has no replica; add a replica: entry", cfgPath, db.Line, db.Path)
+	}
+	if name == "" && len(replicas) > 1 {
+		return newestSource(ctx, op, cfg, db, cfgPath, replicas, keys)
 	}
 	r := replicas[0]
 	if name != "" {
@@ -127,6 +136,41 @@ func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
 	}
 	return &source{client: c, db: db}, nil
+}
+
+// newestSource opens every replica of db and returns the one holding the
+// newest TXID. A replica it cannot read is an error: it may be the newest.
+func newestSource(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath string, replicas []*config.Replica, keys *keyFlags) (*source, error) {
+	var best *source
+	var bestTXID ltx.TXID
+	for _, r := range replicas {
+		c, err := walship.ReplicaClient(ctx, op, cfg, keys.override(r))
+		if err != nil {
+			best.closeIfSet()
+			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
+		}
+		l, err := restore.List(ctx, c)
+		if err != nil {
+			(&source{client: c}).close()
+			best.closeIfSet()
+			return nil, fmt.Errorf("database %s has %d replicas and walship reads the one with the newest state, but cannot read replica %s: %w; fix its access, or name the replica to read with -replica",
+				db.Path, len(replicas), r.DisplayName(), err)
+		}
+		if best == nil || l.Newest() > bestTXID {
+			best.closeIfSet()
+			best, bestTXID = &source{client: c, db: db}, l.Newest()
+			continue
+		}
+		(&source{client: c}).close()
+	}
+	return best, nil
+}
+
+// closeIfSet closes s unless it is nil.
+func (s *source) closeIfSet() {
+	if s != nil {
+		s.close()
+	}
 }
 
 func sameExistingFile(a, b string) bool {
