@@ -1,0 +1,103 @@
+package walship
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/walship/walship/internal/lease"
+	"github.com/walship/walship/internal/ship"
+)
+
+// leaseKeeper is the database's hold on the primary role (Options.LeaseTTL):
+// the lease at its replica's path, and the renewal running in the
+// background while the database replicates.
+type leaseKeeper struct {
+	mu sync.Mutex
+	// node is this DB's identity as a lease holder: one for the DB's
+	// life, so that an Open tried again after a failure finds the lease
+	// its first try acquired its own.
+	node   string
+	holder *lease.Holder
+	stop   context.CancelFunc // ends the renewal; nil when none runs
+	done   chan struct{}
+}
+
+// acquireLease acquires the lease at the database's replica before
+// anything is written there (the owner record included), and makes every
+// write of the replica ask whether the lease is still held. Another node's
+// lease is an error wrapping lease.ErrHeld that names it.
+func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
+	if db.opts.LeaseTTL == 0 {
+		return nil
+	}
+	if len(db.replicas) != 1 {
+		return fmt.Errorf("database %s: a lease (lease-ttl) needs exactly one replica, where the lease is kept and the standby follows; it has %d", db.path, len(db.replicas))
+	}
+	r := db.replicas[0]
+	if err := lease.Check(r.Client); err != nil {
+		return fmt.Errorf("database %s: %w", db.path, err)
+	}
+	db.lease.mu.Lock()
+	if db.lease.node == "" {
+		db.lease.node = w.Me.Run
+	}
+	node := db.lease.node
+	db.lease.mu.Unlock()
+	h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
+	if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
+		return fmt.Errorf("database %s: %w", db.path, err)
+	}
+	db.lease.mu.Lock()
+	db.lease.holder = h
+	db.lease.mu.Unlock()
+	w.Lease = h.Valid
+	r.up.SetWriter(w)
+	db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
+	return nil
+}
+
+// keepLease renews the lease in the background until endLease. When it is
+// lost (not renewed in time, or taken over) the replica stops at once: it
+// writes nothing more, and Halted says why, which stops an application
+// run with -exec.
+func (db *DB) keepLease() {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	h := db.lease.holder
+	if h == nil || db.lease.stop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	db.lease.stop, db.lease.done = cancel, done
+	r := db.replicas[0]
+	go func() {
+		defer close(done)
+		h.Keep(ctx, func() uint64 { return uint64(r.up.Pos().TXID) }, func(err error) {
+			db.log.Error("lost the lease on the primary role; walship writes nothing more to the replica", "replica", r.Name, "error", err)
+			r.up.Halt(err)
+		})
+	}()
+}
+
+// endLease stops renewing the lease: it expires a TTL later, and a standby
+// takes it over then.
+func (db *DB) endLease() {
+	db.lease.mu.Lock()
+	stop, done := db.lease.stop, db.lease.done
+	db.lease.stop, db.lease.done = nil, nil
+	db.lease.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// LeaseHolder returns the database's lease holder, nil without a lease
+// (Options.LeaseTTL) or before Open acquired it.
+func (db *DB) LeaseHolder() *lease.Holder {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	return db.lease.holder
+}
