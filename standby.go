@@ -7,6 +7,7 @@ package walship
 // continuing its history (see internal/lease and restore/follow).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,12 +113,32 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 	defer tick.Stop()
 	node := db.writer().Run
 	var lastHolder string
+	toldEmpty := false
+	var refollow <-chan time.Time // set while the replica holds no backup yet
+	following := true
 	for {
 		select {
 		case <-ctx.Done():
-			stopFollower()
+			if following {
+				stopFollower()
+			}
 			return p, ctx.Err()
+		case <-refollow:
+			refollow, following = nil, true
+			startFollowing()
+			continue
 		case err := <-followed:
+			following = false
+			if errors.Is(err, restore.ErrNoFiles) {
+				// The primary has not shipped its first snapshot yet:
+				// nothing to follow, nor to promote, until it has.
+				if !toldEmpty {
+					toldEmpty = true
+					db.log.Info("standby: the replica holds no backup yet; waiting for the primary's first snapshot")
+				}
+				refollow = time.After(cmp.Or(opts.Interval, follow.DefaultInterval))
+				continue
+			}
 			if !errors.Is(err, follow.ErrNotACopy) || p.KeptAside != "" {
 				return p, fmt.Errorf("database %s: standby: following the replica stopped: %w", db.path, err)
 			}
@@ -132,6 +153,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 				return p, fmt.Errorf("database %s: %w", db.path, err)
 			}
 			db.log.Warn("the database was not a copy of the replica (an old primary's?): kept it aside, with its WAL, and never merged; following the replica from a restore", "kept_aside", p.KeptAside)
+			following = true
 			startFollowing()
 			continue
 		case <-tick.C:
@@ -145,7 +167,8 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 			lastHolder = seen.Record.Node
 			db.log.Info("standby: watching the lease", "holder", seen.Record.String(), "ttl", seen.TTL.String())
 		}
-		if !seen.Expired {
+		if !seen.Expired || !following {
+			// Never promote without a copy of the replica to promote.
 			continue
 		}
 		p.ExpiredAt, p.Observed = time.Now(), seen.For
