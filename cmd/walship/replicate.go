@@ -62,7 +62,16 @@ it and exits non-zero, saying why.
 the config file) first restores each database whose file does not exist
 from its first replica that holds a backup; with none, the application
 creates a fresh database. The restored database goes on with the replica's
-history, as the database the replica belongs to.`
+history, as the database the replica belongs to.
+
+With lease-ttl: on the database's entry, the primary role is a lease at
+the replica, renewed every third of the TTL; a primary that cannot renew
+it stops writing (and stops -exec's application). -standby (with a config
+of one database) keeps the database's path as a follower's copy of the
+replica and, once the primary's lease has not changed for a whole TTL,
+takes it over, promotes the copy and replicates it from the next TXID
+(then starts -exec's application, or runs -promote-hook). A database at
+the path that is not such a copy is kept aside, never merged.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
