@@ -193,3 +193,23 @@ func TestLeaseConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseRestartKeepsRole: a primary restarted (a new process, the same
+// database) takes its own lease again once it expired, and goes on.
+func TestLeaseRestartKeepsRole(t *testing.T) {
+	a := newHarness(t)
+	ttl := 1200 * time.Millisecond
+	a.open(walship.Options{LeaseTTL: ttl})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	if err := a.db.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.open(walship.Options{LeaseTTL: ttl})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	if err := a.db.Halted(); err != nil {
+		t.Fatal(err)
+	}
+	a.verifyAll()
+}

@@ -47,9 +47,16 @@ func (h *Holder) TTL() time.Duration { return h.ttl }
 // an error wrapping ErrHeld that names the holder: a node that finds the
 // lease held waits for it as a standby (Observer, TakeOver), never takes it
 // at once, even if the record's times look old, since they are another
-// machine's clock.
+// machine's clock. One exception: a record naming this database (the same
+// file on the same host) is its previous process's, restarted: Acquire
+// waits for that lease to expire, as a standby would, and takes it over;
+// if the record changes meanwhile (a standby took it), the error wraps
+// ErrHeld.
 func (h *Holder) Acquire(ctx context.Context, txid uint64) error {
 	found, version, err := Read(ctx, h.c)
+	if err == nil && found.Node != h.me.Node && found.Host == h.me.Host && found.Path == h.me.Path {
+		return h.acquireFromPrevious(ctx, txid)
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return h.write(ctx, "", nil, txid)
@@ -219,5 +226,44 @@ func (h *Holder) Keep(ctx context.Context, txid func() uint64, onLost func(error
 			wait = every
 		}
 		timer.Reset(wait)
+	}
+}
+
+// acquireFromPrevious waits, as a standby does, for the lease of this
+// database's previous process to expire, and takes it over: a restart of
+// the primary keeps the role unless a standby took it first.
+func (h *Holder) acquireFromPrevious(ctx context.Context, txid uint64) error {
+	o := NewObserver(h.c, h.ttl)
+	o.now = h.now
+	var first string
+	h.log.Info("the lease names this database's previous process; waiting for it to expire before taking it again", "replica", h.c.String(), "ttl", h.ttl.String())
+	for {
+		seen, err := o.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		if seen.Record == nil || seen.Record.Host != h.me.Host || seen.Record.Path != h.me.Path {
+			// Another node (a standby) took it meanwhile, or it was
+			// deleted: decide again from the start.
+			return h.Acquire(ctx, txid)
+		}
+		if first == "" {
+			first = seen.Version
+		} else if seen.Version != first {
+			return fmt.Errorf("replica %s: the lease naming this database is being renewed by another process (%s): %w", h.c, seen.Record, ErrHeld)
+		}
+		if seen.Expired {
+			err := h.TakeOver(ctx, seen, txid)
+			if errors.Is(err, ErrHeld) {
+				// Taken by a standby in the meantime.
+				return h.Acquire(ctx, txid)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(RenewEvery(h.ttl), seen.TTL-seen.For+time.Millisecond)):
+		}
 	}
 }

@@ -331,3 +331,40 @@ func TestUnconditionalStoreRefused(t *testing.T) {
 		t.Fatalf("MinIO with conditional-writes: false: %v; want a refusal naming the setting", err)
 	}
 }
+
+// TestRestartTakesItsOwnLeaseAfterExpiry: a restarted primary (a new node
+// identity, the same database file on the same host) takes its previous
+// process's lease once that expired, by its own clock, not before; a
+// lease of another database on the same host is refused at once.
+func TestRestartTakesItsOwnLeaseAfterExpiry(t *testing.T) {
+	backends(t, func(t *testing.T, c storage.Client) {
+		ctx := context.Background()
+		ttl := time.Second
+		first := NewHolder(c, Record{Node: "run1", Host: "h", Path: "/data/app.db"}, ttl, nil)
+		if err := first.Acquire(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		other := NewHolder(c, Record{Node: "run9", Host: "h", Path: "/data/other.db"}, ttl, nil)
+		if err := other.Acquire(ctx, 3); !errors.Is(err, ErrHeld) {
+			t.Fatalf("another database's node: %v; want ErrHeld", err)
+		}
+		begun := time.Now()
+		restarted := NewHolder(c, Record{Node: "run2", Host: "h", Path: "/data/app.db"}, ttl, nil)
+		if err := restarted.Acquire(ctx, 3); err != nil {
+			t.Fatalf("the restarted primary: %v", err)
+		}
+		if took := time.Since(begun); took < ttl {
+			t.Fatalf("took its previous process's lease after %s, before the TTL %s", took, ttl)
+		}
+		rec, _, err := Read(ctx, c)
+		if err != nil || rec.Node != "run2" || !strings.Contains(rec.TakenOverFrom, "run1") {
+			t.Fatalf("record: %+v, %v", rec, err)
+		}
+		first.mu.Lock()
+		first.deadline = time.Now().Add(time.Hour)
+		first.mu.Unlock()
+		if err := first.Renew(ctx, 4); !errors.Is(err, ErrLost) {
+			t.Fatalf("the previous process's renewal: %v; want ErrLost", err)
+		}
+	})
+}
