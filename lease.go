@@ -19,6 +19,10 @@ type leaseKeeper struct {
 	// its first try acquired its own.
 	node   string
 	holder *lease.Holder
+	// standby and promotion are for Status: the copy while standing
+	// by, and what the promotion did.
+	standby   *StandbyStatus
+	promotion *PromotionStatus
 	stop   context.CancelFunc // ends the renewal; nil when none runs
 	done   chan struct{}
 }
@@ -100,4 +104,18 @@ func (db *DB) LeaseHolder() *lease.Holder {
 	db.lease.mu.Lock()
 	defer db.lease.mu.Unlock()
 	return db.lease.holder
+}
+
+// leaseStatus returns the lease's part of Status, nil without a lease.
+func (db *DB) leaseStatus() *LeaseStatus {
+	if db.opts.LeaseTTL == 0 {
+		return nil
+	}
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Standby: db.lease.standby, Promotion: db.lease.promotion}
+	if db.lease.holder != nil {
+		ls.Held = db.lease.holder.Valid() == nil
+	}
+	return ls
 }

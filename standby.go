@@ -91,6 +91,9 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		Opened:   func(s follow.Status) { copyTXID.Store(uint64(s.TXID)) },
 		Applied: func(s follow.Status) {
 			copyTXID.Store(uint64(s.TXID))
+			db.lease.mu.Lock()
+			db.lease.standby = &StandbyStatus{TXID: s.TXID, Replica: s.Newest, Lag: s.Lag}
+			db.lease.mu.Unlock()
 			if opts.Following != nil {
 				opts.Following(s)
 			}
@@ -202,10 +205,12 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		}
 		// Run's Open acquires the lease as this same node, which renews
 		// the one just taken.
+		p.PromotedAt = time.Now()
 		db.lease.mu.Lock()
 		db.lease.node = node
+		db.lease.standby = nil
+		db.lease.promotion = &PromotionStatus{TXID: p.TXID, Previous: p.Previous, At: p.PromotedAt, Failover: p.PromotedAt.Sub(p.ExpiredAt)}
 		db.lease.mu.Unlock()
-		p.PromotedAt = time.Now()
 		db.log.Warn("standby: promoted the copy to the live database; replication goes on with the replica's history", "txid", p.TXID.String(), "next_txid", (p.TXID + 1).String(),
 			"expiry_to_promotion", p.PromotedAt.Sub(p.ExpiredAt).Round(time.Millisecond).String())
 		return p, nil

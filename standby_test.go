@@ -112,6 +112,10 @@ func TestStandbyPromotes(t *testing.T) {
 	if err := b.Halted(); err != nil {
 		t.Fatalf("the promoted database stopped: %v", err)
 	}
+	st := b.Status(a.ctx, time.Now())
+	if l := st.Lease; l == nil || !l.Held || l.Promotion == nil || l.Promotion.TXID != last || l.Promotion.Failover <= 0 {
+		t.Fatalf("the promoted database's status: %+v; want the lease held, and the promotion at TXID %s with its failover time", l, last)
+	}
 	checkChain(t, a.ctx, a.replica)
 	out := filepath.Join(t.TempDir(), "restored.db")
 	if _, err := restore.Restore(a.ctx, a.replica, out, restore.Options{IntegrityCheck: "full"}); err != nil {
