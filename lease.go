@@ -119,3 +119,27 @@ func (db *DB) leaseStatus() *LeaseStatus {
 	}
 	return ls
 }
+
+// releaseLease hands the lease over at the end of Run, once the replica
+// holds every TXID captured: a standby then takes it at once, with every
+// commit (a switchover that loses none). Otherwise the lease is left to
+// expire, and a standby takes over after its TTL, as after a crash.
+func (db *DB) releaseLease(ctx context.Context) {
+	db.endLease()
+	h := db.LeaseHolder()
+	if h == nil {
+		return
+	}
+	r := db.replicas[0]
+	if held, captured := r.up.Pos().TXID, db.cap.Pos().TXID; held < captured || r.up.Stopped() != nil {
+		db.log.Warn("not releasing the lease: the replica does not hold every commit; a standby takes over when it expires", "replica_txid", held.String(), "captured_txid", captured.String())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.TTL())
+	defer cancel()
+	if err := h.Release(ctx, uint64(r.up.Pos().TXID)); err != nil {
+		db.log.Warn("could not release the lease; a standby takes over when it expires", "error", err)
+		return
+	}
+	db.log.Info("released the lease: the replica holds every commit, and a standby may take the primary role at once", "txid", r.up.Pos().TXID.String())
+}

@@ -65,6 +65,9 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	db.waitReplicas(flushTimeout)
 	stopReplicas()
 	wg.Wait()
+	if closeErr == nil {
+		db.releaseLease(context.WithoutCancel(ctx))
+	}
 	return closeErr
 }
 

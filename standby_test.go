@@ -43,7 +43,9 @@ func startStandby(t *testing.T, h *harness, path string, ttl time.Duration) (*wa
 // replicates the same history from the next TXID, as the owner, with no
 // gap and no takeover; a restore equals the promoted database.
 func TestStandbyPromotes(t *testing.T) {
-	ttl := 1500 * time.Millisecond
+	// Long enough that a loaded machine's renewals, every second, reach
+	// the replica well within it: the primary must not lose it early.
+	ttl := 3 * time.Second
 	a := newHarness(t)
 	a.open(walship.Options{LeaseTTL: ttl})
 	for range 5 {
@@ -56,7 +58,7 @@ func TestStandbyPromotes(t *testing.T) {
 	select {
 	case r := <-res:
 		t.Fatalf("the standby returned while the primary held its lease: %+v, %v", r.p, r.err)
-	case <-time.After(2 * ttl):
+	case <-time.After(ttl + ttl/2):
 	}
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
 	last := a.sync()
@@ -130,7 +132,7 @@ func TestStandbyPromotes(t *testing.T) {
 // keeps its database (which may hold commits the replica does not) aside,
 // with its WAL, and follows the replica from a restore.
 func TestStandbyKeepsDivergedAside(t *testing.T) {
-	ttl := 1500 * time.Millisecond
+	ttl := 1500 * time.Millisecond // the primary stops at once: no renewal needs to be quick
 	a := newHarness(t)
 	a.open(walship.Options{LeaseTTL: ttl})
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")

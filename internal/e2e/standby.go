@@ -19,8 +19,9 @@ import (
 )
 
 // standbyTTL is the lease's TTL in RunStandby: short, so that a cycle
-// takes seconds.
-const standbyTTL = 2 * time.Second
+// takes seconds, and long enough that a loaded machine's renewals (every
+// second) reach the replica well within it.
+const standbyTTL = 3 * time.Second
 
 // StandbyCycles is how many times RunStandby kills the primary:
 // WALSHIP_STANDBY_CYCLES overrides the default (20 for a long run).
@@ -41,7 +42,7 @@ type node struct {
 // RunStandby is the end-to-end test of failover (walship replicate
 // -standby, lease-ttl) on the destination of r, which must be empty: two
 // nodes on one machine, each with its own directory, replicate one
-// database to r with a 2s lease, each running internal/e2e/execapp under
+// database to r with a 3s lease, each running internal/e2e/execapp under
 // -exec (a row every 20ms). The first starts as the primary, the second as
 // a standby. Then, cycles times, the primary (walship and its
 // application) is SIGKILLed under writes and restarted as a standby:
@@ -51,8 +52,10 @@ type node struct {
 //   - the lease names exactly the promoted node;
 //   - the restarted old primary keeps its database aside and follows.
 //
-// At the end the primary is stopped with SIGTERM: the replica holds one
-// chain of TXIDs with no gap and no reuse, walship verify finds it in
+// Then a switchover: the primary is stopped with SIGTERM; it releases its
+// lease once the replica holds its last commit, and the standby promotes
+// with that commit. At the end the new primary is stopped with SIGTERM:
+// the replica holds one chain of TXIDs with no gap and no reuse, walship verify finds it in
 // sync with the survivor's database, and a restore holds the survivor's
 // rows exactly.
 func RunStandby(t *testing.T, r Replica, cycles int) {
@@ -124,9 +127,30 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		primary, standby = standby, primary
 	}
 
-	// Stop the survivor cleanly: its application commits one more row
-	// and exits 0, and walship flushes.
-	standby.p.stopGroup(t)
+	// A switchover: the primary is stopped cleanly (its application
+	// commits one more row, "at terminated", and exits 0; walship flushes
+	// and releases the lease). The standby takes over at once, before the
+	// TTL, with every commit.
+	if err := primary.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.p.cmd.Wait(); err != nil {
+		t.Fatalf("the primary did not stop cleanly: %v\n%s", err, primary.p.output())
+	}
+	if !strings.Contains(primary.p.output(), "released the lease") {
+		t.Fatalf("the primary stopped cleanly did not release its lease:\n%s", primary.p.output())
+	}
+	stoppedAt := time.Now()
+	waitGroupOutput(t, standby.p, "execapp: waiting for a signal", 30*time.Second)
+	if took := time.Since(stoppedAt); took > standbyTTL+time.Second {
+		t.Logf("the switchover took %s (the standby looks at the lease every %s)", took, standbyTTL/3)
+	}
+	if n := countRows(t, standby.db, "at terminated"); n != 1 {
+		t.Fatalf("after the switchover the new primary holds %d rows of the old primary's last commit; want 1: a switchover loses no commit", n)
+	}
+	primary, standby = standby, primary
+
+	// Stop the survivor cleanly.
 	if err := primary.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +183,21 @@ func waitRenewedPast(t *testing.T, ctx context.Context, r Replica, txid uint64) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// countRows counts the application's rows of value v.
+func countRows(t *testing.T, path, v string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t WHERE v = ?", v).Scan(&n); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return n
 }
 
 // rowsOf is the content of the application's table.

@@ -101,6 +101,7 @@ func (h *Holder) write(ctx context.Context, version string, previous *Record, tx
 	}
 	rec.Renewed = sent.UTC()
 	rec.TXID = txid
+	rec.Released = false
 	rec.Seq = h.seq + 1
 	if previous != nil {
 		rec.TakenOverFrom = previous.String()
@@ -266,4 +267,29 @@ func (h *Holder) acquireFromPrevious(ctx context.Context, txid uint64) error {
 		case <-time.After(min(RenewEvery(h.ttl), seen.TTL-seen.For+time.Millisecond)):
 		}
 	}
+}
+
+// ErrReleased is wrapped by Valid's error once the lease was released.
+var ErrReleased = errors.New("this node released the lease")
+
+// Release hands the lease over: this node stops holding it first (Valid
+// fails from now on, so nothing more is written), then marks the record
+// released, conditionally on its last write, so that a standby takes it
+// at once instead of after a TTL. The caller releases only once its last
+// commits are in the replica: that is what makes a switchover lose none.
+// A failed release leaves the lease to expire.
+func (h *Holder) Release(ctx context.Context, txid uint64) error {
+	if err := h.Valid(); err != nil {
+		return err
+	}
+	h.lose(fmt.Errorf("replica %s: %w", h.c, ErrReleased))
+	h.mu.Lock()
+	rec := h.me
+	rec.Since, rec.Renewed, rec.TXID, rec.Seq, rec.Released = h.since, h.now().UTC(), txid, h.seq+1, true
+	version := h.version
+	h.mu.Unlock()
+	if _, err := write(ctx, h.c, &rec, version); err != nil {
+		return fmt.Errorf("release the lease of replica %s (it expires in its TTL instead): %w", h.c, err)
+	}
+	return nil
 }

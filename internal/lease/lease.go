@@ -68,6 +68,10 @@ type Record struct {
 	// TakenOverFrom names the previous holder when this one took over an
 	// expired lease.
 	TakenOverFrom string `json:"taken_over_from,omitempty"`
+	// Released is set by a holder that stopped on purpose after its last
+	// commits reached the replica (Holder.Release): it writes nothing
+	// more, so a standby takes the lease at once.
+	Released bool `json:"released,omitempty"`
 }
 
 // TTL returns the record's time to live.

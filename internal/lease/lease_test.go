@@ -275,17 +275,19 @@ func TestKeep(t *testing.T) {
 	backends(t, func(t *testing.T, c storage.Client) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		h := NewHolder(c, node("a"), 1500*time.Millisecond, nil)
+		// A TTL long enough that a loaded machine's renewals (every
+		// second) reach the store well within it.
+		h := NewHolder(c, node("a"), 3*time.Second, nil)
 		if err := h.Acquire(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
 		lost := make(chan error, 2)
 		go h.Keep(ctx, func() uint64 { return 7 }, func(err error) { lost <- err })
-		// Renewals go on: the record's Seq grows past 3 while Valid holds.
+		// Renewals go on: the record's Seq grows while Valid holds.
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			rec, _, err := Read(ctx, c)
-			if err == nil && rec.Seq >= 4 && rec.TXID == 7 {
+			if err == nil && rec.Seq >= 3 && rec.TXID == 7 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -299,7 +301,7 @@ func TestKeep(t *testing.T) {
 		// Another node overwrites it (as a takeover would).
 		_, v, _ := Read(ctx, c)
 		rec := node("b")
-		rec.TTLMillis, rec.Seq = 1500, 100
+		rec.TTLMillis, rec.Seq = 3000, 100
 		if _, err := write(ctx, c, &rec, v); err != nil {
 			t.Fatal(err)
 		}
@@ -365,6 +367,39 @@ func TestRestartTakesItsOwnLeaseAfterExpiry(t *testing.T) {
 		first.mu.Unlock()
 		if err := first.Renew(ctx, 4); !errors.Is(err, ErrLost) {
 			t.Fatalf("the previous process's renewal: %v; want ErrLost", err)
+		}
+	})
+}
+
+// TestRelease: a holder that releases the lease stops holding it first,
+// and a standby may take it at once, without waiting a TTL.
+func TestRelease(t *testing.T) {
+	backends(t, func(t *testing.T, c storage.Client) {
+		ctx := context.Background()
+		p := NewHolder(c, node("p"), time.Minute, nil)
+		if err := p.Acquire(ctx, 4); err != nil {
+			t.Fatal(err)
+		}
+		o := NewObserver(c, time.Minute)
+		if seen, err := o.Observe(ctx); err != nil || seen.Expired {
+			t.Fatalf("a held lease: %+v, %v", seen, err)
+		}
+		if err := p.Release(ctx, 9); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Valid(); !errors.Is(err, ErrReleased) {
+			t.Fatalf("after the release, Valid = %v; want ErrReleased", err)
+		}
+		seen, err := o.Observe(ctx)
+		if err != nil || !seen.Expired || !seen.Record.Released || seen.Record.TXID != 9 {
+			t.Fatalf("a released lease: %+v, %v; want expired at once, at TXID 9", seen, err)
+		}
+		s := NewHolder(c, node("s"), time.Minute, nil)
+		if err := s.TakeOver(ctx, seen, 9); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _, _ := Read(ctx, c); rec.Released || rec.Node != "s" {
+			t.Fatalf("after the takeover: %+v", rec)
 		}
 	})
 }

@@ -37,7 +37,8 @@ type Seen struct {
 	For time.Duration
 	TTL time.Duration // how long it must see it unchanged
 	// Expired is set once For reached TTL: the holder, by its own clock,
-	// stopped writing a margin before.
+	// stopped writing a margin before; or at once when the holder
+	// released the lease.
 	Expired bool
 }
 
@@ -62,6 +63,7 @@ func (o *Observer) Observe(ctx context.Context) (Seen, error) {
 		ttl = max(ttl, rec.TTL())
 	}
 	s := Seen{Record: rec, Version: version, For: at.Sub(o.since), TTL: ttl}
-	s.Expired = s.For >= ttl
+	// A released lease's holder stopped writing before it released it.
+	s.Expired = s.For >= ttl || (rec != nil && rec.Released)
 	return s, nil
 }
