@@ -23,8 +23,8 @@ type leaseKeeper struct {
 	// by, and what the promotion did.
 	standby   *StandbyStatus
 	promotion *PromotionStatus
-	stop   context.CancelFunc // ends the renewal; nil when none runs
-	done   chan struct{}
+	stop      context.CancelFunc // ends the renewal; nil when none runs
+	done      chan struct{}
 }
 
 // acquireLease acquires the lease at the database's replica before
