@@ -186,7 +186,9 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		}
 		db.log.Warn("standby: the primary's lease expired; took it over, bringing the copy to the replica's newest TXID", "previous_holder", p.Previous, "unchanged_for", seen.For.Round(time.Millisecond).String())
 		if err := db.catchUp(ctx, h, &copyTXID, followed, &p); err != nil {
-			stopFollower()
+			if !errors.Is(err, errFollowerStopped) {
+				stopFollower()
+			}
 			return p, err
 		}
 		if err := stopFollower(); err != nil {
@@ -240,12 +242,16 @@ func (db *DB) catchUp(ctx context.Context, h *lease.Holder, copyTXID *atomic.Uin
 		case err := <-lost:
 			return fmt.Errorf("database %s: standby: lost the lease before the promotion: %w", db.path, err)
 		case err := <-followed:
-			return fmt.Errorf("database %s: standby: following the replica stopped before the promotion: %w", db.path, err)
+			return fmt.Errorf("database %s: standby: %w: %w", db.path, errFollowerStopped, err)
 		case <-poll.C:
 		}
 	}
 	return nil
 }
+
+// errFollowerStopped is wrapped by catchUp's error when the follower
+// stopped on its own before the copy caught up.
+var errFollowerStopped = errors.New("following the replica stopped before the promotion")
 
 // keepAside renames the database at the path, with its WAL and shared
 // memory files, and its staging directory, to names beside them that say
