@@ -50,7 +50,9 @@ type node struct {
 //   - the standby promotes within the TTL plus a few seconds, and its
 //     application writes;
 //   - the lease names exactly the promoted node;
-//   - the restarted old primary keeps its database aside and follows.
+//   - the old primary restarted as a primary is refused, naming the
+//     holder; restarted as a standby, it keeps its database aside and
+//     follows.
 //
 // Then a switchover: the primary is stopped with SIGTERM; it releases its
 // lease once the replica holds its last commit, and the standby promotes
@@ -118,6 +120,14 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		// The new primary's application writes and they reach the replica.
 		waitRenewedPast(t, ctx, r, rec.TXID)
 
+		if cycle == 0 {
+			// The old primary coming back as a primary is refused,
+			// naming the holder, and writes nothing.
+			res := runResult(bin, r.Env, "replicate", "-once", "-config", primary.cfg)
+			if res.err == nil || !strings.Contains(res.out, "held by") || !strings.Contains(res.out, standby.db) {
+				t.Fatalf("the old primary restarted as a primary: %v; want a refusal naming the holder %s:\n%s", res.err, standby.db, res.out)
+			}
+		}
 		// The old primary comes back, as the standby.
 		primary.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", primary.cfg, "-exec", appLine(primary))
 		waitGroupOutput(t, primary.p, "msg=following", 30*time.Second)
