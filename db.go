@@ -55,6 +55,8 @@ type DB struct {
 	uploads signal
 	// lease is the hold on the primary role, with Options.LeaseTTL.
 	lease leaseKeeper
+	// handover is set once a handover of the lease was requested.
+	handover atomic.Bool
 	// inRun is set by Run, which ends the lease's renewal itself, after
 	// the replicas' last uploads, rather than at Close.
 	inRun atomic.Bool

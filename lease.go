@@ -55,6 +55,10 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 	db.lease.mu.Lock()
 	db.lease.holder = h
 	db.lease.mu.Unlock()
+	h.WatchHandover(func() {
+		db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
+		db.handover.Store(true)
+	})
 	w.Lease = h.Valid
 	r.up.SetWriter(w)
 	db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
@@ -142,4 +146,21 @@ func (db *DB) releaseLease(ctx context.Context) {
 		return
 	}
 	db.log.Info("released the lease: the replica holds every commit, and a standby may take the primary role at once", "txid", r.up.Pos().TXID.String())
+}
+
+// HandoverRequested reports whether a manual switchover (walship promote)
+// asked this database's node to hand its lease over: the caller stops
+// cleanly (its application first), and Run releases the lease once the
+// replica holds every commit.
+func (db *DB) HandoverRequested() bool { return db.handover.Load() }
+
+// HandoverRequested reports whether any database of the store was asked
+// to hand its lease over.
+func (s *Store) HandoverRequested() bool {
+	for _, db := range s.Databases() {
+		if db.HandoverRequested() {
+			return true
+		}
+	}
+	return false
 }

@@ -276,6 +276,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go stopOnHandover(ctx, log, store, stop)
 	go func() {
 		<-ctx.Done()
 		// A second signal kills the process the default way.

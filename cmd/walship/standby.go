@@ -80,3 +80,22 @@ func runPromotionHook(ctx context.Context, log *slog.Logger, store *walship.Stor
 	}()
 	return nil
 }
+
+// stopOnHandover calls stop, as a signal would, once a database of the
+// store is asked to hand its lease over (walship promote).
+func stopOnHandover(ctx context.Context, log *slog.Logger, store *walship.Store, stop func()) {
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if store.HandoverRequested() {
+			log.Warn("handing the primary role over: stopping cleanly")
+			stop()
+			return
+		}
+	}
+}

@@ -56,7 +56,7 @@ type node struct {
 //
 // Then a switchover: the primary is stopped with SIGTERM; it releases its
 // lease once the replica holds its last commit, and the standby promotes
-// with that commit. At the end the new primary is stopped with SIGTERM:
+// with that commit; then another, with walship promote on the standby. At the end the new primary is stopped with SIGTERM:
 // the replica holds one chain of TXIDs with no gap and no reuse, walship verify finds it in
 // sync with the survivor's database, and a restore holds the survivor's
 // rows exactly.
@@ -157,6 +157,24 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	}
 	if n := countRows(t, standby.db, "at terminated"); n != 1 {
 		t.Fatalf("after the switchover the new primary holds %d rows of the old primary's last commit; want 1: a switchover loses no commit", n)
+	}
+	primary, standby = standby, primary
+
+	// A manual switchover from the standby's side: walship promote asks
+	// the primary to hand over; it stops its application (which commits
+	// "at terminated"), flushes, releases, and the standby promotes with
+	// that commit.
+	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", standby.cfg, "-exec", appLine(standby))
+	waitGroupOutput(t, standby.p, "msg=following", 30*time.Second)
+	if out := run(t, bin, r.Env, "promote", "-config", standby.cfg); !strings.Contains(out, standby.db+" is the primary") {
+		t.Fatalf("walship promote did not report the promotion:\n%s", out)
+	}
+	if err := primary.p.cmd.Wait(); err != nil {
+		t.Fatalf("the primary asked to hand over did not stop cleanly: %v\n%s", err, primary.p.output())
+	}
+	waitGroupOutput(t, standby.p, "execapp: waiting for a signal", 30*time.Second)
+	if n := countRows(t, standby.db, "at terminated"); n != 2 {
+		t.Fatalf("after walship promote the new primary holds %d rows of the old primaries' last commits; want 2: a switchover loses no commit", n)
 	}
 	primary, standby = standby, primary
 

@@ -26,6 +26,19 @@ type Holder struct {
 	since    time.Time // when this node acquired the lease
 	deadline time.Time // when this node stops writing unless it renewed; zero before it holds the lease
 	lost     error     // why this node holds the lease no more, for good
+	// onHandover is called once when a handover record names this node
+	// (WatchHandover); nil: none is read.
+	onHandover func()
+}
+
+// WatchHandover makes Keep read the handover record after each renewal
+// (one small read more per renewal) and call f once when it asks this
+// node to hand over (walship promote): the caller then stops cleanly,
+// which releases the lease once the replica holds every commit.
+func (h *Holder) WatchHandover(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onHandover = f
 }
 
 // NewHolder returns the holder of the lease at c's path for the node me
@@ -225,6 +238,7 @@ func (h *Holder) Keep(ctx context.Context, txid func() uint64, onLost func(error
 			wait = min(every/4, max(time.Until(h.Deadline()), 0))
 		default:
 			wait = every
+			h.checkHandover(ctx)
 		}
 		timer.Reset(wait)
 	}
@@ -292,4 +306,27 @@ func (h *Holder) Release(ctx context.Context, txid uint64) error {
 		return fmt.Errorf("release the lease of replica %s (it expires in its TTL instead): %w", h.c, err)
 	}
 	return nil
+}
+
+// checkHandover reads the handover record, when watched, and calls the
+// watcher once if it names this node. A failed read is tried at the next
+// renewal.
+func (h *Holder) checkHandover(ctx context.Context) {
+	h.mu.Lock()
+	f := h.onHandover
+	h.mu.Unlock()
+	if f == nil {
+		return
+	}
+	asked, err := HandoverRequested(ctx, h.c, h.me.Node)
+	if err != nil {
+		h.log.Warn("could not read the handover record; reading it again at the next renewal", "error", err)
+		return
+	}
+	if asked {
+		h.mu.Lock()
+		h.onHandover = nil
+		h.mu.Unlock()
+		f()
+	}
 }

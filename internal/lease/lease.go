@@ -123,3 +123,71 @@ func margin(ttl time.Duration) time.Duration { return ttl / 4 }
 // RenewEvery is how often a holder renews a lease of ttl: a third of it, so
 // that a failed renewal is tried again before the deadline.
 func RenewEvery(ttl time.Duration) time.Duration { return ttl / 3 }
+
+// HandoverName is the record a manual switchover writes (walship
+// promote): it asks the lease's current holder, by its node, to stop
+// cleanly and release the lease once the replica holds its last commit.
+const HandoverName = "walship-handover.json"
+
+// Handover is the handover record's content.
+type Handover struct {
+	// Holder is the node asked to hand over: a request names one
+	// holder, so a request left behind never moves a later holder.
+	Holder string    `json:"holder"`
+	By     string    `json:"by"` // who asked, for people
+	At     time.Time `json:"at"`
+}
+
+// RequestHandover asks the lease's current holder to hand over, and
+// returns the lease record it asked. A replica without a held lease is an
+// error.
+func RequestHandover(ctx context.Context, c storage.Client, by string, now time.Time) (*Record, error) {
+	rec, _, err := Read(ctx, c)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("replica %s has no lease: there is no primary to hand over", c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Released {
+		return rec, nil
+	}
+	data, err := json.Marshal(Handover{Holder: rec.Node, By: by, At: now.UTC()})
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		_, version, err := c.ReadRecord(ctx, HandoverName)
+		if errors.Is(err, storage.ErrNotFound) {
+			version, err = "", nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the handover record of replica %s: %w", c, err)
+		}
+		_, err = c.WriteRecord(ctx, HandoverName, data, version)
+		if errors.Is(err, storage.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write the handover request to replica %s: %w", c, err)
+		}
+		return rec, nil
+	}
+}
+
+// HandoverRequested reports whether a handover record asks node to hand
+// over.
+func HandoverRequested(ctx context.Context, c storage.Client, node string) (bool, error) {
+	data, _, err := c.ReadRecord(ctx, HandoverName)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var h Handover
+	if err := json.Unmarshal(data, &h); err != nil {
+		return false, fmt.Errorf("replica %s: its handover record %s is not one walship wrote", c, HandoverName)
+	}
+	return h.Holder == node, nil
+}

@@ -403,3 +403,35 @@ func TestRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestHandover: walship promote's request names the current holder; the
+// holder's renewals see it (once), and a request left behind never asks a
+// later holder.
+func TestHandover(t *testing.T) {
+	backends(t, func(t *testing.T, c storage.Client) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if _, err := RequestHandover(ctx, c, "test", time.Now()); err == nil {
+			t.Fatal("a handover was requested with no lease")
+		}
+		h := NewHolder(c, node("p"), 3*time.Second, nil)
+		if err := h.Acquire(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		asked := make(chan struct{}, 2)
+		h.WatchHandover(func() { asked <- struct{}{} })
+		go h.Keep(ctx, func() uint64 { return 1 }, func(error) {})
+		rec, err := RequestHandover(ctx, c, "test", time.Now())
+		if err != nil || rec.Node != "p" {
+			t.Fatalf("request: %+v, %v", rec, err)
+		}
+		select {
+		case <-asked:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the holder did not see the handover request")
+		}
+		if on, err := HandoverRequested(ctx, c, "s"); on || err != nil {
+			t.Fatalf("a request for p asks s: %v, %v", on, err)
+		}
+	})
+}
