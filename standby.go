@@ -59,8 +59,9 @@ type Promotion struct {
 // node took the expired lease over and promoted the copy, ready for Run,
 // which then renews the same lease. A database at the path that is not a
 // follower's copy (an old primary's, which may hold commits the replica
-// does not) is kept aside, renamed with its WAL, and never merged. It
-// returns ctx's error if ctx ends first.
+// does not) is kept aside, renamed with its WAL, and never merged. A
+// replica without a lease record is never taken: its primary runs without
+// lease-ttl, and may still write. It returns ctx's error if ctx ends first.
 func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, error) {
 	var p Promotion
 	ttl := db.opts.LeaseTTL
@@ -116,7 +117,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 	defer tick.Stop()
 	node := db.writer().Run
 	var lastHolder string
-	toldEmpty := false
+	toldEmpty, toldNoLease := false, false
 	var refollow <-chan time.Time // set while the replica holds no backup yet
 	following := true
 	for {
@@ -169,6 +170,16 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		if seen.Record != nil && seen.Record.Node != lastHolder {
 			lastHolder = seen.Record.Node
 			db.log.Info("standby: watching the lease", "holder", seen.Record.String(), "ttl", seen.TTL.String())
+		}
+		if seen.Record == nil {
+			// A replica with a history and no lease has a primary that
+			// runs without lease-ttl (or an older walship): it may
+			// still write, and nothing would tell. Never promote then.
+			if !toldNoLease && following {
+				toldNoLease = true
+				db.log.Warn("standby: the replica has no lease: its primary does not run with lease-ttl, so this standby cannot tell when it stops and will not promote; set the same lease-ttl on the primary's database")
+			}
+			continue
 		}
 		if !seen.Expired || !following {
 			// Never promote without a copy of the replica to promote.

@@ -183,3 +183,30 @@ func tableRows(t *testing.T, path string) string {
 	}
 	return s
 }
+
+// TestStandbyNeverTakesAReplicaWithoutLease: a standby whose primary runs
+// without lease-ttl (the replica has a history and no lease record)
+// follows it but never promotes, however long the record stays missing.
+func TestStandbyNeverTakesAReplicaWithoutLease(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	ttl := time.Second
+	bPath := filepath.Join(t.TempDir(), "standby.db")
+	_, res := startStandby(t, a, bPath, ttl)
+	deadline := time.Now().Add(4 * ttl)
+	for time.Now().Before(deadline) {
+		select {
+		case r := <-res:
+			t.Fatalf("the standby returned: %+v, %v; want it standing by", r.p, r.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, _, err := lease.Read(a.ctx, a.replica); err == nil {
+			t.Fatal("the standby wrote a lease on a replica whose primary runs without one")
+		}
+	}
+	if _, err := os.Stat(bPath); err != nil {
+		t.Fatalf("the standby did not follow the replica meanwhile: %v", err)
+	}
+}
