@@ -19,7 +19,8 @@ import (
 // TestStandbyPartitionedPrimary: a primary cut off from its replica (its
 // requests to MinIO blocked by the fault proxy while it keeps running)
 // stops its application, saying it lost the lease, before the standby,
-// which reaches MinIO directly, promotes; after the partition heals, the
+// which reaches MinIO directly, promotes and runs its promotion hook;
+// after the partition heals, the
 // replica holds one chain with no gap and no reuse.
 func TestStandbyPartitionedPrimary(t *testing.T) {
 	srv := testserver.MinIO(t)
@@ -49,7 +50,9 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 	}
 	a := startGroup(t, bin, env, "replicate", "-config", aCfg, "-exec", appLine(aDB))
 	waitGroupOutput(t, a, "execapp: waiting for a signal", 30*time.Second)
-	b := startGroup(t, bin, env, "replicate", "-standby", "-config", bCfg, "-exec", appLine(bDB))
+	hooked := filepath.Join(dir, "hook.out")
+	hook := fmt.Sprintf(`sh -c 'echo "$WALSHIP_PROMOTED_DB $WALSHIP_PROMOTED_TXID" > %s'`, hooked)
+	b := startGroup(t, bin, env, "replicate", "-standby", "-config", bCfg, "-exec", appLine(bDB), "-promote-hook", hook)
 	waitGroupOutput(t, b, "msg=following", 30*time.Second)
 	defer func() {
 		if t.Failed() {
@@ -86,6 +89,11 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 		t.Fatalf("the lease: %+v, %v; want held by %s", rec, err, bDB)
 	}
 	waitRenewedPast(t, context.Background(), Replica{Client: client}, rec.TXID)
+	// The promotion hook ran, with the promoted database and TXID.
+	waitGroupOutput(t, b, "ran the promotion hook", 30*time.Second)
+	if out, err := os.ReadFile(hooked); err != nil || !strings.HasPrefix(string(out), bDB+" ") {
+		t.Fatalf("the promotion hook wrote %q, %v; want the promoted database and TXID", out, err)
+	}
 	proxy.SetDown(false)
 	a.cmd.Wait()
 	time.Sleep(500 * time.Millisecond)
