@@ -1,7 +1,7 @@
 # walship — see README.md.
 GO ?= go
 
-.PHONY: bench build demo fuzz test test-servers torture vet
+.PHONY: bench build demo fuzz test test-servers torture torture-standby vet
 
 # A static binary: the SQLite driver is pure Go.
 build:
@@ -49,5 +49,10 @@ bench: build test-servers
 # about 45 minutes on 2 cores and needs root (the diskfull kind mounts a
 # tmpfs); never part of make test. TORTUREFLAGS="-trials 50" is a quick
 # run; TORTUREFLAGS="-seed S -replay kind:N" runs one failing trial again.
-torture: build test-servers
+torture: build test-servers torture-standby
 	$(GO) run ./torture -walship bin/walship $(TORTUREFLAGS)
+
+# Failover 20 times in a row (the primary SIGKILLed under writes, the
+# standby promoted), on a directory and on MinIO: about 5 minutes.
+torture-standby: test-servers
+	WALSHIP_STANDBY_CYCLES=20 $(GO) test -count=1 -timeout 30m -run 'TestFileStandby|TestE2EStandbyMinIO' ./internal/e2e ./storage/s3

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/backend"
 	"github.com/walship/walship/storage/crypt"
@@ -121,6 +122,15 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 	setIf(&opts.MaxCheckpointPageN, c.MaxCheckpointPageN)
 	setIf(&opts.TruncatePageN, c.TruncatePageN)
 	setIf(&opts.BusyTimeout, c.BusyTimeout)
+	if c.LeaseTTL != nil {
+		if *c.LeaseTTL < lease.MinTTL {
+			return nil, fmt.Errorf("%s:%d: database %s: lease-ttl: %s is shorter than %s; renewals a third of it apart must reach the replica well within it (the default is %s)", name, c.Line, c.Path, *c.LeaseTTL, lease.MinTTL, lease.DefaultTTL)
+		}
+		if len(replicas) != 1 {
+			return nil, fmt.Errorf("%s:%d: database %s: lease-ttl needs exactly one replica, where the lease is kept and the standby follows; it has %d", name, c.Line, c.Path, len(replicas))
+		}
+		opts.LeaseTTL = *c.LeaseTTL
+	}
 	if cfg.Levels != nil {
 		opts.Levels = []time.Duration{}
 		for _, l := range cfg.Levels {

@@ -57,6 +57,13 @@ type DB struct {
 	// uploads is broadcast after each upload pass that succeeded, for
 	// WaitReplicated.
 	uploads signal
+	// lease is the hold on the primary role, with Options.LeaseTTL.
+	lease leaseKeeper
+	// handover is set once a handover of the lease was requested.
+	handover atomic.Bool
+	// inRun is set by Run, which ends the lease's renewal itself, after
+	// the replicas' last uploads, rather than at Close.
+	inRun atomic.Bool
 }
 
 // NewDB returns a DB for the database at path, replicating to replicas. It does
@@ -171,6 +178,9 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.loadReplicaPositions(ctx); err != nil {
 		return err
 	}
+	if err := db.acquireLease(ctx, w); err != nil {
+		return err
+	}
 	if err := db.checkLitestream(); err != nil {
 		return err
 	}
@@ -216,11 +226,15 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		}
 	}
 	db.recordStaged(ctx)
+	db.keepLease()
 	return nil
 }
 
 // Close syncs what has been committed, releases the database and stops.
 func (db *DB) Close(ctx context.Context) error {
+	if !db.inRun.Load() {
+		defer db.endLease()
+	}
 	return db.cap.Close(ctx)
 }
 

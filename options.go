@@ -79,6 +79,13 @@ type Options struct {
 	// apart from the old one, at the next multiple of 2^32 TXIDs, with a
 	// snapshot; the old history stays restorable.
 	Takeover bool
+	// LeaseTTL, when not zero, makes the database's primary role a lease
+	// at its replica's path (internal/lease): acquired at Open (which
+	// fails when another node holds it), renewed every third of it, and
+	// when it cannot be renewed in time the replica is written no more.
+	// It needs exactly one replica, on a store with atomic conditional
+	// writes.
+	LeaseTTL time.Duration
 	// Progress, when set, is told how far a whole copy of the database
 	// (the first snapshot of a replica, or the copy after a break in the
 	// WAL's history) has been staged: bytes of pages written, of total.

@@ -32,6 +32,8 @@ const observeDelay = 5 * time.Millisecond
 // committed, gives the replicas up to flushTimeout to upload it, and closes.
 func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	defer db.setPhase(PhaseStopped)
+	db.inRun.Store(true)
+	defer db.endLease()
 	if err := db.WaitExists(ctx, time.Second); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil
@@ -63,6 +65,9 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	db.waitReplicas(flushTimeout)
 	stopReplicas()
 	wg.Wait()
+	if closeErr == nil {
+		db.releaseLease(context.WithoutCancel(ctx))
+	}
 	return closeErr
 }
 

@@ -40,6 +40,38 @@ type DBStatus struct {
 	Error        string          `json:"error,omitempty"`
 	FailingSince time.Time       `json:"failing_since,omitzero"`
 	Replicas     []ReplicaStatus `json:"replicas"`
+	// Lease is the database's hold on the primary role, nil without
+	// lease-ttl.
+	Lease *LeaseStatus `json:"lease,omitempty"`
+}
+
+// LeaseStatus is a database's lease on the primary role (lease-ttl).
+type LeaseStatus struct {
+	TTL time.Duration `json:"ttl_ns"`
+	// Held is true while this node holds the lease by its own clock.
+	Held bool `json:"held"`
+	// Standby is the follower's copy while the node stands by: its TXID,
+	// the replica's newest, and how far behind it was at its last commit.
+	Standby *StandbyStatus `json:"standby,omitempty"`
+	// Promotion is set once this node was promoted.
+	Promotion *PromotionStatus `json:"promotion,omitempty"`
+}
+
+// StandbyStatus is a standby's copy at its last change.
+type StandbyStatus struct {
+	TXID    ltx.TXID      `json:"txid"`
+	Replica ltx.TXID      `json:"replica_txid"`
+	Lag     time.Duration `json:"lag_ns"`
+}
+
+// PromotionStatus is what a standby's promotion did.
+type PromotionStatus struct {
+	TXID     ltx.TXID  `json:"txid"` // the replica's newest, from which the node went on
+	Previous string    `json:"previous_holder,omitempty"`
+	At       time.Time `json:"at"`
+	// Failover is from the lease's expiry, as this node saw it, to the
+	// promoted database opening for replication.
+	Failover time.Duration `json:"failover_ns"`
 }
 
 // ReplicaStatus is one replica's replication state at one moment.
@@ -97,6 +129,7 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 		}
 		st.Replicas = append(st.Replicas, rs)
 	}
+	st.Lease = db.leaseStatus()
 	db.commits.forget(db.heldByAll(st.TXID))
 	return st
 }

@@ -280,6 +280,11 @@ type DB struct {
 	Recursive bool   `yaml:"recursive"`
 	MetaDir   string `yaml:"meta-dir"`
 
+	// LeaseTTL is "lease-ttl" (walship only): the database's primary role
+	// is a lease at its replica's path with this time to live, renewed a
+	// third of it apart, for a standby to take over (see internal/lease);
+	// nil when unset: no lease.
+	LeaseTTL *time.Duration `yaml:"lease-ttl"`
 	// SyncInterval is "sync-interval"; nil when unset (engine default 1s).
 	// Zero is valid and means "as soon as a commit is seen".
 	SyncInterval *time.Duration `yaml:"sync-interval"`

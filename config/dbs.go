@@ -111,6 +111,8 @@ func (p *parser) db(n *yaml.Node, where string) (*DB, int) {
 			}
 		case "sync-interval":
 			db.SyncInterval = p.duration(kv)
+		case "lease-ttl":
+			db.LeaseTTL = p.duration(kv)
 		case "checkpoint-interval":
 			db.CheckpointInterval = p.duration(kv)
 		case "min-checkpoint-page-count":

@@ -48,3 +48,21 @@ func CheckRecord(name string, data []byte) error {
 	}
 	return nil
 }
+
+// RecordAtomicity is implemented by a Client whose WriteRecord is atomic
+// only in some configurations (S3 with conditional-writes: false reads and
+// then writes): RecordsAtomic says why its records are not atomic, nil
+// when they are. A Client that does not implement it is atomic.
+type RecordAtomicity interface {
+	RecordsAtomic() error
+}
+
+// RecordsAtomic returns nil if c's WriteRecord is an atomic conditional
+// write, and otherwise why not: a lease (the one role only one node may
+// hold) must not be built on anything weaker.
+func RecordsAtomic(c Client) error {
+	if a, ok := c.(RecordAtomicity); ok {
+		return a.RecordsAtomic()
+	}
+	return nil
+}

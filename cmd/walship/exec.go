@@ -98,6 +98,7 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 		return errors.Join(err, stop())
 	}
 	log.Info("started the application", "pid", p.PID(), "command", strings.Join(args, " "))
+	handingOver := false
 	for running := true; running; {
 		select {
 		case sig := <-sigs:
@@ -114,6 +115,16 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 			p.Stop(childStopGrace)
 			return fmt.Errorf("replication failed while the application ran: %w; the application was stopped (%s)", err, p.Describe())
 		case <-tick.C:
+			if !handingOver && store.HandoverRequested() {
+				// A switchover: the application stops first, then its
+				// last commits reach the replica and the lease is
+				// released to the standby.
+				handingOver = true
+				log.Warn("handing the primary role over: stopping the application", "pid", p.PID())
+				if err := p.Signal(syscall.SIGTERM); err != nil {
+					log.Warn("cannot signal the application", "error", err)
+				}
+			}
 			if err := store.Halted(); err != nil {
 				log.Error("replication stopped; stopping the application", "error", err)
 				p.Stop(childStopGrace)

@@ -69,6 +69,7 @@ var verbs = []verb{
 	{"databases", "list the databases and replicas of the config file", runDatabases},
 	{"status", "show each replica's lag, newest TXID, snapshot and last error", runStatus},
 	{"sync", "capture a database now; with -wait, until every replica holds it", runSync},
+	{"promote", "on a standby: ask the primary to hand its lease over, losing no commit", runPromote},
 	{"list", "list the databases of the running walship (control socket)", runList},
 	{"info", "show the running walship, or one database's state (control socket)", runInfo},
 	{"register", "replicate one more database in the running walship (control socket)", runRegister},

@@ -64,7 +64,16 @@ it and exits non-zero, saying why.
 the config file) first restores each database whose file does not exist
 from its first replica that holds a backup; with none, the application
 creates a fresh database. The restored database goes on with the replica's
-history, as the database the replica belongs to.`
+history, as the database the replica belongs to.
+
+With lease-ttl: on the database's entry, the primary role is a lease at
+the replica, renewed every third of the TTL; a primary that cannot renew
+it stops writing (and stops -exec's application). -standby (with a config
+of one database) keeps the database's path as a follower's copy of the
+replica and, once the primary's lease has not changed for a whole TTL,
+takes it over, promotes the copy and replicates it from the next TXID
+(then starts -exec's application, or runs -promote-hook). A database at
+the path that is not such a copy is kept aside, never merged.`
 
 func runReplicate(ctx context.Context, e *env, args []string) error {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
@@ -77,6 +86,9 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	socket := flags.String("socket", "", "serve the control socket (walship sync, list, info) at this `PATH` (default: the config's socket: section, else none)")
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
+	var sb standbyFlags
+	flags.BoolVar(&sb.on, "standby", false, "stand by for the primary of the config's one database (it needs lease-ttl): keep its path as a follower's copy of the replica, and when the primary's lease expires take it over, promote the copy and replicate it (then start -exec, or run -promote-hook)")
+	flags.StringVar(&sb.hook, "promote-hook", "", "with -standby, run this `command` line once the promoted database replicates (e.g. to move a floating IP); it gets WALSHIP_PROMOTED_DB, WALSHIP_PROMOTED_TXID and WALSHIP_PREVIOUS_HOLDER")
 	restoreMissing := flags.Bool("restore-if-db-not-exists", false, "before replicating, restore each database whose file does not exist from its first replica that holds a backup (the config's restore-if-db-not-exists, for every database)")
 	pos, err := parseArgs(flags, args)
 	if err != nil {
@@ -92,6 +104,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	var sock config.Socket
 	var log *slog.Logger
 	restoring := map[string]bool{} // the databases restored if missing, by path
+	dirs := 0                      // the config's dir: entries
 	switch len(pos) {
 	case 2:
 		if cf.explicit() {
@@ -191,6 +204,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			// missing, no file says.
 			log.Warn("-restore-if-db-not-exists does not apply to the databases of a directory (dir: entries): walship learns of them from their files; restore a missing one with walship restore")
 		}
+		dirs = len(cfg.Dirs)
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
 	}
@@ -219,8 +233,32 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
 	}
+	if sb.hook != "" && !sb.on {
+		return usagef("-promote-hook applies only with -standby")
+	}
+	if sb.on {
+		switch {
+		case len(pos) != 0:
+			return usagef("-standby needs the config file (-config) with lease-ttl on the database, not DB_PATH REPLICA_URL")
+		case *once:
+			return usagef("-standby cannot be combined with -once")
+		case *takeover:
+			return usagef("-standby cannot be combined with -takeover: a promoted standby continues the replica's history as its owner")
+		case *restoreMissing:
+			return usagef("-standby cannot be combined with -restore-if-db-not-exists: a standby always starts from the replica")
+		}
+		promoted, p, err := runStandby(ctx, log, store, dirs)
+		if err != nil || !promoted {
+			return err
+		}
+		if sb.hook != "" {
+			if err := runPromotionHook(ctx, log, store, sb.hook, p); err != nil {
+				return err
+			}
+		}
+	}
 	for _, db := range store.DBs {
-		if *restoreMissing || restoring[db.Path()] {
+		if !sb.on && (*restoreMissing || restoring[db.Path()]) {
 			if _, err := db.RestoreIfMissing(ctx); err != nil {
 				return err
 			}
@@ -257,6 +295,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go stopOnHandover(ctx, log, store, stop)
 	go func() {
 		<-ctx.Done()
 		// A second signal kills the process the default way.

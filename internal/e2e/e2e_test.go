@@ -117,3 +117,10 @@ func TestFileFollow(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "replica")
 	RunFollow(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)})
 }
+
+// TestFileStandby: failover between two nodes through a directory replica
+// (see e2e.RunStandby); WALSHIP_STANDBY_CYCLES=20 for the long run.
+func TestFileStandby(t *testing.T) {
+	dir := t.TempDir()
+	RunStandby(t, Replica{YAML: "url: file://" + dir, Client: file.New(dir)}, StandbyCycles(3))
+}

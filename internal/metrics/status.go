@@ -17,6 +17,10 @@ type statusCollector struct {
 }
 
 var (
+	leaseHeld    = prometheus.NewDesc("walship_lease_held", "With lease-ttl: 1 while this node holds the lease on the database's primary role, by its own clock, else 0.", dbLabels, nil)
+	standbyLag   = prometheus.NewDesc("walship_standby_lag_seconds", "On a standby: how far behind the primary its copy was at its last commit.", dbLabels, nil)
+	failoverTime = prometheus.NewDesc("walship_failover_seconds", "On a promoted standby: from the lease's expiry, as it saw it, to the promoted database opening for replication.", dbLabels, nil)
+	promotedTXID = prometheus.NewDesc("walship_promoted_txid", "On a promoted standby: the replica's newest TXID, from which it went on.", dbLabels, nil)
 	dbTXID       = prometheus.NewDesc("walship_db_txid", "Newest TXID captured (staged) from the database.", dbLabels, nil)
 	walBytes     = prometheus.NewDesc("walship_db_wal_bytes", "Size of the database's WAL file.", dbLabels, nil)
 	dbFailing    = prometheus.NewDesc("walship_db_failing", "1 while the database cannot be opened or synced (nothing of it is captured), else 0.", dbLabels, nil)
@@ -34,7 +38,7 @@ var (
 const scrapeTimeout = 10 * time.Second
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, dbStopped, dbPaused, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
+	for _, d := range []*prometheus.Desc{dbTXID, dbFailing, dbStopped, dbPaused, leaseHeld, standbyLag, failoverTime, promotedTXID, walBytes, stagingBytes, replicaTXID, replicaLag, lastSnapshot, failing} {
 		ch <- d
 	}
 }
@@ -52,6 +56,16 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dbFailing, flag(db.Error != ""), db.Path)
 		gauge(dbStopped, flag(db.Phase == walship.PhaseStopped.String() && db.Error != ""), db.Path)
 		gauge(dbPaused, flag(db.Phase == walship.StatePaused), db.Path)
+		if l := db.Lease; l != nil {
+			gauge(leaseHeld, flag(l.Held), db.Path)
+			if l.Standby != nil {
+				gauge(standbyLag, l.Standby.Lag.Seconds(), db.Path)
+			}
+			if l.Promotion != nil {
+				gauge(failoverTime, l.Promotion.Failover.Seconds(), db.Path)
+				gauge(promotedTXID, float64(l.Promotion.TXID), db.Path)
+			}
+		}
 		seen := map[string]int{}
 		for _, r := range db.Replicas {
 			// Two replicas without a name: of one type are both named

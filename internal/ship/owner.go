@@ -69,6 +69,15 @@ func (r *Replica) ensureOwner(ctx context.Context) error {
 	if lost != nil {
 		return lost
 	}
+	r.mu.Lock()
+	held := r.writer.Lease
+	r.mu.Unlock()
+	if held != nil {
+		if err := held(); err != nil {
+			r.Halt(err)
+			return err
+		}
+	}
 	if claimedAt.IsZero() {
 		_, err := r.claim(ctx, false, false)
 		if errors.Is(err, owner.ErrUnproven) {
@@ -172,4 +181,16 @@ func (r *Replica) waitHeld(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// Halt stops the replica for good: it writes nothing more to its
+// destination, and Stopped returns err. The engine calls it when the
+// database's lease on the primary role is lost, so that it stops at once
+// rather than at its next write.
+func (r *Replica) Halt(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lost == nil {
+		r.err, r.lost = err, err
+	}
 }

@@ -64,6 +64,11 @@ type Writer struct {
 	Takeover bool
 	// Recheck is how long a claim is trusted; zero means ownerRecheck.
 	Recheck time.Duration
+	// Lease, when set, is asked before every write to the destination:
+	// an error (the database's lease on the primary role expired or was
+	// taken) stops the replica for good, as a lost owner record does. It
+	// must answer at once, without a request.
+	Lease func() error
 }
 
 // ownerRecheck is how long a claim is trusted before the next write reads

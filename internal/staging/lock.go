@@ -104,3 +104,14 @@ func SetIdentity(dir, id string) error {
 	}
 	return nil
 }
+
+// Hold takes the lock of the staging directory at dir, creating the
+// directory if needed, as a replicator of the database does: a standby
+// holds it while it keeps the database as a follower's copy, so that no
+// replicator starts on it meanwhile. The error names the holder.
+func Hold(dir string) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging directory %s: %w", dir, err)
+	}
+	return lock(dir)
+}

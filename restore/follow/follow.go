@@ -50,6 +50,10 @@ type Options struct {
 	// Applied, when set, is called after the first restore and after
 	// each commit to the copy.
 	Applied func(Status)
+	// Opened, when set, is called once the copy is open and its state
+	// known, before the first listing: with the state an earlier Run left
+	// (Applied is not called for it), or the first restore's.
+	Opened func(Status)
 }
 
 // Status is the copy's state after a commit.
@@ -122,6 +126,9 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		return err
 	}
 	defer f.copy.close()
+	if opts.Opened != nil {
+		opts.Opened(Status{TXID: f.st.TXID})
+	}
 	f.log.Info("following", "replica", c.String(), "txid", f.st.TXID, "interval", opts.Interval)
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -110,3 +111,16 @@ func writeRecord(out, replica string, states ...recordedState) error {
 
 func (s recordedState) txid() ltx.TXID         { return ltx.TXID(s.TXID) }
 func (s recordedState) checksum() ltx.Checksum { return ltx.Checksum(s.Checksum) }
+
+// Forget removes what makes the database at out a follower's copy (its
+// record and lock file), once it stopped being one: a standby promoted it
+// to the live database, which the application now writes. Run must not
+// be running on it.
+func Forget(out string) error {
+	for _, p := range []string{recordPath(out), lockPath(out)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the follower's file %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -302,3 +302,6 @@ func (c *client) openPlain(ctx context.Context, name string, level int, minTXID,
 		io.Closer
 	}{br, rc}, nil
 }
+
+// RecordsAtomic is the wrapped client's (storage.RecordsAtomic).
+func (c *client) RecordsAtomic() error { return storage.RecordsAtomic(c.Client) }

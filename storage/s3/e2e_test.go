@@ -112,3 +112,7 @@ func TestE2ELitestream03MinIO(t *testing.T) {
 		},
 	})
 }
+
+// TestE2EStandbyMinIO: failover between two nodes through MinIO (see
+// e2e.RunStandby); WALSHIP_STANDBY_CYCLES=20 for the long run.
+func TestE2EStandbyMinIO(t *testing.T) { e2e.RunStandby(t, minioReplica(t), e2e.StandbyCycles(3)) }

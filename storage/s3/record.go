@@ -337,3 +337,12 @@ func isNotImplemented(err error) bool {
 	var resp *awshttp.ResponseError
 	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotImplemented
 }
+
+// RecordsAtomic says that records are not atomic with conditional-writes:
+// false, where a write is a read and then a plain PUT.
+func (c *Client) RecordsAtomic() error {
+	if c.opts.unconditional {
+		return c.errorf("conditional-writes: false: this store writes records by reading and then writing, which two writers at the same moment can both pass, so it cannot hold a lease; use a store with conditional writes (Amazon S3, MinIO, versitygw) and remove conditional-writes: false")
+	}
+	return nil
+}

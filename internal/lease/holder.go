@@ -1,0 +1,332 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/walship/walship/storage"
+)
+
+// Holder holds the lease of one replica for this node: it acquires it,
+// renews it, and knows on its own monotonic clock until when it may write.
+type Holder struct {
+	c   storage.Client
+	me  Record // Node, Host, PID, Path and TTLMillis; the rest is set on writes
+	ttl time.Duration
+	log *slog.Logger
+	now func() time.Time // time.Now; tests replace it
+
+	mu       sync.Mutex
+	version  string    // the record's version after this node's last write
+	seq      uint64    // the Seq of that write
+	since    time.Time // when this node acquired the lease
+	deadline time.Time // when this node stops writing unless it renewed; zero before it holds the lease
+	lost     error     // why this node holds the lease no more, for good
+	// onHandover is called once when a handover record names this node
+	// (WatchHandover); nil: none is read.
+	onHandover func()
+}
+
+// WatchHandover makes Keep read the handover record after each renewal
+// (one small read more per renewal) and call f once when it asks this
+// node to hand over (walship promote): the caller then stops cleanly,
+// which releases the lease once the replica holds every commit.
+func (h *Holder) WatchHandover(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onHandover = f
+}
+
+// NewHolder returns the holder of the lease at c's path for the node me
+// (me.Node must be new at every start: a restarted node acquires the lease
+// again as a new holder only once it is free or expired).
+func NewHolder(c storage.Client, me Record, ttl time.Duration, log *slog.Logger) *Holder {
+	if log == nil {
+		log = slog.Default()
+	}
+	me.TTLMillis = ttl.Milliseconds()
+	return &Holder{c: c, me: me, ttl: ttl, log: log, now: time.Now}
+}
+
+// TTL returns the lease's time to live.
+func (h *Holder) TTL() time.Duration { return h.ttl }
+
+// Acquire makes this node the holder when the replica has no lease record
+// or the record already names this node. A record naming another node is
+// an error wrapping ErrHeld that names the holder: a node that finds the
+// lease held waits for it as a standby (Observer, TakeOver), never takes it
+// at once, even if the record's times look old, since they are another
+// machine's clock. One exception: a record naming this database (the same
+// file on the same host) is its previous process's, restarted: Acquire
+// waits for that lease to expire, as a standby would, and takes it over;
+// if the record changes meanwhile (a standby took it), the error wraps
+// ErrHeld.
+func (h *Holder) Acquire(ctx context.Context, txid uint64) error {
+	found, version, err := Read(ctx, h.c)
+	if err == nil && found.Node != h.me.Node && found.Host == h.me.Host && found.Path == h.me.Path {
+		return h.acquireFromPrevious(ctx, txid)
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return h.write(ctx, "", nil, txid)
+	case err != nil:
+		return fmt.Errorf("read the lease of replica %s: %w", h.c, err)
+	case found.Node == h.me.Node:
+		h.mu.Lock()
+		h.version, h.seq = version, found.Seq
+		h.mu.Unlock()
+		return h.write(ctx, version, nil, txid)
+	default:
+		return fmt.Errorf("replica %s: the primary role is held by %s: this node writes nothing to the replica. "+
+			"Run it as a standby (walship replicate -standby), which takes the role over once that holder stops renewing it: %w",
+			h.c, found, ErrHeld)
+	}
+}
+
+// TakeOver makes this node the holder of the lease a standby saw expire:
+// the write is conditional on the version seen, so of two standbys that
+// saw it expire only one gets it, and a holder that renewed meanwhile
+// keeps it (the error then wraps ErrHeld).
+func (h *Holder) TakeOver(ctx context.Context, seen Seen, txid uint64) error {
+	if !seen.Expired {
+		return fmt.Errorf("replica %s: the lease has not expired (seen unchanged for %s of its %s): %w", h.c, seen.For.Round(time.Millisecond), seen.TTL, ErrHeld)
+	}
+	err := h.write(ctx, seen.Version, seen.Record, txid)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("replica %s: the lease changed while this node took it over (its holder renewed it, or another standby took it): %w", h.c, ErrHeld)
+	}
+	return err
+}
+
+// write writes the record as this node's, conditionally on version, and
+// on success starts the deadline from the moment the write was sent.
+func (h *Holder) write(ctx context.Context, version string, previous *Record, txid uint64) error {
+	sent := h.now()
+	h.mu.Lock()
+	rec := h.me
+	rec.Since = h.since
+	if rec.Since.IsZero() {
+		rec.Since = sent.UTC()
+	}
+	rec.Renewed = sent.UTC()
+	rec.TXID = txid
+	rec.Released = false
+	rec.Seq = h.seq + 1
+	if previous != nil {
+		rec.TakenOverFrom = previous.String()
+		rec.Seq = previous.Seq + 1
+	}
+	h.mu.Unlock()
+	v, err := write(ctx, h.c, &rec, version)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.version, h.seq, h.since = v, rec.Seq, rec.Since
+	h.deadline = sent.Add(h.ttl - margin(h.ttl))
+	return nil
+}
+
+// Renew writes the lease again, conditionally on this node's last write,
+// with txid, the newest TXID the replica holds. A lease another node took
+// over (or whose record was deleted) is lost for good: the error wraps
+// ErrLost. Any other error leaves the deadline where it was; the caller
+// tries again until then.
+func (h *Holder) Renew(ctx context.Context, txid uint64) error {
+	if err := h.Valid(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	version := h.version
+	h.mu.Unlock()
+	err := h.write(ctx, version, nil, txid)
+	if !errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	// A renewal whose answer was lost may have been written: a record
+	// that names this node is one of its own writes, since no other node
+	// writes this node's name.
+	found, v, rerr := Read(ctx, h.c)
+	if rerr == nil && found.Node == h.me.Node {
+		h.mu.Lock()
+		h.version, h.seq = v, found.Seq
+		h.mu.Unlock()
+		return h.write(ctx, v, nil, txid)
+	}
+	who := "its record was deleted"
+	if rerr == nil {
+		who = "it is now held by " + found.String()
+	} else if !errors.Is(rerr, storage.ErrNotFound) {
+		who = "its record changed, and reading it failed: " + rerr.Error()
+	}
+	return h.lose(fmt.Errorf("replica %s: the lease was taken from this node (%s): %w", h.c, who, ErrLost))
+}
+
+// lose records that the lease is lost for good, and returns err.
+func (h *Holder) lose(err error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost == nil {
+		h.lost = err
+	}
+	return h.lost
+}
+
+// Valid returns nil while this node holds the lease, by its own clock: it
+// acquired or renewed it less than the TTL minus a margin ago. Otherwise
+// the error wraps ErrLost, for good. It sends no request.
+func (h *Holder) Valid() error {
+	h.mu.Lock()
+	lost, deadline := h.lost, h.deadline
+	h.mu.Unlock()
+	if lost != nil {
+		return lost
+	}
+	if deadline.IsZero() {
+		return fmt.Errorf("replica %s: this node has not acquired the lease: %w", h.c, ErrLost)
+	}
+	if !h.now().Before(deadline) {
+		return h.lose(fmt.Errorf("replica %s: this node could not renew its lease within %s, so another node may take the primary role now: it writes nothing more to the replica: %w",
+			h.c, h.ttl-margin(h.ttl), ErrLost))
+	}
+	return nil
+}
+
+// Deadline returns when this node stops writing unless it renews the lease.
+func (h *Holder) Deadline() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deadline
+}
+
+// Keep renews the lease every RenewEvery(TTL) until ctx is done, with txid
+// the newest TXID the replica holds; a failed renewal is tried again
+// sooner. When the lease is lost (not renewed by the deadline, or taken by
+// another node) it calls onLost once and returns. No renewal outlives the
+// deadline: one still waiting for the store then is cancelled.
+func (h *Holder) Keep(ctx context.Context, txid func() uint64, onLost func(error)) {
+	every := RenewEvery(h.ttl)
+	wait := every
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if err := h.Valid(); err != nil {
+			onLost(err)
+			return
+		}
+		rctx, cancel := context.WithDeadline(ctx, h.Deadline())
+		err := h.Renew(rctx, txid())
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrLost):
+			onLost(err)
+			return
+		case err != nil:
+			h.log.Warn("could not renew the lease; trying again before it expires", "replica", h.c.String(), "until", time.Until(h.Deadline()).Round(time.Millisecond).String(), "error", err)
+			wait = min(every/4, max(time.Until(h.Deadline()), 0))
+		default:
+			wait = every
+			h.checkHandover(ctx)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// acquireFromPrevious waits, as a standby does, for the lease of this
+// database's previous process to expire, and takes it over: a restart of
+// the primary keeps the role unless a standby took it first.
+func (h *Holder) acquireFromPrevious(ctx context.Context, txid uint64) error {
+	o := NewObserver(h.c, h.ttl)
+	o.now = h.now
+	var first string
+	h.log.Info("the lease names this database's previous process; waiting for it to expire before taking it again", "replica", h.c.String(), "ttl", h.ttl.String())
+	for {
+		seen, err := o.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		if seen.Record == nil || seen.Record.Host != h.me.Host || seen.Record.Path != h.me.Path {
+			// Another node (a standby) took it meanwhile, or it was
+			// deleted: decide again from the start.
+			return h.Acquire(ctx, txid)
+		}
+		if first == "" {
+			first = seen.Version
+		} else if seen.Version != first {
+			return fmt.Errorf("replica %s: the lease naming this database is being renewed by another process (%s): %w", h.c, seen.Record, ErrHeld)
+		}
+		if seen.Expired {
+			err := h.TakeOver(ctx, seen, txid)
+			if errors.Is(err, ErrHeld) {
+				// Taken by a standby in the meantime.
+				return h.Acquire(ctx, txid)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(RenewEvery(h.ttl), seen.TTL-seen.For+time.Millisecond)):
+		}
+	}
+}
+
+// ErrReleased is wrapped by Valid's error once the lease was released.
+var ErrReleased = errors.New("this node released the lease")
+
+// Release hands the lease over: this node stops holding it first (Valid
+// fails from now on, so nothing more is written), then marks the record
+// released, conditionally on its last write, so that a standby takes it
+// at once instead of after a TTL. The caller releases only once its last
+// commits are in the replica: that is what makes a switchover lose none.
+// A failed release leaves the lease to expire.
+func (h *Holder) Release(ctx context.Context, txid uint64) error {
+	if err := h.Valid(); err != nil {
+		return err
+	}
+	h.lose(fmt.Errorf("replica %s: %w", h.c, ErrReleased))
+	h.mu.Lock()
+	rec := h.me
+	rec.Since, rec.Renewed, rec.TXID, rec.Seq, rec.Released = h.since, h.now().UTC(), txid, h.seq+1, true
+	version := h.version
+	h.mu.Unlock()
+	if _, err := write(ctx, h.c, &rec, version); err != nil {
+		return fmt.Errorf("release the lease of replica %s (it expires in its TTL instead): %w", h.c, err)
+	}
+	return nil
+}
+
+// checkHandover reads the handover record, when watched, and calls the
+// watcher once if it names this node. A failed read is tried at the next
+// renewal.
+func (h *Holder) checkHandover(ctx context.Context) {
+	h.mu.Lock()
+	f := h.onHandover
+	h.mu.Unlock()
+	if f == nil {
+		return
+	}
+	asked, err := HandoverRequested(ctx, h.c, h.me.Node)
+	if err != nil {
+		h.log.Warn("could not read the handover record; reading it again at the next renewal", "error", err)
+		return
+	}
+	if asked {
+		h.mu.Lock()
+		h.onHandover = nil
+		h.mu.Unlock()
+		f()
+	}
+}

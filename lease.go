@@ -1,0 +1,166 @@
+package walship
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/walship/walship/internal/lease"
+	"github.com/walship/walship/internal/ship"
+)
+
+// leaseKeeper is the database's hold on the primary role (Options.LeaseTTL):
+// the lease at its replica's path, and the renewal running in the
+// background while the database replicates.
+type leaseKeeper struct {
+	mu sync.Mutex
+	// node is this DB's identity as a lease holder: one for the DB's
+	// life, so that an Open tried again after a failure finds the lease
+	// its first try acquired its own.
+	node   string
+	holder *lease.Holder
+	// standby and promotion are for Status: the copy while standing
+	// by, and what the promotion did.
+	standby   *StandbyStatus
+	promotion *PromotionStatus
+	stop      context.CancelFunc // ends the renewal; nil when none runs
+	done      chan struct{}
+}
+
+// acquireLease acquires the lease at the database's replica before
+// anything is written there (the owner record included), and makes every
+// write of the replica ask whether the lease is still held. Another node's
+// lease is an error wrapping lease.ErrHeld that names it.
+func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
+	if db.opts.LeaseTTL == 0 {
+		return nil
+	}
+	if len(db.replicas) != 1 {
+		return fmt.Errorf("database %s: a lease (lease-ttl) needs exactly one replica, where the lease is kept and the standby follows; it has %d", db.path, len(db.replicas))
+	}
+	r := db.replicas[0]
+	if err := lease.Check(r.Client); err != nil {
+		return fmt.Errorf("database %s: %w", db.path, err)
+	}
+	db.lease.mu.Lock()
+	if db.lease.node == "" {
+		db.lease.node = w.Me.Run
+	}
+	node := db.lease.node
+	db.lease.mu.Unlock()
+	h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
+	if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
+		return fmt.Errorf("database %s: %w", db.path, err)
+	}
+	db.lease.mu.Lock()
+	db.lease.holder = h
+	db.lease.mu.Unlock()
+	h.WatchHandover(func() {
+		db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
+		db.handover.Store(true)
+	})
+	w.Lease = h.Valid
+	r.up.SetWriter(w)
+	db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
+	return nil
+}
+
+// keepLease renews the lease in the background until endLease. When it is
+// lost (not renewed in time, or taken over) the replica stops at once: it
+// writes nothing more, and Halted says why, which stops an application
+// run with -exec.
+func (db *DB) keepLease() {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	h := db.lease.holder
+	if h == nil || db.lease.stop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	db.lease.stop, db.lease.done = cancel, done
+	r := db.replicas[0]
+	go func() {
+		defer close(done)
+		h.Keep(ctx, func() uint64 { return uint64(r.up.Pos().TXID) }, func(err error) {
+			db.log.Error("lost the lease on the primary role; walship writes nothing more to the replica", "replica", r.Name, "error", err)
+			r.up.Halt(err)
+		})
+	}()
+}
+
+// endLease stops renewing the lease: it expires a TTL later, and a standby
+// takes it over then.
+func (db *DB) endLease() {
+	db.lease.mu.Lock()
+	stop, done := db.lease.stop, db.lease.done
+	db.lease.stop, db.lease.done = nil, nil
+	db.lease.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// LeaseHolder returns the database's lease holder, nil without a lease
+// (Options.LeaseTTL) or before Open acquired it.
+func (db *DB) LeaseHolder() *lease.Holder {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	return db.lease.holder
+}
+
+// leaseStatus returns the lease's part of Status, nil without a lease.
+func (db *DB) leaseStatus() *LeaseStatus {
+	if db.opts.LeaseTTL == 0 {
+		return nil
+	}
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Standby: db.lease.standby, Promotion: db.lease.promotion}
+	if db.lease.holder != nil {
+		ls.Held = db.lease.holder.Valid() == nil
+	}
+	return ls
+}
+
+// releaseLease hands the lease over at the end of Run, once the replica
+// holds every TXID captured: a standby then takes it at once, with every
+// commit (a switchover that loses none). Otherwise the lease is left to
+// expire, and a standby takes over after its TTL, as after a crash.
+func (db *DB) releaseLease(ctx context.Context) {
+	db.endLease()
+	h := db.LeaseHolder()
+	if h == nil {
+		return
+	}
+	r := db.replicas[0]
+	if held, captured := r.up.Pos().TXID, db.cap.Pos().TXID; held < captured || r.up.Stopped() != nil {
+		db.log.Warn("not releasing the lease: the replica does not hold every commit; a standby takes over when it expires", "replica_txid", held.String(), "captured_txid", captured.String())
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.TTL())
+	defer cancel()
+	if err := h.Release(ctx, uint64(r.up.Pos().TXID)); err != nil {
+		db.log.Warn("could not release the lease; a standby takes over when it expires", "error", err)
+		return
+	}
+	db.log.Info("released the lease: the replica holds every commit, and a standby may take the primary role at once", "txid", r.up.Pos().TXID.String())
+}
+
+// HandoverRequested reports whether a manual switchover (walship promote)
+// asked this database's node to hand its lease over: the caller stops
+// cleanly (its application first), and Run releases the lease once the
+// replica holds every commit.
+func (db *DB) HandoverRequested() bool { return db.handover.Load() }
+
+// HandoverRequested reports whether any database of the store was asked
+// to hand its lease over.
+func (s *Store) HandoverRequested() bool {
+	for _, db := range s.Databases() {
+		if db.HandoverRequested() {
+			return true
+		}
+	}
+	return false
+}
