@@ -44,7 +44,9 @@ func (r *Replica) claim(ctx context.Context, takeover, adopt bool) (owner.Claime
 		return owner.Claimed{}, err
 	}
 	r.claimedAt = time.Now()
-	if c.MayStillRun(req.Me) {
+	// Under a lease the other run stopped writing before its lease
+	// expired, which is before this node could take it: nothing to hold.
+	if c.MayStillRun(req.Me) && r.writer.Lease == nil {
 		hold := 2 * cmp.Or(r.writer.Recheck, ownerRecheck)
 		r.hold = &held{until: time.Now().Add(hold), known: r.known, from: r.pos.TXID, previous: c.Previous.String()}
 		r.log.Warn("claimed the replica from another run of this database that may still be writing to it (a database restored from the replica while the one it was restored from runs, or a copy of this server); "+
