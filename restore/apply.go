@@ -9,6 +9,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/storage"
 )
 
@@ -43,7 +44,7 @@ func (a *applier) set(pgno uint32, c ltx.Checksum) {
 func (a *applier) loadSums(from, to uint32) error {
 	ps := int(a.pageSize)
 	lock := ltx.LockPgno(a.pageSize)
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	var buf []byte
 	for pgno := from; pgno <= to; {
 		if a.sums.get(pgno) != 0 || pgno == lock {
@@ -191,7 +192,7 @@ func (a *applier) apply(ctx context.Context, fi *ltx.FileInfo, r io.Reader, firs
 		a.w.begin(hdr.PageSize, &a.sums, oldCommit)
 	}
 	ps := int64(hdr.PageSize)
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	zero := make([]byte, hdr.PageSize)
 	lock := ltx.LockPgno(hdr.PageSize)
 	// Pages the database grows into without a copy in the file read as zeros;

@@ -8,6 +8,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/storage"
 )
 
@@ -118,7 +119,7 @@ func (s *State) Apply(ctx context.Context, replica string, f *ltx.FileInfo, r io
 		s.PageSize, s.Sums, s.Checksum = hdr.PageSize, nil, 0
 	}
 	lock := ltx.LockPgno(hdr.PageSize)
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	zero := make([]byte, hdr.PageSize)
 	data := make([]byte, hdr.PageSize)
 	// grow covers n pages: those the database grows into without a copy

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/crc64iso"
 )
 
 // Writes: the decoder decodes each page straight into a run, a buffer of
@@ -92,7 +94,7 @@ func (w *pageWriter) begin(pageSize uint32, sums *pageSums, oldCommit uint32) {
 
 func (w *pageWriter) loop() {
 	defer close(w.exited)
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	for r := range w.work {
 		w.mu.Lock()
 		skip := w.err != nil

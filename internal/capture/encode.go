@@ -3,6 +3,7 @@ package capture
 import (
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/internal/pagesum"
 	"github.com/walship/walship/internal/tail"
 )
@@ -20,7 +21,7 @@ func encodePages(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32, next *pa
 		return encodePagesPipelined(enc, pr, pgnos, next, want, encoded)
 	}
 	buf := make([]byte, pr.PageSize())
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	for _, pgno := range pgnos {
 		if err := pr.ReadPage(pgno, buf); err != nil {
 			return err
@@ -63,7 +64,7 @@ func encodePagesPipelined(enc *ltx.Encoder, pr *tail.PageReader, pgnos []uint32,
 	stop := make(chan struct{})
 	go func() {
 		defer close(full)
-		h := ltx.NewHasher()
+		h := crc64iso.New()
 		for i := 0; i < len(pgnos); i += batchPages {
 			var b *pageBatch
 			select {

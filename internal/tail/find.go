@@ -3,6 +3,7 @@ package tail
 import (
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/internal/pagesum"
 	"github.com/walship/walship/internal/wal"
 )
@@ -44,7 +45,7 @@ func (v *View) FindState(from int64, want ltx.Checksum) (end int64, st *pagesum.
 	}
 	var txn []page
 	buf := make([]byte, st.PageSize())
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	for _, f := range v.scan.Frames {
 		if f.Offset < end {
 			continue

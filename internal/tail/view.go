@@ -7,6 +7,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/internal/pagesum"
 	"github.com/walship/walship/internal/wal"
 )
@@ -126,7 +127,7 @@ func (v *View) Sums() (*pagesum.State, error) {
 	pr := v.Pages(pageSize, true)
 	st := pagesum.New(pageSize, commit)
 	buf := make([]byte, pageSize)
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	lock := ltx.LockPgno(pageSize)
 	for pgno := uint32(1); pgno <= commit; pgno++ {
 		if pgno == lock {

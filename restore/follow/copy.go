@@ -11,6 +11,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/crc64iso"
 	"github.com/walship/walship/internal/sqliteuri"
 )
 
@@ -94,7 +95,7 @@ func (c *copyDB) sums(ctx context.Context) (sums []ltx.Checksum, page1 []byte, e
 		return nil, nil, fmt.Errorf("read the copy %s: %w", c.path, err)
 	}
 	defer rows.Close()
-	h := ltx.NewHasher()
+	h := crc64iso.New()
 	for rows.Next() {
 		var pgno uint32
 		var data []byte
