@@ -27,6 +27,21 @@ func TestMatchesHashCRC64(t *testing.T) {
 			}
 		}
 	}
+	// Past 4*laneLen bytes the four-lane loop runs: lengths around its
+	// multiples, from random states.
+	big := make([]byte, 5*4*laneLen+100)
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	for _, n := range []int{4*laneLen - 1, 4 * laneLen, 4*laneLen + 1, 4*laneLen + 15, 8 * laneLen, 8*laneLen + 7, 12*laneLen - 1, len(big) - 3} {
+		for off := range 3 {
+			seed := r.Uint64()
+			p := big[off : off+n]
+			if got, want := Update(seed, p), crc64.Update(seed, isoTable, p); got != want {
+				t.Fatalf("Update(%#x, %d bytes) = %#x, hash/crc64 says %#x", seed, n, got, want)
+			}
+		}
+	}
 	page := make([]byte, 65536)
 	for i := range page {
 		page[i] = byte(r.Uint32())
@@ -66,6 +81,7 @@ func FuzzMatchesHashCRC64(f *testing.F) {
 	f.Add(uint64(0), []byte(""))
 	f.Add(uint64(0), []byte("123456789"))
 	f.Add(^uint64(0), make([]byte, 4096))
+	f.Add(uint64(1), make([]byte, 4*laneLen+9))
 	f.Fuzz(func(t *testing.T, seed uint64, p []byte) {
 		if got, want := Update(seed, p), crc64.Update(seed, isoTable, p); got != want {
 			t.Fatalf("Update(%#x, %d bytes) = %#x, hash/crc64 says %#x", seed, len(p), got, want)
@@ -79,6 +95,12 @@ func BenchmarkPage(b *testing.B) {
 		b.SetBytes(int64(len(page)))
 		for b.Loop() {
 			Checksum(page)
+		}
+	})
+	b.Run("slicing16", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			update16(0, page)
 		}
 	})
 	b.Run("hash-crc64", func(b *testing.B) {
