@@ -238,7 +238,7 @@ func checkPragma(mode string) (string, error) {
 
 // checkMmapSize is the most of the restored file the integrity check reads
 // through a memory map (SQLite caps it at its compile-time limit).
-const checkMmapSize = 1 << 40
+const checkMmapSize int64 = 1 << 40
 
 // integrityCheck runs SQLite's own check on the restored file.
 func integrityCheck(ctx context.Context, path, mode string) error {
