@@ -23,8 +23,12 @@ type leaseKeeper struct {
 	// by, and what the promotion did.
 	standby   *StandbyStatus
 	promotion *PromotionStatus
-	stop      context.CancelFunc // ends the renewal; nil when none runs
-	done      chan struct{}
+	// standing is set while Standby runs, until the promotion; seen is
+	// the lease's holder as the standby last read it ("" for none).
+	standing bool
+	seen     string
+	stop     context.CancelFunc // ends the renewal; nil when none runs
+	done     chan struct{}
 }
 
 // acquireLease acquires the lease at the database's replica before
@@ -110,6 +114,14 @@ func (db *DB) LeaseHolder() *lease.Holder {
 	return db.lease.holder
 }
 
+// standing reports whether the database stands by (DB.Standby, until
+// the promotion).
+func (db *DB) standing() bool {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	return db.lease.standing
+}
+
 // leaseStatus returns the lease's part of Status, nil without a lease.
 func (db *DB) leaseStatus() *LeaseStatus {
 	if db.opts.LeaseTTL == 0 {
@@ -117,7 +129,7 @@ func (db *DB) leaseStatus() *LeaseStatus {
 	}
 	db.lease.mu.Lock()
 	defer db.lease.mu.Unlock()
-	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Standby: db.lease.standby, Promotion: db.lease.promotion}
+	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Standby: db.lease.standby, Promotion: db.lease.promotion, Holder: db.lease.seen}
 	if db.lease.holder != nil {
 		ls.Held = db.lease.holder.Valid() == nil
 	}

@@ -85,6 +85,15 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		}
 	}()
 
+	db.lease.mu.Lock()
+	db.lease.standing, db.lease.seen = true, ""
+	db.lease.mu.Unlock()
+	defer func() {
+		db.lease.mu.Lock()
+		db.lease.standing = false
+		db.lease.mu.Unlock()
+	}()
+
 	var copyTXID atomic.Uint64
 	fopts := follow.Options{
 		Interval: opts.Interval,
@@ -167,6 +176,12 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 			db.log.Warn("standby: cannot read the lease; the count towards its expiry goes on from its last reading", "error", err)
 			continue
 		}
+		db.lease.mu.Lock()
+		db.lease.seen = ""
+		if seen.Record != nil {
+			db.lease.seen = seen.Record.String()
+		}
+		db.lease.mu.Unlock()
 		if seen.Record != nil && seen.Record.Node != lastHolder {
 			lastHolder = seen.Record.Node
 			db.log.Info("standby: watching the lease", "holder", seen.Record.String(), "ttl", seen.TTL.String())
@@ -221,7 +236,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		p.PromotedAt = time.Now()
 		db.lease.mu.Lock()
 		db.lease.node = node
-		db.lease.standby = nil
+		db.lease.standby, db.lease.standing, db.lease.seen = nil, false, ""
 		db.lease.promotion = &PromotionStatus{TXID: p.TXID, Previous: p.Previous, At: p.PromotedAt, Failover: p.PromotedAt.Sub(p.ExpiredAt)}
 		db.lease.mu.Unlock()
 		db.log.Warn("standby: promoted the copy to the live database; replication goes on with the replica's history", "txid", p.TXID.String(), "next_txid", (p.TXID + 1).String(),

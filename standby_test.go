@@ -60,6 +60,11 @@ func TestStandbyPromotes(t *testing.T) {
 		t.Fatalf("the standby returned while the primary held its lease: %+v, %v", r.p, r.err)
 	case <-time.After(ttl + ttl/2):
 	}
+	// Its status says it stands by, with its copy, and who holds the lease.
+	if st := b.Status(a.ctx, time.Now()); st.Phase != walship.StateStandby || st.Lease == nil || st.Lease.Held ||
+		st.Lease.Standby == nil || st.Lease.Standby.TXID == 0 || !strings.Contains(st.Lease.Holder, a.path) {
+		t.Fatalf("the standby's status: %+v, lease %+v; want phase standby, its copy, and the lease held by %s", st, st.Lease, a.path)
+	}
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
 	last := a.sync()
 	want := tableRows(t, a.path)
@@ -115,7 +120,7 @@ func TestStandbyPromotes(t *testing.T) {
 		t.Fatalf("the promoted database stopped: %v", err)
 	}
 	st := b.Status(a.ctx, time.Now())
-	if l := st.Lease; l == nil || !l.Held || l.Promotion == nil || l.Promotion.TXID != last || l.Promotion.Failover <= 0 {
+	if l := st.Lease; st.Phase == walship.StateStandby || l == nil || !l.Held || l.Standby != nil || l.Holder != "" || l.Promotion == nil || l.Promotion.TXID != last || l.Promotion.Failover <= 0 {
 		t.Fatalf("the promoted database's status: %+v; want the lease held, and the promotion at TXID %s with its failover time", l, last)
 	}
 	checkChain(t, a.ctx, a.replica)

@@ -50,6 +50,10 @@ type LeaseStatus struct {
 	TTL time.Duration `json:"ttl_ns"`
 	// Held is true while this node holds the lease by its own clock.
 	Held bool `json:"held"`
+	// Holder is, on a standby, the lease's holder (the primary) as it
+	// last read the lease record: node, database, host and TXID at its
+	// last renewal; empty while the replica has no lease record.
+	Holder string `json:"holder,omitempty"`
 	// Standby is the follower's copy while the node stands by: its TXID,
 	// the replica's newest, and how far behind it was at its last commit.
 	Standby *StandbyStatus `json:"standby,omitempty"`
@@ -106,6 +110,9 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 	// Not db.cap.Pos(): the capture lock is held through a whole
 	// snapshot, and a health probe must not wait for one.
 	st := DBStatus{Path: db.path, Phase: db.Phase().String(), TXID: ltx.TXID(db.capturedTXID.Load())}
+	if db.standing() {
+		st.Phase = StateStandby
+	}
 	if fi, err := os.Stat(db.path + "-wal"); err == nil {
 		st.WALBytes = fi.Size()
 	}
@@ -152,6 +159,10 @@ func (s *Store) Status(ctx context.Context, now time.Time) []DBStatus {
 // StatePaused is DBStatus.Phase of a database whose replication a Store
 // paused (Store.Pause) until it resumes.
 const StatePaused = "paused"
+
+// StateStandby is DBStatus.Phase of a database standing by (DB.Standby)
+// until it is promoted: its path is a follower's copy of the replica.
+const StateStandby = "standby"
 
 // SetEvents sets Options.Events, before Run: the function that receives
 // what the engine does (a monitor's).

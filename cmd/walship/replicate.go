@@ -247,6 +247,19 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 		case *restoreMissing:
 			return usagef("-standby cannot be combined with -restore-if-db-not-exists: a standby always starts from the replica")
 		}
+		if watch.addr != "" {
+			// Served from now, through the promotion, until replicate
+			// returns: a standby's lag and the lease's holder are
+			// watched like a primary's replication. The heartbeat
+			// starts only once promoted: a standby's must not stand
+			// for the primary's.
+			mctx, stopMonitor := context.WithCancel(ctx)
+			defer stopMonitor()
+			if err := serveMonitor(mctx, log, store, watch); err != nil {
+				return err
+			}
+			watch.addr = ""
+		}
 		promoted, p, err := runStandby(ctx, log, store, dirs)
 		if err != nil || !promoted {
 			return err

@@ -1,10 +1,21 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/internal/monitor"
+	"github.com/walship/walship/internal/testserver"
+	"github.com/walship/walship/internal/testutil"
 )
 
 // -standby refuses what it cannot stand by for before anything is
@@ -45,5 +56,94 @@ func TestStandbyUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(db); err == nil {
 		t.Fatal("a refused standby created the database")
+	}
+}
+
+// TestStandbyServesStatus: replicate -standby with addr: serves /metrics,
+// /healthz and /status while it stands by: the standby's lag
+// (walship_standby_lag_seconds), the lease not held by it, and the
+// primary holding it; walship status prints them.
+func TestStandbyServesStatus(t *testing.T) {
+	noConfig(t)
+	dir := t.TempDir()
+	primaryDB, standbyDB := filepath.Join(dir, "app.db"), filepath.Join(dir, "standby", "app.db")
+	replica := filepath.Join(dir, "replica")
+	addr := testserver.Addr(testserver.FreePort(t))
+	config := func(name, extra, db string) string {
+		p := filepath.Join(dir, name)
+		yml := fmt.Sprintf("%sdbs:\n  - path: %s\n    sync-interval: 20ms\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", extra, db, replica)
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	primaryCfg := config("primary.yml", "", primaryDB)
+	standbyCfg := config("standby.yml", "addr: "+addr+"\n", standbyDB)
+
+	app := newAppDB(t, primaryDB, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { runCLICtx(ctx, "replicate", "-config", primaryCfg) })
+	wg.Go(func() { runCLICtx(ctx, "replicate", "-standby", "-config", standbyCfg) })
+
+	// The standby serves its copy's lag once it applied a commit, and
+	// never holds the lease while the primary renews it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		app.insert(1)
+		m, err := testutil.Scrape("http://" + addr + "/metrics")
+		_, lagged := m.Value("walship_standby_lag_seconds", "db", standbyDB)
+		held, leased := m.Value("walship_lease_held", "db", standbyDB)
+		if err == nil && lagged && leased {
+			if held != 0 {
+				t.Fatal("the standby reports holding the lease while the primary renews it")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's metrics never showed its lag (scrape error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a standby's /healthz: %s", resp.Status)
+	}
+	var rep monitor.Report
+	for {
+		rep = monitor.Report{}
+		resp, err := http.Get("http://" + addr + "/status")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&rep)
+			resp.Body.Close()
+		}
+		if err == nil && len(rep.DBs) == 1 && rep.DBs[0].Lease != nil && rep.DBs[0].Lease.Holder != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status never named the lease's holder: %+v, %v", rep, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := rep.DBs[0]
+	if st.Phase != walship.StateStandby || st.Lease.Held || st.Lease.Standby == nil || st.Lease.Standby.TXID == 0 || !strings.Contains(st.Lease.Holder, primaryDB) {
+		t.Fatalf("the standby's /status: %+v, lease %+v; want phase standby, the lease held by %s, and its copy", st, st.Lease, primaryDB)
+	}
+	out := mustRun(t, "status", "-addr", addr)
+	for _, want := range []string{"standing by", "held by node", primaryDB, "standby copy at TXID", "lag "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("walship status does not say %q:\n%s", want, out)
+		}
+	}
+	// Nor what a standby does not do: capture, or upload to the replica.
+	for _, not := range []string{"captured TXID", "replica file:"} {
+		if strings.Contains(out, not) {
+			t.Fatalf("walship status of a standby says %q:\n%s", not, out)
+		}
 	}
 }

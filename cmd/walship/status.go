@@ -152,10 +152,11 @@ func fetchStatus(ctx context.Context, addr string) (monitor.Report, error) {
 
 // phaseNotes say what a database that is not replicating is doing.
 var phaseNotes = map[string]string{
-	"starting":          "starting: opening the database and reading its replicas",
-	"waiting":           "waiting: for the database file to be created, or for a problem opening it to clear",
-	"stopped":           "stopped: its replication ended (the log says why); the other databases go on",
-	walship.StatePaused: "paused: its replication waits to be resumed; what the application commits meanwhile is captured then",
+	"starting":           "starting: opening the database and reading its replicas",
+	"waiting":            "waiting: for the database file to be created, or for a problem opening it to clear",
+	"stopped":            "stopped: its replication ended (the log says why); the other databases go on",
+	walship.StatePaused:  "paused: its replication waits to be resumed; what the application commits meanwhile is captured then",
+	walship.StateStandby: "standing by: its path is a verified copy of the replica, promoted when the primary's lease expires",
 }
 
 // printStatus prints rep, read from source.
@@ -167,18 +168,29 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 	live := rep.Source == "process"
 	for _, db := range rep.DBs {
 		fmt.Fprintf(e.stdout, "\n%s\n", db.Path)
-		if live {
+		// A standby neither captures nor uploads: its copy and the
+		// lease (printLease) say where it is.
+		standby := live && db.Phase == walship.StateStandby
+		switch {
+		case standby:
+		case live:
 			fmt.Fprintf(e.stdout, "  captured TXID %s, WAL %s, staging %s\n", db.TXID, formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
-		} else {
+		default:
 			fmt.Fprintf(e.stdout, "  WAL %s, staging %s\n", formatBytes(db.WALBytes), formatBytes(db.StagingBytes))
 		}
 		if say, ok := phaseNotes[db.Phase]; ok && live {
 			fmt.Fprintf(e.stdout, "  %s\n", say)
 		}
+		if db.Lease != nil && live {
+			printLease(e, db.Lease)
+		}
 		if db.Error != "" {
 			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
 		}
 		for _, r := range db.Replicas {
+			if standby {
+				break // its replica is the primary's to report
+			}
 			fmt.Fprintf(e.stdout, "  replica %s: TXID %s", r.Name, r.TXID)
 			if live {
 				fmt.Fprintf(e.stdout, ", lag %s", formatDuration(r.Lag))
@@ -198,4 +210,28 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 		}
 	}
 	return nil
+}
+
+// printLease prints a running walship's lease on a database's primary
+// role (lease-ttl): a standby's copy and the holder it watches, or this
+// node's hold and promotion.
+func printLease(e *env, l *walship.LeaseStatus) {
+	switch {
+	case l.Held:
+		fmt.Fprintf(e.stdout, "  lease (TTL %s): held by this node\n", formatDuration(l.TTL))
+	case l.Holder != "":
+		fmt.Fprintf(e.stdout, "  lease (TTL %s): held by %s\n", formatDuration(l.TTL), l.Holder)
+	default:
+		fmt.Fprintf(e.stdout, "  lease (TTL %s): not held by this node\n", formatDuration(l.TTL))
+	}
+	if s := l.Standby; s != nil {
+		fmt.Fprintf(e.stdout, "  standby copy at TXID %s, the replica's newest %s, lag %s\n", s.TXID, s.Replica, formatDuration(s.Lag))
+	}
+	if p := l.Promotion; p != nil {
+		fmt.Fprintf(e.stdout, "  promoted at %s from TXID %s, failover %s", p.At.UTC().Format(time.RFC3339), p.TXID, formatDuration(p.Failover))
+		if p.Previous != "" {
+			fmt.Fprintf(e.stdout, "; previous holder %s", p.Previous)
+		}
+		fmt.Fprintln(e.stdout)
+	}
 }
