@@ -6,16 +6,12 @@ package walship
 // history as the database the replica belongs to.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-
-	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/owner"
 	"github.com/walship/walship/internal/staging"
@@ -73,23 +69,25 @@ func (db *DB) RestoreIfMissing(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// newestFirst lists every replica and returns them by the newest TXID
-// each holds, highest first, config order among equals (a replica with
-// only a Litestream v0.3 backup holds TXID zero). One that cannot be
-// listed is an error: it may hold the newest state.
+// newestFirst returns the replicas by the newest TXID each holds, highest
+// first, config order among equals (restore.ByNewest).
 func (db *DB) newestFirst(ctx context.Context) ([]*Replica, error) {
-	newest := make(map[*Replica]ltx.TXID, len(db.replicas))
-	for _, r := range db.replicas {
-		l, err := restore.List(ctx, r.Client)
-		if err != nil {
-			return nil, fmt.Errorf("restore the missing database %s: read replica %s: %w; walship restores from the replica with the newest state and cannot tell which one that is: fix the replica's access (or remove it from the config), or restore by hand",
-				db.path, r.Client, err)
-		}
-		newest[r] = l.Newest()
+	listers := make([]restore.Lister, len(db.replicas))
+	for i, r := range db.replicas {
+		listers[i] = r.Client
 	}
-	order := slices.Clone(db.replicas)
-	slices.SortStableFunc(order, func(a, b *Replica) int { return cmp.Compare(newest[b], newest[a]) })
-	return order, nil
+	order, err := restore.ByNewest(ctx, listers)
+	if err != nil {
+		var le *restore.ListError
+		errors.As(err, &le)
+		return nil, fmt.Errorf("restore the missing database %s: read replica %s: %w; walship restores from the replica with the newest state and cannot tell which one that is: fix the replica's access (or remove it from the config), or restore by hand",
+			db.path, db.replicas[le.Index].Client, err)
+	}
+	out := make([]*Replica, len(order))
+	for i, k := range order {
+		out[i] = db.replicas[k]
+	}
+	return out, nil
 }
 
 // RecordRestored records, in the staging directory metaPath of a

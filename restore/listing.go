@@ -1,7 +1,9 @@
 package restore
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/superfly/ltx"
@@ -41,6 +43,38 @@ func List(ctx context.Context, c Lister) (*Listing, error) {
 	}
 	return NewListing(c.String(), files), nil
 }
+
+// ByNewest lists each of replicas and returns their indexes by the newest
+// TXID each holds, highest first, in the given order among equals (a
+// replica holding only a Litestream v0.3 backup holds TXID zero): where a
+// database is restored from when it has several replicas, since one that
+// was down may be behind. A replica that cannot be listed is an error, a
+// *ListError: it may hold the newest state.
+func ByNewest(ctx context.Context, replicas []Lister) ([]int, error) {
+	newest := make([]ltx.TXID, len(replicas))
+	for i, r := range replicas {
+		l, err := List(ctx, r)
+		if err != nil {
+			return nil, &ListError{Index: i, Err: err}
+		}
+		newest[i] = l.Newest()
+	}
+	order := make([]int, len(replicas))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(newest[b], newest[a]) })
+	return order, nil
+}
+
+// ListError is ByNewest's error: replica Index could not be listed.
+type ListError struct {
+	Index int
+	Err   error
+}
+
+func (e *ListError) Error() string { return e.Err.Error() }
+func (e *ListError) Unwrap() error { return e.Err }
 
 // NewListing returns the listing of files, of any levels and in any order,
 // of the replica described by replica (a storage.Client's String).

@@ -215,3 +215,34 @@ func (c *countingLister) LTXFiles(ctx context.Context, level int) ([]*ltx.FileIn
 	c.calls++
 	return c.Lister.LTXFiles(ctx, level)
 }
+
+// TestByNewest: replicas ordered by the newest TXID each holds, the given
+// order among equals; one that cannot be listed is a ListError naming it.
+func TestByNewest(t *testing.T) {
+	ctx := context.Background()
+	h := tenTX()
+	behind, ahead, same, empty := newReplica(t), newReplica(t), newReplica(t), newReplica(t)
+	writeAll(t, h, behind, refs(l9(4)))
+	writeAll(t, h, ahead, refs(l9(4), l0Each(5, 10)))
+	writeAll(t, h, same, refs(l9(10)))
+	order, err := restore.ByNewest(ctx, []restore.Lister{empty, behind, ahead, same})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{2, 3, 1, 0}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+
+	broken := failingLister{Lister: ahead}
+	_, err = restore.ByNewest(ctx, []restore.Lister{behind, broken})
+	var le *restore.ListError
+	if !errors.As(err, &le) || le.Index != 1 || !errors.Is(err, errList) {
+		t.Fatalf("an unreadable replica: %v; want a ListError for index 1", err)
+	}
+}
+
+var errList = errors.New("listing refused")
+
+type failingLister struct{ restore.Lister }
+
+func (failingLister) LTXFiles(context.Context, int) ([]*ltx.FileInfo, error) { return nil, errList }

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/superfly/ltx"
-
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/restore"
@@ -139,38 +137,37 @@ func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 }
 
 // newestSource opens every replica of db and returns the one holding the
-// newest TXID. A replica it cannot read is an error: it may be the newest.
+// newest TXID (restore.ByNewest). A replica it cannot read is an error: it
+// may be the newest.
 func newestSource(ctx context.Context, op *backend.Opener, cfg *config.Config, db *config.DB, cfgPath string, replicas []*config.Replica, keys *keyFlags) (*source, error) {
-	var best *source
-	var bestTXID ltx.TXID
+	var opened []*source
+	closeAll := func(keep int) {
+		for i, s := range opened {
+			if i != keep {
+				s.close()
+			}
+		}
+	}
+	listers := make([]restore.Lister, 0, len(replicas))
 	for _, r := range replicas {
 		c, err := walship.ReplicaClient(ctx, op, cfg, keys.override(r))
 		if err != nil {
-			best.closeIfSet()
+			closeAll(-1)
 			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
 		}
-		l, err := restore.List(ctx, c)
-		if err != nil {
-			(&source{client: c}).close()
-			best.closeIfSet()
-			return nil, fmt.Errorf("database %s has %d replicas and walship reads the one with the newest state, but cannot read replica %s: %w; fix its access, or name the replica to read with -replica",
-				db.Path, len(replicas), r.DisplayName(), err)
-		}
-		if best == nil || l.Newest() > bestTXID {
-			best.closeIfSet()
-			best, bestTXID = &source{client: c, db: db}, l.Newest()
-			continue
-		}
-		(&source{client: c}).close()
+		opened = append(opened, &source{client: c, db: db})
+		listers = append(listers, c)
 	}
-	return best, nil
-}
-
-// closeIfSet closes s unless it is nil.
-func (s *source) closeIfSet() {
-	if s != nil {
-		s.close()
+	order, err := restore.ByNewest(ctx, listers)
+	if err != nil {
+		closeAll(-1)
+		var le *restore.ListError
+		errors.As(err, &le)
+		return nil, fmt.Errorf("database %s has %d replicas and walship reads the one with the newest state, but cannot read replica %s: %w; fix its access, or name the replica to read with -replica",
+			db.Path, len(replicas), replicas[le.Index].DisplayName(), err)
 	}
+	closeAll(order[0])
+	return opened[order[0]], nil
 }
 
 func sameExistingFile(a, b string) bool {
