@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/internal/ship"
@@ -27,8 +31,69 @@ type leaseKeeper struct {
 	// the lease's holder as the standby last read it ("" for none).
 	standing bool
 	seen     string
-	stop     context.CancelFunc // ends the renewal; nil when none runs
-	done     chan struct{}
+	// following and watching are why the standby's copy could not be
+	// brought up to the replica, and why the lease could not be read,
+	// since when: a standby that cannot do either would not promote well.
+	following, watching failure
+	// awaitingWrite is set from the promotion to the new primary's first
+	// captured commit, which completes the failover's time.
+	awaitingWrite atomic.Bool
+	stop          context.CancelFunc // ends the renewal; nil when none runs
+	done          chan struct{}
+}
+
+// LeaseTTL returns the database's lease TTL (Options.LeaseTTL), zero
+// without a lease.
+func (db *DB) LeaseTTL() time.Duration { return db.opts.LeaseTTL }
+
+// setStandby changes the standby's status with f (a new one if none yet).
+func (k *leaseKeeper) setStandby(f func(*StandbyStatus)) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := StandbyStatus{}
+	if k.standby != nil {
+		st = *k.standby
+	}
+	f(&st)
+	k.standby = &st
+}
+
+// promoted records the end of standing by: this node is the holder node,
+// and p what its promotion did.
+func (k *leaseKeeper) promoted(node string, p *PromotionStatus) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.node, k.promotion = node, p
+	k.standby, k.standing, k.seen = nil, false, ""
+	k.following.set(nil)
+	k.watching.set(nil)
+	k.awaitingWrite.Store(true)
+}
+
+// standbyFailure returns the older of the standby's failures, "" when
+// neither fails.
+func (k *leaseKeeper) standbyFailure() (string, time.Time) {
+	err, since := k.following.get()
+	if werr, wsince := k.watching.get(); werr != "" && (err == "" || wsince.Before(since)) {
+		err, since = werr, wsince
+	}
+	return err, since
+}
+
+// firstWrite completes the failover's time once the promoted database
+// captured its first commit past the promotion's TXID, at at.
+func (db *DB) firstWrite(txid ltx.TXID, at time.Time) {
+	db.lease.mu.Lock()
+	p := db.lease.promotion
+	if p == nil || txid <= p.TXID || !p.FirstWrite.IsZero() {
+		db.lease.mu.Unlock()
+		return
+	}
+	p.FirstWrite, p.Failover = at, at.Sub(p.ExpiredAt)
+	db.lease.awaitingWrite.Store(false)
+	db.lease.mu.Unlock()
+	db.log.Warn("failover complete: the promoted database accepted its first write", "txid", txid.String(),
+		"expiry_to_first_write", p.Failover.Round(time.Millisecond).String())
 }
 
 // acquireLease acquires the lease at the database's replica before
@@ -52,7 +117,7 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 	}
 	node := db.lease.node
 	db.lease.mu.Unlock()
-	h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
+	h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path, SyncIntervalMillis: db.opts.SyncInterval.Milliseconds()}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
 	if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
 		return fmt.Errorf("database %s: %w", db.path, err)
 	}
@@ -63,7 +128,7 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 		db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
 		db.handover.Store(true)
 	})
-	w.Lease = h.Valid
+	w.Lease = h
 	r.up.SetWriter(w)
 	db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
 	return nil
@@ -86,7 +151,10 @@ func (db *DB) keepLease() {
 	r := db.replicas[0]
 	go func() {
 		defer close(done)
-		h.Keep(ctx, func() uint64 { return uint64(r.up.Pos().TXID) }, func(err error) {
+		pos := func() lease.Position {
+			return lease.Position{TXID: uint64(r.up.Pos().TXID), Captured: db.capturedTXID.Load()}
+		}
+		h.Keep(ctx, pos, func(err error) {
 			db.log.Error("lost the lease on the primary role; walship writes nothing more to the replica", "replica", r.Name, "error", err)
 			r.up.Halt(err)
 		})
@@ -129,7 +197,15 @@ func (db *DB) leaseStatus() *LeaseStatus {
 	}
 	db.lease.mu.Lock()
 	defer db.lease.mu.Unlock()
-	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Standby: db.lease.standby, Promotion: db.lease.promotion, Holder: db.lease.seen}
+	ls := &LeaseStatus{TTL: db.opts.LeaseTTL, Holder: db.lease.seen}
+	if db.lease.standby != nil {
+		st := *db.lease.standby
+		ls.Standby = &st
+	}
+	if db.lease.promotion != nil {
+		p := *db.lease.promotion
+		ls.Promotion = &p
+	}
 	if db.lease.holder != nil {
 		ls.Held = db.lease.holder.Valid() == nil
 	}
@@ -147,6 +223,10 @@ func (db *DB) releaseLease(ctx context.Context) {
 		return
 	}
 	r := db.replicas[0]
+	if err := h.Valid(); err != nil {
+		db.log.Warn("not releasing the lease: this node no longer holds it", "error", err)
+		return
+	}
 	if held, captured := r.up.Pos().TXID, db.cap.Pos().TXID; held < captured || r.up.Stopped() != nil {
 		db.log.Warn("not releasing the lease: the replica does not hold every commit; a standby takes over when it expires", "replica_txid", held.String(), "captured_txid", captured.String())
 		return

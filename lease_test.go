@@ -1,12 +1,16 @@
 package walship_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
@@ -167,6 +171,91 @@ func TestLeaseUnrenewableStops(t *testing.T) {
 	}
 }
 
+// stalling holds every LTX write, once its body was read (as if sent),
+// until the write's context ends or release is closed.
+type stalling struct {
+	cutRecords
+	stall   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c *stalling) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader, createdAt time.Time) (*ltx.FileInfo, error) {
+	if !c.stall.Load() {
+		return c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, r, createdAt)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	close(c.entered)
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return c.Client.WriteLTXFile(ctx, level, minTXID, maxTXID, bytes.NewReader(data), createdAt)
+}
+
+// TestLeaseBoundsWrites: a write to the replica that the store holds up
+// while the primary's renewals fail is given up when the lease ends: it
+// never lands after a standby took the lease over, however late the
+// store would have let it through.
+func TestLeaseBoundsWrites(t *testing.T) {
+	a := newHarness(t)
+	c := &stalling{entered: make(chan struct{}), release: make(chan struct{})}
+	c.Client = a.replica
+	ttl := 3 * time.Second
+	db, err := walship.NewDB(a.path, walship.Options{LeaseTTL: ttl, Logger: quietLogger()}, walship.NewReplica("dir", c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Open(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.db = db
+	t.Cleanup(func() { db.Close(context.Background()) })
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	before := replicaListing(t, a.replica)
+
+	// The store stalls: renewals fail, and one upload is in flight.
+	c.stall.Store(true)
+	c.cut.Store(true)
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	if _, err := db.Sync(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := make(chan error, 1)
+	go func() { uploaded <- walship.Upload(a.ctx, db) }()
+	<-c.entered
+
+	// A standby takes the lease over once it expired on its clock.
+	o := lease.NewObserver(a.replica, ttl)
+	standby := lease.NewHolder(a.replica, lease.Record{Node: "standby", Host: "other", Path: "/other/app.db"}, ttl, quietLogger())
+	for {
+		seen, err := o.Observe(a.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen.Expired {
+			if err := standby.TakeOver(a.ctx, seen, 0); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The store would let the held write through now: it was given up.
+	close(c.release)
+	if err := <-uploaded; !errors.Is(err, lease.ErrLost) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the held upload: %v; want it given up when the lease ended", err)
+	}
+	if after := replicaListing(t, a.replica); after != before {
+		t.Fatalf("the old primary's write landed after the standby took the lease over:\nbefore %s\nafter %s", before, after)
+	}
+}
+
 // TestLeaseConfig: lease-ttl on a database's entry sets the lease; too
 // short a TTL, or more than one replica, is refused with the reason.
 func TestLeaseConfig(t *testing.T) {
@@ -214,4 +303,24 @@ func TestLeaseRestartKeepsRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.verifyAll()
+}
+
+// TestLeaseOnceRefused: a one-shot run (replicate -once) of a database
+// with a lease is refused before anything is written: it could not stop
+// the application once a standby took the role over.
+func TestLeaseOnceRefused(t *testing.T) {
+	h := newHarness(t)
+	db, err := walship.NewDB(h.path, walship.Options{LeaseTTL: time.Minute, Logger: quietLogger()}, walship.NewReplica("dir", h.replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RunOnce(h.ctx); err == nil || !strings.Contains(err.Error(), "lease-ttl") {
+		t.Fatalf("a one-shot run with a lease: %v; want a refusal naming lease-ttl", err)
+	}
+	if listing := replicaListing(t, h.replica); listing != "" {
+		t.Fatalf("the refused run wrote to the replica: %s", listing)
+	}
+	if _, _, err := lease.Read(h.ctx, h.replica); err == nil {
+		t.Fatal("the refused run wrote a lease")
+	}
 }

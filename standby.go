@@ -22,6 +22,7 @@ import (
 	"github.com/walship/walship/internal/staging"
 	"github.com/walship/walship/restore"
 	"github.com/walship/walship/restore/follow"
+	"github.com/walship/walship/storage"
 )
 
 // StandbyOptions configure DB.Standby.
@@ -49,6 +50,15 @@ type Promotion struct {
 	// TXID is the replica's newest TXID, which the promoted database
 	// holds: the new primary's history continues from TXID+1.
 	TXID ltx.TXID
+	// Released is set when the previous holder released the lease once
+	// the replica held its every commit (a switchover): nothing is lost.
+	Released bool
+	// Unshipped is how many commits the previous holder had captured at
+	// its last renewal that the replica does not hold: lost for certain.
+	// LossBound is its sync interval: what it committed in about that
+	// long before it stopped may be lost too. Both zero after a release.
+	Unshipped uint64
+	LossBound time.Duration
 	// KeptAside is where a database that was not a follower's copy was
 	// moved (its commits never merged), "" when there was none.
 	KeptAside string
@@ -98,14 +108,21 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 	fopts := follow.Options{
 		Interval: opts.Interval,
 		Logger:   db.log,
-		Opened:   func(s follow.Status) { copyTXID.Store(uint64(s.TXID)) },
+		Opened: func(s follow.Status) {
+			copyTXID.Store(uint64(s.TXID))
+			db.lease.setStandby(func(st *StandbyStatus) { st.TXID = s.TXID })
+		},
 		Applied: func(s follow.Status) {
 			copyTXID.Store(uint64(s.TXID))
-			db.lease.mu.Lock()
-			db.lease.standby = &StandbyStatus{TXID: s.TXID, Replica: s.Newest, Lag: s.Lag}
-			db.lease.mu.Unlock()
+			db.lease.setStandby(func(st *StandbyStatus) { *st = StandbyStatus{TXID: s.TXID, Replica: s.Newest, Lag: s.Lag} })
 			if opts.Following != nil {
 				opts.Following(s)
+			}
+		},
+		Stepped: func(s follow.Status, err error) {
+			db.lease.following.set(err)
+			if err == nil {
+				db.lease.setStandby(func(st *StandbyStatus) { st.TXID, st.Replica = s.TXID, s.Newest })
 			}
 		},
 	}
@@ -172,6 +189,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		case <-tick.C:
 		}
 		seen, err := obs.Observe(ctx)
+		db.lease.watching.set(err)
 		if err != nil {
 			db.log.Warn("standby: cannot read the lease; the count towards its expiry goes on from its last reading", "error", err)
 			continue
@@ -201,9 +219,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 			continue
 		}
 		p.ExpiredAt, p.Observed = time.Now(), seen.For
-		if seen.Record != nil {
-			p.Previous = seen.Record.String()
-		}
+		p.Previous, p.Released = seen.Record.String(), seen.Record.Released
 		h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: db.writer().Host, PID: os.Getpid(), Path: db.path}, ttl, db.log)
 		if err := h.TakeOver(ctx, seen, copyTXID.Load()); err != nil {
 			db.log.Warn("standby: the lease expired, but taking it over failed; watching it again", "error", err)
@@ -216,6 +232,9 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 				stopFollower()
 			}
 			return p, err
+		}
+		if !p.Released {
+			p.Unshipped, p.LossBound = seen.Record.Unshipped(uint64(p.TXID)), seen.Record.SyncInterval()
 		}
 		if err := stopFollower(); err != nil {
 			return p, fmt.Errorf("database %s: standby: stopping the follower before the promotion: %w", db.path, err)
@@ -234,13 +253,11 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		// Run's Open acquires the lease as this same node, which renews
 		// the one just taken.
 		p.PromotedAt = time.Now()
-		db.lease.mu.Lock()
-		db.lease.node = node
-		db.lease.standby, db.lease.standing, db.lease.seen = nil, false, ""
-		db.lease.promotion = &PromotionStatus{TXID: p.TXID, Previous: p.Previous, At: p.PromotedAt, Failover: p.PromotedAt.Sub(p.ExpiredAt)}
-		db.lease.mu.Unlock()
+		db.lease.promoted(node, &PromotionStatus{TXID: p.TXID, Previous: p.Previous, At: p.PromotedAt, ExpiredAt: p.ExpiredAt,
+			Promotion: p.PromotedAt.Sub(p.ExpiredAt), Released: p.Released, Unshipped: p.Unshipped, LossBound: p.LossBound})
 		db.log.Warn("standby: promoted the copy to the live database; replication goes on with the replica's history", "txid", p.TXID.String(), "next_txid", (p.TXID + 1).String(),
 			"expiry_to_promotion", p.PromotedAt.Sub(p.ExpiredAt).Round(time.Millisecond).String())
+		db.logLoss(p)
 		return p, nil
 	}
 }
@@ -251,14 +268,44 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 func (db *DB) catchUp(ctx context.Context, h *lease.Holder, copyTXID *atomic.Uint64, followed <-chan error, p *Promotion) error {
 	r := db.replicas[0]
 	kctx, stopKeeping := context.WithCancel(ctx)
-	defer stopKeeping()
 	lost := make(chan error, 1)
-	go h.Keep(kctx, func() uint64 { return copyTXID.Load() }, func(err error) { lost <- err })
-	l, err := restore.List(ctx, r.Client)
-	if err != nil {
-		return fmt.Errorf("database %s: standby: list the replica to promote its newest state: %w", db.path, err)
+	// The renewals say the replica's newest TXID once it is listed (the
+	// copy's before): a record's TXID never goes back.
+	var listed atomic.Uint64
+	pos := func() lease.Position {
+		txid := max(copyTXID.Load(), listed.Load())
+		return lease.Position{TXID: txid, Captured: txid}
+	}
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		h.Keep(kctx, pos, func(err error) { lost <- err })
+	}()
+	// Open acquires the lease as this node once the copy is promoted: no
+	// renewal of this one may still be in flight then.
+	defer func() {
+		stopKeeping()
+		<-kept
+	}()
+	var l *restore.Listing
+	for attempt := 0; ; attempt++ {
+		var err error
+		if l, err = restore.List(ctx, r.Client); err == nil {
+			break
+		}
+		// The lease is this node's while it renews it: a listing that
+		// fails is tried again rather than the promotion given up.
+		db.log.Warn("standby: cannot list the replica to promote its newest state; trying again", "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			return fmt.Errorf("database %s: standby: lost the lease before the promotion: %w", db.path, err)
+		case <-time.After(storage.LoopRetry.Delay(attempt)):
+		}
 	}
 	p.TXID = l.Newest()
+	listed.Store(uint64(p.TXID))
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 	for ltx.TXID(copyTXID.Load()) < p.TXID {
@@ -295,4 +342,21 @@ func (db *DB) keepAside() (string, error) {
 		return "", fmt.Errorf("keep the staging directory %s aside: %w", meta, err)
 	}
 	return aside, nil
+}
+
+// logLoss says what the failover lost: nothing after a release; otherwise
+// the commits the previous primary had captured and not shipped at its
+// last renewal, for certain, and whatever it committed in its last sync
+// interval, which no node can know.
+func (db *DB) logLoss(p Promotion) {
+	switch {
+	case p.Released:
+		db.log.Info("standby: the previous primary released the lease once the replica held its every commit: no commit was lost")
+	case p.Unshipped > 0:
+		db.log.Error("standby: commits of the previous primary are lost: it had captured them, and they never reached the replica (its uploads were failing or behind)",
+			"lost_txids", p.Unshipped, "replica_txid", p.TXID.String(), "and_perhaps_its_last", p.LossBound.String())
+	default:
+		db.log.Warn("standby: the previous primary stopped without releasing the lease: what it committed in its last sync interval, if anything, may be lost; every commit it had captured at its last renewal is in the replica",
+			"sync_interval", p.LossBound.String(), "replica_txid", p.TXID.String())
+	}
 }

@@ -60,14 +60,23 @@ func TestStandbyPromotes(t *testing.T) {
 		t.Fatalf("the standby returned while the primary held its lease: %+v, %v", r.p, r.err)
 	case <-time.After(ttl + ttl/2):
 	}
-	// Its status says it stands by, with its copy, and who holds the lease.
+	// Its status says it stands by, with its copy (whose TXID is the
+	// database's), who holds the lease, and none of a primary's figures.
 	if st := b.Status(a.ctx, time.Now()); st.Phase != walship.StateStandby || st.Lease == nil || st.Lease.Held ||
-		st.Lease.Standby == nil || st.Lease.Standby.TXID == 0 || !strings.Contains(st.Lease.Holder, a.path) {
-		t.Fatalf("the standby's status: %+v, lease %+v; want phase standby, its copy, and the lease held by %s", st, st.Lease, a.path)
+		st.Lease.Standby == nil || st.Lease.Standby.TXID == 0 || st.TXID != st.Lease.Standby.TXID || len(st.Replicas) != 0 ||
+		st.Error != "" || !strings.Contains(st.Lease.Holder, a.path) {
+		t.Fatalf("the standby's status: %+v, lease %+v; want phase standby, its copy's TXID, no replica, and the lease held by %s", st, st.Lease, a.path)
 	}
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
 	last := a.sync()
 	want := tableRows(t, a.path)
+	// One more commit is captured and never shipped; the primary's next
+	// renewal says so in the lease.
+	a.exec("INSERT INTO t (v) VALUES ('never shipped')")
+	if _, err := a.db.Sync(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLease(t, a, func(rec *lease.Record) bool { return rec.Captured == uint64(last)+1 && rec.TXID == uint64(last) })
 	// The primary stops (it renews no more).
 	if err := a.db.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -87,6 +96,11 @@ func TestStandbyPromotes(t *testing.T) {
 	}
 	if r.p.TXID != last || r.p.Observed < ttl || !strings.Contains(r.p.Previous, a.path) {
 		t.Fatalf("promotion %+v; want TXID %s, observed for at least %s, previous holder %s", r.p, last, ttl, a.path)
+	}
+	// What was lost: the one commit captured and never shipped, for
+	// certain, and perhaps the primary's last sync interval.
+	if r.p.Released || r.p.Unshipped != 1 || r.p.LossBound != walship.DefaultSyncInterval {
+		t.Fatalf("promotion %+v; want 1 commit lost for certain and a loss bound of the primary's sync interval %s", r.p, walship.DefaultSyncInterval)
 	}
 	if got := tableRows(t, bPath); got != want {
 		t.Fatal("the promoted database is not the primary's last replicated state")
@@ -120,8 +134,9 @@ func TestStandbyPromotes(t *testing.T) {
 		t.Fatalf("the promoted database stopped: %v", err)
 	}
 	st := b.Status(a.ctx, time.Now())
-	if l := st.Lease; st.Phase == walship.StateStandby || l == nil || !l.Held || l.Standby != nil || l.Holder != "" || l.Promotion == nil || l.Promotion.TXID != last || l.Promotion.Failover <= 0 {
-		t.Fatalf("the promoted database's status: %+v; want the lease held, and the promotion at TXID %s with its failover time", l, last)
+	if l := st.Lease; st.Phase == walship.StateStandby || l == nil || !l.Held || l.Standby != nil || l.Holder != "" || l.Promotion == nil || l.Promotion.TXID != last ||
+		l.Promotion.Promotion <= 0 || l.Promotion.FirstWrite.IsZero() || l.Promotion.Failover < l.Promotion.Promotion || l.Promotion.Unshipped != 1 || len(st.Replicas) != 1 {
+		t.Fatalf("the promoted database's status: %+v; want the lease held, and the promotion at TXID %s with its times to promotion and to the first write, and its 1 commit lost", l, last)
 	}
 	checkChain(t, a.ctx, a.replica)
 	out := filepath.Join(t.TempDir(), "restored.db")
@@ -213,5 +228,79 @@ func TestStandbyNeverTakesAReplicaWithoutLease(t *testing.T) {
 	}
 	if _, err := os.Stat(bPath); err != nil {
 		t.Fatalf("the standby did not follow the replica meanwhile: %v", err)
+	}
+}
+
+// waitLease waits until the lease record at h's replica satisfies ok.
+func waitLease(t *testing.T, h *harness, ok func(*lease.Record) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec, _, err := lease.Read(h.ctx, h.replica)
+		if err == nil && ok(rec) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease record is %+v, %v: not the one awaited", rec, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStandbyReportsFailure: a standby that cannot read the lease says so
+// in its status (the database's error, since when), which /healthz turns
+// into a failure once it lasts; it does not promote meanwhile, and the
+// error clears once the lease reads again.
+func TestStandbyReportsFailure(t *testing.T) {
+	a := newHarness(t)
+	a.open(walship.Options{LeaseTTL: 3 * time.Second})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	bPath := filepath.Join(t.TempDir(), "standby.db")
+	b, res := startStandby(t, a, bPath, 3*time.Second)
+	waitStatus := func(ok func(walship.DBStatus) bool) walship.DBStatus {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := b.Status(a.ctx, time.Now())
+			if ok(st) {
+				return st
+			}
+			select {
+			case r := <-res:
+				t.Fatalf("the standby returned: %+v, %v", r.p, r.err)
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the standby's status: %+v; not the one awaited", st)
+			}
+		}
+	}
+	waitStatus(func(st walship.DBStatus) bool { return st.Lease != nil && st.Lease.Holder != "" && st.Error == "" })
+
+	// Someone writes over the lease record: no node can read it.
+	good, version, err := a.replica.ReadRecord(a.ctx, lease.RecordName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version, err = a.replica.WriteRecord(a.ctx, lease.RecordName, []byte("not a lease"), version); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(func(st walship.DBStatus) bool { return st.Error != "" })
+	if !strings.Contains(st.Error, lease.RecordName) || st.FailingSince.IsZero() || st.Phase != walship.StateStandby {
+		t.Fatalf("the standby's status: %+v; want its error naming the lease record, and since when", st)
+	}
+
+	// A lease record is written back: the error clears at the next
+	// reading (a whole TTL before the standby could take it over).
+	if _, err := a.replica.WriteRecord(a.ctx, lease.RecordName, good, version); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st := b.Status(a.ctx, time.Now()); st.Error != ""; st = b.Status(a.ctx, time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's error did not clear once the lease read again: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

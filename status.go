@@ -70,12 +70,26 @@ type StandbyStatus struct {
 
 // PromotionStatus is what a standby's promotion did.
 type PromotionStatus struct {
-	TXID     ltx.TXID  `json:"txid"` // the replica's newest, from which the node went on
-	Previous string    `json:"previous_holder,omitempty"`
-	At       time.Time `json:"at"`
-	// Failover is from the lease's expiry, as this node saw it, to the
-	// promoted database opening for replication.
-	Failover time.Duration `json:"failover_ns"`
+	TXID      ltx.TXID  `json:"txid"` // the replica's newest, from which the node went on
+	Previous  string    `json:"previous_holder,omitempty"`
+	ExpiredAt time.Time `json:"expired_at"` // when this node saw the lease expire
+	At        time.Time `json:"at"`         // when the copy became the live database
+	// Promotion is from the lease's expiry, as this node saw it, to the
+	// copy becoming the live database.
+	Promotion time.Duration `json:"promotion_ns"`
+	// FirstWrite is when the promoted database's first commit was
+	// captured, and Failover the time from the lease's expiry to it: the
+	// failover as the application sees it. Zero until then.
+	FirstWrite time.Time     `json:"first_write,omitzero"`
+	Failover   time.Duration `json:"failover_ns,omitempty"`
+	// Released is set when the previous primary released the lease with
+	// every commit in the replica: nothing was lost. Otherwise Unshipped
+	// commits it had captured at its last renewal were lost for certain,
+	// and whatever it committed in its last LossBound (its sync
+	// interval) may have been.
+	Released  bool          `json:"released"`
+	Unshipped uint64        `json:"unshipped_txids"`
+	LossBound time.Duration `json:"loss_bound_ns"`
 }
 
 // ReplicaStatus is one replica's replication state at one moment.
@@ -111,7 +125,17 @@ func (db *DB) Status(ctx context.Context, now time.Time) DBStatus {
 	// snapshot, and a health probe must not wait for one.
 	st := DBStatus{Path: db.path, Phase: db.Phase().String(), TXID: ltx.TXID(db.capturedTXID.Load())}
 	if db.standing() {
+		// The path is the follower's copy: it captures nothing and
+		// writes no replica, so the primary's figures would only be
+		// zeros. Its TXID is the copy's, its failure the follower's or
+		// the lease's.
 		st.Phase = StateStandby
+		st.Lease = db.leaseStatus()
+		if st.Lease.Standby != nil {
+			st.TXID = st.Lease.Standby.TXID
+		}
+		st.Error, st.FailingSince = db.lease.standbyFailure()
+		return st
 	}
 	if fi, err := os.Stat(db.path + "-wal"); err == nil {
 		st.WALBytes = fi.Size()
@@ -186,6 +210,9 @@ func (db *DB) timed(k event.Kind, begun time.Time) {
 func (db *DB) captured(at time.Time) {
 	txid := db.cap.Pos().TXID
 	db.capturedTXID.Store(uint64(txid))
+	if db.lease.awaitingWrite.Load() {
+		db.firstWrite(txid, at)
+	}
 	db.commits.add(txid, at)
 	db.commits.forget(db.heldByAll(txid))
 }

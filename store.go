@@ -3,6 +3,7 @@ package walship
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/walship/walship/storage"
@@ -11,6 +12,13 @@ import (
 // RunOnce syncs the database once (a full snapshot if the replica is empty),
 // uploads what is staged to every replica, and closes it.
 func (db *DB) RunOnce(ctx context.Context) error {
+	if db.opts.LeaseTTL != 0 {
+		// The lease's promise is that a primary that loses it stops its
+		// application; a one-shot run starts none and cannot stop the
+		// one writing, and once it exits a standby would take the role
+		// while that application still writes.
+		return fmt.Errorf("database %s has lease-ttl: a one-shot run cannot hold the primary role's lease, since it cannot stop the application once a standby takes the role over; run walship replicate (with -exec) instead, or remove lease-ttl", db.path)
+	}
 	db.oneShot = true
 	if err := db.Open(ctx); err != nil {
 		return err

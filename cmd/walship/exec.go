@@ -14,11 +14,30 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/child"
+	"github.com/walship/walship/internal/lease"
 )
 
 // childStopGrace is how long the application has to exit after walship
 // sends it SIGTERM because replication failed, before it is killed.
 const childStopGrace = 10 * time.Second
+
+// stopGrace is how long the application has to exit after SIGTERM when
+// replication stopped with err: childStopGrace, or, when a database lost
+// its lease on the primary role, the lease's stop grace (lease.StopGrace),
+// so that the application is gone before a standby may take the role over
+// and start its own.
+func stopGrace(store *walship.Store, err error) time.Duration {
+	grace := childStopGrace
+	if !errors.Is(err, lease.ErrLost) {
+		return grace
+	}
+	for _, db := range store.Databases() {
+		if ttl := db.LeaseTTL(); ttl > 0 {
+			grace = min(grace, lease.StopGrace(ttl))
+		}
+	}
+	return grace
+}
 
 // readyPoll is how often replicate -exec looks at the databases' state:
 // whether every one replicates (then the application starts), or one
@@ -112,7 +131,7 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 			// Every database stopped (ran is read, so stop must not be).
 			err = cmp.Or(err, errors.New("every database stopped"))
 			log.Error("replication stopped; stopping the application", "error", err)
-			p.Stop(childStopGrace)
+			p.Stop(stopGrace(store, err))
 			return fmt.Errorf("replication failed while the application ran: %w; the application was stopped (%s)", err, p.Describe())
 		case <-tick.C:
 			if !handingOver && store.HandoverRequested() {
@@ -127,7 +146,7 @@ func replicateWithChild(ctx context.Context, log *slog.Logger, store *walship.St
 			}
 			if err := store.Halted(); err != nil {
 				log.Error("replication stopped; stopping the application", "error", err)
-				p.Stop(childStopGrace)
+				p.Stop(stopGrace(store, err))
 				return errors.Join(fmt.Errorf("%w; the application was stopped (%s)", err, p.Describe()), stop())
 			}
 		}

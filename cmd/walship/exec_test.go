@@ -1,9 +1,16 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walship/walship"
+	"github.com/walship/walship/internal/lease"
+	"github.com/walship/walship/storage/file"
 )
 
 // -exec refuses what it cannot run before anything is replicated: with
@@ -35,5 +42,23 @@ func TestExecMissingProgram(t *testing.T) {
 	code, _, stderr := runCLI(t, "replicate", "-exec", "walship-test-no-such-program serve", db, replica)
 	if code != 1 || !strings.Contains(stderr, `start the application "walship-test-no-such-program"`) {
 		t.Fatalf("exit %d, want 1 naming the program:\n%s", code, stderr)
+	}
+}
+
+// TestStopGraceUnderLease: an application stopped because its node lost
+// the lease gets the lease's stop grace (half its margin), not the usual
+// ten seconds: it is gone before a standby may take the role over.
+func TestStopGraceUnderLease(t *testing.T) {
+	dir := t.TempDir()
+	db, err := walship.NewDB(filepath.Join(dir, "app.db"), walship.Options{LeaseTTL: 8 * time.Second}, walship.NewReplica("dir", file.New(filepath.Join(dir, "replica"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &walship.Store{DBs: []*walship.DB{db}}
+	if got, want := stopGrace(store, fmt.Errorf("replica dir: %w", lease.ErrLost)), time.Second; got != want {
+		t.Errorf("lease lost: grace %s; want %s", got, want)
+	}
+	if got := stopGrace(store, errors.New("disk full")); got != childStopGrace {
+		t.Errorf("another failure: grace %s; want %s", got, childStopGrace)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/walship/walship/internal/testutil"
 )
 
 // runCLI runs the command line and returns its exit code and output.
@@ -99,28 +101,11 @@ func (a *appDB) insert(n int) {
 // contents returns the rows of t in a database file, read-only.
 func contents(t *testing.T, path string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	rows, err := testutil.Strings(context.Background(), path, "SELECT id || ':' || v FROM t ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	rows, err := db.Query("SELECT id || ':' || v FROM t ORDER BY id")
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rows
 }
 
 func sameRows(t *testing.T, got, want []string) {

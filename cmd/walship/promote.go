@@ -59,7 +59,13 @@ func runPromote(ctx context.Context, e *env, args []string) error {
 	for {
 		rec, _, err := lease.Read(ctx, c)
 		if err == nil && rec.Node != asked.Node && rec.Path == db.Path() && !rec.Released {
-			fmt.Fprintf(e.stdout, "%s is the primary: it holds the lease since %s, at TXID %d\n", db.Path(), rec.Since.UTC().Format(time.RFC3339), rec.TXID)
+			if !rec.HandedOver && !asked.Released {
+				// The primary did not release the lease: it expired,
+				// so the primary stopped without its last commits in
+				// the replica (or died meanwhile).
+				return fmt.Errorf("%s is the primary, but the previous primary did not hand over cleanly: its lease expired instead of being released, so its commits after TXID %d may be lost; its log says why (it could not ship them within shutdown-sync-timeout, or it stopped)", db.Path(), rec.TXID)
+			}
+			fmt.Fprintf(e.stdout, "%s is the primary: it holds the lease since %s, at TXID %d, handed over with every commit\n", db.Path(), rec.Since.UTC().Format(time.RFC3339), rec.TXID)
 			return nil
 		}
 		if time.Now().After(deadline) {

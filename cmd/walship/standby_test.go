@@ -87,8 +87,8 @@ func TestStandbyServesStatus(t *testing.T) {
 	wg.Go(func() { runCLICtx(ctx, "replicate", "-config", primaryCfg) })
 	wg.Go(func() { runCLICtx(ctx, "replicate", "-standby", "-config", standbyCfg) })
 
-	// The standby serves its copy's lag once it applied a commit, and
-	// never holds the lease while the primary renews it.
+	// The standby serves its copy's lag from the start, and never holds
+	// the lease while the primary renews it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		app.insert(1)
@@ -98,6 +98,13 @@ func TestStandbyServesStatus(t *testing.T) {
 		if err == nil && lagged && leased {
 			if held != 0 {
 				t.Fatal("the standby reports holding the lease while the primary renews it")
+			}
+			// None of a primary's figures: they would be zeros that
+			// look like a replica that stopped.
+			for _, name := range []string{"walship_replica_txid", "walship_replica_lag_seconds", "walship_db_wal_bytes", "walship_db_staging_bytes"} {
+				if _, ok := m.Value(name, "db", standbyDB); ok {
+					t.Fatalf("the standby serves %s, a primary's figure", name)
+				}
 			}
 			break
 		}

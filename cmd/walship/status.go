@@ -184,7 +184,10 @@ func printStatus(e *env, asJSON bool, rep monitor.Report, source string) error {
 		if db.Lease != nil && live {
 			printLease(e, db.Lease)
 		}
-		if db.Error != "" {
+		switch {
+		case db.Error != "" && standby:
+			fmt.Fprintf(e.stdout, "  cannot keep up with the replica since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
+		case db.Error != "":
 			fmt.Fprintf(e.stdout, "  cannot be synced since %s: %s\n", db.FailingSince.UTC().Format(time.RFC3339), db.Error)
 		}
 		for _, r := range db.Replicas {
@@ -228,10 +231,23 @@ func printLease(e *env, l *walship.LeaseStatus) {
 		fmt.Fprintf(e.stdout, "  standby copy at TXID %s, the replica's newest %s, lag %s\n", s.TXID, s.Replica, formatDuration(s.Lag))
 	}
 	if p := l.Promotion; p != nil {
-		fmt.Fprintf(e.stdout, "  promoted at %s from TXID %s, failover %s", p.At.UTC().Format(time.RFC3339), p.TXID, formatDuration(p.Failover))
-		if p.Previous != "" {
-			fmt.Fprintf(e.stdout, "; previous holder %s", p.Previous)
+		fmt.Fprintf(e.stdout, "  promoted at %s from TXID %s, %s after the lease expired", p.At.UTC().Format(time.RFC3339), p.TXID, formatDuration(p.Promotion))
+		if p.FirstWrite.IsZero() {
+			fmt.Fprintf(e.stdout, "; no write yet")
+		} else {
+			fmt.Fprintf(e.stdout, "; first write %s after it", formatDuration(p.Failover))
 		}
 		fmt.Fprintln(e.stdout)
+		switch {
+		case p.Released:
+			fmt.Fprintf(e.stdout, "  lost: nothing (the previous primary released the lease with every commit in the replica)\n")
+		case p.Unshipped > 0:
+			fmt.Fprintf(e.stdout, "  lost: %d commits the previous primary had captured and never shipped, and what it committed in its last %s\n", p.Unshipped, formatDuration(p.LossBound))
+		default:
+			fmt.Fprintf(e.stdout, "  lost: at most what the previous primary committed in its last sync interval (%s)\n", formatDuration(p.LossBound))
+		}
+		if p.Previous != "" {
+			fmt.Fprintf(e.stdout, "  previous holder %s\n", p.Previous)
+		}
 	}
 }

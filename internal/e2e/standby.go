@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,15 +118,26 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 			t.Fatalf("cycle %d: the lease is %+v, %v; want held by the promoted node %s", cycle, rec, err, standby.db)
 		}
 		t.Logf("cycle %d: node %s promoted %s after node %s was killed, at TXID %d", cycle, standby.name, took.Round(time.Millisecond), primary.name, rec.TXID)
-		// The new primary's application writes and they reach the replica.
+		// The new primary's application writes and they reach the
+		// replica; walship says when the first was accepted, and what
+		// the failover may have lost.
 		waitRenewedPast(t, ctx, r, rec.TXID)
+		waitGroupOutput(t, standby.p, "failover complete: the promoted database accepted its first write", 30*time.Second)
+		if !strings.Contains(standby.p.output(), "may be lost") && !strings.Contains(standby.p.output(), "commits of the previous primary are lost") {
+			t.Fatalf("cycle %d: the promoted node did not say what the failover may have lost", cycle)
+		}
 
 		if cycle == 0 {
 			// The old primary coming back as a primary is refused,
-			// naming the holder, and writes nothing.
-			res := runResult(bin, r.Env, "replicate", "-once", "-config", primary.cfg)
+			// naming the holder, and writes nothing; a one-shot run
+			// is refused for holding a lease at all.
+			res := runResult(bin, r.Env, "replicate", "-config", primary.cfg)
 			if res.err == nil || !strings.Contains(res.out, "held by") || !strings.Contains(res.out, standby.db) {
 				t.Fatalf("the old primary restarted as a primary: %v; want a refusal naming the holder %s:\n%s", res.err, standby.db, res.out)
+			}
+			res = runResult(bin, r.Env, "replicate", "-once", "-config", primary.cfg)
+			if res.err == nil || !strings.Contains(res.out, "cannot hold the primary role's lease") {
+				t.Fatalf("replicate -once with a lease: %v; want a refusal:\n%s", res.err, res.out)
 			}
 		}
 		// The old primary comes back, as the standby.
@@ -134,6 +146,22 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		if !strings.Contains(primary.p.output(), "kept it aside") {
 			t.Fatalf("cycle %d: the old primary did not keep its database aside", cycle)
 		}
+		// The database kept aside holds every commit the old primary
+		// made: those the new primary lacks are the data lost, and
+		// each was committed within the old primary's last sync
+		// interval (plus the upload's time) before the kill.
+		lost := lostCommits(t, keptAside(t, primary.db), standby.db)
+		var oldest time.Duration
+		for _, at := range lost {
+			if age := killed.Sub(at); age > oldest {
+				oldest = age
+			}
+		}
+		if oldest > standbySyncInterval+lossAllowance {
+			t.Fatalf("cycle %d: the failover lost %d commits, the oldest committed %s before the kill; want only those of the primary's last sync interval (%s, plus %s for the upload)",
+				cycle, len(lost), oldest, standbySyncInterval, lossAllowance)
+		}
+		t.Logf("cycle %d: lost %d commits, the oldest committed %s before the kill", cycle, len(lost), oldest.Round(time.Millisecond))
 		primary, standby = standby, primary
 	}
 
@@ -194,6 +222,75 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	if got, want := rowsOf(t, out), rowsOf(t, primary.db); got != want {
 		t.Fatalf("a restore is not the survivor's database: %d bytes of rows, want %d", len(got), len(want))
 	}
+}
+
+// standbySyncInterval is the nodes' sync-interval in RunStandby
+// (writeConfig's); lossAllowance is the time one upload of a sync's file
+// may take on a loaded machine, on top of it, in the bound on what a
+// crash loses.
+const (
+	standbySyncInterval = 50 * time.Millisecond
+	lossAllowance       = 2 * time.Second
+)
+
+// keptAside returns the newest database a standby kept aside at path
+// (path.diverged-<UTC time>).
+func keptAside(t *testing.T, path string) string {
+	t.Helper()
+	found, err := filepath.Glob(path + ".diverged-*")
+	var dbs []string
+	for _, f := range found {
+		if !strings.HasSuffix(f, "-wal") && !strings.HasSuffix(f, "-shm") && !strings.HasSuffix(f, "-journal") {
+			dbs = append(dbs, f)
+		}
+	}
+	if err != nil || len(dbs) == 0 {
+		t.Fatalf("no database kept aside beside %s: %v", path, err)
+	}
+	slices.Sort(dbs)
+	return dbs[len(dbs)-1]
+}
+
+// lostCommits returns when each of the application's commits in the old
+// primary's database (kept aside) that the new primary's database does
+// not hold was made (execapp's stamp: at the latest). The commits the
+// new primary holds must be a prefix of the old primary's: a commit
+// missing before one present would be a hole in the history.
+func lostCommits(t *testing.T, old, promoted string) []time.Time {
+	t.Helper()
+	has := map[string]bool{}
+	for _, row := range appRows(t, promoted) {
+		has[row] = true
+	}
+	var lost []time.Time
+	for _, row := range appRows(t, old) {
+		if has[row] {
+			if len(lost) > 0 {
+				t.Fatalf("the promoted database %s holds the old primary's commit %q but not one before it: a hole in the history", promoted, row)
+			}
+			continue
+		}
+		i := strings.LastIndex(row, " at=")
+		if i < 0 {
+			t.Fatalf("the old primary's lost commit %q has no time", row)
+		}
+		ms, err := strconv.ParseInt(row[i+len(" at="):], 10, 64)
+		if err != nil {
+			t.Fatalf("the old primary's lost commit %q: %v", row, err)
+		}
+		lost = append(lost, time.UnixMilli(ms))
+	}
+	return lost
+}
+
+// appRows returns the application's rows, "id=v", in id order.
+func appRows(t *testing.T, path string) []string {
+	t.Helper()
+	rows, err := testutil.Strings(context.Background(), path, "SELECT id || '=' || v FROM t ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 // waitRenewedPast waits until the lease was renewed at a TXID past txid:

@@ -6,7 +6,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +26,10 @@ import (
 // after the partition heals, the
 // replica holds one chain with no gap and no reuse.
 func TestStandbyPartitionedPrimary(t *testing.T) {
+	// Longer than RunStandby's: the application's kill must come a margin
+	// (a quarter of it) before the standby's takeover even on a loaded
+	// machine; the test asserts that order.
+	ttl := 6 * time.Second
 	srv := testserver.MinIO(t)
 	bucket := srv.Bucket(t)
 	proxy := testserver.NewFaultProxy(t, srv.Endpoint, 0)
@@ -40,7 +47,7 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 		}
 		db = filepath.Join(dir, name, "app.db")
 		cfg = writeConfig(t, filepath.Join(dir, name, "walship.yml"), db, Replica{YAML: fmt.Sprintf("url: s3://%s/app\nendpoint: %s", bucket, endpoint)})
-		addDBKey(t, cfg, "lease-ttl: "+standbyTTL.String())
+		addDBKey(t, cfg, "lease-ttl: "+ttl.String())
 		return db, cfg
 	}
 	aDB, aCfg := nodeCfg("a", proxy.URL)
@@ -48,8 +55,11 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 	appLine := func(db string) string {
 		return fmt.Sprintf("'%s' -db '%s' -rows 1 -wait -every 20ms -on-term 0", app, db)
 	}
-	a := startGroup(t, bin, env, "replicate", "-config", aCfg, "-exec", appLine(aDB))
+	// The primary's application is slow to stop: it goes on writing for a
+	// minute after SIGTERM, unless killed.
+	a := startGroup(t, bin, env, "replicate", "-config", aCfg, "-exec", appLine(aDB)+" -linger 1m")
 	waitGroupOutput(t, a, "execapp: waiting for a signal", 30*time.Second)
+	appPID := startedPID(t, a)
 	hooked := filepath.Join(dir, "hook.out")
 	hook := fmt.Sprintf(`sh -c 'echo "$WALSHIP_PROMOTED_DB $WALSHIP_PROMOTED_TXID" > %s'`, hooked)
 	b := startGroup(t, bin, env, "replicate", "-standby", "-config", bCfg, "-exec", appLine(bDB), "-promote-hook", hook)
@@ -62,24 +72,33 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 	time.Sleep(time.Second)
 
 	proxy.SetDown(true)
-	var aStopped, bPromoted time.Time
-	deadline := time.Now().Add(standbyTTL + 30*time.Second)
-	for aStopped.IsZero() || bPromoted.IsZero() {
+	var aStopped, aAppGone, bPromoted time.Time
+	deadline := time.Now().Add(ttl + 30*time.Second)
+	for aStopped.IsZero() || aAppGone.IsZero() || bPromoted.IsZero() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after the partition: the primary stopped at %v, the standby promoted at %v; want both", aStopped, bPromoted)
+			t.Fatalf("after the partition: the primary stopped at %v, its application was gone at %v, the standby promoted at %v; want all three", aStopped, aAppGone, bPromoted)
 		}
 		if aStopped.IsZero() && strings.Contains(a.output(), "lost the lease") {
 			aStopped = time.Now()
 		}
+		if aAppGone.IsZero() && syscall.Kill(appPID, 0) == syscall.ESRCH {
+			aAppGone = time.Now()
+		}
 		if bPromoted.IsZero() && strings.Contains(b.output(), "took it over") {
 			bPromoted = time.Now()
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if !bPromoted.After(aStopped) {
 		t.Fatalf("the standby took the lease over %s before the partitioned primary stopped", aStopped.Sub(bPromoted))
 	}
-	t.Logf("the partitioned primary stopped %s before the standby took the lease over", bPromoted.Sub(aStopped).Round(time.Millisecond))
+	// Its application, which would have written for a minute more, was
+	// killed before the standby could start its own.
+	if !bPromoted.After(aAppGone) {
+		t.Fatalf("the standby took the lease over %s before the partitioned primary's application was gone", aAppGone.Sub(bPromoted))
+	}
+	t.Logf("the partitioned primary stopped %s, and its application was gone %s, before the standby took the lease over",
+		bPromoted.Sub(aStopped).Round(time.Millisecond), bPromoted.Sub(aAppGone).Round(time.Millisecond))
 	if !strings.Contains(a.output(), "stopping the application") {
 		t.Fatal("the partitioned primary did not stop its application")
 	}
@@ -107,4 +126,19 @@ func TestStandbyPartitionedPrimary(t *testing.T) {
 	if out := run(t, bin, env, "verify", "-config", bCfg, bDB); !strings.Contains(out, "in sync") {
 		t.Fatalf("walship verify does not find the replica in sync with the new primary:\n%s", out)
 	}
+}
+
+// startedPID returns the pid of the application walship -exec started, as
+// its log says.
+func startedPID(t *testing.T, p *groupProcess) int {
+	t.Helper()
+	m := regexp.MustCompile(`msg="started the application" pid=(\d+)`).FindStringSubmatch(p.output())
+	if m == nil {
+		t.Fatalf("walship did not log the application's pid:\n%s", p.output())
+	}
+	pid, err := strconv.Atoi(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

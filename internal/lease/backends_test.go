@@ -39,6 +39,7 @@ var suite = []struct {
 	{"Keep", testKeep},
 	{"RestartTakesItsOwnLeaseAfterExpiry", testRestartTakesItsOwnLeaseAfterExpiry},
 	{"Release", testRelease},
+	{"ReleasedGoesToStandbyFirst", testReleasedGoesToStandbyFirst},
 	{"Handover", testHandover},
 }
 

@@ -25,7 +25,11 @@ type Holder struct {
 	seq      uint64    // the Seq of that write
 	since    time.Time // when this node acquired the lease
 	deadline time.Time // when this node stops writing unless it renewed; zero before it holds the lease
-	lost     error     // why this node holds the lease no more, for good
+	// wallDeadline is the deadline on the wall clock: the monotonic
+	// clock stops while the machine is suspended, the wall clock does
+	// not, and the lease is lost when either says so.
+	wallDeadline time.Time
+	lost         error // why this node holds the lease no more, for good
 	// onHandover is called once when a handover record names this node
 	// (WatchHandover); nil: none is read.
 	onHandover func()
@@ -66,20 +70,34 @@ func (h *Holder) TTL() time.Duration { return h.ttl }
 // if the record changes meanwhile (a standby took it), the error wraps
 // ErrHeld.
 func (h *Holder) Acquire(ctx context.Context, txid uint64) error {
+	return h.acquire(ctx, txid, 0)
+}
+
+func (h *Holder) acquire(ctx context.Context, txid uint64, attempt int) error {
 	found, version, err := Read(ctx, h.c)
 	if err == nil && found.Node != h.me.Node && found.Host == h.me.Host && found.Path == h.me.Path {
 		return h.acquireFromPrevious(ctx, txid)
 	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return h.write(ctx, "", nil, txid)
+		return h.write(ctx, "", nil, Position{TXID: txid, Captured: txid})
 	case err != nil:
 		return fmt.Errorf("read the lease of replica %s: %w", h.c, err)
 	case found.Node == h.me.Node:
 		h.mu.Lock()
-		h.version, h.seq = version, found.Seq
+		h.version, h.seq, h.since = version, found.Seq, found.Since
+		h.me.TakenOverFrom, h.me.HandedOver = found.TakenOverFrom, found.HandedOver
 		h.mu.Unlock()
-		return h.write(ctx, version, nil, txid)
+		err := h.write(ctx, version, nil, Position{TXID: txid, Captured: txid})
+		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
+			// A renewal of this node's own, still in flight when the
+			// record was read, landed since: read it again.
+			return h.acquire(ctx, txid, attempt+1)
+		}
+		if err != nil {
+			return fmt.Errorf("replica %s: write the lease: %w", h.c, err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("replica %s: the primary role is held by %s: this node writes nothing to the replica. "+
 			"Run it as a standby (walship replicate -standby), which takes the role over once that holder stops renewing it: %w",
@@ -95,7 +113,7 @@ func (h *Holder) TakeOver(ctx context.Context, seen Seen, txid uint64) error {
 	if !seen.Expired {
 		return fmt.Errorf("replica %s: the lease has not expired (seen unchanged for %s of its %s): %w", h.c, seen.For.Round(time.Millisecond), seen.TTL, ErrHeld)
 	}
-	err := h.write(ctx, seen.Version, seen.Record, txid)
+	err := h.write(ctx, seen.Version, seen.Record, Position{TXID: txid, Captured: txid})
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("replica %s: the lease changed while this node took it over (its holder renewed it, or another standby took it): %w", h.c, ErrHeld)
 	}
@@ -104,7 +122,7 @@ func (h *Holder) TakeOver(ctx context.Context, seen Seen, txid uint64) error {
 
 // write writes the record as this node's, conditionally on version, and
 // on success starts the deadline from the moment the write was sent.
-func (h *Holder) write(ctx context.Context, version string, previous *Record, txid uint64) error {
+func (h *Holder) write(ctx context.Context, version string, previous *Record, pos Position) error {
 	sent := h.now()
 	h.mu.Lock()
 	rec := h.me
@@ -113,11 +131,11 @@ func (h *Holder) write(ctx context.Context, version string, previous *Record, tx
 		rec.Since = sent.UTC()
 	}
 	rec.Renewed = sent.UTC()
-	rec.TXID = txid
+	rec.TXID, rec.Captured = pos.TXID, max(pos.Captured, pos.TXID)
 	rec.Released = false
 	rec.Seq = h.seq + 1
 	if previous != nil {
-		rec.TakenOverFrom = previous.String()
+		rec.TakenOverFrom, rec.HandedOver = previous.String(), previous.Released
 		rec.Seq = previous.Seq + 1
 	}
 	h.mu.Unlock()
@@ -128,23 +146,26 @@ func (h *Holder) write(ctx context.Context, version string, previous *Record, tx
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.version, h.seq, h.since = v, rec.Seq, rec.Since
+	// How this node came to hold the lease stays in every renewal.
+	h.me.TakenOverFrom, h.me.HandedOver = rec.TakenOverFrom, rec.HandedOver
 	h.deadline = sent.Add(h.ttl - margin(h.ttl))
+	h.wallDeadline = sent.Round(0).Add(h.ttl - margin(h.ttl))
 	return nil
 }
 
 // Renew writes the lease again, conditionally on this node's last write,
-// with txid, the newest TXID the replica holds. A lease another node took
+// with pos, the newest TXIDs the replica holds and the database captured. A lease another node took
 // over (or whose record was deleted) is lost for good: the error wraps
 // ErrLost. Any other error leaves the deadline where it was; the caller
 // tries again until then.
-func (h *Holder) Renew(ctx context.Context, txid uint64) error {
+func (h *Holder) Renew(ctx context.Context, pos Position) error {
 	if err := h.Valid(); err != nil {
 		return err
 	}
 	h.mu.Lock()
 	version := h.version
 	h.mu.Unlock()
-	err := h.write(ctx, version, nil, txid)
+	err := h.write(ctx, version, nil, pos)
 	if !errors.Is(err, storage.ErrConflict) {
 		return err
 	}
@@ -156,13 +177,21 @@ func (h *Holder) Renew(ctx context.Context, txid uint64) error {
 		h.mu.Lock()
 		h.version, h.seq = v, found.Seq
 		h.mu.Unlock()
-		return h.write(ctx, v, nil, txid)
+		return h.write(ctx, v, nil, pos)
+	}
+	var unreadable *UnreadableError
+	if rerr != nil && !errors.Is(rerr, storage.ErrNotFound) && !errors.As(rerr, &unreadable) {
+		// Not known to be lost: the conflict may be this node's own
+		// renewal retried by the store's client. The deadline still
+		// holds; the next renewal reads it again.
+		return fmt.Errorf("replica %s: renewing the lease met a conflict, and reading the lease to see why failed: %w", h.c, rerr)
 	}
 	who := "its record was deleted"
-	if rerr == nil {
+	switch {
+	case rerr == nil:
 		who = "it is now held by " + found.String()
-	} else if !errors.Is(rerr, storage.ErrNotFound) {
-		who = "its record changed, and reading it failed: " + rerr.Error()
+	case unreadable != nil:
+		who = "its record was overwritten: " + rerr.Error()
 	}
 	return h.lose(fmt.Errorf("replica %s: the lease was taken from this node (%s): %w", h.c, who, ErrLost))
 }
@@ -178,11 +207,15 @@ func (h *Holder) lose(err error) error {
 }
 
 // Valid returns nil while this node holds the lease, by its own clock: it
-// acquired or renewed it less than the TTL minus a margin ago. Otherwise
-// the error wraps ErrLost, for good. It sends no request.
+// acquired or renewed it less than the TTL minus a margin ago, by its
+// monotonic clock and by its wall clock (a machine suspended for a while
+// resumes with a monotonic clock that did not advance meanwhile, while a
+// standby's went on; a wall clock that jumps forward only ends the lease
+// early). Otherwise the error wraps ErrLost, for good. It sends no
+// request.
 func (h *Holder) Valid() error {
 	h.mu.Lock()
-	lost, deadline := h.lost, h.deadline
+	lost, deadline, wallDeadline := h.lost, h.deadline, h.wallDeadline
 	h.mu.Unlock()
 	if lost != nil {
 		return lost
@@ -190,11 +223,44 @@ func (h *Holder) Valid() error {
 	if deadline.IsZero() {
 		return fmt.Errorf("replica %s: this node has not acquired the lease: %w", h.c, ErrLost)
 	}
-	if !h.now().Before(deadline) {
+	if now := h.now(); !now.Before(deadline) || !now.Round(0).Before(wallDeadline) {
 		return h.lose(fmt.Errorf("replica %s: this node could not renew its lease within %s, so another node may take the primary role now: it writes nothing more to the replica: %w",
 			h.c, h.ttl-margin(h.ttl), ErrLost))
 	}
 	return nil
+}
+
+// Bound returns ctx cancelled once this node no longer holds the lease (at
+// its deadline unless a renewal moved it, or when it is lost), with the
+// error Valid gives as its cause: a write to the replica under it cannot
+// go on past the moment a standby may take the role over, however long the
+// store makes it wait. The caller calls the CancelFunc once done.
+func (h *Holder) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	bctx, cancel := context.WithCancelCause(ctx)
+	var mu sync.Mutex
+	var timer *time.Timer
+	var arm func()
+	arm = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if bctx.Err() != nil {
+			return
+		}
+		if err := h.Valid(); err != nil {
+			cancel(err)
+			return
+		}
+		timer = time.AfterFunc(max(time.Until(h.Deadline()), time.Millisecond), arm)
+	}
+	arm()
+	return bctx, func() {
+		cancel(context.Canceled)
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+	}
 }
 
 // Deadline returns when this node stops writing unless it renews the lease.
@@ -204,12 +270,12 @@ func (h *Holder) Deadline() time.Time {
 	return h.deadline
 }
 
-// Keep renews the lease every RenewEvery(TTL) until ctx is done, with txid
-// the newest TXID the replica holds; a failed renewal is tried again
+// Keep renews the lease every RenewEvery(TTL) until ctx is done, with pos
+// the newest TXIDs the replica holds and the database captured; a failed renewal is tried again
 // sooner. When the lease is lost (not renewed by the deadline, or taken by
 // another node) it calls onLost once and returns. No renewal outlives the
 // deadline: one still waiting for the store then is cancelled.
-func (h *Holder) Keep(ctx context.Context, txid func() uint64, onLost func(error)) {
+func (h *Holder) Keep(ctx context.Context, pos func() Position, onLost func(error)) {
 	every := RenewEvery(h.ttl)
 	wait := every
 	timer := time.NewTimer(wait)
@@ -225,7 +291,7 @@ func (h *Holder) Keep(ctx context.Context, txid func() uint64, onLost func(error
 			return
 		}
 		rctx, cancel := context.WithDeadline(ctx, h.Deadline())
-		err := h.Renew(rctx, txid())
+		err := h.Renew(rctx, pos())
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -267,7 +333,12 @@ func (h *Holder) acquireFromPrevious(ctx context.Context, txid uint64) error {
 		} else if seen.Version != first {
 			return fmt.Errorf("replica %s: the lease naming this database is being renewed by another process (%s): %w", h.c, seen.Record, ErrHeld)
 		}
-		if seen.Expired {
+		// A released lease is a standby's to take first (a switchover:
+		// the primary stopped cleanly, and its service manager may
+		// restart it at once): the restarted process takes it only
+		// after a whole TTL, by which a running standby has taken it.
+		if seen.For >= seen.TTL {
+			seen.Expired = true
 			err := h.TakeOver(ctx, seen, txid)
 			if errors.Is(err, ErrHeld) {
 				// Taken by a standby in the meantime.
@@ -299,7 +370,7 @@ func (h *Holder) Release(ctx context.Context, txid uint64) error {
 	h.lose(fmt.Errorf("replica %s: %w", h.c, ErrReleased))
 	h.mu.Lock()
 	rec := h.me
-	rec.Since, rec.Renewed, rec.TXID, rec.Seq, rec.Released = h.since, h.now().UTC(), txid, h.seq+1, true
+	rec.Since, rec.Renewed, rec.TXID, rec.Captured, rec.Seq, rec.Released = h.since, h.now().UTC(), txid, txid, h.seq+1, true
 	version := h.version
 	h.mu.Unlock()
 	if _, err := write(ctx, h.c, &rec, version); err != nil {

@@ -62,16 +62,49 @@ type Record struct {
 	TTLMillis int64 `json:"ttl_ms"`
 	// TXID is the newest TXID the holder's replica held at the renewal.
 	TXID uint64 `json:"txid"`
+	// Captured is the newest TXID the holder had captured from its
+	// database at the renewal: committed there, and in the replica only
+	// up to TXID. A standby that takes the lease over knows that the
+	// commits after the replica's newest, up to Captured, are lost.
+	Captured uint64 `json:"captured_txid,omitempty"`
+	// SyncIntervalMillis is the holder's sync interval: the commits it
+	// makes after its last renewal reach the replica within about that
+	// long, which bounds what a crash loses beyond Captured.
+	SyncIntervalMillis int64 `json:"sync_interval_ms,omitempty"`
 	// Seq counts the writes of the record, so that each has a new
 	// version even on a store whose version is the content's hash.
 	Seq uint64 `json:"seq"`
 	// TakenOverFrom names the previous holder when this one took over an
-	// expired lease.
+	// expired lease; HandedOver is set when that lease was released (a
+	// switchover with every commit in the replica), not left to expire.
 	TakenOverFrom string `json:"taken_over_from,omitempty"`
+	HandedOver    bool   `json:"handed_over,omitempty"`
 	// Released is set by a holder that stopped on purpose after its last
 	// commits reached the replica (Holder.Release): it writes nothing
 	// more, so a standby takes the lease at once.
 	Released bool `json:"released,omitempty"`
+}
+
+// Position is what a holder writes into the record at each renewal.
+type Position struct {
+	TXID     uint64 // the newest TXID the replica holds
+	Captured uint64 // the newest TXID captured from the database, at least TXID
+}
+
+// SyncInterval returns the holder's sync interval, zero when the record
+// does not say.
+func (r *Record) SyncInterval() time.Duration {
+	return time.Duration(r.SyncIntervalMillis) * time.Millisecond
+}
+
+// Unshipped returns how many TXIDs the holder had captured, at its last
+// renewal, past replicaTXID: commits a takeover at replicaTXID loses for
+// certain.
+func (r *Record) Unshipped(replicaTXID uint64) uint64 {
+	if r.Released || r.Captured <= replicaTXID {
+		return 0
+	}
+	return r.Captured - replicaTXID
 }
 
 // TTL returns the record's time to live.
@@ -101,9 +134,17 @@ func Read(ctx context.Context, c storage.Client) (*Record, string, error) {
 	}
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil || rec.Node == "" || rec.TTLMillis <= 0 {
-		return nil, "", fmt.Errorf("replica %s: its lease record %s is not one walship wrote; no node can tell who holds the lease: stop every walship of this database and delete that object", c, RecordName)
+		return nil, "", &UnreadableError{Replica: c.String()}
 	}
 	return &rec, version, nil
+}
+
+// UnreadableError is Read's error for a lease record that is not one
+// walship wrote.
+type UnreadableError struct{ Replica string }
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("replica %s: its lease record %s is not one walship wrote; no node can tell who holds the lease: stop every walship of this database and delete that object", e.Replica, RecordName)
 }
 
 // write writes rec conditionally on version and returns the new version.
@@ -119,6 +160,12 @@ func write(ctx context.Context, c storage.Client, rec *Record, version string) (
 // stops: the allowance for the drift of the two clocks' rates and for a
 // write in flight at the deadline.
 func margin(ttl time.Duration) time.Duration { return ttl / 4 }
+
+// StopGrace is how long an application that must stop because its node
+// lost the lease of ttl may take to exit before it is killed: half the
+// margin, so that it is gone before a standby, which takes over a margin
+// after the holder's deadline, starts its own.
+func StopGrace(ttl time.Duration) time.Duration { return margin(ttl) / 2 }
 
 // RenewEvery is how often a holder renews a lease of ttl: a third of it, so
 // that a failed renewal is tried again before the deadline.

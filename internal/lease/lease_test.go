@@ -57,12 +57,20 @@ func testAcquireRenew(t *testing.T, c storage.Client) {
 		t.Fatalf("record after acquire: %+v, %v", rec, err)
 	}
 	clk.add(time.Second)
-	if err := h.Renew(ctx, 9); err != nil {
+	if err := h.Renew(ctx, Position{TXID: 9, Captured: 12}); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
 	rec, v2, err := Read(ctx, c)
-	if err != nil || rec.TXID != 9 || rec.Seq != 2 || v2 == v1 {
+	if err != nil || rec.TXID != 9 || rec.Captured != 12 || rec.Seq != 2 || v2 == v1 {
 		t.Fatalf("record after renewal: %+v (version %q, before %q), %v", rec, v2, v1, err)
+	}
+	// A takeover at the replica's TXID 9 loses the 3 commits captured
+	// and not shipped; one at 12 or later loses none it can know of.
+	if n := rec.Unshipped(9); n != 3 {
+		t.Fatalf("Unshipped(9) = %d; want 3", n)
+	}
+	if n := rec.Unshipped(12); n != 0 {
+		t.Fatalf("Unshipped(12) = %d; want 0", n)
 	}
 	// The deadline is the renewal's sending + TTL - a quarter.
 	if want := clk.now().Add(3*time.Second - 750*time.Millisecond); !h.Deadline().Equal(want) {
@@ -77,7 +85,7 @@ func testAcquireRenew(t *testing.T, c storage.Client) {
 		t.Fatalf("at the deadline, Valid = %v; want ErrLost", err)
 	}
 	// Lost for good: a renewal after the deadline does not bring it back.
-	if err := h.Renew(ctx, 10); !errors.Is(err, ErrLost) {
+	if err := h.Renew(ctx, Position{TXID: 10}); !errors.Is(err, ErrLost) {
 		t.Fatalf("renewal after the deadline: %v; want ErrLost", err)
 	}
 	// A restart of the same node (same identity) acquires its own lease again.
@@ -160,7 +168,7 @@ func testExpiryOnObserversClock(t *testing.T, c storage.Client) {
 	standbyClock.add(2 * time.Second)
 	primaryClock.add(2 * time.Second)
 	// The primary renews: the standby's count starts again.
-	if err := p.Renew(ctx, 2); err != nil {
+	if err := p.Renew(ctx, Position{TXID: 2}); err != nil {
 		t.Fatal(err)
 	}
 	standbyClock.add(2 * time.Second)
@@ -189,7 +197,7 @@ func testExpiryOnObserversClock(t *testing.T, c storage.Client) {
 		t.Fatalf("take over the expired lease: %v", err)
 	}
 	rec, _, err := Read(ctx, c)
-	if err != nil || rec.Node != "s" || !strings.Contains(rec.TakenOverFrom, "host-p") || rec.TXID != 2 {
+	if err != nil || rec.Node != "s" || !strings.Contains(rec.TakenOverFrom, "host-p") || rec.HandedOver || rec.TXID != 2 {
 		t.Fatalf("record after the takeover: %+v, %v", rec, err)
 	}
 	// A second standby that saw the same expiry loses the race.
@@ -199,9 +207,9 @@ func testExpiryOnObserversClock(t *testing.T, c storage.Client) {
 	}
 	// The old primary, even with a fresh clock, cannot renew.
 	p.mu.Lock()
-	p.lost, p.deadline = nil, primaryClock.now().Add(time.Hour)
+	p.lost, p.deadline, p.wallDeadline = nil, primaryClock.now().Add(time.Hour), primaryClock.now().Add(time.Hour)
 	p.mu.Unlock()
-	if err := p.Renew(ctx, 3); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "host-s") {
+	if err := p.Renew(ctx, Position{TXID: 3}); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "host-s") {
 		t.Fatalf("the old primary's renewal: %v; want ErrLost naming the new holder", err)
 	}
 	// Nor acquire it again when restarted.
@@ -243,7 +251,7 @@ func testKeep(t *testing.T, c storage.Client) {
 		t.Fatal(err)
 	}
 	lost := make(chan error, 2)
-	go h.Keep(ctx, func() uint64 { return 7 }, func(err error) { lost <- err })
+	go h.Keep(ctx, func() Position { return Position{TXID: 7} }, func(err error) { lost <- err })
 	// Renewals go on: the record's Seq grows while Valid holds.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -307,10 +315,46 @@ func testRestartTakesItsOwnLeaseAfterExpiry(t *testing.T, c storage.Client) {
 		t.Fatalf("record: %+v, %v", rec, err)
 	}
 	first.mu.Lock()
-	first.deadline = time.Now().Add(time.Hour)
+	first.deadline, first.wallDeadline = time.Now().Add(time.Hour), time.Now().Add(time.Hour)
 	first.mu.Unlock()
-	if err := first.Renew(ctx, 4); !errors.Is(err, ErrLost) {
+	if err := first.Renew(ctx, Position{TXID: 4}); !errors.Is(err, ErrLost) {
 		t.Fatalf("the previous process's renewal: %v; want ErrLost", err)
+	}
+}
+
+// testReleasedGoesToStandbyFirst: a primary that released its lease (a
+// switchover) and is restarted at once by its service manager does not
+// take it back at once: a standby takes a released lease at its next
+// look, the restarted process only after a whole TTL, so the standby
+// wins and the restarted process is refused.
+func testReleasedGoesToStandbyFirst(t *testing.T, c storage.Client) {
+	ctx := context.Background()
+	ttl := 5 * time.Second
+	first := NewHolder(c, Record{Node: "run1", Host: "h", Path: "/data/app.db"}, ttl, nil)
+	if err := first.Acquire(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Release(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	restarted := make(chan error, 1)
+	go func() {
+		restarted <- NewHolder(c, Record{Node: "run2", Host: "h", Path: "/data/app.db"}, ttl, nil).Acquire(ctx, 3)
+	}()
+	seen, err := NewObserver(c, ttl).Observe(ctx)
+	if err != nil || !seen.Expired {
+		t.Fatalf("a standby's look at the released lease: %+v, %v; want expired", seen, err)
+	}
+	if err := NewHolder(c, node("s"), ttl, nil).TakeOver(ctx, seen, 3); err != nil {
+		t.Fatalf("the standby's takeover of the released lease: %v", err)
+	}
+	select {
+	case err := <-restarted:
+		if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "host-s") {
+			t.Fatalf("the restarted primary: %v; want ErrHeld naming the standby", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restarted primary neither took the lease nor was refused")
 	}
 }
 
@@ -340,8 +384,19 @@ func testRelease(t *testing.T, c storage.Client) {
 	if err := s.TakeOver(ctx, seen, 9); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _, _ := Read(ctx, c); rec.Released || rec.Node != "s" {
-		t.Fatalf("after the takeover: %+v", rec)
+	if rec, _, _ := Read(ctx, c); rec.Released || rec.Node != "s" || !rec.HandedOver {
+		t.Fatalf("after the takeover: %+v; want held by s, handed over", rec)
+	}
+	// Its renewals, and a new holder of the same node (the promoted
+	// database opening), keep saying how it came to hold the lease.
+	if err := s.Renew(ctx, Position{TXID: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewHolder(c, node("s"), time.Minute, nil).Acquire(ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _, _ := Read(ctx, c); rec.Node != "s" || !rec.HandedOver || !strings.Contains(rec.TakenOverFrom, "host-p") || rec.TXID != 11 {
+		t.Fatalf("after renewals: %+v; want still handed over from p", rec)
 	}
 }
 
@@ -360,7 +415,7 @@ func testHandover(t *testing.T, c storage.Client) {
 	}
 	asked := make(chan struct{}, 2)
 	h.WatchHandover(func() { asked <- struct{}{} })
-	go h.Keep(ctx, func() uint64 { return 1 }, func(error) {})
+	go h.Keep(ctx, func() Position { return Position{TXID: 1} }, func(error) {})
 	rec, err := RequestHandover(ctx, c, "test", time.Now())
 	if err != nil || rec.Node != "p" {
 		t.Fatalf("request: %+v, %v", rec, err)

@@ -63,23 +63,39 @@ func (r *Replica) claim(ctx context.Context, takeover, adopt bool) (owner.Claime
 // ensureOwner is called before every write to the destination: it claims
 // the destination the first time, and reads the owner record again once
 // the last reading is older than ownerRecheck, so that a process that lost
-// the destination stops writing to it.
-func (r *Replica) ensureOwner(ctx context.Context) error {
+// the destination stops writing to it. Under a lease it returns ctx bounded
+// by the lease (Lease.Bound), for the write that follows (the caller calls
+// done after it): a write still waiting for the store when the lease ends
+// is cancelled, so that none started before lands long after, when a
+// standby may have taken the role over.
+func (r *Replica) ensureOwner(ctx context.Context) (wctx context.Context, done context.CancelFunc, err error) {
 	r.mu.Lock()
-	claimedAt, lost, recheck := r.claimedAt, r.lost, cmp.Or(r.writer.Recheck, ownerRecheck)
+	lost, held := r.lost, r.writer.Lease
 	r.mu.Unlock()
 	if lost != nil {
-		return lost
+		return nil, nil, lost
 	}
+	if held == nil {
+		return ctx, func() {}, r.checkOwner(ctx)
+	}
+	if err := held.Valid(); err != nil {
+		r.Halt(err)
+		return nil, nil, err
+	}
+	wctx, done = held.Bound(ctx)
+	if err := r.checkOwner(wctx); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return wctx, done, nil
+}
+
+// checkOwner claims the destination the first time, and reads the owner
+// record again once the last reading is older than ownerRecheck.
+func (r *Replica) checkOwner(ctx context.Context) error {
 	r.mu.Lock()
-	held := r.writer.Lease
+	claimedAt, recheck := r.claimedAt, cmp.Or(r.writer.Recheck, ownerRecheck)
 	r.mu.Unlock()
-	if held != nil {
-		if err := held(); err != nil {
-			r.Halt(err)
-			return err
-		}
-	}
 	if claimedAt.IsZero() {
 		_, err := r.claim(ctx, false, false)
 		if errors.Is(err, owner.ErrUnproven) {

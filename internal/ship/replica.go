@@ -64,11 +64,22 @@ type Writer struct {
 	Takeover bool
 	// Recheck is how long a claim is trusted; zero means ownerRecheck.
 	Recheck time.Duration
-	// Lease, when set, is asked before every write to the destination:
-	// an error (the database's lease on the primary role expired or was
-	// taken) stops the replica for good, as a lost owner record does. It
-	// must answer at once, without a request.
-	Lease func() error
+	// Lease, when set, is asked before every write to the destination;
+	// see Lease.
+	Lease Lease
+}
+
+// Lease is a database's lease on the primary role (internal/lease's
+// Holder), as the replica's writes ask it.
+type Lease interface {
+	// Valid returns nil while the lease is held, at once and without a
+	// request; an error (it expired, or was taken) stops the replica for
+	// good, as a lost owner record does.
+	Valid() error
+	// Bound returns ctx cancelled once the lease is no longer held: each
+	// write runs under it, so that none goes on past the moment a
+	// standby may take the role over.
+	Bound(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // ownerRecheck is how long a claim is trusted before the next write reads
@@ -393,10 +404,13 @@ func (r *Replica) EnforceRetention(ctx context.Context, policy levels.Policy, no
 	if len(expired) == 0 {
 		return nil
 	}
-	if err := r.ensureOwner(ctx); err != nil {
+	wctx, done, err := r.ensureOwner(ctx)
+	if err != nil {
 		return err
 	}
-	if err := r.client.DeleteLTXFiles(ctx, expired); err != nil {
+	err = r.client.DeleteLTXFiles(wctx, expired)
+	done()
+	if err != nil {
 		return fmt.Errorf("replica %s: retention: %w", r.name, err)
 	}
 	gone := make(map[*ltx.FileInfo]bool, len(expired))

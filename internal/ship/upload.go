@@ -215,13 +215,15 @@ func (r *Replica) put(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trai
 
 // putTo uploads one staged file to the given levels of the replica.
 func (r *Replica) putTo(ctx context.Context, f *ltx.FileInfo, hdr ltx.Header, trailer ltx.Trailer, levels ...int) error {
-	if err := r.ensureOwner(ctx); err != nil {
+	wctx, done, err := r.ensureOwner(ctx)
+	if err != nil {
 		return err
 	}
+	defer done()
 	open := func() (io.ReadCloser, error) {
 		return r.src.Staging.OpenLTXFile(ctx, f.Level, f.MinTXID, f.MaxTXID, 0, 0)
 	}
-	size, err := r.write(ctx, levels, f.MinTXID, f.MaxTXID, open, f.Size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
+	size, err := r.write(wctx, levels, f.MinTXID, f.MaxTXID, open, f.Size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
 	if err != nil {
 		return err
 	}
@@ -308,11 +310,13 @@ func (r *Replica) putMerged(ctx context.Context, batch []*ltx.FileInfo) error {
 	}
 	hdr, trailer := dec.Header(), dec.Trailer()
 	first, last := batch[0], batch[len(batch)-1]
-	if err := r.ensureOwner(ctx); err != nil {
+	wctx, done, err := r.ensureOwner(ctx)
+	if err != nil {
 		return err
 	}
+	defer done()
 	open := func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(tmp, 0, size)), nil }
-	stored, err := r.write(ctx, []int{0}, first.MinTXID, last.MaxTXID, open, size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
+	stored, err := r.write(wctx, []int{0}, first.MinTXID, last.MaxTXID, open, size, trailer.PostApplyChecksum, time.UnixMilli(hdr.Timestamp))
 	if err != nil {
 		return err
 	}

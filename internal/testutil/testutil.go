@@ -116,3 +116,30 @@ func IntegrityCheck(ctx context.Context, path string) error {
 	}
 	return nil
 }
+
+// Strings returns the one text column of each row of query, run on the
+// database at path opened read-only (the WAL applied).
+func Strings(ctx context.Context, path, query string) ([]string, error) {
+	db, err := sql.Open("sqlite", sqliteuri.File(path, "mode=ro"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}

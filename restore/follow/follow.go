@@ -50,6 +50,11 @@ type Options struct {
 	// Applied, when set, is called after the first restore and after
 	// each commit to the copy.
 	Applied func(Status)
+	// Stepped, when set, is called after each listing of the replica,
+	// with the copy's TXID, the replica's newest as listed (zero when
+	// the listing failed), and the error that kept the copy from it (nil
+	// once the copy holds it): what a health check of the copy reads.
+	Stepped func(Status, error)
 	// Opened, when set, is called once the copy is open and its state
 	// known, before the first listing: with the state an earlier Run left
 	// (Applied is not called for it), or the first restore's.
@@ -138,15 +143,18 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		if err := f.same(); err != nil {
 			return err
 		}
-		err := f.step(ctx)
+		newest, err := f.step(ctx)
 		if errors.Is(err, storage.ErrNotFound) {
 			// Retention deleted a listed file meanwhile: list again.
 			f.log.Debug("follow: a listed file is gone; listing the replica again", "err", err)
-			err = f.step(ctx)
+			newest, err = f.step(ctx)
 		}
 		if ctx.Err() != nil {
 			f.log.Info("follow stopped", "txid", f.st.TXID)
 			return nil
+		}
+		if opts.Stepped != nil {
+			opts.Stepped(Status{TXID: f.st.TXID, Newest: newest}, err)
 		}
 		var wait <-chan time.Time
 		switch {

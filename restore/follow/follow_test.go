@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -670,4 +671,70 @@ func TestFollowYieldsToReaders(t *testing.T) {
 	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
 	}
+}
+
+// unlistable fails every listing while down is set: a replica out of reach.
+type unlistable struct {
+	storage.Client
+	down atomic.Bool
+}
+
+func (c *unlistable) LTXFiles(ctx context.Context, level int) ([]*ltx.FileInfo, error) {
+	if c.down.Load() {
+		return nil, errors.New("connection refused (test)")
+	}
+	return c.Client.LTXFiles(ctx, level)
+}
+
+// TestFollowReportsEachStep: Stepped is told after every listing whether
+// the copy holds the replica's newest TXID, or what kept it from it: what
+// a standby's health check reads.
+func TestFollowReportsEachStep(t *testing.T) {
+	p, dir, out := setup(t)
+	p.insert(5)
+	p.write(dir, storage.SnapshotLevel, 1, 2, nil)
+	c := &unlistable{Client: dir}
+	type step struct {
+		s   follow.Status
+		err error
+	}
+	steps := make(chan step, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- follow.Run(ctx, c, out, follow.Options{
+			Interval: 10 * time.Millisecond,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Stepped:  func(s follow.Status, err error) { steps <- step{s, err} },
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the follower failed: %v", err)
+		}
+	}()
+	await := func(ok func(step) bool) step {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case s := <-steps:
+				if ok(s) {
+					return s
+				}
+			case <-deadline:
+				t.Fatal("the follower never reported the step awaited")
+			}
+		}
+	}
+	await(func(s step) bool { return s.err == nil && s.s.TXID == 2 && s.s.Newest == 2 })
+	c.down.Store(true)
+	txid := p.insert(20)
+	p.write(dir, 0, txid, txid, nil)
+	if s := await(func(s step) bool { return s.err != nil }); !strings.Contains(s.err.Error(), "connection refused") || s.s.TXID != 2 {
+		t.Fatalf("a failed listing reported as %+v, %v; want its error, and the copy at TXID 2", s.s, s.err)
+	}
+	c.down.Store(false)
+	await(func(s step) bool { return s.err == nil && s.s.TXID == txid && s.s.Newest == txid })
 }

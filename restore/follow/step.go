@@ -25,11 +25,19 @@ import (
 // differs: the replica's history was replaced), the copy is rebased: the
 // plan a restore to the newest TXID would apply, from the newest snapshot,
 // is proved and written in one transaction, as any other chain.
-func (f *follower) step(ctx context.Context) error {
+//
+// It returns the replica's newest TXID as listed (zero when the listing
+// failed): the copy holds it when the error is nil.
+func (f *follower) step(ctx context.Context) (ltx.TXID, error) {
 	l, err := restore.List(ctx, f.c)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	return l.Newest(), f.stepFrom(ctx, l)
+}
+
+// stepFrom is step with the replica's listing l.
+func (f *follower) stepFrom(ctx context.Context, l *restore.Listing) error {
 	newest, cur := l.Newest(), f.st.TXID
 	switch {
 	case newest < cur:

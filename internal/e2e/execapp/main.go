@@ -2,7 +2,9 @@
 // replicate -exec` run under walship: it opens a SQLite database (creating
 // it if needed), prints how many rows it holds, commits -rows rows one
 // transaction each, and exits, or with -wait waits for SIGTERM or SIGINT
-// first (committing a row every -every meanwhile). It is a test program, not part of walship.
+// first (committing a row every -every meanwhile). Each row but the one
+// committed on the signal says which process committed it and when
+// (stamp). It is a test program, not part of walship.
 package main
 
 import (
@@ -24,6 +26,7 @@ func main() {
 	wait := flag.Bool("wait", false, "after inserting, wait for SIGTERM or SIGINT")
 	every := flag.Duration("every", 0, "with -wait: meanwhile commit one row this often")
 	onTerm := flag.Int("on-term", -1, "with -wait: on the signal, commit one more row and exit with this status (default: do not handle the signal, so that it kills the process)")
+	linger := flag.Duration("linger", 0, "with -on-term: after the signal, go on committing (every -every) this long before the last row: an application slow to stop")
 	flag.Parse()
 
 	// Before the inserts: a signal that comes early is not lost.
@@ -40,7 +43,7 @@ func main() {
 	check(db.QueryRow("SELECT count(*) FROM t").Scan(&n))
 	fmt.Printf("execapp: rows-before %d\n", n)
 	for i := range *rows {
-		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", fmt.Sprintf("row %d of this run", i))
+		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", fmt.Sprintf("row %d of this run %s", i, stamp()))
 		check(err)
 	}
 	if *wait {
@@ -48,7 +51,7 @@ func main() {
 		if *every > 0 {
 			go func() {
 				for range time.Tick(*every) {
-					_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting")
+					_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting "+stamp())
 					check(err)
 				}
 			}()
@@ -59,6 +62,7 @@ func main() {
 			}
 		}
 		sig := <-sigs
+		time.Sleep(*linger)
 		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "at "+sig.String())
 		check(err)
 		check(db.Close())
@@ -66,6 +70,13 @@ func main() {
 	}
 	check(db.Close())
 	os.Exit(*code)
+}
+
+// stamp names the process and the time just before a commit (Unix
+// milliseconds): a test that finds the row lost knows how long before a
+// crash it was committed, at the latest.
+func stamp() string {
+	return fmt.Sprintf("pid=%d at=%d", os.Getpid(), time.Now().UnixMilli())
 }
 
 func check(err error) {
