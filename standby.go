@@ -242,8 +242,12 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		if err := h.Valid(); err != nil {
 			return p, fmt.Errorf("database %s: standby: %w", db.path, err)
 		}
-		if err := follow.Forget(db.path); err != nil {
-			return p, err
+		restored, err := follow.Promote(ctx, db.path)
+		if err != nil {
+			return p, fmt.Errorf("database %s: standby: %w", db.path, err)
+		}
+		if !restored {
+			db.log.Warn("standby: the copy's page 1 could not be given back the replica's header; replication goes on with a full copy of the database")
 		}
 		lock.Unlock()
 		lock = nil

@@ -11,6 +11,7 @@ import (
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/restore"
+	"github.com/walship/walship/storage"
 )
 
 // standbyResult is what a standby's Standby returned.
@@ -129,6 +130,19 @@ func TestStandbyPromotes(t *testing.T) {
 	}
 	if b.Pos().TXID <= last || b.Pos().TXID > last+10 {
 		t.Fatalf("the promoted database is at TXID %s after the primary's %s: want the same history going on", b.Pos().TXID, last)
+	}
+	// It went on from the replica's state itself, byte for byte: no
+	// full copy of the database was written after the promotion.
+	for level := 0; level <= storage.MaxLevel; level++ {
+		files, err := a.replica.LTXFiles(a.ctx, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if f.MaxTXID > last && f.MinTXID <= last {
+				t.Fatalf("the promoted database wrote %s: a full copy, where the replica's state was its own", storage.Describe(level, f.MinTXID, f.MaxTXID))
+			}
+		}
 	}
 	if err := b.Halted(); err != nil {
 		t.Fatalf("the promoted database stopped: %v", err)

@@ -123,6 +123,11 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		// the failover may have lost.
 		waitRenewedPast(t, ctx, r, rec.TXID)
 		waitGroupOutput(t, standby.p, "failover complete: the promoted database accepted its first write", 30*time.Second)
+		// The promoted copy is the replica's state byte for byte: its
+		// replication goes on from it, without a full copy.
+		if strings.Contains(standby.p.output(), "writing a full copy") {
+			t.Fatalf("cycle %d: the promoted node wrote a full copy of the database", cycle)
+		}
 		if !strings.Contains(standby.p.output(), "may be lost") && !strings.Contains(standby.p.output(), "commits of the previous primary are lost") {
 			t.Fatalf("cycle %d: the promoted node did not say what the failover may have lost", cycle)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -737,4 +738,40 @@ func TestFollowReportsEachStep(t *testing.T) {
 	}
 	c.down.Store(false)
 	await(func(s step) bool { return s.err == nil && s.s.TXID == txid && s.s.Newest == txid })
+}
+
+// TestFollowPromote: a standby's copy promoted is the replica's state byte
+// for byte (WAL mode, the state's own change counter and version numbers),
+// so that replication goes on from it without a full copy; and it is a
+// follower's copy no more.
+func TestFollowPromote(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	txid := p.insert(30)
+	p.write(c, 0, txid, txid, nil)
+	f.waitTXID(t, txid)
+	f.stop(t)
+	if got, _ := os.ReadFile(out); bytes.Equal(got, p.state(txid)) {
+		t.Fatal("the copy before the promotion is already the state byte for byte: the test proves nothing")
+	}
+	restored, err := follow.Promote(context.Background(), out)
+	if err != nil || !restored {
+		t.Fatalf("Promote = %v, %v; want the header restored", restored, err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, p.state(txid)) {
+		t.Fatalf("the promoted copy is not the replica's state of TXID %s byte for byte", txid)
+	}
+	if err := testutil.IntegrityCheck(context.Background(), out); err != nil {
+		t.Fatalf("the promoted copy: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(out), ".copy.db.follow")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the follower's record is still there after the promotion: %v", err)
+	}
 }
