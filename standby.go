@@ -222,8 +222,13 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		p.Previous, p.Released = seen.Record.String(), seen.Record.Released
 		h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: db.writer().Host, PID: os.Getpid(), Path: db.path}, ttl, db.log)
 		if err := h.TakeOver(ctx, seen, copyTXID.Load()); err != nil {
-			db.log.Warn("standby: the lease expired, but taking it over failed; watching it again", "error", err)
-			obs = lease.NewObserver(r.Client, ttl)
+			// The observer goes on: a record that changed (its holder
+			// renewed it, or another standby took it) restarts its
+			// count at the next reading; one that did not (a write
+			// that failed, or, on SFTP and WebDAV, the record's lock
+			// left by a primary killed mid-renewal until it goes stale)
+			// is tried again at the next look.
+			db.log.Warn("standby: the lease expired, but taking it over failed; trying again at the next look unless it changed", "error", err)
 			continue
 		}
 		db.log.Warn("standby: the primary's lease expired; took it over, bringing the copy to the replica's newest TXID", "previous_holder", p.Previous, "unchanged_for", seen.For.Round(time.Millisecond).String())
