@@ -169,7 +169,7 @@ func (b *bench) bigger(dir string, smallSize, smallPeak int64) error {
 		b.add(result{
 			Scenario: "larger database",
 			Case:     fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name),
-			Figure:   fmt.Sprintf("%s (%.0f MB/s, %.1f s)", fmtPeak(snap.use), rate, snap.took.Seconds()),
+			Figure:   fmt.Sprintf("%s; %.0f MB/s (%.1f s)", fmtPeak(snap.use), rate, snap.took.Seconds()),
 			Target:   g.target,
 			Met:      g.met,
 			Limit:    ofLimit(rate, b.limits.disk(), "the disk"),

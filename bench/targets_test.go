@@ -111,3 +111,15 @@ func TestScaleCase(t *testing.T) {
 		t.Errorf("no commits: every %s; want 0", got)
 	}
 }
+
+func TestReportSaysWhoseTargets(t *testing.T) {
+	s := (&bench{}).report(machine{}, time.Minute, nil)
+	for _, want := range []string{"The targets are issue 17's", "computed from the disk's fsynced sequential write rate measured at the start of the same run", `marked "(issue 5)"`, "issue 14's"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the report does not say %q", want)
+		}
+	}
+	if strings.Contains(s, "the targets are those of issue 5") {
+		t.Error("the report still says its targets are issue 5's")
+	}
+}
