@@ -217,7 +217,7 @@ func enoughSpace(dir string, need int64) error {
 		return fmt.Errorf("free space under %s: %w", dir, err)
 	}
 	if free := int64(st.Bavail) * st.Bsize; free < need {
-		return fmt.Errorf("it needs %s free under %s (the database, its MinIO replica and a restored copy), and %s is: pass a smaller -big, or -big 0 to skip it",
+		return fmt.Errorf("it needs %s free under %s (the database, its MinIO replica and a restored copy) and has %s: pass a smaller -big, or -big 0 to skip it",
 			mb(need), dir, mb(free))
 	}
 	return nil

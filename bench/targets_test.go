@@ -123,3 +123,13 @@ func TestReportSaysWhoseTargets(t *testing.T) {
 		t.Error("the report still says its targets are issue 5's")
 	}
 }
+
+func TestEnoughSpace(t *testing.T) {
+	dir := t.TempDir()
+	if err := enoughSpace(dir, 1); err != nil {
+		t.Errorf("one byte is not free: %v", err)
+	}
+	if err := enoughSpace(dir, 1<<62); err == nil || !strings.Contains(err.Error(), "-big 0") {
+		t.Errorf("4 EiB is free, or the error does not say how to go on: %v", err)
+	}
+}
