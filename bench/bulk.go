@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/walship/walship/internal/sqliteuri"
@@ -16,8 +18,7 @@ import (
 // bulk measures the first snapshot of a large database (replicate -once) and
 // its restore, from a directory and from MinIO, with the page cache emptied
 // before each; each also with an encrypted replica, alternating with the
-// plain one, and the ratio of the two; then the memory of both on a larger
-// database.
+// plain one, and the ratio of the two; then the larger database (bigger).
 func (b *bench) bulk() error {
 	dir := b.dir("bulk")
 	defer os.RemoveAll(dir)
@@ -40,6 +41,7 @@ func (b *bench) bulk() error {
 		}
 		defer os.Remove(lsPath)
 	}
+	var smallPeak int64 // of the plain restore from MinIO, for the larger database's
 	for _, t := range b.targets() {
 		// Each first snapshot goes to an empty replica, from an empty
 		// staging directory; the last one of each twin stays for the
@@ -72,22 +74,23 @@ func (b *bench) bulk() error {
 			var ls *vs
 			lsNote := ""
 			if i == 0 && len(twins) > 2 {
-				lr, lt, lp, _ := summarize(runs[2], size)
-				ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s; %s", lr, lt.Seconds(), mb(lp), ofLimit(lr, b.limits.disk(), "the disk")),
+				lr, lt, _, _ := summarize(runs[2], size)
+				ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), %s; %s", lr, lt.Seconds(), fmtPeak(largest(runs[2])), ofLimit(lr, b.limits.disk(), "the disk")),
 					ratio: ratioOf(rate, lr), of: "MB/s; higher is walship ahead"}
 				lsNote = fmt.Sprintf("; Litestream: `litestream replicate -once -config CFG` (its first sync writes the whole database as one level-0 LTX file, which it uploads before -once returns) on its own copy of the database into an empty replica, its runs alternating with walship's: %s MB/s",
 					fmtList(rates(runs[2], size), "%.0f"))
 			}
+			g := snapshotGoal(u, rate, peak, b.limits)
 			b.add(result{
 				Scenario: "first snapshot",
 				Case:     fmt.Sprintf("%s to %s", mb(size), u.label()),
-				Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
-				Target:   "≥ 300 MB/s, RSS ≤ 64 MB",
-				Met:      rate >= 300 && peak <= 64<<20,
+				Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), %s", rate, took.Seconds(), fmtPeak(largest(runs[i]))),
+				Target:   g.target,
+				Met:      g.met,
 				LS:       ls,
 				Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
-				Detail: fmt.Sprintf("`walship replicate -once%s DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS; %s%s",
-					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u), lsNote),
+				Detail: fmt.Sprintf("`walship replicate -once%s DB %s` into an empty replica, on a database of incompressible rows%s; median of %d runs (%s MB/s), the largest peak RSS; %s%s%s",
+					u.keyNote(), u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), twinNote(u), diskTargetNote(g, b.limits), lsNote),
 			})
 		}
 		b.addCost("encryption cost", fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name), "MB/s",
@@ -97,59 +100,144 @@ func (b *bench) bulk() error {
 		if err != nil && b.litestream != "" {
 			return err
 		}
-		if err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "quick"); err != nil {
+		peak, err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "quick")
+		if err != nil {
 			return err
+		}
+		if t.name == "MinIO" {
+			smallPeak = peak
 		}
 		if t.name == "directory" {
 			// SQLite's quick_check, on by default, reads the output twice;
 			// the checksums alone already prove it is the replicated state.
-			if err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "none"); err != nil {
+			if _, err := b.restore(dir, twins, keys, size, sum, lsSum, lsPath, "none"); err != nil {
 				return err
 			}
 		}
 		os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
 		os.RemoveAll(filepath.Join(dir, ".ls.db-litestream"))
+		// Every round's replicas are a copy of the database: free the disk
+		// for the next kind of replica and the larger database.
+		if err := t.removeReplicas("bulk-"); err != nil {
+			return err
+		}
 	}
 	os.Remove(path)
 	if b.bigSize == 0 {
 		return nil
 	}
+	return b.bigger(dir, size, smallPeak)
+}
 
-	path = filepath.Join(dir, "bigger.db")
+// bigger measures the larger database (issue 17: 10 GB): the peak memory of
+// its first snapshot to a directory and to MinIO, which must stay what it
+// is at 1 GB, and the time and memory of its restore from MinIO, whose
+// memory must stay that of the smaller database's restore from MinIO in the
+// same run (smallPeak, at smallSize bytes). Litestream is not run on it:
+// its twin would need another copy of the database.
+func (b *bench) bigger(dir string, smallSize, smallPeak int64) error {
+	// The database, its MinIO replica and the restored copy, at once.
+	if err := enoughSpace(dir, 3*b.bigSize+1<<30); err != nil {
+		return fmt.Errorf("the larger database: %w", err)
+	}
+	path := filepath.Join(dir, "bigger.db")
+	defer os.Remove(path)
+	staging := filepath.Join(dir, ".bigger.db-walship")
+	defer os.RemoveAll(staging)
 	fmt.Printf("  filling %s with %s of random rows\n", path, mb(b.bigSize))
 	if err := fill(path, b.bigSize); err != nil {
 		return err
 	}
-	size = fileSize(path)
-	t := b.targets()[0]
-	snap, err := b.timed(dir, "snapshot", "replicate", "-once", path, t.url("bulk-bigger", false))
+	size := fileSize(path)
+	sum, err := fileHash(path)
 	if err != nil {
 		return err
 	}
-	out := filepath.Join(dir, "restored.db")
-	rest, err := b.timed(dir, "restore", "restore", "-o", out, t.url("bulk-bigger", false))
+	key := func(t target) string { return "bulk-bigger-" + t.slug() }
+	for _, t := range b.targets() {
+		os.RemoveAll(staging)
+		snap, err := b.timed(dir, "snapshot", "replicate", "-once", path, t.url(key(t), false))
+		if err != nil {
+			return err
+		}
+		if t.name == "directory" {
+			// Only the MinIO replica is restored: free the disk.
+			os.RemoveAll(filepath.Join(b.work, "replicas", key(t)))
+		}
+		rate := rates([]timing{snap}, size)[0]
+		g := bigSnapshotGoal(snap.use.peakRSS)
+		b.add(result{
+			Scenario: "larger database",
+			Case:     fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name),
+			Figure:   fmt.Sprintf("%s; %.0f MB/s (%.1f s)", fmtPeak(snap.use), rate, snap.took.Seconds()),
+			Target:   g.target,
+			Met:      g.met,
+			Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
+			Detail: fmt.Sprintf("`walship replicate -once DB %s` into an empty replica, one run, on a database of incompressible rows%s: memory must not grow with the database",
+				t.name, cacheNote(snap.cold)),
+		})
+	}
+	os.RemoveAll(staging)
+
+	minio := b.targets()[1]
+	out := filepath.Join(dir, "restored-bigger.db")
+	defer os.Remove(out)
+	rest, err := b.timed(dir, "restore", "restore", "-o", out, minio.url(key(minio), false))
 	if err != nil {
 		return err
 	}
+	same, err := sameHash(out, sum)
+	if err != nil {
+		return err
+	}
+	if err := minio.removeReplicas("bulk-bigger-"); err != nil {
+		return err
+	}
+	rate := rates([]timing{rest}, size)[0]
+	g := bigRestoreGoal(b.bigSize, rest.took, rest.use.peakRSS, smallSize, smallPeak)
 	b.add(result{
-		Scenario: "memory, larger database",
-		Case:     fmt.Sprintf("%s, directory", mb(size)),
-		Figure: fmt.Sprintf("peak RSS: first snapshot %s (%.0f MB/s), restore %s (%.0f MB/s)",
-			mb(snap.use.peakRSS), rates([]timing{snap}, size)[0], mb(rest.use.peakRSS), rates([]timing{rest}, size)[0]),
-		Target: "RSS ≤ 64 MB",
-		Met:    snap.use.peakRSS <= 64<<20 && rest.use.peakRSS <= 64<<20,
-		Limit: fmt.Sprintf("first snapshot %s, restore %s", ofLimit(rates([]timing{snap}, size)[0], b.limits.disk(), "the disk"),
-			ofLimit(rates([]timing{rest}, size)[0], b.limits.disk(), "the disk")),
-		Detail: "the same commands on a larger database: memory must not grow with the database",
+		Scenario: "larger database",
+		Case:     fmt.Sprintf("restore, %s from MinIO", mb(size)),
+		Figure:   fmt.Sprintf("%.1f s (%.0f MB/s), %s", rest.took.Seconds(), rate, fmtPeak(rest.use)),
+		Target:   g.target,
+		Met:      g.met && same,
+		Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
+		Detail: fmt.Sprintf("`walship restore -o OUT MinIO` (default settings: SQLite's quick_check on), one run, timed to the fsynced, checked output%s; "+
+			"the output identical to the original: %v; RSS flat: its peak within %.0f%% of the plain restore from MinIO of the %s database above",
+			cacheNote(rest.cold), same, 100*(flatRSS-1), mb(smallSize)),
 	})
 	return nil
+}
+
+// enoughSpace fails if the file system under dir has less than need bytes
+// free: a larger database that fills a shared disk harms more than the run.
+func enoughSpace(dir string, need int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("free space under %s: %w", dir, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < need {
+		return fmt.Errorf("it needs %s free under %s (the database, its MinIO replica and a restored copy) and has %s: pass a smaller -big, or -big 0 to skip it",
+			mb(need), dir, mb(free))
+	}
+	return nil
+}
+
+// diskTargetNote says what a target that is a share of the disk divides,
+// if g is one.
+func diskTargetNote(g goal, l limits) string {
+	if !strings.Contains(g.target, "of disk") {
+		return ""
+	}
+	return fmt.Sprintf("; the target is a share of the disk's fsynced sequential write rate measured at the start of this run, %.0f MB/s (issue 17)", l.diskWrite)
 }
 
 // restore times walship restore with SQLite's check check ("quick", the
 // default, or "none") from each of twins' replicas (at keys), alternating,
 // and compares every output with sum; a Litestream twin, if any, restores
-// with the same check the database at lsPath, whose content is lsSum.
-func (b *bench) restore(dir string, twins []target, keys []string, size int64, sum, lsSum []byte, lsPath, check string) error {
+// with the same check the database at lsPath, whose content is lsSum. It
+// returns the largest peak RSS of the plain replica's restores.
+func (b *bench) restore(dir string, twins []target, keys []string, size int64, sum, lsSum []byte, lsPath, check string) (int64, error) {
 	out := filepath.Join(dir, "restored.db")
 	defer os.Remove(out)
 	same := make([]bool, len(twins))
@@ -173,7 +261,7 @@ func (b *bench) restore(dir string, twins []target, keys []string, size int64, s
 		return r, err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	opt := ""
 	if check != "quick" {
@@ -184,27 +272,29 @@ func (b *bench) restore(dir string, twins []target, keys []string, size int64, s
 		var ls *vs
 		lsNote := ""
 		if i == 0 && len(twins) > 2 {
-			lr, lt, lp, _ := summarize(runs[2], size)
-			ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s; %s", lr, lt.Seconds(), mb(lp), ofLimit(lr, b.limits.disk(), "the disk")),
+			lr, lt, _, _ := summarize(runs[2], size)
+			ls = &vs{figure: fmt.Sprintf("%.0f MB/s (%.1f s), %s; %s", lr, lt.Seconds(), fmtPeak(largest(runs[2])), ofLimit(lr, b.limits.disk(), "the disk")),
 				ratio: ratioOf(rate, lr), of: "MB/s; higher is walship ahead"}
 			lsNote = fmt.Sprintf("; Litestream: `litestream restore -integrity-check %s -o OUT -config CFG DB` (the same check; its default is none), its runs alternating with walship's: %s MB/s, every output identical to its database: %v",
 				check, fmtList(rates(runs[2], size), "%.0f"), same[2])
 		}
+		g := restoreGoal(u, check, rate, peak, b.limits)
 		b.add(result{
 			Scenario: "restore",
 			Case:     fmt.Sprintf("%s from %s%s", mb(size), u.label(), opt),
-			Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), peak RSS %s", rate, took.Seconds(), mb(peak)),
-			Target:   "≥ 400 MB/s, RSS ≤ 64 MB",
-			Met:      rate >= 400 && peak <= 64<<20 && same[i],
+			Figure:   fmt.Sprintf("%.0f MB/s (%.1f s), %s", rate, took.Seconds(), fmtPeak(largest(runs[i]))),
+			Target:   g.target,
+			Met:      g.met && same[i],
 			LS:       ls,
 			Limit:    ofLimit(rate, b.limits.disk(), "the disk"),
-			Detail: fmt.Sprintf("`walship restore%s -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v; %s%s",
-				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u), lsNote),
+			Detail: fmt.Sprintf("`walship restore%s -integrity-check %s -o OUT %s`, timed to the fsynced, checked output%s; median of %d runs (%s MB/s), the largest peak RSS; every output identical to the original: %v; %s%s%s",
+				u.keyNote(), check, u.name, cacheNote(cold), len(runs[i]), fmtList(rates(runs[i], size), "%.0f"), same[i], twinNote(u), diskTargetNote(g, b.limits), lsNote),
 		})
 	}
 	b.addCost("encryption cost", fmt.Sprintf("restore, %s from %s%s", mb(size), twins[0].name, opt), "MB/s",
 		rates(runs[0], size), rates(runs[1], size), "`walship restore` as above")
-	return nil
+	_, _, peak, _ := summarize(runs[0], size)
+	return peak, nil
 }
 
 // alternate times n cases b.repeat times each, in rounds whose order
@@ -238,6 +328,24 @@ type timing struct {
 	took time.Duration
 	use  usage
 	cold bool
+}
+
+// largest is the largest peak RSS of runs and the largest anonymous part.
+func largest(runs []timing) usage {
+	var u usage
+	for _, r := range runs {
+		u.peakRSS = max(u.peakRSS, r.use.peakRSS)
+		u.peakAnon = max(u.peakAnon, r.use.peakAnon)
+	}
+	return u
+}
+
+// fmtPeak is a run's peak RSS, with the most of it that was anonymous
+// memory: the rest is mapped files (the executable; the restored database
+// while SQLite checks it through a memory map), which the kernel counts
+// in RSS and can drop at will.
+func fmtPeak(u usage) string {
+	return fmt.Sprintf("peak RSS %s (%s anonymous)", mb(u.peakRSS), mb(u.peakAnon))
 }
 
 // summarize returns the median rate (MB/s) of runs over size bytes, the

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,10 @@ type proc struct {
 	out  bytes.Buffer // stdout
 	log  *os.File     // stderr
 	done chan struct{}
+	hwm  atomic.Int64 // the largest VmHWM read while it ran, bytes
+	anon atomic.Int64 // the largest RssAnon read while it ran, bytes
+	// watched is closed once watchHWM has stopped reading hwm.
+	watched chan struct{}
 }
 
 // start runs a child in a process group of its own (pgid 0) or in an existing
@@ -33,7 +38,7 @@ func start(name string, pgid int, logDir string, env []string, bin string, args 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{name: name, cmd: cmd, log: logf, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: logf, done: make(chan struct{}), watched: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &syncWriter{w: &p.out}, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -41,7 +46,59 @@ func start(name string, pgid int, logDir string, env []string, bin string, args 
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	go p.watchHWM()
 	return p, nil
+}
+
+// hwmEvery is how often a child's peak RSS is read while it runs.
+const hwmEvery = 10 * time.Millisecond
+
+// watchHWM reads the child's own peak RSS (VmHWM) until it exits, and the
+// largest part of its RSS that was anonymous memory (RssAnon, not a mapped
+// file). The kernel's figure for a finished child (wait4's ru_maxrss)
+// cannot be used: Go starts children with vfork, and exec counts the
+// high-water mark of the memory it replaces, the benchmark's own, into the
+// child's. VmHWM never falls, so only growth in the last hwmEvery of the
+// child's life is missed; RssAnon is a sample.
+func (p *proc) watchHWM() {
+	defer close(p.watched)
+	t := time.NewTicker(hwmEvery)
+	defer t.Stop()
+	for {
+		hwm, anon := readPeaks(p.pid())
+		if hwm > p.hwm.Load() {
+			p.hwm.Store(hwm)
+		}
+		if anon > p.anon.Load() {
+			p.anon.Store(anon)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readPeaks is a running process's VmHWM and RssAnon in bytes; 0 once it
+// has exited.
+func readPeaks(pid int) (hwm, anon int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	return statusKB(b, "VmHWM"), statusKB(b, "RssAnon")
+}
+
+// statusKB is the field key of a /proc/PID/status, in bytes; 0 if absent.
+func statusKB(status []byte, key string) int64 {
+	_, rest, ok := bytes.Cut(status, []byte("\n"+key+":"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(line)), " kB"), 10, 64)
+	return kb * 1024
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -107,19 +164,18 @@ func (p *proc) appResult() (appResult, error) {
 
 // usage is a finished process's CPU time and peak resident memory.
 type usage struct {
-	cpu     time.Duration
-	peakRSS int64 // bytes
+	cpu      time.Duration
+	peakRSS  int64 // bytes, its own: see watchHWM
+	peakAnon int64 // the largest anonymous part of its RSS seen, bytes
 }
 
 func (p *proc) usage() usage {
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return usage{}
+	<-p.watched
+	u := usage{peakRSS: p.hwm.Load(), peakAnon: p.anon.Load()}
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return usage{
-		cpu:     time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		peakRSS: ru.Maxrss * 1024,
-	}
+	return u
 }
 
 // sample is a running process's CPU time and memory, read from /proc.

@@ -170,6 +170,32 @@ func (m *minio) keys(prefix string) ([]string, error) {
 	return keys, nil
 }
 
+// removeReplicas deletes the replicas of t's kind under prefix, walship's
+// and Litestream's, behind their backs, to free the disk they share.
+func (t target) removeReplicas(prefix string) error {
+	if t.name != "MinIO" {
+		m, err := filepath.Glob(filepath.Join(t.b.work, "replicas", prefix+"*"))
+		for _, d := range m {
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+		}
+		return err
+	}
+	keys, err := t.b.minio.keys(prefix)
+	if err != nil {
+		return fmt.Errorf("list %s in MinIO: %w", prefix, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, k := range keys {
+		if _, err := t.b.minio.sdk().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(t.b.minio.bucket), Key: aws.String(k)}); err != nil {
+			return fmt.Errorf("delete %s from MinIO: %w", k, err)
+		}
+	}
+	return nil
+}
+
 // waitSnapshots waits until n snapshots are in the replicas under prefix.
 func (t target) waitSnapshots(prefix string, n int, w *proc, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

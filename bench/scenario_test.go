@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -86,5 +87,31 @@ func TestAlternate(t *testing.T) {
 				t.Errorf("case %d, round %d: got the timing of another run", i, round)
 			}
 		}
+	}
+}
+
+// A child's peak RSS is its own, not the benchmark's: wait4's ru_maxrss
+// would give this test's 64 MB to a sleep.
+func TestChildPeakRSSIsItsOwn(t *testing.T) {
+	ballast := make([]byte, 64<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	p, err := start("sleep", 0, t.TempDir(), nil, "/bin/sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); p.hwm.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.stop(syscall.SIGKILL, time.Minute)
+			t.Fatal("no VmHWM read from a running child in 30 s")
+		}
+	}
+	p.stop(syscall.SIGKILL, time.Minute)
+	if peak := p.usage().peakRSS; peak <= 0 || peak > 32<<20 {
+		t.Errorf("sleep's peak RSS %d bytes; want its own few MB, not this test's %d MB", peak, len(ballast)>>20)
+	}
+	if hwm, anon := readPeaks(p.pid()); hwm != 0 || anon != 0 {
+		t.Error("a process that has exited has a VmHWM")
 	}
 }
