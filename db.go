@@ -171,7 +171,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err := db.staging.Open(); err != nil {
 		return err
 	}
-	w := ship.Writer{Me: db.writer(), Takeover: db.opts.Takeover, Recheck: db.ownerRecheck}
+	w := db.shipWriter()
 	for _, r := range db.replicas {
 		r.up.SetWriter(w)
 	}

@@ -99,7 +99,8 @@ func (db *DB) firstWrite(txid ltx.TXID, at time.Time) {
 // acquireLease acquires the lease at the database's replica before
 // anything is written there (the owner record included), and makes every
 // write of the replica ask whether the lease is still held. Another node's
-// lease is an error wrapping lease.ErrHeld that names it.
+// lease is an error wrapping lease.ErrHeld that names it. A lease this DB
+// already holds (Run acquires it before the database file exists) is kept.
 func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 	if db.opts.LeaseTTL == 0 {
 		return nil
@@ -111,26 +112,29 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 	if err := lease.Check(r.Client); err != nil {
 		return fmt.Errorf("database %s: %w", db.path, err)
 	}
-	db.lease.mu.Lock()
-	if db.lease.node == "" {
-		db.lease.node = w.Me.Run
+	h := db.LeaseHolder()
+	if h == nil || h.Valid() != nil {
+		db.lease.mu.Lock()
+		if db.lease.node == "" {
+			db.lease.node = w.Me.Run
+		}
+		node := db.lease.node
+		db.lease.mu.Unlock()
+		h = lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path, SyncIntervalMillis: db.opts.SyncInterval.Milliseconds()}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
+		if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
+			return fmt.Errorf("database %s: %w", db.path, err)
+		}
+		db.lease.mu.Lock()
+		db.lease.holder = h
+		db.lease.mu.Unlock()
+		h.WatchHandover(func() {
+			db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
+			db.handover.Store(true)
+		})
+		db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
 	}
-	node := db.lease.node
-	db.lease.mu.Unlock()
-	h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path, SyncIntervalMillis: db.opts.SyncInterval.Milliseconds()}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
-	if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
-		return fmt.Errorf("database %s: %w", db.path, err)
-	}
-	db.lease.mu.Lock()
-	db.lease.holder = h
-	db.lease.mu.Unlock()
-	h.WatchHandover(func() {
-		db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
-		db.handover.Store(true)
-	})
 	w.Lease = h
 	r.up.SetWriter(w)
-	db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
 	return nil
 }
 

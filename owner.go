@@ -11,6 +11,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/owner"
+	"github.com/walship/walship/internal/ship"
 )
 
 // SetTakeover sets Options.Takeover, for a database made by FromConfig.
@@ -36,6 +37,12 @@ func (db *DB) writer() owner.Record {
 		Path:     db.path,
 		Started:  processStart,
 	}
+}
+
+// shipWriter is who writes the replicas, for their uploaders (a new run
+// identity at each call; see writer).
+func (db *DB) shipWriter() ship.Writer {
+	return ship.Writer{Me: db.writer(), Takeover: db.opts.Takeover, Recheck: db.ownerRecheck}
 }
 
 // claimReplicas claims every replica whose position was read (the others

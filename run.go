@@ -34,13 +34,23 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	defer db.setPhase(PhaseStopped)
 	db.inRun.Store(true)
 	defer db.endLease()
+	// With a lease, the role first: an application that creates the
+	// database (-exec starts it while walship waits for the file) must
+	// not write on a node that is not the primary.
+	if err := db.startRetrying(ctx, func(ctx context.Context) error { return db.acquireLease(ctx, db.shipWriter()) }); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	db.keepLease()
 	if err := db.WaitExists(ctx, time.Second); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		return err
 	}
-	if err := db.openRetrying(ctx); err != nil {
+	if err := db.startRetrying(ctx, db.openLimited); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -71,15 +81,16 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	return closeErr
 }
 
-// openRetrying opens the database, and while that fails for a reason that
-// can pass (a full or read-only disk, permissions, the network) retries
-// with backoff, saying what is wrong, as a running replicator does with a
-// failing sync. Any other failure (not a SQLite database, a replica
-// another database owns, another replicator of this one) is returned.
-func (db *DB) openRetrying(ctx context.Context) error {
+// startRetrying runs a step of the start (taking the lease, opening the
+// database), and while that fails for a reason that can pass (a full or
+// read-only disk, permissions, the network) retries with backoff, saying
+// what is wrong, as a running replicator does with a failing sync. Any
+// other failure (not a SQLite database, a replica another database owns
+// or another node's lease, another replicator of this one) is returned.
+func (db *DB) startRetrying(ctx context.Context, step func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		db.setPhase(PhaseStarting)
-		err := db.openLimited(ctx)
+		err := step(ctx)
 		if ctx.Err() == nil {
 			db.failing.set(err) // a failure that is not transient stays: replication stopped
 		}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/config"
+	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/storage/backend"
 )
 
@@ -159,6 +160,9 @@ func (e *env) exit(verbName string, err error) int {
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			return ec.ExitCode() // verify's 3: it could not check
+		}
+		if errors.Is(err, lease.ErrHeld) {
+			return exitLeaseHeld
 		}
 		return 1
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/walship/walship"
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/internal/child"
+	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/internal/sqlitemem"
 	"github.com/walship/walship/storage/backend"
 )
@@ -73,9 +74,12 @@ of one database) keeps the database's path as a follower's copy of the
 replica and, once the primary's lease has not changed for a whole TTL,
 takes it over, promotes the copy and replicates it from the next TXID
 (then starts -exec's application, or runs -promote-hook). A database at
-the path that is not such a copy is kept aside, never merged.`
+the path that is not such a copy is kept aside, never merged.
+-standby=auto is the primary unless another node holds the lease, and a
+standby if one does: the same command on every node. A primary refused
+because another node holds the lease exits with status 77.`
 
-func runReplicate(ctx context.Context, e *env, args []string) error {
+func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	flags := newFlagSet(e, "replicate", "[flags] [DB_PATH REPLICA_URL]", replicateDescription)
 	cf := addConfigFlags(flags)
 	keys := addKeyFlags(flags)
@@ -87,7 +91,7 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
 	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
 	var sb standbyFlags
-	flags.BoolVar(&sb.on, "standby", false, "stand by for the primary of the config's one database (it needs lease-ttl): keep its path as a follower's copy of the replica, and when the primary's lease expires take it over, promote the copy and replicate it (then start -exec, or run -promote-hook)")
+	flags.Var(standbyFlag{&sb}, "standby", "stand by for the primary of the config's one database (it needs lease-ttl): keep its path as a follower's copy of the replica, and when the primary's lease expires take it over, promote the copy and replicate it (then start -exec, or run -promote-hook). -standby=auto: be the primary unless another node holds the lease, and stand by if it does (the same command on every node)")
 	flags.StringVar(&sb.hook, "promote-hook", "", "with -standby, run this `command` line once the promoted database replicates (e.g. to move a floating IP); it gets WALSHIP_PROMOTED_DB, WALSHIP_PROMOTED_TXID and WALSHIP_PREVIOUS_HOLDER")
 	restoreMissing := flags.Bool("restore-if-db-not-exists", false, "before replicating, restore each database whose file does not exist from its first replica that holds a backup (the config's restore-if-db-not-exists, for every database)")
 	pos, err := parseArgs(flags, args)
@@ -233,8 +237,32 @@ func runReplicate(ctx context.Context, e *env, args []string) error {
 			log.Info("replicating", "db", db.Path(), "replica", r.Name, "destination", r.Client.String())
 		}
 	}
-	if sb.hook != "" && !sb.on {
+	if sb.hook != "" && !sb.on && !sb.auto {
 		return usagef("-promote-hook applies only with -standby")
+	}
+	if sb.auto {
+		if len(pos) != 0 || len(store.DBs) != 1 || dirs > 0 {
+			return usagef("-standby=auto needs the config file (-config) with exactly one database, with lease-ttl")
+		}
+		holder, err := heldElsewhere(ctx, store)
+		if err != nil {
+			return fmt.Errorf("-standby=auto: read the lease to choose between primary and standby: %w", err)
+		}
+		if holder != "" {
+			log.Warn("another node holds the primary role: standing by", "holder", holder)
+			sb.on = true
+			*restoreMissing = false // a standby starts from the replica anyway
+		} else {
+			// A node that loses the race to the lease with another
+			// starting at once exits as a failure (not exitLeaseHeld),
+			// so that its service manager starts it again: it then
+			// finds the lease held, and stands by.
+			defer func() {
+				if errors.Is(err, lease.ErrHeld) {
+					err = fmt.Errorf("%v; -standby=auto: start again, and this node stands by", err)
+				}
+			}()
+		}
 	}
 	if sb.on {
 		switch {

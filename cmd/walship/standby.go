@@ -13,12 +13,75 @@ import (
 
 	"github.com/walship/walship"
 	"github.com/walship/walship/internal/child"
+	"github.com/walship/walship/internal/lease"
+	"github.com/walship/walship/storage"
 )
+
+// exitLeaseHeld is replicate's exit status when another node holds the
+// primary role's lease (sysexits' EX_NOPERM): a service manager should not
+// restart it as a primary (systemd: RestartPreventExitStatus=77) but start
+// it as the standby.
+const exitLeaseHeld = 77
 
 // standbyFlags are replicate's standby settings.
 type standbyFlags struct {
-	on   bool
+	on   bool // stand by (-standby, or -standby=auto with the lease held by another node)
+	auto bool // -standby=auto: the primary unless another node holds the lease
 	hook string // the promotion hook's command line
+}
+
+// standbyFlag is -standby's flag.Value: a boolean flag that also takes
+// "auto".
+type standbyFlag struct{ sb *standbyFlags }
+
+func (f standbyFlag) IsBoolFlag() bool { return true }
+
+func (f standbyFlag) String() string {
+	switch {
+	case f.sb == nil || !f.sb.on && !f.sb.auto:
+		return "false"
+	case f.sb.auto:
+		return "auto"
+	}
+	return "true"
+}
+
+func (f standbyFlag) Set(v string) error {
+	switch v {
+	case "auto":
+		f.sb.on, f.sb.auto = false, true
+	case "true", "1":
+		f.sb.on, f.sb.auto = true, false
+	case "false", "0":
+		f.sb.on, f.sb.auto = false, false
+	default:
+		return fmt.Errorf("want true, false or auto, got %q", v)
+	}
+	return nil
+}
+
+// heldElsewhere returns the lease's holder when another node holds the
+// primary role of the store's one database: a record that names another
+// database or host and was not released. (A record naming this database
+// on this host is its previous process's, whose role this one takes back
+// after the TTL, unless a standby took it first.)
+func heldElsewhere(ctx context.Context, store *walship.Store) (string, error) {
+	if len(store.DBs) != 1 || len(store.DBs[0].Replicas()) != 1 {
+		return "", nil // the standby's own checks say what is wrong
+	}
+	db := store.DBs[0]
+	rec, _, err := lease.Read(ctx, db.Replicas()[0].Client)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	host, _ := os.Hostname()
+	if rec.Released || rec.Host == host && rec.Path == db.Path() {
+		return "", nil
+	}
+	return rec.String(), nil
 }
 
 // runStandby keeps the store's one database as a standby until it is

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,9 +15,11 @@ import (
 	"time"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/internal/monitor"
 	"github.com/walship/walship/internal/testserver"
 	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/storage/file"
 )
 
 // -standby refuses what it cannot stand by for before anything is
@@ -152,5 +156,84 @@ func TestStandbyServesStatus(t *testing.T) {
 		if strings.Contains(out, not) {
 			t.Fatalf("walship status of a standby says %q:\n%s", not, out)
 		}
+	}
+}
+
+// TestReplicateLeaseHeldExitStatus: a primary that finds the lease held by
+// another node (the standby promoted while it was down) exits with
+// exitLeaseHeld, naming the holder, so that a service manager does not
+// restart it as a primary in a loop.
+func TestReplicateLeaseHeldExitStatus(t *testing.T) {
+	noConfig(t)
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	newAppDB(t, db, 3)
+	other := lease.NewHolder(file.New(replica), lease.Record{Node: "n2", Host: "standby-host", Path: "/srv/app.db"}, time.Minute, nil)
+	if err := other.Acquire(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "replicate", "-config", cfg)
+	if code != exitLeaseHeld || !strings.Contains(stderr, "standby-host") {
+		t.Fatalf("exit %d; want %d naming the holder:\n%s", code, exitLeaseHeld, stderr)
+	}
+}
+
+// TestExecNotStartedWhenLeaseHeld: with a lease held by another node, the
+// application is never started, not even while its database does not
+// exist yet (walship takes the role before it waits for the file, which
+// the application would create): only the primary's application writes.
+func TestExecNotStartedWhenLeaseHeld(t *testing.T) {
+	noConfig(t)
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	other := lease.NewHolder(file.New(replica), lease.Record{Node: "n2", Host: "standby-host", Path: "/srv/app.db"}, time.Minute, nil)
+	if err := other.Acquire(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(dir, "started")
+	code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-exec", "touch "+started)
+	if code == 0 || !strings.Contains(stderr, "standby-host") {
+		t.Fatalf("exit %d; want a failure naming the holder:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Fatal("the application was started on a node that does not hold the lease")
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("the database was created on a node that does not hold the lease")
+	}
+}
+
+// TestStandbyFlag: -standby is a boolean flag that also takes "auto".
+func TestStandbyFlag(t *testing.T) {
+	for _, c := range []struct {
+		arg      string
+		on, auto bool
+	}{
+		{"-standby", true, false},
+		{"-standby=true", true, false},
+		{"-standby=auto", false, true},
+		{"-standby=false", false, false},
+	} {
+		var sb standbyFlags
+		fs := flag.NewFlagSet("replicate", flag.ContinueOnError)
+		fs.Var(standbyFlag{&sb}, "standby", "")
+		if err := fs.Parse([]string{c.arg}); err != nil || sb.on != c.on || sb.auto != c.auto {
+			t.Errorf("%s: on %v, auto %v, %v; want on %v, auto %v", c.arg, sb.on, sb.auto, err, c.on, c.auto)
+		}
+	}
+	var sb standbyFlags
+	fs := flag.NewFlagSet("replicate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(standbyFlag{&sb}, "standby", "")
+	if err := fs.Parse([]string{"-standby=sometimes"}); err == nil {
+		t.Error("-standby=sometimes was accepted")
 	}
 }

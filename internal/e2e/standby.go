@@ -91,11 +91,16 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		}
 	}()
 
+	// Both nodes run the same command (-standby=auto): the first to
+	// start is the primary, the other finds the lease held and stands by.
 	primary, standby := nodes[0], nodes[1]
-	primary.p = startGroup(t, bin, r.Env, "replicate", "-config", primary.cfg, "-exec", appLine(primary))
+	primary.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", primary.cfg, "-exec", appLine(primary))
 	waitGroupOutput(t, primary.p, "execapp: waiting for a signal", 30*time.Second)
-	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", standby.cfg, "-exec", appLine(standby))
+	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", standby.cfg, "-exec", appLine(standby))
 	waitGroupOutput(t, standby.p, "msg=following", 30*time.Second)
+	if !strings.Contains(standby.p.output(), "another node holds the primary role: standing by") {
+		t.Fatalf("the second node started with -standby=auto did not say why it stands by:\n%s", standby.p.output())
+	}
 
 	for cycle := range cycles {
 		// Let the primary write for a moment, then kill its machine.
@@ -145,8 +150,14 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 				t.Fatalf("replicate -once with a lease: %v; want a refusal:\n%s", res.err, res.out)
 			}
 		}
-		// The old primary comes back, as the standby.
-		primary.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", primary.cfg, "-exec", appLine(primary))
+		// The old primary comes back with the same command: it finds
+		// the lease held and stands by (every other cycle, started
+		// as a standby on purpose).
+		mode := "-standby=auto"
+		if cycle%2 == 1 {
+			mode = "-standby"
+		}
+		primary.p = startGroup(t, bin, r.Env, "replicate", mode, "-config", primary.cfg, "-exec", appLine(primary))
 		waitGroupOutput(t, primary.p, "msg=following", 30*time.Second)
 		if !strings.Contains(primary.p.output(), "kept it aside") {
 			t.Fatalf("cycle %d: the old primary did not keep its database aside", cycle)

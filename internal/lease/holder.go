@@ -88,6 +88,7 @@ func (h *Holder) acquire(ctx context.Context, txid uint64, attempt int) error {
 		h.version, h.seq, h.since = version, found.Seq, found.Since
 		h.me.TakenOverFrom, h.me.HandedOver = found.TakenOverFrom, found.HandedOver
 		h.mu.Unlock()
+		txid = max(txid, found.TXID) // a holder that does not know its replica's TXID yet
 		err := h.write(ctx, version, nil, Position{TXID: txid, Captured: txid})
 		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
 			// A renewal of this node's own, still in flight when the
@@ -137,6 +138,10 @@ func (h *Holder) write(ctx context.Context, version string, previous *Record, po
 	if previous != nil {
 		rec.TakenOverFrom, rec.HandedOver = previous.String(), previous.Released
 		rec.Seq = previous.Seq + 1
+		// The replica holds at least what the previous holder said:
+		// a record's TXID never goes back, even from a holder that does
+		// not know its replica's TXID yet.
+		rec.TXID, rec.Captured = max(rec.TXID, previous.TXID), max(rec.Captured, previous.TXID)
 	}
 	h.mu.Unlock()
 	v, err := write(ctx, h.c, &rec, version)
