@@ -25,8 +25,8 @@ const exitLeaseHeld = 77
 
 // standbyFlags are replicate's standby settings.
 type standbyFlags struct {
-	on   bool // stand by (-standby, or -standby=auto with the lease held by another node)
-	auto bool // -standby=auto: the primary unless another node holds the lease
+	on   bool   // stand by (-standby, or -standby=auto with the lease held by another node)
+	auto bool   // -standby=auto: the primary unless another node holds the lease
 	hook string // the promotion hook's command line
 }
 
