@@ -48,14 +48,26 @@ func main() {
 	}
 	if *wait {
 		fmt.Println("execapp: waiting for a signal")
-		if *every > 0 {
-			go func() {
-				for range time.Tick(*every) {
-					_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting "+stamp())
-					check(err)
+		// The writer stops before the last row and the close: a commit
+		// racing the close would fail the run.
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			if *every <= 0 {
+				return
+			}
+			t := time.NewTicker(*every)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
 				}
-			}()
-		}
+				_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "while waiting "+stamp())
+				check(err)
+			}
+		}()
 		if *onTerm < 0 {
 			for { // until the signal kills the process (a select{} would be a deadlock to Go)
 				time.Sleep(time.Hour)
@@ -63,6 +75,8 @@ func main() {
 		}
 		sig := <-sigs
 		time.Sleep(*linger)
+		close(stop)
+		<-stopped
 		_, err := db.Exec("INSERT INTO t (v) VALUES (?)", "at "+sig.String())
 		check(err)
 		check(db.Close())
