@@ -17,6 +17,7 @@ import (
 
 	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/storage"
 )
 
 // standbyTTL is the lease's TTL in RunStandby: short, so that a cycle
@@ -102,6 +103,9 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		t.Fatalf("the second node started with -standby=auto did not say why it stands by:\n%s", standby.p.output())
 	}
 
+	// No file the replica held is ever written again: an old primary's
+	// write landing after a takeover would change one in place.
+	written := map[string]int64{}
 	for cycle := range cycles {
 		// Let the primary write for a moment, then kill its machine.
 		time.Sleep(time.Duration(300+100*(cycle%5)) * time.Millisecond)
@@ -178,6 +182,7 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 				cycle, len(lost), oldest, standbySyncInterval, lossAllowance)
 		}
 		t.Logf("cycle %d: lost %d commits, the oldest committed %s before the kill", cycle, len(lost), oldest.Round(time.Millisecond))
+		checkNotRewritten(t, ctx, r, written)
 		primary, standby = standby, primary
 	}
 
@@ -202,6 +207,9 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	if n := countRows(t, standby.db, "at terminated"); n != 1 {
 		t.Fatalf("after the switchover the new primary holds %d rows of the old primary's last commit; want 1: a switchover loses no commit", n)
 	}
+	if lost := lostCommits(t, primary.db, standby.db); len(lost) != 0 {
+		t.Fatalf("the switchover lost %d of the old primary's commits; want none", len(lost))
+	}
 	primary, standby = standby, primary
 
 	// A manual switchover from the standby's side: walship promote asks
@@ -220,6 +228,9 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	if n := countRows(t, standby.db, "at terminated"); n != 2 {
 		t.Fatalf("after walship promote the new primary holds %d rows of the old primaries' last commits; want 2: a switchover loses no commit", n)
 	}
+	if lost := lostCommits(t, primary.db, standby.db); len(lost) != 0 {
+		t.Fatalf("walship promote lost %d of the old primary's commits; want none", len(lost))
+	}
 	primary, standby = standby, primary
 
 	// Stop the survivor cleanly.
@@ -237,6 +248,25 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	run(t, bin, r.Env, "restore", "-config", primary.cfg, "-o", out, "-integrity-check", "full", primary.db)
 	if got, want := rowsOf(t, out), rowsOf(t, primary.db); got != want {
 		t.Fatalf("a restore is not the survivor's database: %d bytes of rows, want %d", len(got), len(want))
+	}
+}
+
+// checkNotRewritten fails the test if a level-0 file of the replica
+// listed in sizes (by its TXIDs) now has another size, and adds every one
+// listed now. Level 0 holds each capture once, written by the primary of
+// its time; a file written again with other bytes is another node's.
+func checkNotRewritten(t *testing.T, ctx context.Context, r Replica, sizes map[string]int64) {
+	t.Helper()
+	files, err := r.Client.LTXFiles(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		key := storage.Describe(0, f.MinTXID, f.MaxTXID)
+		if size, ok := sizes[key]; ok && size != f.Size {
+			t.Fatalf("the replica's %s was written again: %d bytes, earlier %d", key, f.Size, size)
+		}
+		sizes[key] = f.Size
 	}
 }
 
