@@ -226,6 +226,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		}
 	}
 	db.recordStaged(ctx)
+	db.lease.awaitFirstWrite(ltx.TXID(db.capturedTXID.Load()))
 	db.keepLease()
 	return nil
 }

@@ -35,11 +35,23 @@ type leaseKeeper struct {
 	// brought up to the replica, and why the lease could not be read,
 	// since when: a standby that cannot do either would not promote well.
 	following, watching failure
-	// awaitingWrite is set from the promotion to the new primary's first
-	// captured commit, which completes the failover's time.
+	// awaitingWrite is set from the promoted database's opening to its
+	// first captured commit past opened, which completes the failover's
+	// time (a full copy staged at the opening is not a write).
 	awaitingWrite atomic.Bool
+	opened        ltx.TXID
 	stop          context.CancelFunc // ends the renewal; nil when none runs
 	done          chan struct{}
+}
+
+// forgetLostLease drops a holder that no longer holds the lease (a Run
+// before this one lost or released it): a new Run takes the lease anew.
+func (db *DB) forgetLostLease() {
+	db.lease.mu.Lock()
+	defer db.lease.mu.Unlock()
+	if h := db.lease.holder; h != nil && h.Valid() != nil {
+		db.lease.holder = nil
+	}
 }
 
 // LeaseTTL returns the database's lease TTL (Options.LeaseTTL), zero
@@ -67,7 +79,17 @@ func (k *leaseKeeper) promoted(node string, p *PromotionStatus) {
 	k.standby, k.standing, k.seen = nil, false, ""
 	k.following.set(nil)
 	k.watching.set(nil)
-	k.awaitingWrite.Store(true)
+}
+
+// awaitFirstWrite starts waiting for the promoted database's first
+// write, once it opened at TXID opened; nothing without a promotion.
+func (k *leaseKeeper) awaitFirstWrite(opened ltx.TXID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.promotion != nil && k.promotion.FirstWrite.IsZero() {
+		k.opened = opened
+		k.awaitingWrite.Store(true)
+	}
 }
 
 // standbyFailure returns the older of the standby's failures, "" when
@@ -81,11 +103,11 @@ func (k *leaseKeeper) standbyFailure() (string, time.Time) {
 }
 
 // firstWrite completes the failover's time once the promoted database
-// captured its first commit past the promotion's TXID, at at.
+// captured its first commit past its opening, at at.
 func (db *DB) firstWrite(txid ltx.TXID, at time.Time) {
 	db.lease.mu.Lock()
 	p := db.lease.promotion
-	if p == nil || txid <= p.TXID || !p.FirstWrite.IsZero() {
+	if p == nil || txid <= db.lease.opened || !p.FirstWrite.IsZero() {
 		db.lease.mu.Unlock()
 		return
 	}
@@ -113,14 +135,20 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 		return fmt.Errorf("database %s: %w", db.path, err)
 	}
 	h := db.LeaseHolder()
-	if h == nil || h.Valid() != nil {
+	if h != nil {
+		if err := h.Valid(); err != nil {
+			// Lost while the database was being opened: for good, as
+			// whenever this node loses it (a standby may hold it now).
+			return fmt.Errorf("database %s: %w", db.path, err)
+		}
+	} else {
 		db.lease.mu.Lock()
 		if db.lease.node == "" {
 			db.lease.node = w.Me.Run
 		}
 		node := db.lease.node
 		db.lease.mu.Unlock()
-		h = lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path, SyncIntervalMillis: db.opts.SyncInterval.Milliseconds()}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
+		h = lease.NewHolder(r.Client, lease.Record{Node: node, Host: w.Me.Host, PID: w.Me.PID, Path: db.path, SyncIntervalMillis: db.opts.SyncInterval.Milliseconds(), Application: db.opts.StopsApplication}, db.opts.LeaseTTL, db.log.With("replica", r.Name))
 		if err := h.Acquire(ctx, uint64(r.up.Pos().TXID)); err != nil {
 			return fmt.Errorf("database %s: %w", db.path, err)
 		}

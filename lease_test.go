@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/walship/walship/config"
 	"github.com/walship/walship/internal/lease"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
 )
 
 // TestLeaseHeldRefused: a database configured with a lease acquires it at
@@ -322,5 +325,46 @@ func TestLeaseOnceRefused(t *testing.T) {
 	}
 	if _, _, err := lease.Read(h.ctx, h.replica); err == nil {
 		t.Fatal("the refused run wrote a lease")
+	}
+}
+
+// unreachableRecords fails every record read with a network error while
+// down is set: a store out of reach at start-up.
+type unreachableRecords struct {
+	storage.Client
+	down atomic.Bool
+}
+
+func (c *unreachableRecords) ReadRecord(ctx context.Context, name string) ([]byte, string, error) {
+	if c.down.Load() {
+		return nil, "", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused (test)")}
+	}
+	return c.Client.ReadRecord(ctx, name)
+}
+
+// TestLeaseNotReadyUntilHeld: a database with a lease whose file does not
+// exist yet is not ready for its application (-exec) while taking the
+// lease is retried: only once this node holds it may the application
+// start and create the database.
+func TestLeaseNotReadyUntilHeld(t *testing.T) {
+	dir := t.TempDir()
+	c := &unreachableRecords{Client: file.New(filepath.Join(dir, "replica"))}
+	c.down.Store(true)
+	db, err := walship.NewDB(filepath.Join(dir, "app.db"), walship.Options{LeaseTTL: 3 * time.Second, Logger: quietLogger()}, walship.NewReplica("dir", c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- db.Run(ctx, time.Second) }()
+	defer func() { cancel(); <-ran }()
+	waitFor(t, "taking the lease retried", func() bool { return db.Phase() == walship.PhaseWaiting })
+	if db.Ready() {
+		t.Fatal("ready for the application while the lease is not held")
+	}
+	c.down.Store(false)
+	waitFor(t, "ready once the lease is held", db.Ready)
+	if h := db.LeaseHolder(); h == nil || h.Valid() != nil {
+		t.Fatal("ready without holding the lease")
 	}
 }

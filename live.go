@@ -48,8 +48,16 @@ func (p Phase) String() string {
 // not exist yet (or is empty), which the application creates (walship
 // then opens it within a second, and captures what it committed
 // meanwhile from the WAL or with a whole copy). A database whose opening
-// fails and is retried is not ready.
+// fails and is retried is not ready, nor one with a lease (lease-ttl) that
+// this node does not hold.
 func (db *DB) Ready() bool {
+	if db.opts.LeaseTTL != 0 {
+		// Only the primary's application may write: none starts before
+		// this node holds the lease (taking it may be being retried).
+		if h := db.LeaseHolder(); h == nil || h.Valid() != nil {
+			return false
+		}
+	}
 	switch db.Phase() {
 	case PhaseReplicating:
 		return true

@@ -86,6 +86,11 @@ type Options struct {
 	// It needs exactly one replica, on a store with atomic conditional
 	// writes.
 	LeaseTTL time.Duration
+	// StopsApplication says, in the lease record, that this node's
+	// application runs under walship (replicate -exec), which stops it
+	// when the lease is lost or handed over: a switchover then loses no
+	// commit. Without it, the application may go on writing its own copy.
+	StopsApplication bool
 	// Progress, when set, is told how far a whole copy of the database
 	// (the first snapshot of a replica, or the copy after a break in the
 	// WAL's history) has been staged: bytes of pages written, of total.

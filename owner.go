@@ -18,6 +18,9 @@ import (
 // It takes effect at Open.
 func (db *DB) SetTakeover(on bool) { db.opts.Takeover = on }
 
+// SetStopsApplication sets Options.StopsApplication, before Run.
+func (db *DB) SetStopsApplication(on bool) { db.opts.StopsApplication = on }
+
 // processStart is when this process started, for the owner records that
 // name it.
 var processStart = time.Now().UTC()

@@ -37,6 +37,7 @@ func (db *DB) Run(ctx context.Context, flushTimeout time.Duration) error {
 	// With a lease, the role first: an application that creates the
 	// database (-exec starts it while walship waits for the file) must
 	// not write on a node that is not the primary.
+	db.forgetLostLease()
 	if err := db.startRetrying(ctx, func(ctx context.Context) error { return db.acquireLease(ctx, db.shipWriter()) }); err != nil {
 		if ctx.Err() != nil {
 			return nil

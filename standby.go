@@ -220,7 +220,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		}
 		p.ExpiredAt, p.Observed = time.Now(), seen.For
 		p.Previous, p.Released = seen.Record.String(), seen.Record.Released
-		h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: db.writer().Host, PID: os.Getpid(), Path: db.path}, ttl, db.log)
+		h := lease.NewHolder(r.Client, lease.Record{Node: node, Host: db.writer().Host, PID: os.Getpid(), Path: db.path, Application: db.opts.StopsApplication}, ttl, db.log)
 		if err := h.TakeOver(ctx, seen, copyTXID.Load()); err != nil {
 			// The observer goes on: a record that changed (its holder
 			// renewed it, or another standby took it) restarts its
@@ -354,18 +354,20 @@ func (db *DB) keepAside() (string, error) {
 }
 
 // logLoss says what the failover lost: nothing after a release; otherwise
-// the commits the previous primary had captured and not shipped at its
-// last renewal, for certain, and whatever it committed in its last sync
-// interval, which no node can know.
+// the TXIDs the previous primary had captured and not shipped at its last
+// renewal, for certain, and what it committed after that renewal and did
+// not ship, which no node can count: after a crash, at most its last sync
+// interval; cut off from the store, what its application committed until
+// it was stopped (about three quarters of the TTL, and the stop's grace).
 func (db *DB) logLoss(p Promotion) {
 	switch {
 	case p.Released:
 		db.log.Info("standby: the previous primary released the lease once the replica held its every commit: no commit was lost")
 	case p.Unshipped > 0:
-		db.log.Error("standby: commits of the previous primary are lost: it had captured them, and they never reached the replica (its uploads were failing or behind)",
-			"lost_txids", p.Unshipped, "replica_txid", p.TXID.String(), "and_perhaps_its_last", p.LossBound.String())
+		db.log.Error("standby: TXIDs of the previous primary are lost: it had captured them, and they never reached the replica (its uploads were failing or behind); what it committed after its last lease renewal is lost too",
+			"lost_txids_at_least", p.Unshipped, "replica_txid", p.TXID.String(), "its_sync_interval", p.LossBound.String())
 	default:
-		db.log.Warn("standby: the previous primary stopped without releasing the lease: what it committed in its last sync interval, if anything, may be lost; every commit it had captured at its last renewal is in the replica",
+		db.log.Warn("standby: the previous primary stopped without releasing the lease: what it committed after its last lease renewal and did not ship is lost (after a crash, at most its last sync interval; cut off from the store, what its application committed until it was stopped)",
 			"sync_interval", p.LossBound.String(), "replica_txid", p.TXID.String())
 	}
 }

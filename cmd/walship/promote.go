@@ -66,6 +66,9 @@ func runPromote(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("%s is the primary, but the previous primary did not hand over cleanly: its lease expired instead of being released, so its commits after TXID %d may be lost; its log says why (it could not ship them within shutdown-sync-timeout, or it stopped)", db.Path(), rec.TXID)
 			}
 			fmt.Fprintf(e.stdout, "%s is the primary: it holds the lease since %s, at TXID %d, handed over with every commit\n", db.Path(), rec.Since.UTC().Format(time.RFC3339), rec.TXID)
+			if !asked.Application {
+				fmt.Fprintf(e.stderr, "warning: the previous primary (%s) does not run its application under walship (replicate -exec): walship there stopped writing the replica, but the application may still be committing to its own database, and those commits are not in the new primary; stop it\n", asked)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -226,6 +226,11 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	store.Prepare = func(db *walship.DB) {
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
+		db.SetStopsApplication(execArgs != nil)
+	}
+	for _, db := range store.DBs {
+		// Before a standby takes the lease over, which Prepare follows.
+		db.SetStopsApplication(execArgs != nil)
 	}
 	if lookasideErr != nil {
 		log.Debug("cannot trim SQLite's per-connection memory", "error", lookasideErr)

@@ -60,11 +60,13 @@ func (f standbyFlag) Set(v string) error {
 	return nil
 }
 
-// heldElsewhere returns the lease's holder when another node holds the
-// primary role of the store's one database: a record that names another
-// database or host and was not released. (A record naming this database
-// on this host is its previous process's, whose role this one takes back
-// after the TTL, unless a standby took it first.)
+// heldElsewhere returns the lease's holder when another node holds, or
+// held, the primary role of the store's one database: a record that names
+// another database or host, released or not (a released lease is taken
+// over by a standby at its first look, with the replica's every commit;
+// a primary would be refused it). A record naming this database on this
+// host is its previous process's, whose role this one takes back after
+// the TTL, unless a standby took it first.
 func heldElsewhere(ctx context.Context, store *walship.Store) (string, error) {
 	if len(store.DBs) != 1 || len(store.DBs[0].Replicas()) != 1 {
 		return "", nil // the standby's own checks say what is wrong
@@ -78,7 +80,7 @@ func heldElsewhere(ctx context.Context, store *walship.Store) (string, error) {
 		return "", err
 	}
 	host, _ := os.Hostname()
-	if rec.Released || rec.Host == host && rec.Path == db.Path() {
+	if rec.Host == host && rec.Path == db.Path() {
 		return "", nil
 	}
 	return rec.String(), nil

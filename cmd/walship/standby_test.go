@@ -237,3 +237,54 @@ func TestStandbyFlag(t *testing.T) {
 		t.Error("-standby=sometimes was accepted")
 	}
 }
+
+// TestPromoteWarnsWithoutExec: walship promote reports a clean handover,
+// and warns when the previous primary's application does not run under
+// walship: nothing stops it from writing its own copy.
+func TestPromoteWarnsWithoutExec(t *testing.T) {
+	noConfig(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "standby.db"), filepath.Join(dir, "replica")
+	c := file.New(replica)
+	primary := lease.NewHolder(c, lease.Record{Node: "p1", Host: "primary-host", Path: "/srv/app.db"}, time.Minute, nil)
+	if err := primary.Acquire(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 1m\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := runCLI(t, "promote", "-config", cfg, "-timeout", "30s")
+		done <- result{code, stdout, stderr}
+	}()
+	// The primary sees the request, hands over; the standby takes over.
+	deadline := time.Now().Add(30 * time.Second)
+	for asked, _ := lease.HandoverRequested(ctx, c, "p1"); !asked; asked, _ = lease.HandoverRequested(ctx, c, "p1") {
+		if time.Now().After(deadline) {
+			t.Fatal("walship promote wrote no handover request")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := primary.Release(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := lease.NewObserver(c, time.Minute).Observe(ctx)
+	if err != nil || !seen.Expired {
+		t.Fatalf("the released lease: %+v, %v", seen, err)
+	}
+	host, _ := os.Hostname()
+	if err := lease.NewHolder(c, lease.Record{Node: "s1", Host: host, Path: db}, time.Minute, nil).TakeOver(ctx, seen, 5); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code != 0 || !strings.Contains(r.stdout, "handed over with every commit") || !strings.Contains(r.stderr, "does not run its application under walship") {
+		t.Fatalf("promote: exit %d\n%s\n%s\nwant a clean handover and a warning about the application", r.code, r.stdout, r.stderr)
+	}
+}

@@ -242,9 +242,9 @@ func printLease(e *env, l *walship.LeaseStatus) {
 		case p.Released:
 			fmt.Fprintf(e.stdout, "  lost: nothing (the previous primary released the lease with every commit in the replica)\n")
 		case p.Unshipped > 0:
-			fmt.Fprintf(e.stdout, "  lost: %d commits the previous primary had captured and never shipped, and what it committed in its last %s\n", p.Unshipped, formatDuration(p.LossBound))
+			fmt.Fprintf(e.stdout, "  lost: at least %d TXIDs the previous primary had captured and never shipped, and what it committed after its last lease renewal\n", p.Unshipped)
 		default:
-			fmt.Fprintf(e.stdout, "  lost: at most what the previous primary committed in its last sync interval (%s)\n", formatDuration(p.LossBound))
+			fmt.Fprintf(e.stdout, "  lost: what the previous primary committed after its last lease renewal and did not ship (after a crash, at most its sync interval, %s)\n", formatDuration(p.LossBound))
 		}
 		if p.Previous != "" {
 			fmt.Fprintf(e.stdout, "  previous holder %s\n", p.Previous)

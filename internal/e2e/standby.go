@@ -276,7 +276,7 @@ func checkNotRewritten(t *testing.T, ctx context.Context, r Replica, sizes map[s
 // crash loses.
 const (
 	standbySyncInterval = 50 * time.Millisecond
-	lossAllowance       = 2 * time.Second
+	lossAllowance       = 3 * time.Second
 )
 
 // keptAside returns the newest database a standby kept aside at path

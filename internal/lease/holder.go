@@ -145,6 +145,13 @@ func (h *Holder) write(ctx context.Context, version string, previous *Record, po
 	}
 	h.mu.Unlock()
 	v, err := write(ctx, h.c, &rec, version)
+	if errors.Is(err, storage.ErrConflict) {
+		// A write whose answer was lost and that the store's client
+		// sent again meets itself: the record is this very write.
+		if found, fv, rerr := Read(ctx, h.c); rerr == nil && found.Node == rec.Node && found.Seq == rec.Seq {
+			v, err = fv, nil
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -236,7 +243,8 @@ func (h *Holder) Valid() error {
 }
 
 // Bound returns ctx cancelled once this node no longer holds the lease (at
-// its deadline unless a renewal moved it, or when it is lost), with the
+// its deadline unless a renewal moved it, when it is lost, or within an
+// eighth of the TTL of a resume from a suspend that outlasted it), with the
 // error Valid gives as its cause: a write to the replica under it cannot
 // go on past the moment a standby may take the role over, however long the
 // store makes it wait. The caller calls the CancelFunc once done.
@@ -255,7 +263,11 @@ func (h *Holder) Bound(ctx context.Context) (context.Context, context.CancelFunc
 			cancel(err)
 			return
 		}
-		timer = time.AfterFunc(max(time.Until(h.Deadline()), time.Millisecond), arm)
+		// Looked at again at the deadline, and every eighth of the TTL
+		// before it: a timer runs on the monotonic clock, which stands
+		// still while the machine is suspended, and Valid's wall clock
+		// then ends the lease within that eighth after the resume.
+		timer = time.AfterFunc(min(max(time.Until(h.Deadline()), time.Millisecond), h.ttl/8), arm)
 	}
 	arm()
 	return bctx, func() {

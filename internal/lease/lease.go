@@ -67,6 +67,11 @@ type Record struct {
 	// up to TXID. A standby that takes the lease over knows that the
 	// commits after the replica's newest, up to Captured, are lost.
 	Captured uint64 `json:"captured_txid,omitempty"`
+	// Application is set when the holder's application runs under
+	// walship (replicate -exec), which stops it once the holder loses or
+	// hands over the lease; without it, a switchover cannot stop the
+	// application from writing its own copy.
+	Application bool `json:"application,omitempty"`
 	// SyncIntervalMillis is the holder's sync interval: the commits it
 	// makes after its last renewal reach the replica within about that
 	// long, which bounds what a crash loses beyond Captured.

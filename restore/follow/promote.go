@@ -64,6 +64,11 @@ func restoreHeader(ctx context.Context, out string, header []byte) (bool, error)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		if isBusy(err) {
+			// A reader of the copy keeps it: rather than hold the
+			// promotion up, leave the header to a full copy.
+			return false, nil
+		}
 		return false, fmt.Errorf("lock the copy %s to promote it: %w", out, err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
