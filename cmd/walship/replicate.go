@@ -92,6 +92,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
 	var sb standbyFlags
 	flags.Var(standbyFlag{&sb}, "standby", "stand by for the primary of the config's one database (it needs lease-ttl): keep its path as a follower's copy of the replica, and when the primary's lease expires take it over, promote the copy and replicate it (then start -exec, or run -promote-hook). -standby=auto: be the primary unless another node holds the lease, and stand by if it does (the same command on every node)")
+	demoteHook := flags.String("demote-hook", "", "with lease-ttl, run this `command` line once this node stops being the primary (its lease lost, or handed over), within an eighth of the TTL: e.g. to stop an application walship does not run, or to give up a floating IP; it gets WALSHIP_REASON")
 	flags.StringVar(&sb.hook, "promote-hook", "", "with -standby, run this `command` line once the promoted database replicates (e.g. to move a floating IP); it gets WALSHIP_PROMOTED_DB, WALSHIP_PROMOTED_TXID and WALSHIP_PREVIOUS_HOLDER")
 	restoreMissing := flags.Bool("restore-if-db-not-exists", false, "before replicating, restore each database whose file does not exist from its first replica that holds a backup (the config's restore-if-db-not-exists, for every database)")
 	pos, err := parseArgs(flags, args)
@@ -245,6 +246,15 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	if sb.hook != "" && !sb.on && !sb.auto {
 		return usagef("-promote-hook applies only with -standby")
 	}
+	if *demoteHook != "" {
+		leased := false
+		for _, db := range store.DBs {
+			leased = leased || db.LeaseTTL() > 0
+		}
+		if !leased {
+			return usagef("-demote-hook applies only to a database with lease-ttl")
+		}
+	}
 	if sb.auto {
 		if len(pos) != 0 || len(store.DBs) != 1 || dirs > 0 {
 			return usagef("-standby=auto needs the config file (-config) with exactly one database, with lease-ttl")
@@ -335,13 +345,28 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		// still see its TXID reach the replicas.
 		defer srv.Close()
 	}
+	demote := &demotion{log: log, line: *demoteHook}
 	if execArgs != nil {
-		return replicateWithChild(ctx, log, store, watch, flush, execArgs)
+		// The application is stopped on a lost lease by
+		// replicateWithChild; the hook runs beside.
+		dctx, stopWatching := context.WithCancel(ctx)
+		go watchDemotion(dctx, store, demote, nil, make(chan error, 1))
+		err := replicateWithChild(ctx, log, store, watch, flush, execArgs)
+		stopWatching()
+		if handedOver(store) {
+			demote.run(store, "handed over")
+		}
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go stopOnHandover(ctx, log, store, stop)
+	// A primary that lost its lease stops (after the demotion hook), and
+	// says so in its exit status: a service manager then starts it again,
+	// as the standby with -standby=auto.
+	lost := make(chan error, 1)
+	go watchDemotion(ctx, store, demote, stop, lost)
 	go func() {
 		<-ctx.Done()
 		// A second signal kills the process the default way.
@@ -352,8 +377,17 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	go superviseSystemd(ctx, log, store.Databases)
-	if err := store.Run(ctx, flush); err != nil {
-		return fmt.Errorf("replication failed: %w", err)
+	runErr := store.Run(ctx, flush)
+	select {
+	case err := <-lost:
+		return fmt.Errorf("this node lost the primary role, and stopped: %w", err)
+	default:
+	}
+	if runErr != nil {
+		return fmt.Errorf("replication failed: %w", runErr)
+	}
+	if handedOver(store) {
+		demote.run(store, "handed over")
 	}
 	log.Info("stopped")
 	return nil

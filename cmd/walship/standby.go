@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -160,6 +161,94 @@ func stopOnHandover(ctx context.Context, log *slog.Logger, store *walship.Store,
 		if store.HandoverRequested() {
 			log.Warn("handing the primary role over: stopping cleanly")
 			stop()
+			return
+		}
+	}
+}
+
+// demotion runs the demotion hook (-demote-hook) once this node stops
+// being the primary of a database: its lease lost, or released in a
+// handover. For an application walship does not run (-exec stops its
+// own), or a floating IP to give up.
+type demotion struct {
+	log  *slog.Logger
+	line string // the hook's command line; "" for none
+	once sync.Once
+}
+
+// leaseLost returns the error of a database of store that lost its lease
+// on the primary role; nil while none did.
+func leaseLost(store *walship.Store) error {
+	for _, db := range store.Databases() {
+		if err := db.Halted(); errors.Is(err, lease.ErrLost) {
+			return err
+		}
+	}
+	return nil
+}
+
+// handedOver reports whether a database of store released its lease (a
+// clean stop, or walship promote).
+func handedOver(store *walship.Store) bool {
+	for _, db := range store.Databases() {
+		if h := db.LeaseHolder(); h != nil && errors.Is(h.Valid(), lease.ErrReleased) {
+			return true
+		}
+	}
+	return false
+}
+
+// run runs the hook once, with why in WALSHIP_REASON, and kills it after
+// the lease's stop grace: it must be done before a standby may take over.
+func (d *demotion) run(store *walship.Store, why string) {
+	if d.line == "" {
+		return
+	}
+	d.once.Do(func() {
+		args, err := child.Split(d.line)
+		if err != nil {
+			d.log.Error("the demotion hook's command line does not split", "command", d.line, "error", err)
+			return
+		}
+		grace := childStopGrace
+		for _, db := range store.Databases() {
+			if ttl := db.LeaseTTL(); ttl > 0 {
+				grace = min(grace, lease.StopGrace(ttl))
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Env = append(os.Environ(), "WALSHIP_REASON="+why)
+		begun := time.Now()
+		if err := cmd.Run(); err != nil {
+			d.log.Error("the demotion hook failed", "command", d.line, "within", grace.String(), "error", err)
+			return
+		}
+		d.log.Info("ran the demotion hook", "command", d.line, "took", time.Since(begun).Round(time.Millisecond).String())
+	})
+}
+
+// watchDemotion runs the demotion hook, and calls stop, once a database
+// of store lost its lease; it returns that error on lost (buffered), and
+// ends with ctx.
+func watchDemotion(ctx context.Context, store *walship.Store, d *demotion, stop func(), lost chan<- error) {
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := leaseLost(store); err != nil {
+			d.log.Error("this node lost the primary role: stopping", "error", err)
+			lost <- err
+			d.run(store, "lost: "+err.Error())
+			if stop != nil {
+				stop()
+			}
 			return
 		}
 	}

@@ -288,3 +288,65 @@ func TestPromoteWarnsWithoutExec(t *testing.T) {
 		t.Fatalf("promote: exit %d\n%s\n%s\nwant a clean handover and a warning about the application", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDemoteHookOnLostLease: a primary without -exec that loses its lease
+// runs the demotion hook (for the application it does not run), stops,
+// and exits non-zero saying so.
+func TestDemoteHookOnLostLease(t *testing.T) {
+	noConfig(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	newAppDB(t, db, 3)
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "demoted")
+	type result struct {
+		code   int
+		stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-demote-hook", "touch "+marker)
+		done <- result{code, stderr}
+	}()
+	c := file.New(replica)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rec, _, err := lease.Read(ctx, c); err == nil && rec.Path == db {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the primary took no lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Another node writes over the lease (as a standby that took it over).
+	data, version, err := c.ReadRecord(ctx, lease.RecordName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec lease.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Node, rec.Host, rec.Path, rec.Seq = "intruder", "elsewhere", "/srv/app.db", rec.Seq+1
+	data, _ = json.Marshal(rec)
+	if _, err := c.WriteRecord(ctx, lease.RecordName, data, version); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the primary that lost its lease did not stop")
+	}
+	if r.code == 0 || !strings.Contains(r.stderr, "lost the primary role") {
+		t.Fatalf("exit %d; want a failure saying it lost the primary role:\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the demotion hook did not run: %v\n%s", err, r.stderr)
+	}
+}

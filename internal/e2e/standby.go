@@ -82,6 +82,11 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	appLine := func(n *node) string {
 		return fmt.Sprintf("'%s' -db '%s' -rows 1 -wait -every 20ms -on-term 0", app, n.db)
 	}
+	// The demotion hook leaves a file saying why the node stopped being
+	// the primary.
+	demoteLine := func(n *node) string {
+		return fmt.Sprintf(`sh -c 'echo "$WALSHIP_REASON" > %s'`, filepath.Join(dir, n.name, "demoted"))
+	}
 	defer func() {
 		if t.Failed() {
 			for _, n := range nodes {
@@ -95,9 +100,9 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	// Both nodes run the same command (-standby=auto): the first to
 	// start is the primary, the other finds the lease held and stands by.
 	primary, standby := nodes[0], nodes[1]
-	primary.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", primary.cfg, "-exec", appLine(primary))
+	primary.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", primary.cfg, "-exec", appLine(primary), "-demote-hook", demoteLine(primary))
 	waitGroupOutput(t, primary.p, "execapp: waiting for a signal", 30*time.Second)
-	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", standby.cfg, "-exec", appLine(standby))
+	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby=auto", "-config", standby.cfg, "-exec", appLine(standby), "-demote-hook", demoteLine(standby))
 	waitGroupOutput(t, standby.p, "msg=following", 30*time.Second)
 	if !strings.Contains(standby.p.output(), "another node holds the primary role: standing by") {
 		t.Fatalf("the second node started with -standby=auto did not say why it stands by:\n%s", standby.p.output())
@@ -137,7 +142,7 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		if strings.Contains(standby.p.output(), "writing a full copy") {
 			t.Fatalf("cycle %d: the promoted node wrote a full copy of the database", cycle)
 		}
-		if !strings.Contains(standby.p.output(), "may be lost") && !strings.Contains(standby.p.output(), "commits of the previous primary are lost") {
+		if !strings.Contains(standby.p.output(), "the previous primary stopped without releasing the lease") && !strings.Contains(standby.p.output(), "TXIDs of the previous primary are lost") {
 			t.Fatalf("cycle %d: the promoted node did not say what the failover may have lost", cycle)
 		}
 
@@ -161,7 +166,7 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 		if cycle%2 == 1 {
 			mode = "-standby"
 		}
-		primary.p = startGroup(t, bin, r.Env, "replicate", mode, "-config", primary.cfg, "-exec", appLine(primary))
+		primary.p = startGroup(t, bin, r.Env, "replicate", mode, "-config", primary.cfg, "-exec", appLine(primary), "-demote-hook", demoteLine(primary))
 		waitGroupOutput(t, primary.p, "msg=following", 30*time.Second)
 		if !strings.Contains(primary.p.output(), "kept it aside") {
 			t.Fatalf("cycle %d: the old primary did not keep its database aside", cycle)
@@ -199,6 +204,9 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	if !strings.Contains(primary.p.output(), "released the lease") {
 		t.Fatalf("the primary stopped cleanly did not release its lease:\n%s", primary.p.output())
 	}
+	if why, err := os.ReadFile(filepath.Join(dir, primary.name, "demoted")); err != nil || !strings.Contains(string(why), "handed over") {
+		t.Fatalf("the primary that handed over ran its demotion hook: %q, %v; want it to say it handed over", why, err)
+	}
 	stoppedAt := time.Now()
 	waitGroupOutput(t, standby.p, "execapp: waiting for a signal", 30*time.Second)
 	if took := time.Since(stoppedAt); took > standbyTTL+time.Second {
@@ -216,7 +224,7 @@ func RunStandby(t *testing.T, r Replica, cycles int) {
 	// the primary to hand over; it stops its application (which commits
 	// "at terminated"), flushes, releases, and the standby promotes with
 	// that commit.
-	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", standby.cfg, "-exec", appLine(standby))
+	standby.p = startGroup(t, bin, r.Env, "replicate", "-standby", "-config", standby.cfg, "-exec", appLine(standby), "-demote-hook", demoteLine(standby))
 	waitGroupOutput(t, standby.p, "msg=following", 30*time.Second)
 	if out := run(t, bin, r.Env, "promote", "-config", standby.cfg); !strings.Contains(out, standby.db+" is the primary") {
 		t.Fatalf("walship promote did not report the promotion:\n%s", out)
