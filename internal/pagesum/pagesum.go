@@ -14,6 +14,7 @@ package pagesum
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/superfly/ltx"
 )
@@ -23,7 +24,17 @@ import (
 // writes or reads at a time.
 const ChunkPages = 4096
 
-type chunk [ChunkPages]ltx.Checksum
+// A chunk holds the checksums of up to ChunkPages pages: exactly those of
+// its pages up to the state's commit, so that a small database's state is
+// as small as it is (8 bytes a page), not a chunk.
+type chunk struct {
+	sums []ltx.Checksum
+}
+
+// covered returns how many pages of chunk k a state of commit pages has.
+func covered(commit uint32, k int) int {
+	return min(ChunkPages, int(commit)-k*ChunkPages)
+}
 
 // maxResident is how many chunks a spilled state keeps in memory (2 MiB);
 // a variable so that tests can spill small states.
@@ -35,10 +46,10 @@ type State struct {
 	pageSize uint32
 	commit   uint32
 	total    ltx.Checksum // rolling checksum: ChecksumFlag | xor of sums
-	// Chunk k holds pages k*ChunkPages+1 onwards, in memory (chunks[k])
-	// or in the spill file (slots[k]); entries past commit are zero.
-	// owned[k] says chunks[k] is this state's alone, so that Set may
-	// change it in place; a shared one is copied first.
+	// Chunk k holds pages k*ChunkPages+1 onwards up to the commit, in
+	// memory (chunks[k]) or in the spill file (slots[k]). owned[k] says
+	// chunks[k] is this state's alone, so that Set may change it in place;
+	// a shared one is copied first.
 	chunks []*chunk
 	slots  []*slot
 	owned  []bool
@@ -92,7 +103,7 @@ func (s *State) Sum(pgno uint32) (ltx.Checksum, error) {
 	if err != nil {
 		return 0, err
 	}
-	return c[i%ChunkPages], nil
+	return c.sums[i%ChunkPages], nil
 }
 
 // read returns chunk k for reading: the chunk itself if it is in memory,
@@ -103,14 +114,15 @@ func (s *State) read(k int) (*chunk, error) {
 	}
 	if s.cached != s.slots[k] {
 		if s.cacheData == nil {
-			s.cacheData = new(chunk)
+			s.cacheData = &chunk{sums: make([]ltx.Checksum, ChunkPages)}
 		}
 		s.cached = nil
-		if err := s.slots[k].get(s.cacheData); err != nil {
+		if err := s.slots[k].get(s.cacheData.sums[:ChunkPages]); err != nil {
 			return nil, err
 		}
 		s.cached = s.slots[k]
 	}
+	// Past the commit, a spilled chunk holds what Sum never reads.
 	return s.cacheData, nil
 }
 
@@ -124,35 +136,73 @@ func (s *State) Set(pgno uint32, c ltx.Checksum) error {
 	}
 	i := pgno - 1
 	k := int(i / ChunkPages)
-	for len(s.chunks) <= k {
-		s.chunks = append(s.chunks, new(chunk))
-		s.slots = append(s.slots, nil)
-		s.owned = append(s.owned, true)
-		s.comeIn(len(s.chunks) - 1)
+	if pgno > s.commit {
+		if err := s.grow(pgno); err != nil {
+			return err
+		}
 	}
 	ch, err := s.own(k)
 	if err != nil {
 		return err
 	}
-	s.commit = max(s.commit, pgno)
-	s.total = ltx.ChecksumFlag | (s.total ^ ch[i%ChunkPages] ^ c)
-	ch[i%ChunkPages] = c
+	s.total = ltx.ChecksumFlag | (s.total ^ ch.sums[i%ChunkPages] ^ c)
+	ch.sums[i%ChunkPages] = c
 	return s.spillBut(k)
+}
+
+// grow makes the state commit pages long, the new pages' checksums zero.
+// It fails only if a spilled chunk cannot be read (the state is then
+// unchanged).
+func (s *State) grow(commit uint32) error {
+	last := chunksFor(commit) - 1
+	if n := len(s.chunks); n > 0 && covered(s.commit, n-1) < ChunkPages {
+		// Fill the last chunk first: read it back before anything changes.
+		ch, err := s.own(n - 1)
+		if err != nil {
+			return err
+		}
+		ch.sums = extend(ch.sums, covered(commit, n-1))
+	}
+	for k := len(s.chunks); k <= last; k++ {
+		// Past the first chunk the database is large: a whole chunk at
+		// once, rather than growing it page by page.
+		n := covered(commit, k)
+		c := make([]ltx.Checksum, n, max(n, min(ChunkPages, k*ChunkPages)))
+		s.chunks = append(s.chunks, &chunk{sums: c})
+		s.slots = append(s.slots, nil)
+		s.owned = append(s.owned, true)
+		s.comeIn(k)
+	}
+	s.commit = commit
+	return nil
+}
+
+// extend returns sums lengthened to n entries, the new ones zero.
+func extend(sums []ltx.Checksum, n int) []ltx.Checksum {
+	if n <= cap(sums) {
+		old := len(sums)
+		sums = sums[:n]
+		clear(sums[old:])
+		return sums
+	}
+	grown := make([]ltx.Checksum, n, min(ChunkPages, max(n, 2*cap(sums))))
+	copy(grown, sums)
+	return grown
 }
 
 // own returns chunk k to be changed: read back first if it was spilled,
 // copied first if another state shares it.
 func (s *State) own(k int) (*chunk, error) {
 	if s.chunks[k] == nil {
-		c := new(chunk)
+		c := make([]ltx.Checksum, ChunkPages)
 		if err := s.slots[k].get(c); err != nil {
 			return nil, err
 		}
-		s.chunks[k], s.slots[k], s.owned[k] = c, nil, true
+		s.chunks[k], s.slots[k], s.owned[k] = &chunk{sums: c[:covered(s.commit, k)]}, nil, true
 		s.comeIn(k)
 	} else if !s.owned[k] {
-		c := *s.chunks[k]
-		s.chunks[k], s.owned[k] = &c, true
+		c := &chunk{sums: slices.Clone(s.chunks[k].sums)}
+		s.chunks[k], s.owned[k] = c, true
 	}
 	return s.chunks[k], nil
 }
@@ -211,14 +261,12 @@ func (s *State) Truncate(commit uint32) error {
 		total = ltx.ChecksumFlag | (total ^ c)
 	}
 	keep := chunksFor(commit)
-	if r := commit % ChunkPages; r != 0 {
-		// Entries past the commit stay zero, so that growing again
-		// counts the pages in between as zero.
+	if keep > 0 && covered(commit, keep-1) < covered(s.commit, keep-1) {
 		ch, err := s.own(keep - 1)
 		if err != nil {
 			return err
 		}
-		clear(ch[r:])
+		ch.sums = ch.sums[:covered(commit, keep-1)]
 	}
 	for k := keep; k < len(s.chunks); k++ {
 		s.chunks[k], s.slots[k] = nil, nil // not kept alive by the backing arrays
@@ -265,9 +313,9 @@ func Changed(prev, next *State, f func(pgno uint32, sums []ltx.Checksum) error) 
 	if prev != nil && prev.pageSize != next.pageSize {
 		prev = nil
 	}
-	var nbuf, pbuf *chunk
+	var nbuf, pbuf []ltx.Checksum
 	for k := range next.chunks {
-		n := min(ChunkPages, int(next.commit)-k*ChunkPages)
+		n := covered(next.commit, k)
 		// Entries past prev's commit count as changed, as do those of a
 		// chunk prev lacks.
 		same := 0
@@ -277,15 +325,15 @@ func Changed(prev, next *State, f func(pgno uint32, sums []ltx.Checksum) error) 
 			if shared && prev.commit >= next.commit {
 				continue
 			}
-			same = min(n, int(prev.commit)-k*ChunkPages)
+			same = min(n, covered(prev.commit, k))
 		}
-		ch, err := chunkOf(next, k, &nbuf)
+		ch, err := sumsOf(next, k, &nbuf)
 		if err != nil {
 			return err
 		}
-		var old *chunk
+		var old []ltx.Checksum
 		if same > 0 {
-			if old, err = chunkOf(prev, k, &pbuf); err != nil {
+			if old, err = sumsOf(prev, k, &pbuf); err != nil {
 				return err
 			}
 		}
@@ -307,16 +355,19 @@ func Changed(prev, next *State, f func(pgno uint32, sums []ltx.Checksum) error) 
 	return nil
 }
 
-// chunkOf returns chunk k of s, read into *buf (allocated on first use) if
-// it is spilled.
-func chunkOf(s *State, k int, buf **chunk) (*chunk, error) {
+// sumsOf returns the checksums of chunk k of s, read into *buf (allocated
+// on first use) if it is spilled.
+func sumsOf(s *State, k int, buf *[]ltx.Checksum) ([]ltx.Checksum, error) {
 	if c := s.chunks[k]; c != nil {
-		return c, nil
+		return c.sums, nil
 	}
 	if *buf == nil {
-		*buf = new(chunk)
+		*buf = make([]ltx.Checksum, ChunkPages)
 	}
-	return *buf, s.slots[k].get(*buf)
+	if err := s.slots[k].get(*buf); err != nil {
+		return nil, err
+	}
+	return (*buf)[:covered(s.commit, k)], nil
 }
 
 // FromSums returns the state whose page checksums are sums (sums[pgno-1],

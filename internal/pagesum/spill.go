@@ -24,27 +24,31 @@ const chunkBytes = ChunkPages * 8
 // slot is reused once no state refers to it any more. It is safe for
 // concurrent use.
 type Spill struct {
-	mu   sync.Mutex
-	f    *os.File
-	end  int64   // the file's size: where a new slot goes
-	free []int64 // slots no state refers to
-	buf  [chunkBytes]byte
+	dir string
+
+	mu     sync.Mutex
+	f      *os.File // created when the first chunk spills
+	closed bool
+	end    int64   // the file's size: where a new slot goes
+	free   []int64 // slots no state refers to
+	buf    []byte  // chunkBytes, allocated with the file
 }
 
-// NewSpill creates a spill file in dir.
-func NewSpill(dir string) (*Spill, error) {
-	f, err := os.CreateTemp(dir, SpillPattern)
-	if err != nil {
-		return nil, fmt.Errorf("create the page checksums' spill file: %w", err)
-	}
-	return &Spill{f: f}, nil
+// NewSpill returns a spill file in dir. Nothing is created until a state
+// spills, so a small database costs neither a file nor memory.
+func NewSpill(dir string) *Spill {
+	return &Spill{dir: dir}
 }
 
 // Close closes and removes the file. States that spilled to it can no
-// longer read their spilled chunks: they fail with an error.
+// longer read their spilled chunks, nor spill: they fail with an error.
 func (sp *Spill) Close() error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	sp.closed = true
+	if sp.f == nil {
+		return nil
+	}
 	err := sp.f.Close()
 	os.Remove(sp.f.Name())
 	return err
@@ -64,20 +68,31 @@ type slot struct {
 	off int64
 }
 
-// put writes c to a free slot.
+// put writes the checksums of c to a free slot, zeros after them.
 func (sp *Spill) put(c *chunk) (*slot, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if sp.closed {
+		return nil, fmt.Errorf("spill page checksums: %w", os.ErrClosed)
+	}
+	if sp.f == nil {
+		f, err := os.CreateTemp(sp.dir, SpillPattern)
+		if err != nil {
+			return nil, fmt.Errorf("create the page checksums' spill file: %w", err)
+		}
+		sp.f, sp.buf = f, make([]byte, chunkBytes)
+	}
 	var off int64
 	if n := len(sp.free); n > 0 {
 		off, sp.free = sp.free[n-1], sp.free[:n-1]
 	} else {
 		off = sp.end
 	}
-	for i, s := range c {
+	clear(sp.buf)
+	for i, s := range c.sums {
 		binary.LittleEndian.PutUint64(sp.buf[i*8:], uint64(s))
 	}
-	if _, err := sp.f.WriteAt(sp.buf[:], off); err != nil {
+	if _, err := sp.f.WriteAt(sp.buf, off); err != nil {
 		sp.free = append(sp.free, off)
 		return nil, fmt.Errorf("spill page checksums to %s: %w", sp.f.Name(), err)
 	}
@@ -94,15 +109,18 @@ func (sp *Spill) release(off int64) {
 	sp.free = append(sp.free, off)
 }
 
-// get reads the chunk at s into c.
-func (s *slot) get(c *chunk) error {
+// get reads the chunk at s into c, which holds ChunkPages checksums.
+func (s *slot) get(c []ltx.Checksum) error {
 	sp := s.sp
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if _, err := sp.f.ReadAt(sp.buf[:], s.off); err != nil {
+	if sp.closed {
+		return fmt.Errorf("read spilled page checksums: %w", os.ErrClosed)
+	}
+	if _, err := sp.f.ReadAt(sp.buf, s.off); err != nil {
 		return fmt.Errorf("read spilled page checksums from %s: %w", sp.f.Name(), err)
 	}
-	for i := range c {
+	for i := range c[:ChunkPages] {
 		c[i] = ltx.Checksum(binary.LittleEndian.Uint64(sp.buf[i*8:]))
 	}
 	return nil

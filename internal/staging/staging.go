@@ -103,10 +103,7 @@ func (d *Dir) Open() (err error) {
 		}
 	}
 	if d.spill == nil {
-		var err error
-		if d.spill, err = pagesum.NewSpill(d.path); err != nil {
-			return fmt.Errorf("staging directory %s: %w", d.path, err)
-		}
+		d.spill = pagesum.NewSpill(d.path)
 	}
 	return nil
 }
