@@ -30,8 +30,9 @@ func TestLargeCopiesRestoreExactly(t *testing.T) {
 }
 
 // A snapshot larger than the encoder's in-memory page index spills it to the
-// staging directory, restores exactly, and leaves nothing behind; an index
-// left by a crash is removed at the next start.
+// staging directory, restores exactly, and leaves nothing behind; an index,
+// a merged upload or a page checksums' spill file left by a crash is
+// removed at the next start.
 func TestSpilledPageIndex(t *testing.T) {
 	h := newHarness(t, "page_size(512)")
 	// A page of 512 bytes a row: past the spill threshold (65,536 pages).
@@ -41,7 +42,8 @@ func TestSpilledPageIndex(t *testing.T) {
 	if err := os.MkdirAll(meta, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, stale := range []string{".ltx-page-index-123.tmp", ".merge-456.tmp"} {
+	stales := []string{".ltx-page-index-123.tmp", ".merge-456.tmp", ".pagesum-789.tmp"}
+	for _, stale := range stales {
 		if err := os.WriteFile(filepath.Join(meta, stale), []byte("left by a crash"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -51,6 +53,11 @@ func TestSpilledPageIndex(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(meta, pattern)); len(left) > 0 {
 			t.Fatalf("temporary files left in the staging directory: %v", left)
 		}
+	}
+	// The page checksums' spill file is the running engine's own; the
+	// one a crash left is gone.
+	if _, err := os.Stat(filepath.Join(meta, stales[2])); !os.IsNotExist(err) {
+		t.Fatalf("%s left by a crash is still in the staging directory (%v)", stales[2], err)
 	}
 	h.exec("UPDATE t SET v = randomblob(300)") // a delta past the threshold too
 	h.sync()

@@ -1,6 +1,8 @@
 package walship_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/superfly/ltx"
@@ -10,7 +12,9 @@ import (
 
 // TestPastOneGiB grows a database past 1 GiB, so it has a lock page (the page
 // holding byte offset 2^30, which SQLite never writes), and changes pages on
-// both sides of it.
+// both sides of it. Its page checksums then no longer fit in the memory a
+// state keeps (64 chunks of 4,096 pages): syncs read spilled chunks back
+// and spill others, and every restore point must still restore exactly.
 func TestPastOneGiB(t *testing.T) {
 	if testing.Short() {
 		t.Fatal("TestPastOneGiB is part of the required suite; run it without -short")
@@ -52,6 +56,13 @@ func TestPastOneGiB(t *testing.T) {
 	h.sync()
 	if n := pageCount(t, h); n <= lock {
 		t.Fatalf("database has %d pages; the lock page is %d", n, lock)
+	}
+	spilled, _ := filepath.Glob(filepath.Join(walship.MetaPath(h.path), ".pagesum-*.tmp"))
+	if len(spilled) != 1 {
+		t.Fatalf("page checksum spill files in the staging directory: %v, want one", spilled)
+	}
+	if fi, err := os.Stat(spilled[0]); err != nil || fi.Size() == 0 {
+		t.Fatalf("the page checksums of %d pages did not spill (%v)", pageCount(t, h), err)
 	}
 	h.verifyAllWith("quick")
 }

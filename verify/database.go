@@ -122,7 +122,7 @@ func ReadDatabase(ctx context.Context, dbPath, stagingDir string) (*Live, error)
 		}
 	}
 	err = tail.ReadOnly(ctx, abs, busyTimeout, func(v *tail.View) error {
-		st, err := v.Sums()
+		st, err := v.Sums(nil)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func (l *Live) capturedUpTo(v *tail.View, at *staging.WALPoint) error {
 		if err != nil {
 			return err
 		}
-		st, err := past.Sums()
+		st, err := past.Sums(nil)
 		if err != nil {
 			return err
 		}

@@ -35,11 +35,13 @@ func (c *Capturer) writeDelta(ctx context.Context, ch tail.Changes) error {
 	slices.Sort(pgnos)
 
 	next := c.state.Clone()
-	next.Truncate(commit)
+	if err := next.Truncate(commit); err != nil {
+		return err
+	}
 	hdr := c.header(c.pos.TXID+1, c.pos.TXID+1, commit, c.pos.PostApplyChecksum)
 	ch.SetWALFields(&hdr)
 	info, err := c.staging.Write(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, ch.Reader, pgnos, next, nil, nil); err != nil {
+		if err := encodePages(enc, ch.Reader, len(pgnos), slices.Values(pgnos), next, nil, nil); err != nil {
 			return err
 		}
 		if ch.Reader.Restarted() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/superfly/ltx"
@@ -74,7 +75,7 @@ func (c *Capturer) writeFull(ctx context.Context, why string) error {
 // from the staged state: it compares the checksum of every page, then reads
 // and encodes the pages that differ.
 func (c *Capturer) stageDiff(ctx context.Context, v *tail.View) (*ltx.FileInfo, *pagesum.State, int, error) {
-	cur, err := v.Sums()
+	cur, err := v.Sums(c.staging.Spill())
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -82,20 +83,32 @@ func (c *Capturer) stageDiff(ctx context.Context, v *tail.View) (*ltx.FileInfo, 
 		return nil, nil, 0, errNoDiff
 	}
 	lock := ltx.LockPgno(cur.PageSize())
-	base, want := c.state.Sums(), cur.Sums()
 	var pgnos []uint32
-	for i, sum := range want {
-		if pgno := uint32(i + 1); pgno != lock && (i >= len(base) || base[i] != sum) {
+	for pgno := uint32(1); pgno <= cur.Commit(); pgno++ {
+		if pgno == lock {
+			continue
+		}
+		was, err := c.state.Sum(pgno)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		is, err := cur.Sum(pgno)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if pgno > c.state.Commit() || was != is {
 			pgnos = append(pgnos, pgno)
 		}
 	}
 	pr := v.Pages(cur.PageSize(), false)
 	next := c.state.Clone()
-	next.Truncate(cur.Commit())
+	if err := next.Truncate(cur.Commit()); err != nil {
+		return nil, nil, 0, err
+	}
 	hdr := c.header(c.pos.TXID+1, c.pos.TXID+1, cur.Commit(), c.pos.PostApplyChecksum)
 	v.SetWALFields(&hdr)
 	info, err := c.staging.Write(ctx, 0, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, pr, pgnos, next, want, c.copying(len(pgnos), cur.PageSize())); err != nil {
+		if err := encodePages(enc, pr, len(pgnos), slices.Values(pgnos), next, cur, c.copying(len(pgnos), cur.PageSize())); err != nil {
 			return err
 		}
 		if next.Total() != cur.Total() {
@@ -169,7 +182,7 @@ func (c *Capturer) stageCopy(ctx context.Context, level int, minTXID, maxTXID lt
 		return nil, nil, err
 	}
 	pr := v.Pages(pageSize, true)
-	next := pagesum.New(pageSize, commit)
+	next := pagesum.NewSpilled(pageSize, c.staging.Spill())
 	hdr := ltx.Header{
 		Version:          ltx.Version,
 		PageSize:         pageSize,
@@ -180,18 +193,29 @@ func (c *Capturer) stageCopy(ctx context.Context, level int, minTXID, maxTXID lt
 		PreApplyChecksum: pre,
 	}
 	v.SetWALFields(&hdr)
+	// Every page but the lock page, which is never written: its checksum
+	// counts as zero, as next counts a page it was not told of. A list of
+	// the pages would cost 4 bytes a page.
 	lock := ltx.LockPgno(pageSize)
-	pgnos := make([]uint32, 0, commit)
-	for pgno := uint32(1); pgno <= commit; pgno++ {
-		if pgno == lock {
-			next.Set(pgno, 0) // never written; its checksum counts as zero
-		} else {
-			pgnos = append(pgnos, pgno)
+	n := int(commit)
+	if lock <= commit {
+		n--
+	}
+	pgnos := func(yield func(uint32) bool) {
+		for pgno := uint32(1); pgno <= commit; pgno++ {
+			if pgno != lock && !yield(pgno) {
+				return
+			}
 		}
 	}
 	info, err := c.staging.Write(ctx, level, hdr, func(enc *ltx.Encoder) error {
-		if err := encodePages(enc, pr, pgnos, next, nil, c.copying(len(pgnos), pageSize)); err != nil {
+		if err := encodePages(enc, pr, n, pgnos, next, nil, c.copying(n, pageSize)); err != nil {
 			return err
+		}
+		if next.Commit() < commit { // the last page is the lock page
+			if err := next.Set(commit, 0); err != nil {
+				return err
+			}
 		}
 		if v.Restarted() {
 			return errors.New("the wal restarted while the database was being copied; will retry")

@@ -48,7 +48,7 @@ func (c *Capturer) tryResume(at *staging.WALPoint) (resumed, restartedMeanwhile 
 	if s1, s2, end, ok := v.Generation(); ok && at != nil && s1 == at.Salt1 && s2 == at.Salt2 && at.End <= end {
 		// The state is at the point, or, for a point a replica's file
 		// names, at a later commit of its generation (see FindState).
-		thenEnd, st, err := v.FindState(at.End, c.pos.PostApplyChecksum)
+		thenEnd, st, err := v.FindState(at.End, c.pos.PostApplyChecksum, c.staging.Spill())
 		if err != nil {
 			return false, false, err
 		}
@@ -62,7 +62,7 @@ func (c *Capturer) tryResume(at *staging.WALPoint) (resumed, restartedMeanwhile 
 			return true, false, nil
 		}
 	}
-	st, err := v.Sums()
+	st, err := v.Sums(c.staging.Spill())
 	if err != nil {
 		return false, false, err
 	}

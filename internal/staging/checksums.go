@@ -47,14 +47,14 @@ func (c *checksums) Close() error { return c.f.Close() }
 // LoadChecksums returns the recorded page checksums if they are those of
 // the state at pos. If they are not, the next save rewrites the whole file.
 func (d *Dir) LoadChecksums(pos ltx.Pos) (*pagesum.State, error) {
-	st, err := loadChecksums(d.sums.f, pos)
+	st, err := loadChecksums(d.sums.f, pos, d.spill)
 	if err != nil {
 		d.sums.stale = true
 	}
 	return st, err
 }
 
-func loadChecksums(r io.ReaderAt, pos ltx.Pos) (*pagesum.State, error) {
+func loadChecksums(r io.ReaderAt, pos ltx.Pos, sp *pagesum.Spill) (*pagesum.State, error) {
 	hdr := make([]byte, checksumHeaderSize)
 	if _, err := r.ReadAt(hdr, 0); err != nil {
 		return nil, err
@@ -71,7 +71,7 @@ func loadChecksums(r io.ReaderAt, pos ltx.Pos) (*pagesum.State, error) {
 	}
 	// Read in chunks, so that a header claiming billions of pages costs
 	// what the file holds, not what it claims.
-	st := pagesum.New(pageSize, 0)
+	st := pagesum.NewSpilled(pageSize, sp)
 	b := make([]byte, 64<<10)
 	for i := uint32(0); i < n; {
 		k := min(n-i, uint32(len(b)/8))
@@ -79,7 +79,9 @@ func loadChecksums(r io.ReaderAt, pos ltx.Pos) (*pagesum.State, error) {
 			return nil, err
 		}
 		for j := range k {
-			st.Set(i+j+1, ltx.Checksum(binary.BigEndian.Uint64(b[j*8:])))
+			if err := st.Set(i+j+1, ltx.Checksum(binary.BigEndian.Uint64(b[j*8:]))); err != nil {
+				return nil, err
+			}
 		}
 		i += k
 	}
@@ -94,35 +96,30 @@ func loadChecksums(r io.ReaderAt, pos ltx.Pos) (*pagesum.State, error) {
 // torn update fails to load.
 func (d *Dir) SaveChecksums(txid ltx.TXID, prev, next *pagesum.State) error {
 	c := d.sums
-	var prevSums []ltx.Checksum
-	if prev != nil && prev.PageSize() == next.PageSize() {
-		prevSums = prev.Sums()
+	if c.stale {
+		prev = nil
 	}
-	nextSums := next.Sums()
 	// Invalidate first: between here and the new header the file is mixed.
 	if _, err := c.f.WriteAt(make([]byte, 4), 0); err != nil {
 		c.stale = true
 		return err
 	}
-	// Write each run of changed entries with one call per 64 KiB, so the
-	// buffer kept between saves stays small whatever the database's size.
-	for i := 0; i < len(nextSums); {
-		if i < len(prevSums) && prevSums[i] == nextSums[i] && !c.stale {
-			i++
-			continue
-		}
-		j := i
+	// Write each run of changed entries with one call per run, which is
+	// at most pagesum.ChunkPages entries: the buffer kept between saves
+	// stays small whatever the database's size.
+	err := pagesum.Changed(prev, next, func(pgno uint32, sums []ltx.Checksum) error {
 		c.buf = c.buf[:0]
-		for ; j < len(nextSums) && len(c.buf) < 64<<10 && (c.stale || j >= len(prevSums) || prevSums[j] != nextSums[j]); j++ {
-			c.buf = binary.BigEndian.AppendUint64(c.buf, uint64(nextSums[j]))
+		for _, s := range sums {
+			c.buf = binary.BigEndian.AppendUint64(c.buf, uint64(s))
 		}
-		if _, err := c.f.WriteAt(c.buf, checksumHeaderSize+int64(i)*8); err != nil {
-			c.stale = true
-			return err
-		}
-		i = j
+		_, err := c.f.WriteAt(c.buf, checksumHeaderSize+int64(pgno-1)*8)
+		return err
+	})
+	if err != nil {
+		c.stale = true
+		return err
 	}
-	if err := c.f.Truncate(checksumHeaderSize + int64(len(nextSums))*8); err != nil {
+	if err := c.f.Truncate(checksumHeaderSize + int64(next.Commit())*8); err != nil {
 		c.stale = true
 		return err
 	}
@@ -132,7 +129,7 @@ func (d *Dir) SaveChecksums(txid ltx.TXID, prev, next *pagesum.State) error {
 	binary.BigEndian.PutUint32(hdr[8:], next.PageSize())
 	binary.BigEndian.PutUint64(hdr[12:], uint64(txid))
 	binary.BigEndian.PutUint64(hdr[20:], uint64(next.Total()))
-	binary.BigEndian.PutUint32(hdr[28:], uint32(len(nextSums)))
+	binary.BigEndian.PutUint32(hdr[28:], next.Commit())
 	if _, err := c.f.WriteAt(hdr, 0); err != nil {
 		c.stale = true
 		return err

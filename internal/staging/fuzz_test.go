@@ -55,7 +55,7 @@ func FuzzChecksums(f *testing.F) {
 	f.Add([]byte("WSCK"), uint64(1), uint64(0))
 	f.Fuzz(func(t *testing.T, b []byte, txid, sum uint64) {
 		pos := ltx.NewPos(ltx.TXID(txid), ltx.Checksum(sum))
-		got, err := loadChecksums(bytes.NewReader(b), pos)
+		got, err := loadChecksums(bytes.NewReader(b), pos, nil)
 		if err != nil {
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/fsutil"
+	"github.com/walship/walship/internal/pagesum"
 	"github.com/walship/walship/storage"
 	"github.com/walship/walship/storage/file"
 )
@@ -45,6 +46,7 @@ type Dir struct {
 	path     string
 	log      *slog.Logger
 	sums     *checksums
+	spill    *pagesum.Spill
 	lock     *fsutil.Lock
 	identity string
 }
@@ -84,7 +86,11 @@ func (d *Dir) Open() (err error) {
 	if err := d.RemoveTempFiles(); err != nil {
 		return fmt.Errorf("clean staging directory: %w", err)
 	}
-	for _, pattern := range []string{spillPattern, mergePattern} {
+	patterns := []string{spillPattern, mergePattern}
+	if d.spill == nil {
+		patterns = append(patterns, pagesum.SpillPattern)
+	}
+	for _, pattern := range patterns {
 		left, _ := filepath.Glob(filepath.Join(d.path, pattern))
 		for _, p := range left {
 			os.Remove(p)
@@ -96,8 +102,17 @@ func (d *Dir) Open() (err error) {
 			return err
 		}
 	}
+	if d.spill == nil {
+		d.spill = pagesum.NewSpill(d.path)
+	}
 	return nil
 }
+
+// Spill returns the file in the directory that the page checksums of
+// the staged state spill to, so that their memory does not grow with the
+// database (see pagesum.NewSpilled). Nil before Open and after Close:
+// states are then held in memory.
+func (d *Dir) Spill() *pagesum.Spill { return d.spill }
 
 // Close closes the checksums file and releases the directory's lock.
 func (d *Dir) Close() error {
@@ -105,6 +120,10 @@ func (d *Dir) Close() error {
 	if d.sums != nil {
 		err = d.sums.Close()
 		d.sums = nil
+	}
+	if d.spill != nil {
+		err = errors.Join(err, d.spill.Close())
+		d.spill = nil
 	}
 	if d.lock != nil {
 		err = errors.Join(err, d.lock.Unlock())

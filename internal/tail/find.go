@@ -10,7 +10,8 @@ import (
 
 // FindState returns the first state of the view, at WAL offset from or at a
 // later commit of its generation, whose database checksum is want: the
-// offset past that commit and the checksum of every page then. It returns
+// offset past that commit and the checksum of every page then (spilled to
+// sp, as View.Sums). It returns
 // a zero offset when no state of the view's generation from there on is
 // that one. The database file is read once and each frame past from once.
 //
@@ -19,12 +20,12 @@ import (
 // state it ends with is then found by its checksum. The states compared are
 // those Until would give, so the one found is the one a resume at that
 // offset reads.
-func (v *View) FindState(from int64, want ltx.Checksum) (end int64, st *pagesum.State, err error) {
+func (v *View) FindState(from int64, want ltx.Checksum, sp *pagesum.Spill) (end int64, st *pagesum.State, err error) {
 	base, err := v.Until(from)
 	if err != nil {
 		return 0, nil, err
 	}
-	if st, err = base.Sums(); err != nil {
+	if st, err = base.Sums(sp); err != nil {
 		return 0, nil, err
 	}
 	_, _, end, _ = base.Generation()
@@ -57,14 +58,20 @@ func (v *View) FindState(from int64, want ltx.Checksum) (end int64, st *pagesum.
 		if f.Commit == 0 {
 			continue
 		}
-		st.Truncate(f.Commit)
+		if err := st.Truncate(f.Commit); err != nil {
+			return 0, nil, err
+		}
 		for _, p := range txn {
 			if p.pgno <= f.Commit {
-				st.Set(p.pgno, p.sum)
+				if err := st.Set(p.pgno, p.sum); err != nil {
+					return 0, nil, err
+				}
 			}
 		}
 		for st.Commit() < f.Commit {
-			st.Set(st.Commit()+1, 0) // unknown
+			if err := st.Set(st.Commit()+1, 0); err != nil { // unknown
+				return 0, nil, err
+			}
 		}
 		txn = txn[:0]
 		if st.Total() == want {

@@ -73,7 +73,7 @@ func TestFindState(t *testing.T) {
 				if from.end > want.end {
 					continue
 				}
-				end, st, err := v.FindState(from.end, want.sum)
+				end, st, err := v.FindState(from.end, want.sum, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -82,7 +82,7 @@ func TestFindState(t *testing.T) {
 				}
 			}
 		}
-		if end, _, err := v.FindState(wal.HeaderSize, ltx.ChecksumFlag|12345); err != nil || end != 0 {
+		if end, _, err := v.FindState(wal.HeaderSize, ltx.ChecksumFlag|12345, nil); err != nil || end != 0 {
 			t.Errorf("a state the WAL never had: offset %d, %v; want none", end, err)
 		}
 		return nil

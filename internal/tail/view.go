@@ -118,26 +118,29 @@ func (v *View) Pages(pageSize uint32, sequential bool) *PageReader {
 	return r
 }
 
-// Sums returns the checksum of every page of the view.
-func (v *View) Sums() (*pagesum.State, error) {
+// Sums returns the checksum of every page of the view, spilled to sp (nil:
+// held in memory, 8 bytes a page).
+func (v *View) Sums(sp *pagesum.Spill) (*pagesum.State, error) {
 	pageSize, commit, err := v.Layout()
 	if err != nil {
 		return nil, err
 	}
 	pr := v.Pages(pageSize, true)
-	st := pagesum.New(pageSize, commit)
+	st := pagesum.NewSpilled(pageSize, sp)
 	buf := make([]byte, pageSize)
 	h := crc64iso.New()
 	lock := ltx.LockPgno(pageSize)
 	for pgno := uint32(1); pgno <= commit; pgno++ {
-		if pgno == lock {
-			st.Set(pgno, 0)
-			continue
+		var c ltx.Checksum // the lock page's counts as zero
+		if pgno != lock {
+			if err := pr.ReadPage(pgno, buf); err != nil {
+				return nil, err
+			}
+			c = ltx.ChecksumPageWithHasher(h, pgno, buf)
 		}
-		if err := pr.ReadPage(pgno, buf); err != nil {
+		if err := st.Set(pgno, c); err != nil {
 			return nil, err
 		}
-		st.Set(pgno, ltx.ChecksumPageWithHasher(h, pgno, buf))
 	}
 	return st, nil
 }
