@@ -1,6 +1,7 @@
 package walship_test
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship"
+	"github.com/walship/walship/internal/pagesum"
 )
 
 // TestPastOneGiB grows a database past 1 GiB, so it has a lock page (the page
@@ -65,4 +67,48 @@ func TestPastOneGiB(t *testing.T) {
 		t.Fatalf("the page checksums of %d pages did not spill (%v)", pageCount(t, h), err)
 	}
 	h.verifyAllWith("quick")
+}
+
+// TestSpilledWorkload: with one chunk of page checksums in memory, every
+// sync of a database of a few chunks reads and writes spilled ones (a
+// small database stands for a large one): random writes, a VACUUM that
+// shrinks it, a restart that resumes from the staged checksums, and every
+// recorded TXID restores exactly.
+func TestSpilledWorkload(t *testing.T) {
+	defer pagesum.SetMaxResident(1)()
+	h := newHarness(t, "page_size(512)")
+	h.open(walship.Options{})
+	rng := rand.New(rand.NewPCG(5, 6))
+	// Past three chunks of 512-byte pages (6 MiB).
+	for range 8 {
+		h.exec("INSERT INTO t (v, n) VALUES (randomblob(1000000), 0)")
+	}
+	h.sync()
+	if n := pageCount(t, h); n < 3*pagesum.ChunkPages {
+		t.Fatalf("the database has %d pages, fewer than three chunks: nothing would spill", n)
+	}
+	for round := range 12 {
+		h.randomWrites(rng, 1+rng.IntN(20))
+		if round == 6 {
+			h.exec("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT 3)")
+			h.exec("VACUUM")
+		}
+		h.sync()
+		if round == 8 {
+			spilled, _ := filepath.Glob(filepath.Join(walship.MetaPath(h.path), ".pagesum-*.tmp"))
+			if len(spilled) != 1 {
+				t.Fatalf("page checksum spill files in the staging directory: %v, want one", spilled)
+			}
+			if fi, err := os.Stat(spilled[0]); err != nil || fi.Size() == 0 {
+				t.Fatalf("the page checksums did not spill (%v)", err)
+			}
+			// A restart: the staged checksums are loaded into a spilled state.
+			if err := h.db.Close(h.ctx); err != nil {
+				t.Fatal(err)
+			}
+			h.randomWrites(rng, 5)
+			h.open(walship.Options{})
+		}
+	}
+	h.verifyAll()
 }

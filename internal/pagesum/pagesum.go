@@ -274,14 +274,35 @@ func (s *State) Truncate(commit uint32) error {
 	s.chunks, s.slots, s.owned = s.chunks[:keep], s.slots[:keep], s.owned[:keep]
 	s.commit, s.total = commit, total
 	if s.sp != nil {
-		s.nres = 0
-		for _, c := range s.chunks {
-			if c != nil {
-				s.nres++
+		// The list of chunks in memory keeps those still here, each
+		// once, in their order: entries of dropped chunks would pile up
+		// over shrink-and-grow cycles, and every Clone copies the list.
+		listed := make([]bool, keep)
+		res := s.resident[:0]
+		for _, j := range s.resident {
+			if j < keep && s.chunks[j] != nil && !listed[j] {
+				listed[j] = true
+				res = append(res, j)
 			}
 		}
+		for j, c := range s.chunks {
+			if c != nil && !listed[j] {
+				res = append(res, j)
+			}
+		}
+		s.resident, s.nres = res, len(res)
 	}
 	return s.spillBut(-1)
+}
+
+// SetMaxResident sets how many chunks a spilled state keeps in memory,
+// and returns a function that restores the previous number: for tests
+// that make every state spill. It must not be called while states are in
+// use.
+func SetMaxResident(n int) (restore func()) {
+	prev := maxResident
+	maxResident = n
+	return func() { maxResident = prev }
 }
 
 // Clone returns a copy of s. The two share their chunks, in memory and

@@ -1,6 +1,7 @@
 package pagesum
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -298,5 +299,71 @@ func TestSpillFailsLoudly(t *testing.T) {
 	}
 	if err := Changed(nil, s, func(uint32, []ltx.Checksum) error { return nil }); err == nil {
 		t.Error("Changed succeeded after the spill file closed")
+	}
+}
+
+// TestResidentListStaysBounded: a spilled state whose database shrinks
+// and grows again many times keeps its list of chunks in memory no longer
+// than its chunks (each Clone copies it).
+func TestResidentListStaysBounded(t *testing.T) {
+	sp := NewSpill(t.TempDir())
+	defer sp.Close()
+	defer SetMaxResident(4)()
+	s := NewSpilled(4096, sp)
+	f := &flat{}
+	for cycle := range 2000 {
+		top := uint32(2*ChunkPages + 1 + cycle%7)
+		for pgno := s.Commit() + 1; pgno <= top; pgno++ {
+			c := ltx.ChecksumFlag | ltx.Checksum(uint64(cycle)<<32|uint64(pgno))
+			must(t, s.Set(pgno, c))
+			f.set(pgno, c)
+		}
+		must(t, s.Truncate(2*ChunkPages-1))
+		f.truncate(2*ChunkPages - 1)
+	}
+	if len(s.resident) > len(s.chunks) {
+		t.Fatalf("%d entries in the list of chunks in memory, for %d chunks", len(s.resident), len(s.chunks))
+	}
+	same(t, "after the cycles", s, f)
+}
+
+// TestSpillSlotsReusedSafely: states cloned, changed and dropped while the
+// garbage collector runs (which frees the spill slots no state can reach,
+// for reuse) each keep holding what a plain table would.
+func TestSpillSlotsReusedSafely(t *testing.T) {
+	sp := NewSpill(t.TempDir())
+	defer sp.Close()
+	defer SetMaxResident(2)()
+	rng := rand.New(rand.NewPCG(3, 4))
+	type pair struct {
+		s *State
+		f *flat
+	}
+	live := []pair{{NewSpilled(4096, sp), &flat{}}}
+	for round := range 300 {
+		p := live[rng.IntN(len(live))]
+		s, f := p.s.Clone(), p.f.clone()
+		for range 1 + rng.IntN(30) {
+			if rng.IntN(8) == 0 {
+				c := uint32(rng.IntN(8 * ChunkPages))
+				must(t, s.Truncate(c))
+				f.truncate(c)
+				continue
+			}
+			pgno := uint32(1 + rng.IntN(8*ChunkPages))
+			c := ltx.ChecksumFlag | ltx.Checksum(rng.Uint64())
+			must(t, s.Set(pgno, c))
+			f.set(pgno, c)
+		}
+		live = append(live, pair{s, f})
+		if len(live) > 6 {
+			i := rng.IntN(len(live))
+			live = append(live[:i], live[i+1:]...)
+		}
+		runtime.GC()
+		runtime.GC()
+		for i, p := range live {
+			same(t, fmt.Sprintf("round %d, state %d", round, i), p.s, p.f)
+		}
 	}
 }
