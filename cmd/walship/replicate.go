@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -346,11 +347,15 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		defer srv.Close()
 	}
 	demote := &demotion{log: log, line: *demoteHook}
+	// The goroutines below end before replicate returns: none may log
+	// after it.
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	if execArgs != nil {
 		// The application is stopped on a lost lease by
 		// replicateWithChild; the hook runs beside.
 		dctx, stopWatching := context.WithCancel(ctx)
-		go watchDemotion(dctx, store, demote, nil, make(chan error, 1))
+		watchers.Go(func() { watchDemotion(dctx, store, demote, nil, make(chan error, 1)) })
 		err := replicateWithChild(ctx, log, store, watch, flush, execArgs)
 		stopWatching()
 		if handedOver(store) {
@@ -361,18 +366,29 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go stopOnHandover(ctx, log, store, stop)
+	finished := make(chan struct{})
+	defer close(finished) // before watchers.Wait, deferred earlier
+	watchers.Go(func() { stopOnHandover(ctx, log, store, stop, finished) })
 	// A primary that lost its lease stops (after the demotion hook), and
 	// says so in its exit status: a service manager then starts it again,
 	// as the standby with -standby=auto.
 	lost := make(chan error, 1)
-	go watchDemotion(ctx, store, demote, stop, lost)
-	go func() {
-		<-ctx.Done()
-		// A second signal kills the process the default way.
-		stop()
-		log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
-	}()
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	watchers.Go(func() { watchDemotion(wctx, store, demote, stop, lost) })
+	watchers.Go(func() {
+		select {
+		case <-ctx.Done():
+			// A second signal kills the process the default way.
+			stop()
+			select {
+			case <-finished: // the run ended first: nothing to say
+			default:
+				log.Info("stopping: capturing the last changes and flushing the replicas", "timeout", flush.String())
+			}
+		case <-finished:
+		}
+	})
 	if err := startWatching(ctx, log, store, watch); err != nil {
 		return err
 	}

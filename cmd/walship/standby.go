@@ -148,13 +148,16 @@ func runPromotionHook(ctx context.Context, log *slog.Logger, store *walship.Stor
 }
 
 // stopOnHandover calls stop, as a signal would, once a database of the
-// store is asked to hand its lease over (walship promote).
-func stopOnHandover(ctx context.Context, log *slog.Logger, store *walship.Store, stop func()) {
+// store is asked to hand its lease over (walship promote). It returns
+// when ctx ends or finished is closed.
+func stopOnHandover(ctx context.Context, log *slog.Logger, store *walship.Store, stop func(), finished <-chan struct{}) {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-finished:
 			return
 		case <-tick.C:
 		}
