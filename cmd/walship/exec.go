@@ -23,14 +23,20 @@ const childStopGrace = 10 * time.Second
 
 // stopGrace is how long the application has to exit after SIGTERM when
 // replication stopped with err: childStopGrace, or, when a database lost
-// its lease on the primary role, the lease's stop grace (lease.StopGrace),
-// so that the application is gone before a standby may take the role over
-// and start its own.
+// its lease on the primary role, leaseStopGrace.
 func stopGrace(store *walship.Store, err error) time.Duration {
-	grace := childStopGrace
 	if !errors.Is(err, lease.ErrLost) {
-		return grace
+		return childStopGrace
 	}
+	return leaseStopGrace(store)
+}
+
+// leaseStopGrace is the shortest stop grace of the store's leases
+// (lease.StopGrace), at most childStopGrace: what a node that lost the
+// primary role has to stop what writes, so that it is done before a
+// standby may take the role over and start its own.
+func leaseStopGrace(store *walship.Store) time.Duration {
+	grace := childStopGrace
 	for _, db := range store.Databases() {
 		if ttl := db.LeaseTTL(); ttl > 0 {
 			grace = min(grace, lease.StopGrace(ttl))

@@ -213,12 +213,7 @@ func (d *demotion) run(store *walship.Store, why string) {
 			d.log.Error("the demotion hook's command line does not split", "command", d.line, "error", err)
 			return
 		}
-		grace := childStopGrace
-		for _, db := range store.Databases() {
-			if ttl := db.LeaseTTL(); ttl > 0 {
-				grace = min(grace, lease.StopGrace(ttl))
-			}
-		}
+		grace := leaseStopGrace(store)
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
