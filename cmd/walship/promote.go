@@ -47,7 +47,7 @@ func runPromote(ctx context.Context, e *env, args []string) error {
 	db := store.DBs[0]
 	c := db.Replicas()[0].Client
 	host, _ := os.Hostname()
-	if held, _, err := lease.Read(ctx, c); err == nil && held.Path == db.Path() && held.Host == host && !held.Released {
+	if held, _, err := lease.Read(ctx, c); err == nil && held.Of(host, db.Path()) && !held.Released {
 		return fmt.Errorf("the lease is held by this database already (%s): nothing to promote", held)
 	}
 	asked, err := lease.RequestHandover(ctx, c, fmt.Sprintf("walship promote for %s on %s", db.Path(), host), time.Now())

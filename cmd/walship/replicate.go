@@ -355,7 +355,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		// The application is stopped on a lost lease by
 		// replicateWithChild; the hook runs beside.
 		dctx, stopWatching := context.WithCancel(ctx)
-		watchers.Go(func() { watchDemotion(dctx, store, demote, nil, make(chan error, 1)) })
+		watchers.Go(func() { watchRole(dctx, store, demote, nil, false, make(chan error, 1)) })
 		err := replicateWithChild(ctx, log, store, watch, flush, execArgs)
 		stopWatching()
 		if handedOver(store) {
@@ -368,14 +368,14 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	defer stop()
 	finished := make(chan struct{})
 	defer close(finished) // before watchers.Wait, deferred earlier
-	watchers.Go(func() { stopOnHandover(ctx, log, store, stop, finished) })
-	// A primary that lost its lease stops (after the demotion hook), and
-	// says so in its exit status: a service manager then starts it again,
-	// as the standby with -standby=auto.
+	// A primary asked to hand over stops cleanly; one that lost its
+	// lease stops (after the demotion hook), and says so in its exit
+	// status: a service manager then starts it again, as the standby
+	// with -standby=auto.
 	lost := make(chan error, 1)
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
-	watchers.Go(func() { watchDemotion(wctx, store, demote, stop, lost) })
+	watchers.Go(func() { watchRole(wctx, store, demote, stop, true, lost) })
 	watchers.Go(func() {
 		select {
 		case <-ctx.Done():
@@ -396,7 +396,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	runErr := store.Run(ctx, flush)
 	select {
 	case err := <-lost:
-		return fmt.Errorf("this node lost the primary role, and stopped: %w", err)
+		return fmt.Errorf("this node lost the primary role, and stopped; start it as the standby (replicate -standby, or -standby=auto, which decides by itself): %w", err)
 	default:
 	}
 	if runErr != nil {

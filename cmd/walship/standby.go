@@ -81,7 +81,7 @@ func heldElsewhere(ctx context.Context, store *walship.Store) (string, error) {
 		return "", err
 	}
 	host, _ := os.Hostname()
-	if rec.Host == host && rec.Path == db.Path() {
+	if rec.Of(host, db.Path()) {
 		return "", nil
 	}
 	return rec.String(), nil
@@ -147,28 +147,6 @@ func runPromotionHook(ctx context.Context, log *slog.Logger, store *walship.Stor
 	return nil
 }
 
-// stopOnHandover calls stop, as a signal would, once a database of the
-// store is asked to hand its lease over (walship promote). It returns
-// when ctx ends or finished is closed.
-func stopOnHandover(ctx context.Context, log *slog.Logger, store *walship.Store, stop func(), finished <-chan struct{}) {
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-finished:
-			return
-		case <-tick.C:
-		}
-		if store.HandoverRequested() {
-			log.Warn("handing the primary role over: stopping cleanly")
-			stop()
-			return
-		}
-	}
-}
-
 // demotion runs the demotion hook (-demote-hook) once this node stops
 // being the primary of a database: its lease lost, or released in a
 // handover. For an application walship does not run (-exec stops its
@@ -228,10 +206,12 @@ func (d *demotion) run(store *walship.Store, why string) {
 	})
 }
 
-// watchDemotion runs the demotion hook, and calls stop, once a database
-// of store lost its lease; it returns that error on lost (buffered), and
-// ends with ctx.
-func watchDemotion(ctx context.Context, store *walship.Store, d *demotion, stop func(), lost chan<- error) {
+// watchRole watches the store's hold on the primary role until ctx ends.
+// Once a database lost its lease it sends the error on lost (buffered),
+// runs the demotion hook and calls stop, if set; with handovers, once a
+// database is asked to hand its lease over (walship promote) it calls
+// stop, as a signal would, and the run's clean end releases the lease.
+func watchRole(ctx context.Context, store *walship.Store, d *demotion, stop func(), handovers bool, lost chan<- error) {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
@@ -247,6 +227,11 @@ func watchDemotion(ctx context.Context, store *walship.Store, d *demotion, stop 
 			if stop != nil {
 				stop()
 			}
+			return
+		}
+		if handovers && store.HandoverRequested() {
+			d.log.Warn("handing the primary role over: stopping cleanly")
+			stop()
 			return
 		}
 	}

@@ -350,3 +350,58 @@ func TestDemoteHookOnLostLease(t *testing.T) {
 		t.Fatalf("the demotion hook did not run: %v\n%s", err, r.stderr)
 	}
 }
+
+// TestHandoverWithoutExec: a primary whose application walship does not
+// run, asked to hand over (walship promote's request), stops cleanly,
+// releases its lease once the replica holds every commit, exits 0, and
+// runs its demotion hook saying it handed over.
+func TestHandoverWithoutExec(t *testing.T) {
+	noConfig(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	newAppDB(t, db, 3)
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "demoted")
+	type result struct {
+		code   int
+		stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-demote-hook", fmt.Sprintf(`sh -c 'echo "$WALSHIP_REASON" > %s'`, marker))
+		done <- result{code, stderr}
+	}()
+	c := file.New(replica)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rec, _, err := lease.Read(ctx, c); err == nil && rec.Path == db {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the primary took no lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := lease.RequestHandover(ctx, c, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the primary asked to hand over did not stop")
+	}
+	if r.code != 0 {
+		t.Fatalf("exit %d; want 0:\n%s", r.code, r.stderr)
+	}
+	if rec, _, err := lease.Read(ctx, c); err != nil || !rec.Released {
+		t.Fatalf("the lease after the handover: %+v, %v; want released", rec, err)
+	}
+	if why, err := os.ReadFile(marker); err != nil || !strings.Contains(string(why), "handed over") {
+		t.Fatalf("the demotion hook: %q, %v; want it to say the node handed over", why, err)
+	}
+}

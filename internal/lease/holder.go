@@ -75,7 +75,7 @@ func (h *Holder) Acquire(ctx context.Context, txid uint64) error {
 
 func (h *Holder) acquire(ctx context.Context, txid uint64, attempt int) error {
 	found, version, err := Read(ctx, h.c)
-	if err == nil && found.Node != h.me.Node && found.Host == h.me.Host && found.Path == h.me.Path {
+	if err == nil && found.Node != h.me.Node && found.Of(h.me.Host, h.me.Path) {
 		return h.acquireFromPrevious(ctx, txid)
 	}
 	switch {
@@ -101,7 +101,7 @@ func (h *Holder) acquire(ctx context.Context, txid uint64, attempt int) error {
 		return nil
 	default:
 		return fmt.Errorf("replica %s: the primary role is held by %s: this node writes nothing to the replica. "+
-			"Run it as a standby (walship replicate -standby), which takes the role over once that holder stops renewing it: %w",
+			"Run it as a standby (walship replicate -standby, or -standby=auto on every node), which takes the role over once that holder stops renewing it: %w",
 			h.c, found, ErrHeld)
 	}
 }
@@ -340,7 +340,7 @@ func (h *Holder) acquireFromPrevious(ctx context.Context, txid uint64) error {
 		if err != nil {
 			return err
 		}
-		if seen.Record == nil || seen.Record.Host != h.me.Host || seen.Record.Path != h.me.Path {
+		if seen.Record == nil || !seen.Record.Of(h.me.Host, h.me.Path) {
 			// Another node (a standby) took it meanwhile, or it was
 			// deleted: decide again from the start.
 			return h.Acquire(ctx, txid)

@@ -112,6 +112,10 @@ func (r *Record) Unshipped(replicaTXID uint64) uint64 {
 	return r.Captured - replicaTXID
 }
 
+// Of reports whether the record names the database at path on host: a
+// holder of that file on that machine, this process's or a previous one's.
+func (r *Record) Of(host, path string) bool { return r.Host == host && r.Path == path }
+
 // TTL returns the record's time to live.
 func (r *Record) TTL() time.Duration { return time.Duration(r.TTLMillis) * time.Millisecond }
 
