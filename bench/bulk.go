@@ -114,6 +114,11 @@ func (b *bench) bulk() error {
 				return err
 			}
 		}
+		checks := []string{"quick"}
+		if t.name == "directory" {
+			checks = append(checks, "none")
+		}
+		b.profileBulk(dir, t, path, keys[0], size, checks)
 		os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
 		os.RemoveAll(filepath.Join(dir, ".ls.db-litestream"))
 		// Every round's replicas are a copy of the database: free the disk
@@ -127,6 +132,22 @@ func (b *bench) bulk() error {
 		return nil
 	}
 	return b.bigger(dir, size, smallPeak)
+}
+
+// profileBulk profiles, apart from the timed runs, a first snapshot of the
+// database at path (size bytes) to t, into a replica of its own, and a
+// restore from t's replica at key with each of checks.
+func (b *bench) profileBulk(dir string, t target, path, key string, size int64, checks []string) {
+	os.RemoveAll(filepath.Join(dir, ".big.db-walship"))
+	b.profileRun(dir, fmt.Sprintf("first snapshot, %s to %s", mb(size), t.name),
+		"replicate", "-once", path, t.url("bulk-profile-"+t.slug(), false))
+	out := filepath.Join(dir, "restored.db")
+	defer os.Remove(out)
+	for _, check := range checks {
+		os.Remove(out)
+		b.profileRun(dir, fmt.Sprintf("restore, %s from %s, -integrity-check %s", mb(size), t.name, check),
+			"restore", "-integrity-check", check, "-o", out, t.url(key, false))
+	}
 }
 
 // bigger measures the larger database (issue 17: 10 GB): the peak memory of

@@ -135,6 +135,9 @@ func (t target) run(dir string, pgid int, cfg string) (*proc, error) {
 	if t.litestream {
 		return start("litestream", pgid, dir, t.b.lsEnv(), t.b.litestream, "replicate", "-config", cfg)
 	}
+	if t.profile != "" {
+		return t.b.replicate(dir, pgid, cfg, profileEnv+"="+t.profile)
+	}
 	return t.b.replicate(dir, pgid, cfg)
 }
 

@@ -47,8 +47,10 @@ type bench struct {
 
 	scaleWindow time.Duration // how long the scale scenario writes
 
-	results []result
-	notes   []string // what the run noticed, for the report
+	results  []result
+	notes    []string   // what the run noticed, for the report
+	profiles []profiled // CPU profiles taken in the run
+	keepWork bool       // -work was given: the scratch directory stays
 }
 
 // result is one figure beside its target.
@@ -132,7 +134,7 @@ func main() {
 	if b.self, err = os.Executable(); err != nil {
 		fatalf("%v", err)
 	}
-	b.work = *work
+	b.work, b.keepWork = *work, *work != ""
 	if b.work == "" {
 		if b.work, err = os.MkdirTemp("", "walship-bench-"); err != nil {
 			fatalf("%v", err)

@@ -106,6 +106,13 @@ func (b *bench) report(m machine, took time.Duration, args []string) string {
 			fmt.Fprintf(&s, "- **%s, %s:** %s\n", r.Scenario, r.Case, r.Detail)
 		}
 	}
+	if len(b.profiles) > 0 {
+		s.WriteString("\n## Where the time goes\n\n")
+		s.WriteString("CPU profiles of walship taken in this run (`" + profileEnv + "=FILE`), each in one more run apart from the timed ones, page cache emptied first: the CPU time sampled over the run's wall time, by kind of work, and the functions that spent most of it themselves.\n\n")
+		for _, pr := range b.profiles {
+			fmt.Fprintf(&s, "- **%s:** %s\n", pr.what, pr.line())
+		}
+	}
 	if len(b.notes) > 0 {
 		s.WriteString("\n## Noticed during the run\n\n")
 		for _, n := range b.notes {

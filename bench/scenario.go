@@ -23,7 +23,10 @@ type target struct {
 	// litestream: Litestream replicates instead of walship, to the same
 	// kind of replica with its default settings.
 	litestream bool
-	b          *bench
+	// profile, if set, is where walship writes a CPU profile of itself
+	// while it replicates (one untimed round, for the analysis).
+	profile string
+	b       *bench
 }
 
 func (b *bench) targets() []target {
@@ -248,8 +251,8 @@ func writeConfigWith(path, top string, dbs []dbConfig) error {
 }
 
 // replicate starts walship on a config file.
-func (b *bench) replicate(dir string, pgid int, cfg string) (*proc, error) {
-	return start("walship", pgid, dir, b.minio.env(), b.walship, "replicate", "-config", cfg)
+func (b *bench) replicate(dir string, pgid int, cfg string, env ...string) (*proc, error) {
+	return start("walship", pgid, dir, append(b.minio.env(), env...), b.walship, "replicate", "-config", cfg)
 }
 
 // stopWalship stops walship as an operator would and returns its usage.

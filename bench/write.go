@@ -91,6 +91,14 @@ func (b *bench) write() error {
 		b.addCost(what, "write throughput, replicating to "+t.name, "commits/s", with[plain], with[i],
 			"the application's commits/s with walship, as in write overhead above")
 	}
+	// Where walship's share of the second core goes while the application
+	// writes, in one more round apart from the timed ones.
+	for _, t := range b.targets() {
+		what := "replicating to " + t.name + " while the application writes at full speed"
+		t.profile = b.profilePath(what)
+		_, _, err := b.writeOnce(&t, dur)
+		b.addProfile(what, t.profile, err)
+	}
 	return nil
 }
 

@@ -43,7 +43,10 @@ import (
 var Version = "dev"
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile := startProfile(os.Getenv(profileEnv), os.Stderr)
+	code := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
 
 // env carries a verb's output streams.
