@@ -87,8 +87,8 @@ func (b *bench) idle() error {
 			LS:       ls,
 			Detail: fmt.Sprintf("one walship process, one MinIO replica per database, requests counted by a proxy in front of MinIO; "+
 				"the window starts once every first snapshot is uploaded and no request has been made for 10 s (%s after start-up work ended), or after 2 minutes; "+
-				"CPU from /proc/PID/stat over the window; peak RSS %s; RSS counts the pages of walship's own executable that the kernel mapped (clean, shared, dropped under memory pressure), anonymous memory is what the databases cost%s",
-				f.settled.Round(time.Second), mb(f.s.peakRSS), lsNote),
+				"CPU from /proc/PID/stat over the window; peak RSS %s; RSS counts the pages of walship's own executable that the kernel mapped (clean, shared, dropped under memory pressure), anonymous memory is what the databases cost; RSS at the end of the window by what it holds (/proc/PID/smaps): %s%s",
+				f.settled.Round(time.Second), mb(f.s.peakRSS), f.s.parts, lsNote),
 		})
 	}
 	return nil
@@ -185,8 +185,8 @@ func (b *bench) scale() error {
 		LS:       ls,
 		Detail: fmt.Sprintf("one walship process, one MinIO replica per database; start-up is from exec to every first snapshot in MinIO; "+
 			"then one commit (a 100-byte row) every %s / %d, to each database in turn (a shuffled order), for %s: %d commits, each database written every %.1f s on average, %d uploads; "+
-			"CPU (share of one core) from /proc/PID/stat over that window, RSS from /proc at its end, peak RSS since start-up%s",
-			fmtDuration(scaleEvery), b.scaleN, f.window, f.commits, f.every(b.scaleN).Seconds(), f.uploads, lsNote),
+			"CPU (share of one core) from /proc/PID/stat over that window, RSS from /proc at its end, peak RSS since start-up; RSS at the end by what it holds (/proc/PID/smaps): %s%s",
+			fmtDuration(scaleEvery), b.scaleN, f.window, f.commits, f.every(b.scaleN).Seconds(), f.uploads, f.s.parts, lsNote),
 	})
 	return nil
 }

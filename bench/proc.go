@@ -185,6 +185,7 @@ type sample struct {
 	rss     int64 // bytes
 	anon    int64 // the part of rss that is not the mapped binary and files
 	peakRSS int64
+	parts   rssParts // rss by what it holds; zero if smaps could not be read
 }
 
 func sampleProc(pid int) (sample, error) {
@@ -216,6 +217,7 @@ func sampleProc(pid int) (sample, error) {
 			s.anon = kb * 1024
 		}
 	}
+	s.parts, _ = readRSSParts(pid)
 	return s, sc.Err()
 }
 

@@ -85,6 +85,20 @@ type PageReader struct {
 // reads at once.
 const readAheadBytes = 1 << 20
 
+// aheadPages is how many pages the read-ahead buffer holds: a megabyte's
+// worth, or the pages the file has from pgno on if fewer. Most databases
+// of a process that replicates many are a few pages; a megabyte each time
+// one is copied whole was most of such a process's garbage. A file that
+// grows later is still read right, a buffer at a time.
+func (r *PageReader) aheadPages(pgno uint32) int {
+	n := max(1, readAheadBytes/int(r.pageSize))
+	if fi, err := r.db.Stat(); err == nil {
+		left := fi.Size()/int64(r.pageSize) - int64(pgno-1)
+		n = int(max(1, min(int64(n), left)))
+	}
+	return n
+}
+
 // PageSize returns the size of the pages the reader reads.
 func (r *PageReader) PageSize() uint32 { return r.pageSize }
 
@@ -103,7 +117,7 @@ func (r *PageReader) ReadPage(pgno uint32, buf []byte) error {
 	if r.sequential {
 		if pgno < r.aheadFirst || pgno >= r.aheadFirst+r.aheadN {
 			if r.ahead == nil {
-				r.ahead = make([]byte, max(1, readAheadBytes/int(r.pageSize))*int(r.pageSize))
+				r.ahead = make([]byte, r.aheadPages(pgno)*int(r.pageSize))
 			}
 			n, err := r.db.ReadAt(r.ahead, int64(pgno-1)*int64(r.pageSize))
 			if err != nil && !errors.Is(err, io.EOF) {
