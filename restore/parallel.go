@@ -12,6 +12,7 @@ import (
 
 	"github.com/superfly/ltx"
 
+	"github.com/walship/walship/internal/fsutil"
 	"github.com/walship/walship/storage"
 )
 
@@ -341,7 +342,7 @@ func (r *downloadReader) Read(p []byte) (int, error) {
 	}
 	if r.off == end {
 		// Read: its pages in the cache need not reach the disk.
-		discard(r.f, i*rangeSize, end-i*rangeSize)
+		fsutil.Discard(r.f, i*rangeSize, end-i*rangeSize)
 	}
 	return n, err
 }

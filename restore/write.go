@@ -12,6 +12,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/walship/walship/internal/crc64iso"
+	"github.com/walship/walship/internal/fsutil"
 )
 
 // Writes: the decoder decodes each page straight into a run, a buffer of
@@ -146,7 +147,7 @@ func (w *pageWriter) write(r *run, h hash.Hash64) error {
 	if _, err := w.f.WriteAt(data, off); err != nil {
 		return fmt.Errorf("write restored pages %d-%d: %w", r.pgno, r.pgno+uint32(r.n)-1, diskHint(err))
 	}
-	startWriteback(w.raw, off, int64(len(data)))
+	fsutil.StartWriteback(w.raw, off, int64(len(data)))
 	return nil
 }
 

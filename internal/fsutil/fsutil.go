@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 )
 
 // SyncDir fsyncs a directory, so that entries created, renamed or removed
@@ -50,4 +51,37 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// writebackEvery is how many bytes a WritebackWriter lets pile up in the
+// page cache before it starts writing them to the disk.
+const writebackEvery = 8 << 20
+
+// WritebackWriter writes to a file and starts writing each 8 MiB it was
+// given to the disk as it goes, so that the fsync at the end of a large
+// file (a first snapshot: the whole database) waits for the last few
+// megabytes only, instead of the kernel writing the whole file then while
+// nothing else is done. Small files are written as before.
+type WritebackWriter struct {
+	f       *os.File
+	raw     syscall.RawConn // nil if the file has none: no hints
+	off     int64           // bytes written
+	started int64           // bytes whose writeback was started
+}
+
+// NewWritebackWriter returns a WritebackWriter that writes to f from its
+// current offset, which must be 0.
+func NewWritebackWriter(f *os.File) *WritebackWriter {
+	raw, _ := f.SyscallConn()
+	return &WritebackWriter{f: f, raw: raw}
+}
+
+func (w *WritebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.started >= writebackEvery {
+		StartWriteback(w.raw, w.started, w.off-w.started)
+		w.started = w.off
+	}
+	return n, err
 }

@@ -248,7 +248,8 @@ func (c *Client) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID l
 		}
 	}()
 
-	n, err := io.Copy(f, storage.ContextReader(ctx, r))
+	// A large file (a first snapshot) goes to the disk as it is written.
+	n, err := io.Copy(fsutil.NewWritebackWriter(f), storage.ContextReader(ctx, r))
 	if err != nil {
 		return nil, c.errorf("write %s: copy to %s: %w", desc, tmp, err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64 || riscv64 || loong64)
 
-package restore
+package fsutil
 
 import (
 	"os"
@@ -11,11 +11,11 @@ import (
 // of the range to the disk, without waiting for them.
 const syncFileRangeWrite = 0x2
 
-// startWriteback starts writing n bytes of the file from off to the disk, so
-// that the writes of a restore go to the disk while it decodes the next pages
-// instead of all at the final fsync. It is only a hint: errors are ignored
+// StartWriteback starts writing n bytes of the file from off to the disk, so
+// that a large file's writes go to the disk while the next bytes are made
+// (decoded, encoded) instead of all at the final fsync. It is only a hint: errors are ignored
 // (the fsync reports them).
-func startWriteback(raw syscall.RawConn, off, n int64) {
+func StartWriteback(raw syscall.RawConn, off, n int64) {
 	if raw == nil {
 		return
 	}
@@ -27,10 +27,10 @@ func startWriteback(raw syscall.RawConn, off, n int64) {
 // fallocPunchHole is FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
 const fallocPunchHole = 0x02 | 0x01
 
-// discard frees n bytes of a temporary file from off, which was read and
+// Discard frees n bytes of a temporary file from off, which was read and
 // is not needed any more, so that its dirty pages are dropped instead of
 // being written to the disk. It is only a hint: errors are ignored.
-func discard(f *os.File, off, n int64) {
+func Discard(f *os.File, off, n int64) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return
