@@ -353,6 +353,9 @@ func (db *DB) monitor(ctx context.Context) {
 // the process's shared Watcher (Options.Watcher) or one of its own. If the
 // file system cannot be watched, the fallback poll alone drives syncs.
 func (db *DB) watch(walPath string) (<-chan struct{}, func()) {
+	if db.unwatched {
+		return make(chan struct{}), func() {}
+	}
 	w := db.opts.Watcher
 	if w == nil {
 		w = NewWatcher(db.log)
