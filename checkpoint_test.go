@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/walship/walship"
 )
@@ -48,6 +49,44 @@ func TestUnsealedCheckpointRestartsTheLog(t *testing.T) {
 	}
 	h.verifyAll()
 	h.verifyChain()
+}
+
+// An idle database wakes the monitor's Step only for work: frames read
+// but not yet checkpointed once checkpoint-interval has passed. Once they
+// are backfilled, or before the interval, an unchanged database needs no
+// Step, so a hundred idle databases do nothing between file changes.
+func TestIdleStepOnlyForUnfinishedWork(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     bool
+	}{
+		{"interval passed", time.Nanosecond, true},
+		{"interval not passed", time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.open(walship.Options{CheckpointInterval: tc.interval})
+			if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if h.db.Unfinished() {
+				t.Fatal("a Step is wanted right after a checkpoint that backfilled everything")
+			}
+			h.exec("INSERT INTO t (v, n) VALUES (randomblob(100), 1)")
+			h.sync()
+			if got := h.db.Unfinished(); got != tc.want {
+				t.Fatalf("frames synced, not checkpointed: Unfinished = %v, want %v", got, tc.want)
+			}
+			if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if h.db.Unfinished() {
+				t.Fatal("a Step is wanted once the frames were checkpointed and nothing changed")
+			}
+			h.verifyChain()
+		})
+	}
 }
 
 // While the application writes without pause, unsealed checkpoints race with

@@ -38,6 +38,9 @@ type DB struct {
 	inDir string
 	// ownerRecheck overrides how long a replica trusts its claim (tests).
 	ownerRecheck time.Duration
+	// unwatched makes the monitor rely on its fallback poll alone, as
+	// on a file system that reports no changes (tests).
+	unwatched bool
 	// retention is held by EnforceRetention and Validate: a verification
 	// must not see files vanish under it.
 	retention sync.Mutex

@@ -19,3 +19,7 @@ func (db *DB) SetOwnerRecheck(d time.Duration) { db.ownerRecheck = d }
 // SetDirWalk replaces filepath.WalkDir in the scans of d, for a test
 // that makes a directory unreadable (root reads every directory).
 func SetDirWalk(d *Dir, walk func(root string, fn fs.WalkDirFunc) error) { d.walkDir = walk }
+
+// Unfinished reports whether a Step of the monitor has work although the
+// WAL and the database file are unchanged (capture.Capturer.Unfinished).
+func (db *DB) Unfinished() bool { return db.cap.Unfinished() }

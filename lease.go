@@ -158,6 +158,7 @@ func (db *DB) acquireLease(ctx context.Context, w ship.Writer) error {
 		h.WatchHandover(func() {
 			db.log.Warn("a handover was requested (walship promote): stop cleanly, and the lease is released to the standby once the replica holds every commit")
 			db.handover.Store(true)
+			db.roleChanged()
 		})
 		db.log.Info("acquired the lease on the primary role", "replica", r.Name, "ttl", db.opts.LeaseTTL.String(), "renew_every", lease.RenewEvery(db.opts.LeaseTTL).String())
 	}
@@ -189,9 +190,21 @@ func (db *DB) keepLease() {
 		h.Keep(ctx, pos, func(err error) {
 			db.log.Error("lost the lease on the primary role; walship writes nothing more to the replica", "replica", r.Name, "error", err)
 			r.up.Halt(err)
+			db.roleChanged()
 		})
 	}()
 }
+
+// roleChanged tells Options.RoleChanged, if set, that the lease was lost
+// or a handover requested.
+func (db *DB) roleChanged() {
+	if db.opts.RoleChanged != nil {
+		db.opts.RoleChanged()
+	}
+}
+
+// SetRoleChanged sets Options.RoleChanged, before Run.
+func (db *DB) SetRoleChanged(f func()) { db.opts.RoleChanged = f }
 
 // endLease stops renewing the lease: it expires a TTL later, and a standby
 // takes it over then.

@@ -91,6 +91,12 @@ type Options struct {
 	// when the lease is lost or handed over: a switchover then loses no
 	// commit. Without it, the application may go on writing its own copy.
 	StopsApplication bool
+	// RoleChanged, when set, is called once this node loses the lease
+	// (DB.Halted then wraps lease.ErrLost) and once a handover is
+	// requested (DB.HandoverRequested then reports it), after the state
+	// says so: a caller that acts on the role waits for it instead of
+	// polling every database. It must not block.
+	RoleChanged func()
 	// Progress, when set, is told how far a whole copy of the database
 	// (the first snapshot of a replica, or the copy after a break in the
 	// WAL's history) has been staged: bytes of pages written, of total.

@@ -16,9 +16,39 @@ import (
 	"github.com/walship/walship/storage"
 )
 
-// fallbackPoll is how often the monitor looks at the WAL when no file event
-// arrived, in case the file system does not report changes.
+// fallbackPoll is how often the monitor looks at the WAL and the database
+// file when no file event arrived, in case the file system does not report
+// changes. Every database of a process polls at the same instants (whole
+// multiples of it), so that a hundred idle databases wake the process once
+// per poll rather than a hundred times.
 const fallbackPoll = 10 * time.Second
+
+// untilAligned returns how long until the next whole multiple of d since
+// the zero time: timers of many goroutines set with it expire together.
+func untilAligned(d time.Duration) time.Duration {
+	now := time.Now()
+	return now.Truncate(d).Add(d).Sub(now)
+}
+
+// fileStamp is what the fallback poll compares of a file: which file is at
+// the path, its size and modification time; nil when there is none.
+type fileStamp struct{ fi os.FileInfo }
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi}
+}
+
+// same reports whether a and b are the same file, unchanged.
+func (a fileStamp) same(b fileStamp) bool {
+	if a.fi == nil || b.fi == nil {
+		return a.fi == nil && b.fi == nil
+	}
+	return os.SameFile(a.fi, b.fi) && a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime())
+}
 
 // observeDelay is how soon after a WAL write the engine reads the new frames
 // to see whether a checkpoint is due, between syncs. Checkpointing by WAL size
@@ -238,7 +268,11 @@ func (db *DB) monitor(ctx context.Context) {
 	walPath := db.path + "-wal"
 	events, closeWatch := db.watch(walPath)
 	defer closeWatch()
-	poll := time.NewTicker(fallbackPoll)
+	// What the poll saw, taken before the first Step (dirty is set):
+	// whatever changed before is captured by it, and after, the poll
+	// sees.
+	walSeen, dbSeen := stampOf(walPath), stampOf(db.path)
+	poll := time.NewTimer(untilAligned(fallbackPoll))
 	defer poll.Stop()
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -247,8 +281,6 @@ func (db *DB) monitor(ctx context.Context) {
 	observing := false
 	armed, dirty := false, true
 	var lastSync time.Time
-	var lastSize int64
-	var lastMod time.Time
 	attempt := 0
 	for {
 		if dirty && !armed {
@@ -275,10 +307,17 @@ func (db *DB) monitor(ctx context.Context) {
 		case <-db.kickC:
 			dirty = true
 		case <-poll.C:
-			if fi, err := os.Stat(walPath); err == nil && (fi.Size() != lastSize || !fi.ModTime().Equal(lastMod)) {
-				lastSize, lastMod = fi.Size(), fi.ModTime()
+			poll.Reset(untilAligned(fallbackPoll))
+			// A changed WAL, or a database file replaced or written
+			// (a checkpoint or restore by another process), is a
+			// sync's to look at; unchanged, a Step would find nothing
+			// unless a checkpoint on the interval is due or a whole
+			// copy waits (Capturer.Unfinished).
+			walNow, dbNow := stampOf(walPath), stampOf(db.path)
+			if !walNow.same(walSeen) || !dbNow.same(dbSeen) {
+				walSeen, dbSeen = walNow, dbNow
 				dirty = true
-			} else if time.Since(db.cap.LastCheckpoint()) >= db.opts.CheckpointInterval {
+			} else if db.cap.Unfinished() {
 				dirty = true
 			}
 		case <-timer.C:
@@ -314,6 +353,9 @@ func (db *DB) monitor(ctx context.Context) {
 // the process's shared Watcher (Options.Watcher) or one of its own. If the
 // file system cannot be watched, the fallback poll alone drives syncs.
 func (db *DB) watch(walPath string) (<-chan struct{}, func()) {
+	if db.unwatched {
+		return make(chan struct{}), func() {}
+	}
 	w := db.opts.Watcher
 	if w == nil {
 		w = NewWatcher(db.log)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -33,5 +35,63 @@ func TestTransient(t *testing.T) {
 		if got := transient(tc.err); got != tc.want {
 			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestFileStampSame: the fallback poll sees a file written, replaced (even
+// by one of the same size and time), created or removed, and nothing else.
+func TestFileStampSame(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db-wal")
+	if !stampOf(path).same(stampOf(path)) {
+		t.Error("no file, twice: seen as a change")
+	}
+	missing := stampOf(path)
+	if err := os.WriteFile(path, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := stampOf(path)
+	if missing.same(first) {
+		t.Error("a file created: not seen")
+	}
+	if !first.same(stampOf(path)) {
+		t.Error("an unchanged file: seen as a change")
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if first.same(stampOf(path)) {
+		t.Error("a file appended to: not seen")
+	}
+	written := stampOf(path)
+	// Another file, same size and modification time, renamed over it.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("abcd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mod := written.fi.ModTime()
+	if err := os.Chtimes(other, mod, mod); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	replaced := stampOf(path)
+	if replaced.fi.Size() != written.fi.Size() || !replaced.fi.ModTime().Equal(mod) {
+		t.Fatal("the replacement does not have the same size and time")
+	}
+	if written.same(replaced) {
+		t.Error("a file replaced by one of the same size and time: not seen")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if replaced.same(stampOf(path)) {
+		t.Error("a file removed: not seen")
 	}
 }

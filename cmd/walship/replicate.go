@@ -225,7 +225,16 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		}
 	}
 	// What every database gets, those found in a directory later too.
+	// roleChanged wakes watchRole when a database loses its lease or is
+	// asked to hand it over, so that nothing polls the databases.
+	roleChanged := make(chan struct{}, 1)
 	store.Prepare = func(db *walship.DB) {
+		db.SetRoleChanged(func() {
+			select {
+			case roleChanged <- struct{}{}:
+			default:
+			}
+		})
 		db.SetTakeover(*takeover)
 		db.SetProgress(copyProgress(e, db.Path()))
 		db.SetStopsApplication(execArgs != nil)
@@ -355,7 +364,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		// The application is stopped on a lost lease by
 		// replicateWithChild; the hook runs beside.
 		dctx, stopWatching := context.WithCancel(ctx)
-		watchers.Go(func() { watchRole(dctx, store, demote, nil, false, make(chan error, 1)) })
+		watchers.Go(func() { watchRole(dctx, store, roleChanged, demote, nil, false, make(chan error, 1)) })
 		err := replicateWithChild(ctx, log, store, watch, flush, execArgs)
 		stopWatching()
 		if handedOver(store) {
@@ -375,7 +384,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	lost := make(chan error, 1)
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
-	watchers.Go(func() { watchRole(wctx, store, demote, stop, true, lost) })
+	watchers.Go(func() { watchRole(wctx, store, roleChanged, demote, stop, true, lost) })
 	watchers.Go(func() {
 		select {
 		case <-ctx.Done():

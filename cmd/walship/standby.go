@@ -206,19 +206,20 @@ func (d *demotion) run(store *walship.Store, why string) {
 	})
 }
 
-// watchRole watches the store's hold on the primary role until ctx ends.
-// Once a database lost its lease it sends the error on lost (buffered),
-// runs the demotion hook and calls stop, if set; with handovers, once a
-// database is asked to hand its lease over (walship promote) it calls
-// stop, as a signal would, and the run's clean end releases the lease.
-func watchRole(ctx context.Context, store *walship.Store, d *demotion, stop func(), handovers bool, lost chan<- error) {
-	tick := time.NewTicker(readyPoll)
-	defer tick.Stop()
+// watchRole watches the store's hold on the primary role until ctx ends,
+// looking at the databases each time changed says one lost its lease or
+// was asked to hand it over (walship.Options.RoleChanged): an idle
+// process wakes for nothing. Once a database lost its lease it sends the
+// error on lost (buffered), runs the demotion hook and calls stop, if
+// set; with handovers, once a database is asked to hand its lease over
+// (walship promote) it calls stop, as a signal would, and the run's clean
+// end releases the lease.
+func watchRole(ctx context.Context, store *walship.Store, changed <-chan struct{}, d *demotion, stop func(), handovers bool, lost chan<- error) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-changed:
 		}
 		if err := leaseLost(store); err != nil {
 			d.log.Error("this node lost the primary role: stopping", "error", err)

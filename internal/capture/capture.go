@@ -129,11 +129,17 @@ func (c *Capturer) LastSnapshot() ltx.TXID {
 	return c.lastSnapshot
 }
 
-// LastCheckpoint returns when the WAL was last checkpointed.
-func (c *Capturer) LastCheckpoint() time.Time {
+// Unfinished reports whether a Step has work to do although the WAL and
+// the database file are unchanged: a checkpoint due on the interval, or a
+// whole copy after the WAL's continuity was lost (which a Step also
+// retries after a failed checkpoint lost the pin).
+func (c *Capturer) Unfinished() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.tail.LastCheckpoint()
+	if c.state == nil {
+		return false
+	}
+	return c.full != "" || c.tail.Broken() != "" || c.tail.IntervalCheckpointDue()
 }
 
 // Sync stages the transactions committed since the last sync as one LTX

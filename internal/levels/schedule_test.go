@@ -24,3 +24,30 @@ func TestTaskFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestAlignPad: Maintain wakes at whole multiples of its grain, so that the
+// schedules of many databases fire together, and never before a task is
+// due.
+func TestAlignPad(t *testing.T) {
+	base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		at    time.Time
+		grain time.Duration
+		want  time.Duration
+	}{
+		{base, time.Second, 0},
+		{base.Add(time.Nanosecond), time.Second, time.Second - time.Nanosecond},
+		{base.Add(300 * time.Millisecond), time.Second, 700 * time.Millisecond},
+		{base.Add(300 * time.Millisecond), 125 * time.Millisecond, 75 * time.Millisecond},
+		{base.Add(300 * time.Millisecond), 0, 0},
+	} {
+		if got := alignPad(tc.at, tc.grain); got != tc.want {
+			t.Errorf("alignPad(%s, %s) = %s, want %s", tc.at.Format(time.StampNano), tc.grain, got, tc.want)
+		}
+	}
+	// Two schedules due within the same grain wake at the same instant.
+	a, b := base.Add(100*time.Millisecond), base.Add(900*time.Millisecond)
+	if !a.Add(alignPad(a, time.Second)).Equal(b.Add(alignPad(b, time.Second))) {
+		t.Error("two times within one second do not align to the same instant")
+	}
+}

@@ -195,5 +195,11 @@ func (t *Tail) Observe(ctx context.Context) error {
 	return nil
 }
 
-// LastCheckpoint returns when the tail last checkpointed (or became ready).
-func (t *Tail) LastCheckpoint() time.Time { return t.lastCkpt }
+// IntervalCheckpointDue reports whether MaybeCheckpoint would checkpoint
+// on the interval now: frames were read since the last checkpoint (or it
+// could not backfill them all) and CheckpointInterval has passed since.
+// With nothing read since, a wake-up to checkpoint would find nothing to
+// do.
+func (t *Tail) IntervalCheckpointDue() bool {
+	return t.walPos != t.ckptPos && t.walPages != 0 && time.Since(t.lastCkpt) >= t.opts.CheckpointInterval
+}
