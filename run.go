@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"hash/fnv"
 	"net"
 	"os"
 	"sync"
@@ -18,16 +19,40 @@ import (
 
 // fallbackPoll is how often the monitor looks at the WAL and the database
 // file when no file event arrived, in case the file system does not report
-// changes. Every database of a process polls at the same instants (whole
-// multiples of it), so that a hundred idle databases wake the process once
-// per poll rather than a hundred times.
+// changes.
 const fallbackPoll = 10 * time.Second
 
-// untilAligned returns how long until the next whole multiple of d since
-// the zero time: timers of many goroutines set with it expire together.
-func untilAligned(d time.Duration) time.Duration {
-	now := time.Now()
-	return now.Truncate(d).Add(d).Sub(now)
+// pollPhases is how many instants within each fallbackPoll the databases
+// of a process poll at, each database at one chosen by its path
+// (pollPhase). A process wakes at most this many times a period for all
+// its databases (a hundred idle databases with a timer each woke it a
+// hundred times), and a thousand databases written in one period are
+// looked at again a tenth at a time: all at one instant, their syncs ran
+// together and grew the heap by a third.
+const pollPhases = 10
+
+// phaseSlot is the database at path's one of pollPhases groups, for its
+// poll and its maintenance schedules (levels.Maintain).
+func phaseSlot(path string) int {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % pollPhases)
+}
+
+// pollPhase is the database at path's offset within each fallbackPoll.
+func pollPhase(path string) time.Duration {
+	return time.Duration(phaseSlot(path)) * (fallbackPoll / pollPhases)
+}
+
+// untilPhase returns how long after now the next instant that is phase
+// past a whole multiple of d (since the zero time) is: timers of many
+// goroutines set with the same phase expire together.
+func untilPhase(now time.Time, d, phase time.Duration) time.Duration {
+	next := now.Truncate(d).Add(phase)
+	if !next.After(now) {
+		next = next.Add(d)
+	}
+	return next.Sub(now)
 }
 
 // fileStamp is what the fallback poll compares of a file: which file is at
@@ -240,7 +265,7 @@ func (db *DB) maintain(ctx context.Context) {
 			return err
 		}})
 	}
-	levels.Maintain(ctx, db.log, tasks)
+	levels.Maintain(ctx, db.log, tasks, phaseSlot(db.path))
 }
 
 // lastAt returns when the replica most behind at a level (a compaction
@@ -272,7 +297,8 @@ func (db *DB) monitor(ctx context.Context) {
 	// whatever changed before is captured by it, and after, the poll
 	// sees.
 	walSeen, dbSeen := stampOf(walPath), stampOf(db.path)
-	poll := time.NewTimer(untilAligned(fallbackPoll))
+	phase := pollPhase(db.path)
+	poll := time.NewTimer(untilPhase(time.Now(), fallbackPoll, phase))
 	defer poll.Stop()
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -307,7 +333,7 @@ func (db *DB) monitor(ctx context.Context) {
 		case <-db.kickC:
 			dirty = true
 		case <-poll.C:
-			poll.Reset(untilAligned(fallbackPoll))
+			poll.Reset(untilPhase(time.Now(), fallbackPoll, phase))
 			// A changed WAL, or a database file replaced or written
 			// (a checkpoint or restore by another process), is a
 			// sync's to look at; unchanged, a Step would find nothing

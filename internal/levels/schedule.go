@@ -45,9 +45,13 @@ func (t Task) first(now time.Time) time.Time {
 // compaction does not delay the 30-second one. A task still running when it
 // is due again is skipped. A failure is logged and retried at the next
 // interval. It wakes at whole multiples of a grain (a second, or an eighth
-// of the shortest Every if less), so that the schedules of many databases
-// in one process fire together: each task runs at most a grain late.
-func Maintain(ctx context.Context, log *slog.Logger, tasks []Task) {
+// of the shortest Every if less) plus slot tenths of it, so that the
+// schedules of many databases in one process fire together, ten groups at
+// most (slot is the database's, 0 to 9): each task runs at most a grain
+// late, a process wakes at most ten times a grain, and no more than a
+// tenth of a thousand databases' compactions start at one instant (all at
+// once, they grew the heap by a tenth).
+func Maintain(ctx context.Context, log *slog.Logger, tasks []Task, slot int) {
 	type schedule struct {
 		Task
 		next    time.Time
@@ -78,7 +82,7 @@ func Maintain(ctx context.Context, log *slog.Logger, tasks []Task) {
 				next = s.next
 			}
 		}
-		timer.Reset(time.Until(next) + alignPad(next, grain))
+		timer.Reset(time.Until(next) + alignPad(next, grain, time.Duration(slot%10)*grain/10))
 		select {
 		case <-ctx.Done():
 			for ; running > 0; running-- {
@@ -112,15 +116,16 @@ func Maintain(ctx context.Context, log *slog.Logger, tasks []Task) {
 	}
 }
 
-// alignPad returns how long after t the next whole multiple of grain since
-// the zero time is (zero if t is one, or grain is not positive). It is a
+// alignPad returns how long after t the next instant offset past a whole
+// multiple of grain since the zero time is (zero if t is one, or grain is
+// not positive). It is a
 // duration to add to a wait measured on the monotonic clock: a jump of the
 // wall clock does not move the task.
-func alignPad(t time.Time, grain time.Duration) time.Duration {
+func alignPad(t time.Time, grain, offset time.Duration) time.Duration {
 	if grain <= 0 {
 		return 0
 	}
-	a := t.Truncate(grain)
+	a := t.Truncate(grain).Add(offset % grain)
 	if a.Before(t) {
 		a = a.Add(grain)
 	}

@@ -41,13 +41,21 @@ func TestAlignPad(t *testing.T) {
 		{base.Add(300 * time.Millisecond), 125 * time.Millisecond, 75 * time.Millisecond},
 		{base.Add(300 * time.Millisecond), 0, 0},
 	} {
-		if got := alignPad(tc.at, tc.grain); got != tc.want {
+		if got := alignPad(tc.at, tc.grain, 0); got != tc.want {
 			t.Errorf("alignPad(%s, %s) = %s, want %s", tc.at.Format(time.StampNano), tc.grain, got, tc.want)
 		}
 	}
 	// Two schedules due within the same grain wake at the same instant.
 	a, b := base.Add(100*time.Millisecond), base.Add(900*time.Millisecond)
-	if !a.Add(alignPad(a, time.Second)).Equal(b.Add(alignPad(b, time.Second))) {
+	if !a.Add(alignPad(a, time.Second, 0)).Equal(b.Add(alignPad(b, time.Second, 0))) {
 		t.Error("two times within one second do not align to the same instant")
+	}
+	// With an offset, they wake that far past the whole second, or past
+	// the next one if already past it.
+	if got := alignPad(a, time.Second, 300*time.Millisecond); got != 200*time.Millisecond {
+		t.Errorf("alignPad(+100ms, 1s, 300ms) = %s, want 200ms", got)
+	}
+	if got := alignPad(b, time.Second, 300*time.Millisecond); got != 400*time.Millisecond {
+		t.Errorf("alignPad(+900ms, 1s, 300ms) = %s, want 400ms", got)
 	}
 }
