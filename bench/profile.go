@@ -41,6 +41,7 @@ var kinds = []struct {
 }{
 	{"CRC-64 (page and file checksums)", []string{"hash/crc64.", "github.com/walship/walship/internal/crc64iso."}},
 	{"LZ4", []string{"github.com/pierrec/lz4"}},
+	{"WAL checksum (every frame verified)", []string{"github.com/walship/walship/internal/wal.Checksum"}},
 	{"SQLite (reads, checkpoints, quick_check)", []string{"modernc.org/"}},
 	{"SHA-256 and MD5 (request signing, content checksums)", []string{"crypto/sha256.", "crypto/internal/fips140/sha256.", "crypto/md5.", "crypto/internal/fips140deps", "hash/crc32."}},
 	{"encryption", []string{"crypto/aes.", "crypto/cipher.", "crypto/internal/fips140/aes", "golang.org/x/crypto/chacha20", "golang.org/x/crypto/internal/poly1305"}},

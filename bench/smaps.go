@@ -19,12 +19,14 @@ type rssParts struct {
 	outside int64 // other anonymous memory: SQLite's allocator, Go's runtime metadata
 }
 
-// goArena is the size of Go's heap arenas on 64-bit Linux: the heap (with
-// the goroutines' stacks) is mapped in whole arenas, at addresses that
-// vary from run to run, so an anonymous mapping at least this large is
-// taken for Go's heap. Everything else anonymous is not Go's heap: SQLite's
-// allocator maps a megabyte at a time, Go's own metadata less.
-const goArena = 64 << 20
+// mmapBase is below where Linux places the mappings a process asks for
+// without an address (mmap(NULL, ...): SQLite's allocator, Go's runtime
+// metadata), near the top of the 47-bit address space; Go places its
+// heap arenas (goroutine stacks included) at addresses of its own, far
+// below (0xc000000000 before Go 1.26, random since, observed at
+// 0x2000_0000_0000–0x3000_0000_0000). An anonymous mapping below this is
+// taken for Go's heap.
+const mmapBase = 0x7000_0000_0000
 
 func readRSSParts(pid int) (rssParts, error) {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -64,7 +66,7 @@ func parseSmaps(r io.Reader, exe string) (rssParts, error) {
 			continue
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
+		_, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 != nil || err2 != nil {
 			continue
 		}
@@ -79,7 +81,7 @@ func parseSmaps(r io.Reader, exe string) (rssParts, error) {
 			into = &p.shm
 		case strings.HasPrefix(path, "/"):
 			into = &p.files
-		case end-start >= goArena:
+		case start < mmapBase:
 			into = &p.goHeap
 		default:
 			into = &p.outside

@@ -17,6 +17,8 @@ Size:                 32 kB
 Rss:                  32 kB
 7f0000010000-7f0000018000 rw-s 00000000 fd:00 457 /data/db0002.db-shm
 Rss:                  32 kB
+2b86cc800000-2b86ce000000 rw-p 00000000 00:00 0 
+Rss:                1000 kB
 7f0000100000-7f0000200000 rw-p 00000000 00:00 0 
 Rss:                1000 kB
 7f0000200000-7f0000300000 rw-p 00000000 00:00 0 
@@ -32,7 +34,7 @@ func TestParseSmaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := rssParts{exe: 30000 << 10, shm: 64 << 10, files: 100 << 10, goHeap: 40000 << 10, outside: 5012 << 10}
+	want := rssParts{exe: 30000 << 10, shm: 64 << 10, files: 100 << 10, goHeap: 41000 << 10, outside: 5012 << 10}
 	if p != want {
 		t.Fatalf("parts %+v; want %+v", p, want)
 	}
