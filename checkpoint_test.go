@@ -89,6 +89,29 @@ func TestIdleStepOnlyForUnfinishedWork(t *testing.T) {
 	}
 }
 
+// A snapshot asked for and not yet staged (a replica that needs one, or a
+// snapshot whose staging failed after a whole copy) is work the idle poll
+// steps for: without a notice, nothing else would retry it on an idle
+// database.
+func TestIdleStepForAWantedSnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.open(walship.Options{CheckpointInterval: time.Hour})
+	if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if h.db.Unfinished() {
+		t.Fatal("a Step is wanted right after a checkpoint that backfilled everything")
+	}
+	h.db.RequestSnapshot("the test asks for one")
+	if !h.db.Unfinished() {
+		t.Fatal("a snapshot was asked for and the idle poll would not step for it")
+	}
+	h.sync()
+	if h.db.Unfinished() {
+		t.Fatal("a Step is still wanted once the snapshot was staged")
+	}
+}
+
 // While the application writes without pause, unsealed checkpoints race with
 // its commits: whether or not the log restarts, no frame may be lost.
 func TestUnsealedCheckpointsUnderWrites(t *testing.T) {

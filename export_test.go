@@ -23,3 +23,7 @@ func SetDirWalk(d *Dir, walk func(root string, fn fs.WalkDirFunc) error) { d.wal
 // Unfinished reports whether a Step of the monitor has work although the
 // WAL and the database file are unchanged (capture.Capturer.Unfinished).
 func (db *DB) Unfinished() bool { return db.cap.Unfinished() }
+
+// RequestSnapshot asks the capturer for a snapshot, as a replica that needs
+// one does, without waking the monitor.
+func (db *DB) RequestSnapshot(why string) { db.cap.RequestSnapshot(why) }

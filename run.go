@@ -56,15 +56,49 @@ func untilPhase(now time.Time, d, phase time.Duration) time.Duration {
 }
 
 // fileStamp is what the fallback poll compares of a file: which file is at
-// the path, its size and modification time; nil when there is none.
-type fileStamp struct{ fi os.FileInfo }
+// the path, its size and modification time, and its first bytes; nil fi
+// when there is none.
+type fileStamp struct {
+	fi   os.FileInfo
+	head [walHeaderBytes]byte
+}
 
+// walHeaderBytes is how much of the WAL a stamp holds: its header, whose
+// checkpoint sequence and salts change at every restart of the log. A
+// commit that restarts the log overwrites it from the start and may leave
+// its size as it was; on a file system with coarse times (one or two
+// seconds: NFS, FAT, some FUSE mounts, where notifications are missing
+// too) its time may not move either.
+const walHeaderBytes = 32
+
+// stampOf returns the stamp of the file at path, without its first bytes.
+// It opens nothing: closing a descriptor of the database file would drop
+// the POSIX locks the process's SQLite connections hold on it.
 func stampOf(path string) fileStamp {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{fi}
+	return fileStamp{fi: fi}
+}
+
+// walStampOf returns the stamp of the WAL at path, with its header. SQLite
+// takes no locks on the WAL file itself (they are in the -shm), so opening
+// and closing it here is safe.
+func walStampOf(path string) fileStamp {
+	f, err := os.Open(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fileStamp{}
+	}
+	st := fileStamp{fi: fi}
+	// A short or failed read leaves zeros: the size says the rest.
+	f.ReadAt(st.head[:], 0)
+	return st
 }
 
 // same reports whether a and b are the same file, unchanged.
@@ -72,7 +106,7 @@ func (a fileStamp) same(b fileStamp) bool {
 	if a.fi == nil || b.fi == nil {
 		return a.fi == nil && b.fi == nil
 	}
-	return os.SameFile(a.fi, b.fi) && a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime())
+	return os.SameFile(a.fi, b.fi) && a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime()) && a.head == b.head
 }
 
 // observeDelay is how soon after a WAL write the engine reads the new frames
@@ -296,7 +330,7 @@ func (db *DB) monitor(ctx context.Context) {
 	// What the poll saw, taken before the first Step (dirty is set):
 	// whatever changed before is captured by it, and after, the poll
 	// sees.
-	walSeen, dbSeen := stampOf(walPath), stampOf(db.path)
+	walSeen, dbSeen := walStampOf(walPath), stampOf(db.path)
 	phase := pollPhase(db.path)
 	poll := time.NewTimer(untilPhase(time.Now(), fallbackPoll, phase))
 	defer poll.Stop()
@@ -339,7 +373,7 @@ func (db *DB) monitor(ctx context.Context) {
 			// sync's to look at; unchanged, a Step would find nothing
 			// unless a checkpoint on the interval is due or a whole
 			// copy waits (Capturer.Unfinished).
-			walNow, dbNow := stampOf(walPath), stampOf(db.path)
+			walNow, dbNow := walStampOf(walPath), stampOf(db.path)
 			if !walNow.same(walSeen) || !dbNow.same(dbSeen) {
 				walSeen, dbSeen = walNow, dbNow
 				dirty = true

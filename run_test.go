@@ -97,6 +97,49 @@ func TestFileStampSame(t *testing.T) {
 	}
 }
 
+// TestWALStampSeesRestart: a commit that restarts the log overwrites the
+// WAL from its start, in place, and may leave its size and (on a file
+// system with coarse times) its time as they were: the poll sees the new
+// header's checkpoint sequence and salts.
+func TestWALStampSeesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db-wal")
+	old := make([]byte, 4096)
+	copy(old, "\x37\x7f\x06\x82\x00\x2d\xe2\x18\x00\x00\x10\x00\x00\x00\x00\x01salt-one")
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := walStampOf(path)
+	if !before.same(walStampOf(path)) {
+		t.Fatal("an unchanged WAL: seen as a change")
+	}
+	// The log restarts: the next checkpoint sequence, new salts, written
+	// over the same file at the same size, its time put back.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("\x00\x00\x00\x02salt-two"), 12); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mod := before.fi.ModTime()
+	if err := os.Chtimes(path, mod, mod); err != nil {
+		t.Fatal(err)
+	}
+	after := walStampOf(path)
+	if after.fi.Size() != before.fi.Size() || !after.fi.ModTime().Equal(mod) || !os.SameFile(after.fi, before.fi) {
+		t.Fatal("the restarted WAL is not the same file at the same size and time")
+	}
+	if before.same(after) {
+		t.Error("a WAL restarted in place at the same size and time: not seen")
+	}
+	// Without its header, the stamp cannot tell: the database file's
+	// stamp does not read it, and must not open the file.
+	if !stampOf(path).same(stampOf(path)) {
+		t.Error("stampOf differs for an unchanged file")
+	}
+}
+
 // Each database polls once per fallbackPoll at its own phase, one of
 // pollPhases a fallbackPoll/pollPhases apart, whatever the time now.
 func TestUntilPhase(t *testing.T) {

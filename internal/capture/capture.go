@@ -132,14 +132,15 @@ func (c *Capturer) LastSnapshot() ltx.TXID {
 // Unfinished reports whether a Step has work to do although the WAL and
 // the database file are unchanged: a checkpoint due on the interval, or a
 // whole copy after the WAL's continuity was lost (which a Step also
-// retries after a failed checkpoint lost the pin).
+// retries after a failed checkpoint lost the pin), or a snapshot whose
+// staging failed after a whole copy, retried by the next Step.
 func (c *Capturer) Unfinished() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == nil {
 		return false
 	}
-	return c.full != "" || c.tail.Broken() != "" || c.tail.IntervalCheckpointDue()
+	return c.full != "" || c.wantSnapshot || c.tail.Broken() != "" || c.tail.IntervalCheckpointDue()
 }
 
 // Sync stages the transactions committed since the last sync as one LTX

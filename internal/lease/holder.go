@@ -30,6 +30,10 @@ type Holder struct {
 	// not, and the lease is lost when either says so.
 	wallDeadline time.Time
 	lost         error // why this node holds the lease no more, for good
+	// lostC is closed when lost is set, so that Keep reports a loss
+	// another caller of Valid found (a write's check, after a suspend)
+	// at once rather than at its next renewal.
+	lostC chan struct{}
 	// onHandover is called once when a handover record names this node
 	// (WatchHandover); nil: none is read.
 	onHandover func()
@@ -53,7 +57,7 @@ func NewHolder(c storage.Client, me Record, ttl time.Duration, log *slog.Logger)
 		log = slog.Default()
 	}
 	me.TTLMillis = ttl.Milliseconds()
-	return &Holder{c: c, me: me, ttl: ttl, log: log, now: time.Now}
+	return &Holder{c: c, me: me, ttl: ttl, log: log, now: time.Now, lostC: make(chan struct{})}
 }
 
 // TTL returns the lease's time to live.
@@ -214,6 +218,13 @@ func (h *Holder) lose(err error) error {
 	defer h.mu.Unlock()
 	if h.lost == nil {
 		h.lost = err
+		select {
+		case <-h.lostC: // closed already (or nil: a Holder not made by NewHolder)
+		default:
+			if h.lostC != nil {
+				close(h.lostC)
+			}
+		}
 	}
 	return h.lost
 }
@@ -302,6 +313,7 @@ func (h *Holder) Keep(ctx context.Context, pos func() Position, onLost func(erro
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-h.lostC:
 		}
 		if err := h.Valid(); err != nil {
 			onLost(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
 )
 
 // clock is a monotonic clock a test moves by hand.
@@ -428,4 +429,41 @@ func testHandover(t *testing.T, c storage.Client) {
 	if on, err := HandoverRequested(ctx, c, "s"); on || err != nil {
 		t.Fatalf("a request for p asks s: %v, %v", on, err)
 	}
+}
+
+// TestKeepReportsALossValidFound: a loss another caller of Valid finds
+// first (a replica write's check, on the wall clock after a suspend) is
+// reported by Keep at once, not at its next renewal a third of the TTL
+// later: the command line stops the node and runs the demotion hook on it.
+func TestKeepReportsALossValidFound(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Renewals an hour apart: only the loss can wake Keep in this test.
+	h := NewHolder(file.New(t.TempDir()), node("a"), 3*time.Hour, nil)
+	if err := h.Acquire(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 1)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		h.Keep(ctx, func() Position { return Position{TXID: 1} }, func(err error) { lost <- err })
+	}()
+	// The machine resumes from a suspend: its wall clock is past the
+	// deadline, and a write's check sees it first.
+	h.mu.Lock()
+	h.wallDeadline = time.Now().Add(-time.Second)
+	h.mu.Unlock()
+	if err := h.Valid(); !errors.Is(err, ErrLost) {
+		t.Fatalf("Valid past the wall-clock deadline = %v; want ErrLost", err)
+	}
+	select {
+	case err := <-lost:
+		if !errors.Is(err, ErrLost) {
+			t.Fatalf("onLost(%v); want ErrLost", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Keep did not report the loss Valid found (it waits for its next renewal, an hour away)")
+	}
+	<-kept
 }
