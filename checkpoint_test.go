@@ -65,14 +65,7 @@ func TestIdleStepOnlyForUnfinishedWork(t *testing.T) {
 		{"interval not passed", time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.open(walship.Options{CheckpointInterval: tc.interval})
-			if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
-				t.Fatal(err)
-			}
-			if h.db.Unfinished() {
-				t.Fatal("a Step is wanted right after a checkpoint that backfilled everything")
-			}
+			h := idleHarness(t, tc.interval)
 			h.exec("INSERT INTO t (v, n) VALUES (randomblob(100), 1)")
 			h.sync()
 			if got := h.db.Unfinished(); got != tc.want {
@@ -94,14 +87,7 @@ func TestIdleStepOnlyForUnfinishedWork(t *testing.T) {
 // steps for: without a notice, nothing else would retry it on an idle
 // database.
 func TestIdleStepForAWantedSnapshot(t *testing.T) {
-	h := newHarness(t)
-	h.open(walship.Options{CheckpointInterval: time.Hour})
-	if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
-		t.Fatal(err)
-	}
-	if h.db.Unfinished() {
-		t.Fatal("a Step is wanted right after a checkpoint that backfilled everything")
-	}
+	h := idleHarness(t, time.Hour)
 	h.db.RequestSnapshot("the test asks for one")
 	if !h.db.Unfinished() {
 		t.Fatal("a snapshot was asked for and the idle poll would not step for it")
@@ -110,6 +96,21 @@ func TestIdleStepForAWantedSnapshot(t *testing.T) {
 	if h.db.Unfinished() {
 		t.Fatal("a Step is still wanted once the snapshot was staged")
 	}
+}
+
+// idleHarness opens a database with checkpoint-interval interval and
+// checkpoints it, after which a Step has nothing to do.
+func idleHarness(t *testing.T, interval time.Duration) *harness {
+	t.Helper()
+	h := newHarness(t)
+	h.open(walship.Options{CheckpointInterval: interval})
+	if err := h.db.CheckpointUnsealed(h.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if h.db.Unfinished() {
+		t.Fatal("a Step is wanted right after a checkpoint that backfilled everything")
+	}
+	return h
 }
 
 // While the application writes without pause, unsealed checkpoints race with

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"hash/fnv"
 	"net"
 	"os"
 	"sync"
@@ -22,37 +21,17 @@ import (
 // changes.
 const fallbackPoll = 10 * time.Second
 
-// pollPhases is how many instants within each fallbackPoll the databases
-// of a process poll at, each database at one chosen by its path
-// (pollPhase). A process wakes at most this many times a period for all
-// its databases (a hundred idle databases with a timer each woke it a
-// hundred times), and a thousand databases written in one period are
-// looked at again a tenth at a time: all at one instant, their syncs ran
-// together and grew the heap by a third.
-const pollPhases = 10
-
-// phaseSlot is the database at path's one of pollPhases groups, for its
-// poll and its maintenance schedules (levels.Maintain).
-func phaseSlot(path string) int {
-	h := fnv.New32a()
-	h.Write([]byte(path))
-	return int(h.Sum32() % pollPhases)
-}
-
-// pollPhase is the database at path's offset within each fallbackPoll.
-func pollPhase(path string) time.Duration {
-	return time.Duration(phaseSlot(path)) * (fallbackPoll / pollPhases)
-}
-
-// untilPhase returns how long after now the next instant that is phase
-// past a whole multiple of d (since the zero time) is: timers of many
-// goroutines set with the same phase expire together.
-func untilPhase(now time.Time, d, phase time.Duration) time.Duration {
-	next := now.Truncate(d).Add(phase)
-	if !next.After(now) {
-		next = next.Add(d)
+// untilPoll returns how long after now the database in slot polls next:
+// at the instants of its slot (levels.Slot) within each fallbackPoll, so
+// that a hundred idle databases wake their process ten times a period, not
+// a hundred, and a thousand written in one period are looked at again a
+// tenth at a time (all at one instant, their syncs ran together and grew
+// the heap by a third). Never now: the poll that just fired is at it.
+func untilPoll(now time.Time, slot int) time.Duration {
+	if d := levels.AlignPad(now, fallbackPoll, slot); d > 0 {
+		return d
 	}
-	return next.Sub(now)
+	return fallbackPoll
 }
 
 // fileStamp is what the fallback poll compares of a file: which file is at
@@ -299,7 +278,7 @@ func (db *DB) maintain(ctx context.Context) {
 			return err
 		}})
 	}
-	levels.Maintain(ctx, db.log, tasks, phaseSlot(db.path))
+	levels.Maintain(ctx, db.log, tasks, levels.Slot(db.path))
 }
 
 // lastAt returns when the replica most behind at a level (a compaction
@@ -331,8 +310,8 @@ func (db *DB) monitor(ctx context.Context) {
 	// whatever changed before is captured by it, and after, the poll
 	// sees.
 	walSeen, dbSeen := walStampOf(walPath), stampOf(db.path)
-	phase := pollPhase(db.path)
-	poll := time.NewTimer(untilPhase(time.Now(), fallbackPoll, phase))
+	slot := levels.Slot(db.path)
+	poll := time.NewTimer(untilPoll(time.Now(), slot))
 	defer poll.Stop()
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -367,7 +346,7 @@ func (db *DB) monitor(ctx context.Context) {
 		case <-db.kickC:
 			dirty = true
 		case <-poll.C:
-			poll.Reset(untilPhase(time.Now(), fallbackPoll, phase))
+			poll.Reset(untilPoll(time.Now(), slot))
 			// A changed WAL, or a database file replaced or written
 			// (a checkpoint or restore by another process), is a
 			// sync's to look at; unchanged, a Step would find nothing

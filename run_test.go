@@ -140,34 +140,24 @@ func TestWALStampSeesRestart(t *testing.T) {
 	}
 }
 
-// Each database polls once per fallbackPoll at its own phase, one of
-// pollPhases a fallbackPoll/pollPhases apart, whatever the time now.
-func TestUntilPhase(t *testing.T) {
+// Each database polls once per fallbackPoll at the instant of its slot,
+// fallbackPoll/levels.Slots apart from the next slot's, whatever the time
+// now, and never at once.
+func TestUntilPoll(t *testing.T) {
 	base := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC) // a whole multiple of 10 s
 	for _, c := range []struct {
-		now   time.Duration // after base
-		phase time.Duration
-		want  time.Duration
+		now  time.Duration // after base
+		slot int
+		want time.Duration
 	}{
 		{0, 0, 10 * time.Second},
-		{0, 3 * time.Second, 3 * time.Second},
-		{2500 * time.Millisecond, 3 * time.Second, 500 * time.Millisecond},
-		{3 * time.Second, 3 * time.Second, 10 * time.Second},
-		{9 * time.Second, 3 * time.Second, 4 * time.Second},
+		{0, 3, 3 * time.Second},
+		{2500 * time.Millisecond, 3, 500 * time.Millisecond},
+		{3 * time.Second, 3, 10 * time.Second},
+		{9 * time.Second, 3, 4 * time.Second},
 	} {
-		if got := untilPhase(base.Add(c.now), fallbackPoll, c.phase); got != c.want {
-			t.Errorf("at +%s with phase %s: %s; want %s", c.now, c.phase, got, c.want)
+		if got := untilPoll(base.Add(c.now), c.slot); got != c.want {
+			t.Errorf("at +%s in slot %d: %s; want %s", c.now, c.slot, got, c.want)
 		}
-	}
-	seen := map[time.Duration]bool{}
-	for i := range 200 {
-		p := pollPhase(fmt.Sprintf("/data/tenant-%04d.db", i))
-		if p < 0 || p >= fallbackPoll || p%(fallbackPoll/pollPhases) != 0 {
-			t.Fatalf("phase %s is not one of %d in %s", p, pollPhases, fallbackPoll)
-		}
-		seen[p] = true
-	}
-	if len(seen) != pollPhases {
-		t.Errorf("200 databases poll at %d phases; want all %d", len(seen), pollPhases)
 	}
 }

@@ -293,36 +293,9 @@ func TestPromoteWarnsWithoutExec(t *testing.T) {
 // runs the demotion hook (for the application it does not run), stops,
 // and exits non-zero saying so.
 func TestDemoteHookOnLostLease(t *testing.T) {
-	noConfig(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	newAppDB(t, db, 3)
-	cfg := filepath.Join(dir, "walship.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	marker := filepath.Join(dir, "demoted")
-	type result struct {
-		code   int
-		stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-demote-hook", "touch "+marker)
-		done <- result{code, stderr}
-	}()
-	c := file.New(replica)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if rec, _, err := lease.Read(ctx, c); err == nil && rec.Path == db {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the primary took no lease")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p := startLeasedPrimary(t, func(marker string) string { return "touch " + marker })
+	marker, c := p.marker, p.replica
 	// Another node writes over the lease (as a standby that took it over).
 	data, version, err := c.ReadRecord(ctx, lease.RecordName)
 	if err != nil {
@@ -337,12 +310,7 @@ func TestDemoteHookOnLostLease(t *testing.T) {
 	if _, err := c.WriteRecord(ctx, lease.RecordName, data, version); err != nil {
 		t.Fatal(err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the primary that lost its lease did not stop")
-	}
+	r := p.wait(t, "the primary that lost its lease did not stop")
 	if r.code == 0 || !strings.Contains(r.stderr, "lost the primary role") {
 		t.Fatalf("exit %d; want a failure saying it lost the primary role:\n%s", r.code, r.stderr)
 	}
@@ -356,45 +324,13 @@ func TestDemoteHookOnLostLease(t *testing.T) {
 // releases its lease once the replica holds every commit, exits 0, and
 // runs its demotion hook saying it handed over.
 func TestHandoverWithoutExec(t *testing.T) {
-	noConfig(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
-	newAppDB(t, db, 3)
-	cfg := filepath.Join(dir, "walship.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	marker := filepath.Join(dir, "demoted")
-	type result struct {
-		code   int
-		stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-demote-hook", fmt.Sprintf(`sh -c 'echo "$WALSHIP_REASON" > %s'`, marker))
-		done <- result{code, stderr}
-	}()
-	c := file.New(replica)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if rec, _, err := lease.Read(ctx, c); err == nil && rec.Path == db {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the primary took no lease")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p := startLeasedPrimary(t, func(marker string) string { return fmt.Sprintf(`sh -c 'echo "$WALSHIP_REASON" > %s'`, marker) })
+	marker, c := p.marker, p.replica
 	if _, err := lease.RequestHandover(ctx, c, "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the primary asked to hand over did not stop")
-	}
+	r := p.wait(t, "the primary asked to hand over did not stop")
 	if r.code != 0 {
 		t.Fatalf("exit %d; want 0:\n%s", r.code, r.stderr)
 	}
@@ -403,5 +339,61 @@ func TestHandoverWithoutExec(t *testing.T) {
 	}
 	if why, err := os.ReadFile(marker); err != nil || !strings.Contains(string(why), "handed over") {
 		t.Fatalf("the demotion hook: %q, %v; want it to say the node handed over", why, err)
+	}
+}
+
+// leasedPrimary is `walship replicate` running as the primary of a new
+// database, with a 3 s lease on its directory replica and a demotion hook.
+type leasedPrimary struct {
+	marker  string // a path the demotion hook may write
+	replica *file.Client
+	done    chan cliExit
+}
+
+// cliExit is how a run of the command line ended.
+type cliExit struct {
+	code   int
+	stderr string
+}
+
+// startLeasedPrimary starts it, with the demotion hook hook(marker), and
+// returns once it holds the lease.
+func startLeasedPrimary(t *testing.T, hook func(marker string) string) leasedPrimary {
+	t.Helper()
+	noConfig(t)
+	dir := t.TempDir()
+	db, replica := filepath.Join(dir, "app.db"), filepath.Join(dir, "replica")
+	newAppDB(t, db, 3)
+	cfg := filepath.Join(dir, "walship.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "dbs:\n  - path: %s\n    lease-ttl: 3s\n    replica:\n      url: file://%s\n", db, replica), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := leasedPrimary{marker: filepath.Join(dir, "demoted"), replica: file.New(replica), done: make(chan cliExit, 1)}
+	go func() {
+		code, _, stderr := runCLI(t, "replicate", "-config", cfg, "-demote-hook", hook(p.marker))
+		p.done <- cliExit{code, stderr}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if rec, _, err := lease.Read(context.Background(), p.replica); err == nil && rec.Path == db {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the primary took no lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wait returns how the primary's run ended, failing with stuck if it has
+// not within 30 s.
+func (p leasedPrimary) wait(t *testing.T, stuck string) cliExit {
+	t.Helper()
+	select {
+	case r := <-p.done:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal(stuck)
+		return cliExit{}
 	}
 }

@@ -2,6 +2,7 @@ package levels
 
 import (
 	"context"
+	"hash/fnv"
 	"log/slog"
 	"time"
 )
@@ -44,13 +45,13 @@ func (t Task) first(now time.Time) time.Time {
 // for every schedule; each run has its own, so that a long hourly
 // compaction does not delay the 30-second one. A task still running when it
 // is due again is skipped. A failure is logged and retried at the next
-// interval. It wakes at whole multiples of a grain (a second, or an eighth
-// of the shortest Every if less) plus slot tenths of it, so that the
-// schedules of many databases in one process fire together, ten groups at
-// most (slot is the database's, 0 to 9): each task runs at most a grain
-// late, a process wakes at most ten times a grain, and no more than a
-// tenth of a thousand databases' compactions start at one instant (all at
-// once, they grew the heap by a tenth).
+// interval. It wakes at the instants of slot (see AlignPad) within a grain
+// (a second, or an eighth of the shortest Every if less), so that the
+// schedules of many databases in one process fire together, in Slots
+// groups: each task runs at most a grain late, a process wakes at most
+// Slots times a grain, and no more than a tenth of a thousand databases'
+// compactions start at one instant (all at once, they grew the heap by a
+// tenth).
 func Maintain(ctx context.Context, log *slog.Logger, tasks []Task, slot int) {
 	type schedule struct {
 		Task
@@ -82,7 +83,7 @@ func Maintain(ctx context.Context, log *slog.Logger, tasks []Task, slot int) {
 				next = s.next
 			}
 		}
-		timer.Reset(time.Until(next) + alignPad(next, grain, time.Duration(slot%10)*grain/10))
+		timer.Reset(time.Until(next) + AlignPad(next, grain, slot))
 		select {
 		case <-ctx.Done():
 			for ; running > 0; running-- {
@@ -116,16 +117,30 @@ func Maintain(ctx context.Context, log *slog.Logger, tasks []Task, slot int) {
 	}
 }
 
-// alignPad returns how long after t the next instant offset past a whole
-// multiple of grain since the zero time is (zero if t is one, or grain is
-// not positive). It is a
-// duration to add to a wait measured on the monotonic clock: a jump of the
-// wall clock does not move the task.
-func alignPad(t time.Time, grain, offset time.Duration) time.Duration {
+// Slots is how many groups the periodic wake-ups of a process's databases
+// fall in: a database's schedules and its fallback poll wake at the
+// instants of its group (Slot), so that a process wakes at most Slots
+// times a period for all its databases, and a burst of work on many of
+// them is spread over Slots instants.
+const Slots = 10
+
+// Slot is the group, 0 to Slots-1, of the database at path.
+func Slot(path string) int {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % Slots)
+}
+
+// AlignPad returns how long after t the next instant of slot is: slot
+// Slots-ths of grain past a whole multiple of grain since the zero time
+// (zero if t is one, or grain is not positive). It is a duration to add to
+// a wait measured on the monotonic clock: a jump of the wall clock does
+// not move the task.
+func AlignPad(t time.Time, grain time.Duration, slot int) time.Duration {
 	if grain <= 0 {
 		return 0
 	}
-	a := t.Truncate(grain).Add(offset % grain)
+	a := t.Truncate(grain).Add(time.Duration(slot%Slots) * grain / Slots)
 	if a.Before(t) {
 		a = a.Add(grain)
 	}

@@ -1,6 +1,7 @@
 package levels
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -41,21 +42,36 @@ func TestAlignPad(t *testing.T) {
 		{base.Add(300 * time.Millisecond), 125 * time.Millisecond, 75 * time.Millisecond},
 		{base.Add(300 * time.Millisecond), 0, 0},
 	} {
-		if got := alignPad(tc.at, tc.grain, 0); got != tc.want {
-			t.Errorf("alignPad(%s, %s) = %s, want %s", tc.at.Format(time.StampNano), tc.grain, got, tc.want)
+		if got := AlignPad(tc.at, tc.grain, 0); got != tc.want {
+			t.Errorf("AlignPad(%s, %s) = %s, want %s", tc.at.Format(time.StampNano), tc.grain, got, tc.want)
 		}
 	}
 	// Two schedules due within the same grain wake at the same instant.
 	a, b := base.Add(100*time.Millisecond), base.Add(900*time.Millisecond)
-	if !a.Add(alignPad(a, time.Second, 0)).Equal(b.Add(alignPad(b, time.Second, 0))) {
+	if !a.Add(AlignPad(a, time.Second, 0)).Equal(b.Add(AlignPad(b, time.Second, 0))) {
 		t.Error("two times within one second do not align to the same instant")
 	}
-	// With an offset, they wake that far past the whole second, or past
-	// the next one if already past it.
-	if got := alignPad(a, time.Second, 300*time.Millisecond); got != 200*time.Millisecond {
-		t.Errorf("alignPad(+100ms, 1s, 300ms) = %s, want 200ms", got)
+	// In slot 3, they wake 300 ms past the whole second, or past the
+	// next one if already past it.
+	if got := AlignPad(a, time.Second, 3); got != 200*time.Millisecond {
+		t.Errorf("AlignPad(+100ms, 1s, slot 3) = %s, want 200ms", got)
 	}
-	if got := alignPad(b, time.Second, 300*time.Millisecond); got != 400*time.Millisecond {
-		t.Errorf("alignPad(+900ms, 1s, 300ms) = %s, want 400ms", got)
+	if got := AlignPad(b, time.Second, 3); got != 400*time.Millisecond {
+		t.Errorf("AlignPad(+900ms, 1s, slot 3) = %s, want 400ms", got)
+	}
+}
+
+// Databases fall in every one of the Slots groups.
+func TestSlot(t *testing.T) {
+	seen := map[int]bool{}
+	for i := range 200 {
+		s := Slot(fmt.Sprintf("/data/tenant-%04d.db", i))
+		if s < 0 || s >= Slots {
+			t.Fatalf("slot %d is not one of %d", s, Slots)
+		}
+		seen[s] = true
+	}
+	if len(seen) != Slots {
+		t.Errorf("200 databases fall in %d slots; want all %d", len(seen), Slots)
 	}
 }

@@ -154,7 +154,7 @@ func (t *Tail) seal(ctx context.Context, busy, logN, ckptN *int) error {
 // MaybeCheckpoint checkpoints when the log has grown past the thresholds or
 // the checkpoint interval has passed with frames in the log.
 func (t *Tail) MaybeCheckpoint(ctx context.Context) error {
-	if t.walPos == t.ckptPos || t.walPages == 0 {
+	if !t.unbackfilled() {
 		return nil
 	}
 	fileFrames := 0
@@ -162,7 +162,7 @@ func (t *Tail) MaybeCheckpoint(ctx context.Context) error {
 		fileFrames = int(fi.Size() / (wal.FrameHeaderSize + int64(t.pageSize)))
 	}
 	truncate := fileFrames >= t.opts.TruncatePageN
-	if busy := t.checkpointDue() || truncate; busy || time.Since(t.lastCkpt) >= t.opts.CheckpointInterval {
+	if busy := t.checkpointDue() || truncate; busy || t.intervalPassed() {
 		if err := t.Checkpoint(ctx, truncate, false); err != nil {
 			return err
 		}
@@ -201,5 +201,13 @@ func (t *Tail) Observe(ctx context.Context) error {
 // With nothing read since, a wake-up to checkpoint would find nothing to
 // do.
 func (t *Tail) IntervalCheckpointDue() bool {
-	return t.walPos != t.ckptPos && t.walPages != 0 && time.Since(t.lastCkpt) >= t.opts.CheckpointInterval
+	return t.unbackfilled() && t.intervalPassed()
 }
+
+// unbackfilled reports whether frames were read since the last checkpoint
+// that backfilled them all.
+func (t *Tail) unbackfilled() bool { return t.walPos != t.ckptPos && t.walPages != 0 }
+
+// intervalPassed reports whether CheckpointInterval has passed since the
+// last checkpoint.
+func (t *Tail) intervalPassed() bool { return time.Since(t.lastCkpt) >= t.opts.CheckpointInterval }
