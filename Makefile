@@ -11,9 +11,13 @@ build:
 demo: build
 	$(GO) run ./internal/demo ./bin/walship
 
+# vet also builds the binary for 32-bit ARM (a Raspberry Pi, an edge
+# device), where int is 32 bits: a constant that does not fit one only
+# shows there.
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/walship
 
 # Every test, with the race detector, against real servers on 127.0.0.1
 # (installed once by scripts/install-test-servers), then every fuzz target

@@ -98,12 +98,13 @@ func newestAt(g *Generation, target time.Time) (time.Time, bool) {
 }
 
 // planIn plans a restore to target in generation g from its newest
-// eligible snapshot of an index below below.
-func (b *Backup) planIn(g *Generation, target time.Time, below int) (*Plan, error) {
+// eligible snapshot of an index below below. below is an int64 because
+// "no bound" is maxIndex+1, which does not fit a 32-bit int.
+func (b *Backup) planIn(g *Generation, target time.Time, below int64) (*Plan, error) {
 	p := &Plan{Replica: b.Replica, Generation: g.Name, Target: target, gen: g}
 	found := false
 	for _, s := range g.Snapshots { // by index
-		if s.Index < below && eligible(s.Object.ModTime, target) {
+		if int64(s.Index) < below && eligible(s.Object.ModTime, target) {
 			p.Snapshot, found = s, true
 		}
 	}
@@ -154,7 +155,7 @@ func (b *Backup) checkStart(g *Generation, snap Snapshot, last, s *Segment) erro
 
 // noSnapshot says why g has no snapshot to restore target from below
 // index below.
-func (b *Backup) noSnapshot(g *Generation, target time.Time, below int) error {
+func (b *Backup) noSnapshot(g *Generation, target time.Time, below int64) error {
 	if below <= maxIndex {
 		return errNoOlder
 	}
@@ -176,7 +177,7 @@ func (b *Backup) noSnapshot(g *Generation, target time.Time, below int) error {
 // Older plans the same target from the newest snapshot of the same
 // generation older than p's.
 func (p *Plan) Older(b *Backup) (*Plan, error) {
-	return b.planIn(p.gen, p.Target, p.Snapshot.Index)
+	return b.planIn(p.gen, p.Target, int64(p.Snapshot.Index))
 }
 
 // stamp formats a time for messages; the zero time is the latest state.
