@@ -152,10 +152,11 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 		return nil, fmt.Errorf("%s: database path %q: %w", at(name, c.Line), c.Path, err)
 	}
 	var reps []*Replica
-	for _, r := range replicas {
+	names := c.ReplicaNames()
+	for i, r := range replicas {
 		// What the client logs names the database and the replica, as
 		// what the engine logs of them does (NewDB).
-		rlog := log.With("db", abs, "replica", cmp.Or(r.Name, r.Backend()))
+		rlog := log.With("db", abs, "replica", names[i])
 		client, err := ReplicaClient(ctx, op.With(rlog), cfg, r)
 		if err != nil {
 			for _, rep := range reps {
@@ -163,9 +164,9 @@ func dbFromConfig(ctx context.Context, op *backend.Opener, cfg *config.Config, c
 					c.Close()
 				}
 			}
-			return nil, fmt.Errorf("%s: database %s, replica %s: %w", at(name, r.Line), c.Path, r.DisplayName(), err)
+			return nil, fmt.Errorf("%s: database %s, replica %s: %w", at(name, r.Line), c.Path, names[i], err)
 		}
-		rep := NewReplica(r.Name, client)
+		rep := NewReplica(names[i], client)
 		setIf(&rep.ValidationInterval, r.ValidationInterval)
 		setIf(&rep.AuditInterval, r.AuditInterval)
 		setIf(&rep.LitestreamCompatible, r.LitestreamCompatible)

@@ -76,6 +76,15 @@ func NewDB(path string, opts Options, replicas ...*Replica) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database path %q: %w", path, err)
 	}
+	// A replica's name keys its log lines, metrics, verification
+	// schedule and -replica: two of one name would share them.
+	for i, r := range replicas {
+		for _, o := range replicas[:i] {
+			if o.Name == r.Name {
+				return nil, fmt.Errorf("database %s: two replicas are named %q; give each its own name (NewReplica names one without a name by its type)", abs, r.Name)
+			}
+		}
+	}
 	opts.setDefaults(abs)
 	log := opts.Logger.With("db", abs)
 	db := &DB{

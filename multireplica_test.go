@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -474,4 +475,29 @@ func TestUnreachableReplicaAtStartup(t *testing.T) {
 	}
 	checkChain(t, h.ctx, healthy)
 	checkChain(t, h.ctx, flaky)
+}
+
+// Two replicas of one name would share their log lines, metrics and
+// verification schedule: NewDB refuses them, and two unnamed replicas of
+// one type are two of one name (the config numbers them instead:
+// config.DB.ReplicaNames).
+func TestReplicaNamesDistinct(t *testing.T) {
+	dir := t.TempDir()
+	a, b := file.New(filepath.Join(dir, "a")), file.New(filepath.Join(dir, "b"))
+	for _, reps := range [][]*walship.Replica{
+		{walship.NewReplica("", a), walship.NewReplica("", b)},
+		{walship.NewReplica("r", a), walship.NewReplica("r", b)},
+	} {
+		_, err := walship.NewDB(filepath.Join(dir, "app.db"), walship.Options{Logger: quietLogger()}, reps...)
+		if err == nil || !strings.Contains(err.Error(), "two replicas are named") {
+			t.Errorf("NewDB(%s, %s): %v, want a refusal", reps[0].Name, reps[1].Name, err)
+		}
+	}
+	db, err := walship.NewDB(filepath.Join(dir, "app.db"), walship.Options{Logger: quietLogger()}, walship.NewReplica("", a), walship.NewReplica("file#2", b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{db.Replicas()[0].Name, db.Replicas()[1].Name}; got[0] != "file" || got[1] != "file#2" {
+		t.Errorf("replica names %q", got)
+	}
 }

@@ -470,12 +470,45 @@ func (r *Replica) DestinationURL() string {
 	return ""
 }
 
-// DisplayName returns the replica's name key, else its type.
+// DisplayName returns the replica's name key, else its type. Two replicas
+// of a database may share it; DB.ReplicaNames tells them apart.
 func (r *Replica) DisplayName() string {
 	if r.Name != "" {
 		return r.Name
 	}
 	return r.Backend()
+}
+
+// ReplicaNames returns the names of the database's replicas, in
+// AllReplicas' order, each one distinct: a replica's name key, else its
+// type, and for a second replica without a name whose type is taken,
+// "TYPE#2" (then #3, ...). These are the names walship logs, verifies,
+// schedules and exports metrics by, and what -replica selects.
+func (db *DB) ReplicaNames() []string {
+	replicas := db.AllReplicas()
+	taken := map[string]bool{}
+	for _, r := range replicas {
+		if r != nil && r.Name != "" {
+			taken[r.Name] = true
+		}
+	}
+	names := make([]string, len(replicas))
+	for i, r := range replicas {
+		if r == nil {
+			continue
+		}
+		if r.Name != "" {
+			names[i] = r.Name
+			continue
+		}
+		name := r.Backend()
+		for n := 2; taken[name]; n++ {
+			name = fmt.Sprintf("%s#%d", r.Backend(), n)
+		}
+		taken[name] = true
+		names[i] = name
+	}
+	return names
 }
 
 // expand replaces $VAR and ${VAR} with the environment's values, and $PID

@@ -460,6 +460,33 @@ func TestAllReplicas(t *testing.T) {
 	}
 }
 
+// TestReplicaNames: every replica of a database gets a distinct name,
+// what it logs, verifies and is scheduled by: a written name first, then
+// its type, then the type numbered.
+func TestReplicaNames(t *testing.T) {
+	s3 := func(name string) *Replica { return &Replica{Name: name, URL: "s3://b/p"} }
+	file := &Replica{Path: "/backups/app"}
+	tests := []struct {
+		name string
+		db   DB
+		want []string
+	}{
+		{"one", DB{Replica: s3("")}, []string{"s3"}},
+		{"named", DB{Replicas: []*Replica{s3("east"), s3("west")}}, []string{"east", "west"}},
+		{"two unnamed", DB{Replicas: []*Replica{s3(""), s3("")}}, []string{"s3", "s3#2"}},
+		{"types", DB{Replicas: []*Replica{s3(""), file, s3("")}}, []string{"s3", "file", "s3#2"}},
+		{"a written name wins", DB{Replicas: []*Replica{s3(""), s3("s3")}}, []string{"s3#2", "s3"}},
+		{"numbers taken", DB{Replicas: []*Replica{s3(""), s3("s3#2"), s3("")}}, []string{"s3", "s3#2", "s3#3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.db.ReplicaNames(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ReplicaNames() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLoggingNormalization(t *testing.T) {
 	tests := []struct {
 		yaml string

@@ -66,8 +66,9 @@ func runDatabases(ctx context.Context, e *env, args []string) error {
 		if db.SyncInterval != nil {
 			d.SyncInterval = db.SyncInterval.String()
 		}
-		for _, r := range db.AllReplicas() {
-			rj := replicaJSON{Name: r.DisplayName(), Type: r.Backend(), Path: r.Path}
+		names := db.ReplicaNames()
+		for i, r := range db.AllReplicas() {
+			rj := replicaJSON{Name: names[i], Type: r.Backend(), Path: r.Path}
 			if u := r.DestinationURL(); u != "" {
 				rj.URL = backend.Redact(u)
 			}

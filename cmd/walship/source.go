@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/walship/walship"
@@ -114,24 +115,17 @@ func sourceFromDB(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 	if name == "" && len(replicas) > 1 {
 		return newestSource(ctx, op, cfg, db, cfgPath, replicas, keys)
 	}
-	r := replicas[0]
+	names := db.ReplicaNames()
+	i := 0
 	if name != "" {
-		r = nil
-		var names []string
-		for _, cand := range replicas {
-			names = append(names, cand.DisplayName())
-			if cand.DisplayName() == name {
-				r = cand
-				break
-			}
-		}
-		if r == nil {
+		if i = slices.Index(names, name); i < 0 {
 			return nil, fmt.Errorf("database %s has no replica named %q (its replicas: %s)", db.Path, name, strings.Join(names, ", "))
 		}
 	}
+	r := replicas[i]
 	c, err := walship.ReplicaClient(ctx, op, cfg, keys.override(r))
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
+		return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, names[i], err)
 	}
 	return &source{client: c, db: db}, nil
 }
@@ -149,11 +143,12 @@ func newestSource(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 		}
 	}
 	listers := make([]restore.Lister, 0, len(replicas))
-	for _, r := range replicas {
+	names := db.ReplicaNames()
+	for i, r := range replicas {
 		c, err := walship.ReplicaClient(ctx, op, cfg, keys.override(r))
 		if err != nil {
 			closeAll(-1)
-			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, r.DisplayName(), err)
+			return nil, fmt.Errorf("%s:%d: database %s, replica %s: %w", cfgPath, r.Line, db.Path, names[i], err)
 		}
 		opened = append(opened, &source{client: c, db: db})
 		listers = append(listers, c)
@@ -164,7 +159,7 @@ func newestSource(ctx context.Context, op *backend.Opener, cfg *config.Config, d
 		var le *restore.ListError
 		errors.As(err, &le)
 		return nil, fmt.Errorf("database %s has %d replicas and walship reads the one with the newest state, but cannot read replica %s: %w; fix its access, or name the replica to read with -replica",
-			db.Path, len(replicas), replicas[le.Index].DisplayName(), err)
+			db.Path, len(replicas), names[le.Index], err)
 	}
 	closeAll(order[0])
 	return opened[order[0]], nil

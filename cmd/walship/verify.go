@@ -377,15 +377,15 @@ func configTarget(ctx context.Context, cfg *config.Config, db *config.DB, cfgPat
 		t.staging = walship.MetaPath(db.Path)
 	}
 	op := backend.NewOpener(slog.New(slog.DiscardHandler))
-	for _, r := range db.AllReplicas() {
-		if name != "" && r.DisplayName() != name {
+	for _, rname := range db.ReplicaNames() {
+		if name != "" && rname != name {
 			continue
 		}
-		src, err := sourceFromDB(ctx, op, cfg, db, cfgPath, r.DisplayName(), keys)
+		src, err := sourceFromDB(ctx, op, cfg, db, cfgPath, rname, keys)
 		if err != nil {
 			return nil, err
 		}
-		open(t, r.DisplayName(), src.client)
+		open(t, rname, src.client)
 	}
 	return t, nil
 }

@@ -171,6 +171,45 @@ func TestVerifyConfig(t *testing.T) {
 	}
 }
 
+// TestVerifyUnnamedReplicas: two replicas without a name, of one type,
+// are told apart ("file", "file#2"): verify checks each, and -replica
+// selects the second. Both were named "file", and verify checked the
+// first twice.
+func TestVerifyUnnamedReplicas(t *testing.T) {
+	dir := t.TempDir()
+	app := newAppDB(t, filepath.Join(dir, "app.db"), 5)
+	cfg := filepath.Join(dir, "walship.yml")
+	second := filepath.Join(dir, "second")
+	os.WriteFile(cfg, []byte("dbs:\n  - path: "+app.path+"\n    replicas:\n      - path: "+filepath.Join(dir, "first")+
+		"\n      - path: "+second+"\n"), 0o644)
+	t.Setenv("WALSHIP_CONFIG", cfg)
+	mustRun(t, "replicate", "-once")
+	out := runVerifyJSON(t, 0)
+	if len(out.Replicas) != 2 || out.Replicas[0].Name != "file" || out.Replicas[1].Name != "file#2" {
+		t.Fatalf("verify: %+v", out.Replicas)
+	}
+
+	// Only the second replica loses its files: verify must say so.
+	if err := os.RemoveAll(filepath.Join(second, "ltx")); err != nil {
+		t.Fatal(err)
+	}
+	out = runVerifyJSON(t, 1)
+	if len(out.Replicas) != 2 || len(out.Replicas[0].Report.Problems) != 0 || len(out.Replicas[1].Report.Problems) == 0 {
+		t.Fatalf("verify after the second replica lost its files: %+v", out.Replicas)
+	}
+	out = runVerifyJSON(t, 1, "-replica", "file#2", app.path)
+	if len(out.Replicas) != 1 || out.Replicas[0].Name != "file#2" {
+		t.Fatalf("-replica file#2: %+v", out.Replicas)
+	}
+	var dbs []databaseJSON
+	if err := json.Unmarshal([]byte(mustRun(t, "databases", "-json")), &dbs); err != nil {
+		t.Fatal(err)
+	}
+	if len(dbs) != 1 || len(dbs[0].Replicas) != 2 || dbs[0].Replicas[0].Name != "file" || dbs[0].Replicas[1].Name != "file#2" {
+		t.Fatalf("databases -json: %+v", dbs)
+	}
+}
+
 func count(kinds []verify.Kind, k verify.Kind) int {
 	n := 0
 	for _, x := range kinds {

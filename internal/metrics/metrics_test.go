@@ -97,23 +97,6 @@ func TestScrape(t *testing.T) {
 	}
 }
 
-// Two replicas of one type without names are both named by the type: the
-// scrape still succeeds, the second under name#2.
-func TestScrapeSameNames(t *testing.T) {
-	status := func(context.Context, time.Time) []walship.DBStatus {
-		return []walship.DBStatus{{Path: "/a.db", Replicas: []walship.ReplicaStatus{{Name: "s3", TXID: 1}, {Name: "s3", TXID: 2}}}}
-	}
-	srv := httptest.NewServer(metrics.New(status).Handler())
-	defer srv.Close()
-	got, err := testutil.Scrape(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, ok := got.Value("walship_replica_txid", "replica", "s3#2"); !ok || v != 2 {
-		t.Errorf("the second s3 replica: %v %v", v, ok)
-	}
-}
-
 // TestHistogramAsPrometheus: a duration histogram, kept as plain counts and
 // built at scrape time, has the buckets, count and sum that Prometheus's
 // own histogram has for the same observations, bounds and +Inf included.

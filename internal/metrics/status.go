@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,13 +77,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(promotedTXID, float64(p.TXID), db.Path)
 			}
 		}
-		seen := map[string]int{}
-		for _, r := range db.Replicas {
-			// Two replicas without a name: of one type are both named
-			// by it; a scrape with one series twice would fail whole.
-			if seen[r.Name]++; seen[r.Name] > 1 {
-				r.Name = fmt.Sprintf("%s#%d", r.Name, seen[r.Name])
-			}
+		for _, r := range db.Replicas { // names are distinct (walship.NewDB)
 			gauge(replicaTXID, float64(r.TXID), db.Path, r.Name)
 			gauge(replicaLag, r.Lag.Seconds(), db.Path, r.Name)
 			if !r.LastSnapshot.IsZero() {
