@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,8 +46,9 @@ becomes its owner, and walship refuses to start a database whose replica
 another database owns. -takeover makes this database the owner of such a
 replica (it moved to this server on purpose): its history starts apart from
 the old one, with a snapshot, and the old owner, if it still runs, stops
-writing to the replica. One walship process replicates a database: a second
-one on the same database refuses to start.
+writing to the replica. -takeover=DB_PATH (repeatable) takes over only the
+replicas of that database of the config. One walship process replicates a
+database: a second one on the same database refuses to start.
 
 With socket: enabled: true in the config file (or -socket PATH), walship
 listens on a Unix socket (mode 0600 unless socket.permissions says
@@ -89,7 +92,8 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	logLevel := flags.String("log-level", "", "log level: debug, info, warn or error (default: $LOG_LEVEL, else the config's logging.level, else info)")
 	addr := flags.String("addr", "", "serve Prometheus metrics, /healthz and /status on this `HOST:PORT` (\":9090\" is loopback only; default: the config's addr, else nothing listens)")
 	socket := flags.String("socket", "", "serve the control socket (walship sync, list, info) at this `PATH` (default: the config's socket: section, else none)")
-	takeover := flags.Bool("takeover", false, "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot")
+	var takeover takeoverFlags
+	flags.Var(takeoverFlag{&takeover}, "takeover", "take over replicas that another database owns (this database replaces it on purpose); the new history starts with a snapshot. -takeover=DB_PATH (repeatable): only that database's replicas")
 	execLine := flags.String("exec", "", "run this `command` line (split as a shell does, nothing expanded) once every database replicates; forward SIGINT and SIGTERM to it, and when it exits, flush and exit with its status (default: the config's exec)")
 	var sb standbyFlags
 	flags.Var(standbyFlag{&sb}, "standby", "stand by for the primary of the config's one database (it needs lease-ttl): keep its path as a follower's copy of the replica, and when the primary's lease expires take it over, promote the copy and replicate it (then start -exec, or run -promote-hook). -standby=auto: be the primary unless another node holds the lease, and stand by if it does (the same command on every node)")
@@ -110,7 +114,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 	var sock config.Socket
 	var log *slog.Logger
 	restoring := map[string]bool{} // the databases restored if missing, by path
-	dirs := 0                      // the config's dir: entries
+	var dirEntries []*config.DB    // the config's dir: entries
 	switch len(pos) {
 	case 2:
 		if cf.explicit() {
@@ -210,9 +214,15 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 			// missing, no file says.
 			log.Warn("-restore-if-db-not-exists does not apply to the databases of a directory (dir: entries): walship learns of them from their files; restore a missing one with walship restore")
 		}
-		dirs = len(cfg.Dirs)
+		dirEntries = cfg.Dirs
 	default:
 		return usagef("replicate takes DB_PATH and REPLICA_URL, or no argument to use the config file (got %d arguments)", len(pos))
+	}
+	if bad := takeover.unknown(func(path string) bool {
+		return slices.ContainsFunc(store.DBs, func(db *walship.DB) bool { return db.Path() == path }) ||
+			slices.ContainsFunc(dirEntries, func(d *config.DB) bool { return d.Matches(path) })
+	}); len(bad) > 0 {
+		return usagef("-takeover=%s names no database this command replicates; give the path of one of them (as in the config's path:), or -takeover alone for every one", strings.Join(bad, ", "))
 	}
 
 	var execArgs []string
@@ -235,7 +245,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 			default:
 			}
 		})
-		db.SetTakeover(*takeover)
+		db.SetTakeover(takeover.of(db.Path()))
 		db.SetProgress(copyProgress(e, db.Path()))
 		db.SetStopsApplication(execArgs != nil)
 	}
@@ -266,7 +276,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 		}
 	}
 	if sb.auto {
-		if len(pos) != 0 || len(store.DBs) != 1 || dirs > 0 {
+		if len(pos) != 0 || len(store.DBs) != 1 || len(dirEntries) > 0 {
 			return usagef("-standby=auto needs the config file (-config) with exactly one database, with lease-ttl")
 		}
 		holder, err := heldElsewhere(ctx, store)
@@ -295,7 +305,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 			return usagef("-standby needs the config file (-config) with lease-ttl on the database, not DB_PATH REPLICA_URL")
 		case *once:
 			return usagef("-standby cannot be combined with -once")
-		case *takeover:
+		case takeover.given():
 			return usagef("-standby cannot be combined with -takeover: a promoted standby continues the replica's history as its owner")
 		case *restoreMissing:
 			return usagef("-standby cannot be combined with -restore-if-db-not-exists: a standby always starts from the replica")
@@ -313,7 +323,7 @@ func runReplicate(ctx context.Context, e *env, args []string) (err error) {
 			}
 			watch.addr = ""
 		}
-		promoted, p, err := runStandby(ctx, log, store, dirs)
+		promoted, p, err := runStandby(ctx, log, store, len(dirEntries))
 		if err != nil || !promoted {
 			return err
 		}
