@@ -22,7 +22,7 @@ type FileError struct {
 }
 
 func (e *FileError) Error() string {
-	return fmt.Sprintf("replica %s: %s: %v; the restore was abandoned and no output was written", e.Replica, describe(e.File), e.Err)
+	return fmt.Sprintf("replica %s: %s: %v", e.Replica, describe(e.File), e.Err)
 }
 
 func (e *FileError) Unwrap() error { return e.Err }
@@ -54,6 +54,13 @@ func ApplyListing(ctx context.Context, c storage.Client, l *Listing, plan *Plan,
 		res, err = Apply(ctx, c, p, outPath, opts)
 		return err
 	})
+	var fe *FileError
+	if errors.As(err, &fe) {
+		// What a file's error means for a restore; the same error
+		// read elsewhere (a follower, walship replicate reading a
+		// replica's state) means something else.
+		return nil, fmt.Errorf("%w; the restore was abandoned and no output was written", err)
+	}
 	if err != nil {
 		return nil, err
 	}

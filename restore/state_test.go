@@ -182,6 +182,11 @@ func TestChecksumsAfterLitestreamFiles(t *testing.T) {
 				if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, h.bytes(8)) {
 					t.Fatalf("the restored database is not the state after TXID 8 (%v)", err)
 				}
+				return
+			}
+			// Only a restore has output to speak of.
+			if !strings.Contains(err.Error(), "no output was written") || strings.Contains(serr.Error(), "no output") {
+				t.Errorf("restore says %q; ReadState says %q", err, serr)
 			}
 		})
 	}
