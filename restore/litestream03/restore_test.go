@@ -509,7 +509,7 @@ func TestParseName(t *testing.T) {
 		case ok && snap != nil:
 			got = "snapshot " + itoa(snap.Index)
 		case ok && seg != nil:
-			got = "segment " + itoa(seg.Index) + " " + itoa(int(seg.Offset))
+			got = "segment " + itoa(seg.Index) + " " + strconv.FormatInt(seg.Offset, 10)
 		}
 		if got != want || ok && g != gen {
 			t.Errorf("ParseName(%q) = %q %q; want %q", name, g, got, want)
