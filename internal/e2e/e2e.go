@@ -75,13 +75,15 @@ func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, c s
 	t.Helper()
 	for i := range kills {
 		before := newestTXID(t, c)
+		started := time.Now()
 		p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 		// Not a fixed delay: opening takes seconds behind a faulty
 		// network, and a kill before it ends tests no replication.
 		shipped := waitShipped(t, p, c, before)
+		took := time.Since(started)
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		p.kill(t)
-		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits, while it replicated (the replica went from TXID %s to %s)", i+1, kills, w.commits(), before, shipped)
+		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits, while it replicated (it shipped TXID %s, past %s, %s after it started)", i+1, kills, w.commits(), shipped, before, took.Round(time.Millisecond))
 	}
 	p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 	time.Sleep(2 * time.Second)
