@@ -36,6 +36,10 @@ type DB struct {
 	// "" for one listed or added by hand: a directory's database that
 	// fails stays its own problem, even under replicate -exec.
 	inDir string
+	// scanDir, for a directory's database, asks that directory for a
+	// scan now: the engine found the file gone, which the scan takes
+	// for a removal.
+	scanDir func()
 	// ownerRecheck overrides how long a replica trusts its claim (tests).
 	ownerRecheck time.Duration
 	// unwatched makes the monitor rely on its fallback poll alone, as

@@ -158,6 +158,7 @@ func (d *Dir) run(ctx context.Context, s dirAdder, w *Watcher) {
 		}
 		select {
 		case <-ctx.Done():
+			d.lastLook(log, mine)
 			return
 		case <-events:
 		case <-poll.C:
@@ -168,6 +169,7 @@ func (d *Dir) run(ctx context.Context, s dirAdder, w *Watcher) {
 		}
 		select {
 		case <-ctx.Done():
+			d.lastLook(log, mine)
 			return
 		case <-time.After(dirScanGap):
 		case done := <-d.rescan:
@@ -237,15 +239,7 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		log.Info("the directory can be read again")
 		delete(warned, d.Path)
 	}
-	for p := range mine {
-		if _, ok := present[p]; ok {
-			// Replaced by another file, it is the engine's to handle, as
-			// for a database of the config: a new copy is staged.
-			continue
-		}
-		if under(p, unreadable) {
-			continue // not seen, not known to be gone
-		}
+	for _, p := range removed(mine, present, unreadable) {
 		log.Info("database removed from the directory; stopping its replication", "db", p)
 		// Stopping flushes its replicas, for up to the flush timeout:
 		// in its own goroutine, so that the scan goes on finding new
@@ -260,10 +254,7 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 			d.rmu.Lock()
 			delete(d.removing, p)
 			d.rmu.Unlock()
-			select {
-			case d.wake <- struct{}{}: // the file may be back
-			default:
-			}
+			d.poke() // the file may be back
 		})
 		delete(mine, p)
 	}
@@ -314,7 +305,7 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		}
 		db, err := d.New(ctx, p)
 		if err == nil {
-			db.inDir = d.Path
+			db.inDir, db.scanDir = d.Path, d.poke
 			if err = s.Add(ctx, db); err != nil {
 				// Not the store's: its replica clients are this scan's.
 				if cerr := db.closeClients(); cerr != nil {
@@ -334,6 +325,58 @@ func (d *Dir) scan(ctx context.Context, log *slog.Logger, s dirAdder, mine map[s
 		mine[p] = true
 	}
 	return seen
+}
+
+// removed returns the databases of mine that a walk (present, unreadable)
+// found gone. One replaced by another file is not: it is the engine's to
+// handle, as for a database of the config (a new copy is staged); nor is
+// one under a path that could not be read: not seen, not known to be gone.
+func removed(mine map[string]bool, present map[string]os.FileInfo, unreadable map[string]error) []string {
+	var out []string
+	for p := range mine {
+		if _, ok := present[p]; !ok && !under(p, unreadable) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// lastLook, as the store stops, says once which of the databases added
+// were deleted since the last scan: they stop with the others, and this
+// is the one line that says why they captured nothing more (their engine
+// leaves it to the directory: goneFromDir).
+func (d *Dir) lastLook(log *slog.Logger, mine map[string]bool) {
+	_, present, unreadable, err := d.walk()
+	if err != nil {
+		return // said at the scan that failed: nothing is known gone
+	}
+	for _, p := range removed(mine, present, unreadable) {
+		log.Info("database removed from the directory; stopping its replication", "db", p)
+		delete(mine, p)
+	}
+}
+
+// poke asks run for a scan now (after the least gap between two): a
+// database's engine found its file gone.
+func (d *Dir) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// goneFromDir reports whether db is a directory's database whose file
+// was deleted. Its engine then reports nothing as a failure: the
+// directory's scan takes the deletion for a removal and stops the
+// database with one line, or, when the store stops first, says so in its
+// last look (lastLook). A database listed by hand has no such owner: a
+// deleted file is its failure.
+func (db *DB) goneFromDir() bool {
+	if db.inDir == "" || db.scanDir == nil {
+		return false
+	}
+	_, err := os.Stat(db.path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // walk returns the directories under the directory it read, the files

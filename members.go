@@ -185,6 +185,14 @@ func (s *Store) startLocked(db *DB) error {
 		defer s.signal() // after done is closed: Run then sees it finished
 		defer close(m.done)
 		err := db.Run(ctx, s.flush)
+		if err != nil && ctx.Err() != nil && db.goneFromDir() {
+			// Its last capture found the file deleted: the directory
+			// says it was removed (at its scan, or its last look as
+			// the store stops), once; nothing was lost that was not
+			// deleted, so this is not the database's failure.
+			db.log.Debug("the database file was deleted from its directory; nothing left to capture", "error", err)
+			err = nil
+		}
 		s.mu.Lock()
 		asked := m.stopping
 		m.err = err
@@ -426,6 +434,6 @@ func (db *DB) renew() (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.inDir = db.inDir
+	n.inDir, n.scanDir = db.inDir, db.scanDir
 	return n, nil
 }

@@ -320,7 +320,8 @@ func (db *DB) monitor(ctx context.Context) {
 	observing := false
 	armed, dirty := false, true
 	var lastSync time.Time
-	attempt := 0
+	attempt := 0  // failed syncs in a row, for the backoff
+	reported := 0 // of those, the ones reported as failures
 	for {
 		if dirty && !armed {
 			d := time.Until(lastSync.Add(db.opts.SyncInterval))
@@ -340,7 +341,7 @@ func (db *DB) monitor(ctx context.Context) {
 			}
 		case <-observeTimer.C:
 			observing = false
-			if err := db.cap.Observe(ctx); err != nil && ctx.Err() == nil {
+			if err := db.cap.Observe(ctx); err != nil && ctx.Err() == nil && !db.goneFromDir() {
 				db.log.Warn("checkpoint failed; will retry", "error", err)
 			}
 		case <-db.kickC:
@@ -371,19 +372,28 @@ func (db *DB) monitor(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				db.failing.set(err)
 				d := storage.LoopRetry.Delay(attempt)
 				attempt++
-				db.log.Error("sync failed; retrying", "error", err, "retry_in", d.String())
+				if db.goneFromDir() {
+					// Deleted from a watched directory: a removal,
+					// which its scan (asked for now) stops with one
+					// line, not a failure to alarm anyone with.
+					db.log.Debug("the database file was deleted; the directory's scan stops its replication", "error", err)
+					db.scanDir()
+				} else {
+					reported++
+					db.failing.set(err)
+					db.log.Error("sync failed; retrying", "error", err, "retry_in", d.String())
+				}
 				timer.Reset(d)
 				armed, dirty = true, true
 				continue
 			}
-			if attempt > 0 {
+			if reported > 0 {
 				db.failing.set(nil)
 				db.log.Info("sync recovered", "failed_attempts", attempt, "txid", db.cap.Pos().TXID.String())
 			}
-			attempt = 0
+			attempt, reported = 0, 0
 		}
 	}
 }

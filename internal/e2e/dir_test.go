@@ -197,10 +197,19 @@ func RunDirectory(t *testing.T, r DirReplica) {
 	for what, want := range map[string]string{
 		filepath.Join(dir, "owned.db"): "replication of this database stopped; the other databases go on",
 		broken:                         "is not a SQLite database",
-		gone:                           "database removed from the directory; stopping its replication",
 	} {
 		if !hasLogLine(out, what, want) {
 			t.Errorf("walship did not log %q of %s:\n%s", want, what, lastLines(out, 40))
+		}
+	}
+	// The deleted one: one line says it was removed, whether the scan or
+	// the stop saw the deletion first, and none calls it a problem.
+	if n := countLogLines(out, gone, "database removed from the directory; stopping its replication"); n != 1 {
+		t.Errorf("%d lines say %s was removed, want one:\n%s", n, gone, lastLines(out, 40))
+	}
+	for _, level := range []string{"level=ERROR", "level=WARN"} {
+		if n := countLogLines(out, gone, level); n != 0 {
+			t.Errorf("the deleted database %s was reported as a problem (%s):\n%s", gone, level, lastLines(out, 40))
 		}
 	}
 

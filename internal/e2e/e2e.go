@@ -54,7 +54,7 @@ func Run(t *testing.T, r Replica) {
 
 	w := startWriter(t, dbPath)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	replicateKilled(t, bin, r.Env, cfgPath, w, 3, rng)
+	replicateKilled(t, bin, r.Env, cfgPath, r.Client, w, 3, rng)
 	txids := checkChain(t, ctx, r.Client)
 	t.Logf("the replica holds TXIDs 1 to %d in one chain", txids[len(txids)-1])
 	checkRestores(t, bin, r.Env, cfgPath, dbPath, dir, w, txids, rng)
@@ -65,17 +65,25 @@ func Run(t *testing.T, r Replica) {
 const fastLevels = "levels:\n  - interval: 2s\n"
 
 // replicateKilled replicates, with the config at cfgPath, while w writes:
-// walship is killed with SIGKILL kills times, each after 0.7 to 2 seconds
+// walship is killed with SIGKILL kills times, each while it replicates
+// (once the replica c holds a commit it shipped, then up to a second
+// later, so that kills land in uploads, compactions and checkpoints alike)
 // and started again, runs two seconds more and is stopped (stopCleanly).
 // It fails the test unless the application committed at least 50
 // transactions.
-func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, w *writer, kills int, rng *rand.Rand) {
+func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, c storage.Client, w *writer, kills int, rng *rand.Rand) {
 	t.Helper()
 	for i := range kills {
+		before := newestTXID(t, c)
+		started := time.Now()
 		p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
-		time.Sleep(time.Duration(700+rng.IntN(1300)) * time.Millisecond)
+		// Not a fixed delay: opening takes seconds behind a faulty
+		// network, and a kill before it ends tests no replication.
+		shipped := waitShipped(t, p, c, before)
+		took := time.Since(started)
+		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		p.kill(t)
-		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits", i+1, kills, w.commits())
+		t.Logf("killed walship with SIGKILL (%d of %d) after %d commits, while it replicated (it shipped TXID %s, past %s, %s after it started)", i+1, kills, w.commits(), shipped, before, took.Round(time.Millisecond))
 	}
 	p := startWalship(t, bin, env, "replicate", "-config", cfgPath)
 	time.Sleep(2 * time.Second)
@@ -83,6 +91,52 @@ func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, w *
 	t.Logf("the application committed %d transactions", len(w.images)-1)
 	if len(w.images) < 50 {
 		t.Fatalf("the application committed only %d transactions", len(w.images)-1)
+	}
+}
+
+// newestTXID returns the newest TXID the replica c holds at level 0 or
+// in a snapshot, where a replicator's commits land first; 0 if none.
+func newestTXID(t *testing.T, c storage.Client) ltx.TXID {
+	t.Helper()
+	newest, err := newestShipped(c)
+	if err != nil {
+		t.Fatalf("list %s: %v", c, err)
+	}
+	return newest
+}
+
+// newestShipped is newestTXID returning the listing's error, which a
+// wait may outlast.
+func newestShipped(c storage.Client) (ltx.TXID, error) {
+	var newest ltx.TXID
+	for _, level := range []int{0, storage.SnapshotLevel} {
+		files, err := c.LTXFiles(context.Background(), level)
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range files {
+			newest = max(newest, f.MaxTXID)
+		}
+	}
+	return newest, nil
+}
+
+// waitShipped waits until the replica c holds a TXID past from, the
+// newest it held when walship p started, and returns it: p is then past
+// opening (its replicas' listings, its first capture) and uploading. It
+// fails the test with p's log if that takes longer than two minutes.
+func waitShipped(t *testing.T, p *process, c storage.Client, from ltx.TXID) ltx.TXID {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		newest, err := newestShipped(c)
+		if err == nil && newest > from {
+			return newest
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("walship shipped nothing past TXID %s to %s in two minutes (last listing: %v):\n%s", from, c, err, p.output())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -66,8 +66,9 @@ func RunEncrypted(t *testing.T, r Replica) {
 	marker := newMarker()
 	e.w = startMarkedWriter(t, e.dbPath, marker)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	replicateKilled(t, e.bin, r.Env, e.cfgPath, e.w, 1, rng)
-	txids := checkChain(t, ctx, crypt.Wrap(r.Client, crypt.Keys{Current: e.key}))
+	opened := crypt.Wrap(r.Client, crypt.Keys{Current: e.key})
+	replicateKilled(t, e.bin, r.Env, e.cfgPath, opened, e.w, 1, rng)
+	txids := checkChain(t, ctx, opened)
 	t.Logf("the replica holds TXIDs 1 to %s in one chain", txids[len(txids)-1])
 
 	latest := checkRestores(t, e.bin, r.Env, e.cfgPath, e.dbPath, dir, e.w, txids, rng)
