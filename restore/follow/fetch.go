@@ -31,7 +31,15 @@ func removeFetched(out string) {
 type fetched struct {
 	files []string
 	state *restore.State // the state after the last file
+	// since is the index of the first file at the last file's page size:
+	// one at another page size before it is a full copy, which replaces
+	// the state whole, so the files before it need not be written.
+	since int
 }
+
+// toWrite returns the files a commit writes: those since the last change
+// of page size.
+func (f *fetched) toWrite() []string { return f.files[f.since:] }
 
 func (f *fetched) remove() {
 	for _, n := range f.files {
@@ -60,12 +68,16 @@ func fetch(ctx context.Context, c storage.Client, out string, st *restore.State,
 		}
 	}()
 	for i, fi := range files {
+		size := next.PageSize
 		name, err := fetchOne(ctx, c, out, next, fi, st == nil && i == 0)
 		if name != "" {
 			res.files = append(res.files, name)
 		}
 		if err != nil {
 			return nil, err
+		}
+		if i > 0 && next.PageSize != size {
+			res.since = i
 		}
 	}
 	return res, nil

@@ -73,6 +73,11 @@ func (f *follower) stepFrom(ctx context.Context, l *restore.Listing) error {
 	if err != nil {
 		return err
 	}
+	if got.state.PageSize != f.st.PageSize {
+		// A full copy at another page size: the copy is rebuilt.
+		got.remove()
+		return f.resize(ctx, l)
+	}
 	return f.commit(ctx, got, chain, newest, false)
 }
 
@@ -89,7 +94,7 @@ func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 	}
 	if got.state.PageSize != f.st.PageSize {
 		got.remove()
-		return fmt.Errorf("the replica's database now has pages of %d bytes, the copy %d: a copy cannot change its page size under its readers; stop the follower, delete %s and its record %s, and start it again", got.state.PageSize, f.st.PageSize, f.out, recordPath(f.out))
+		return f.resize(ctx, l)
 	}
 	return f.commit(ctx, got, plan.Files, plan.TXID(), true)
 }
@@ -102,7 +107,7 @@ func (f *follower) commit(ctx context.Context, got *fetched, files []*ltx.FileIn
 	old := recordedState{TXID: uint64(f.st.TXID), Checksum: uint64(f.st.Checksum), PageSize: f.st.PageSize, Pages: uint32(len(f.st.Sums)), Header: f.header}
 	next := got.state
 	nextRec := recordedState{TXID: uint64(next.TXID), Checksum: uint64(next.Checksum), PageSize: next.PageSize, Pages: uint32(len(next.Sums))}
-	header, err := f.copy.apply(ctx, batch{files: got.files, oldPages: old.Pages, newPages: nextRec.Pages, pageSize: f.st.PageSize, oldHeader: f.header},
+	header, err := f.copy.apply(ctx, batch{files: got.toWrite(), oldPages: old.Pages, newPages: nextRec.Pages, pageSize: f.st.PageSize, oldHeader: f.header},
 		func(header []byte) error {
 			nextRec.Header = header
 			return writeRecord(f.out, f.c.String(), old, nextRec)

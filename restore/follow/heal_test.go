@@ -1,0 +1,260 @@
+package follow_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/superfly/ltx"
+
+	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/restore/follow"
+	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/file"
+)
+
+// changePageSize moves the primary's database to pages of size bytes, as
+// an application does it: one TXID, after which walship ships a full copy.
+func (p *primary) changePageSize(size int) ltx.TXID {
+	p.t.Helper()
+	return p.exec("PRAGMA journal_mode=DELETE; PRAGMA page_size=" + strconv.Itoa(size) + "; VACUUM; PRAGMA journal_mode=WAL")
+}
+
+// stepErrs runs a follower that reports every step's error on a channel.
+func startStepping(t *testing.T, c storage.Client, out string) (*follower, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel, done: make(chan error, 1), applied: make(chan follow.Status, 100), log: new(bytes.Buffer)}
+	errs := make(chan error, 1000)
+	go func() {
+		f.done <- follow.Run(ctx, c, out, follow.Options{
+			Interval: 10 * time.Millisecond,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Applied:  func(s follow.Status) { f.applied <- s },
+			Stepped: func(_ follow.Status, err error) {
+				select {
+				case errs <- err:
+				default:
+				}
+			},
+		})
+	}()
+	t.Cleanup(func() { f.stop(t) })
+	return f, errs
+}
+
+// awaitStepError waits until a step of the follower fails: it tried the
+// replica as it is now, and did not apply.
+func awaitStepError(t *testing.T, f *follower, errs <-chan error) error {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-errs:
+			if err != nil {
+				return err
+			}
+		case s := <-f.applied:
+			t.Fatalf("the follower applied TXID %s", s.TXID)
+		case err := <-f.done:
+			f.cancel = nil
+			t.Fatalf("the follower stopped: %v", err)
+		case <-deadline:
+			t.Fatal("no step of the follower failed")
+		}
+	}
+}
+
+// TestFollowPageSizeChange: the primary moves its database to another
+// page size (a full copy at the new size, then a snapshot); the follower
+// changes the copy's page size in place, through SQLite, while a reader
+// keeps it open, and goes on following; so does a follower started again
+// on a copy of the old page size.
+func TestFollowPageSizeChange(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(20)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+
+	// A reader with the copy open across the change.
+	reader, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	reader.SetMaxOpenConns(1)
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := reader.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatalf("a reader of the copy: %v", err)
+		}
+		return n
+	}
+	if n := count(); n != 20 {
+		t.Fatalf("the reader counts %d rows, want 20", n)
+	}
+
+	txid := p.changePageSize(8192)
+	p.write(c, 0, txid, txid, nil)
+	p.write(c, storage.SnapshotLevel, 1, txid, nil)
+	next := p.insert(15)
+	p.write(c, 0, next, next, nil)
+	f.waitTXID(t, next)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(next))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", next)
+	}
+	if n := count(); n != 35 {
+		t.Fatalf("the reader that kept the copy open counts %d rows, want 35", n)
+	}
+	if err := testutil.IntegrityCheck(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	f.stop(t)
+
+	// A follower started again on a copy of the old page size: it goes on.
+	txid = p.changePageSize(4096)
+	p.write(c, 0, txid, txid, nil)
+	next = p.insert(5)
+	p.write(c, 0, next, next, nil)
+	f = startFollower(t, c, out)
+	f.waitTXID(t, next)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(next))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", next)
+	}
+	if n := count(); n != 40 {
+		t.Fatalf("the reader that kept the copy open counts %d rows, want 40", n)
+	}
+	f.stop(t)
+
+	// Promoted, the copy is the state byte for byte.
+	if restored, err := follow.Promote(context.Background(), out); err != nil || !restored {
+		t.Fatalf("Promote = %v, %v; want the header restored", restored, err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, p.state(next)) {
+		t.Fatalf("the promoted copy is not the replica's state of TXID %s byte for byte", next)
+	}
+}
+
+// TestFollowPageSizeChangeInterrupted: a follower stopped between the
+// two transactions that change the copy's page size (the new state in
+// place, its schema cookie the backup's) proves the copy against its
+// record at the next start and goes on to the replica's state exactly.
+func TestFollowPageSizeChangeInterrupted(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(20)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	f.stop(t)
+	txid := p.changePageSize(16384)
+	p.write(c, 0, txid, txid, nil)
+	// A schema change after it: the state's schema cookie is not the one
+	// the backup gives the copy.
+	txid = p.exec("CREATE INDEX tv ON t (v)")
+	p.write(c, 0, txid, txid, nil)
+	stopped, release := make(chan struct{}), make(chan struct{})
+	follow.SetAfterRestore(func() error {
+		close(stopped)
+		<-release
+		return errors.New("stopped here (test)")
+	})
+	f = startFollower(t, c, out)
+	<-stopped
+	f.cancel()
+	close(release)
+	if err := <-f.done; err != nil {
+		t.Fatal(err)
+	}
+	f.cancel = nil
+	follow.SetAfterRestore(nil)
+	if pageSizeOf(mustRead(t, out)) != 16384 {
+		t.Fatal("the test stopped the follower elsewhere than after the copy took the new page size")
+	}
+	next := p.insert(3)
+	p.write(c, 0, next, next, nil)
+	f = startFollower(t, c, out)
+	f.waitTXID(t, next)
+	f.stop(t)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(next))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", next)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFollowWaitsForRepair: the next file the follower needs is damaged,
+// or deleted; the follower applies nothing (the copy stays at the state
+// before it), never stops, and once the primary uploads its repair
+// snapshot goes on from it to the newest state.
+func TestFollowWaitsForRepair(t *testing.T) {
+	for _, damage := range []string{"flipped byte", "deleted", "cut short"} {
+		t.Run(damage, func(t *testing.T) {
+			p, c, out := setup(t)
+			p.insert(5)
+			p.write(c, storage.SnapshotLevel, 1, 2, nil)
+			f, errs := startStepping(t, c, out)
+			f.waitTXID(t, 2)
+
+			// The file is made aside, damaged, and put in place whole:
+			// the follower never sees it good.
+			bad := p.insert(40)
+			scratch := file.New(filepath.Join(t.TempDir(), "scratch"))
+			p.write(scratch, 0, bad, bad, nil)
+			b, err := os.ReadFile(scratch.LTXFilePath(0, bad, bad))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch damage {
+			case "flipped byte":
+				b[len(b)/2] ^= 0xff
+			case "cut short":
+				b = b[:len(b)*2/3]
+			}
+			if damage != "deleted" {
+				name := c.(*file.Client).LTXFilePath(0, bad, bad)
+				if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(name+".tmp", b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(name+".tmp", name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after := p.insert(3)
+			p.write(c, 0, after, after, nil)
+			awaitStepError(t, f, errs)
+			awaitStepError(t, f, errs) // again: it keeps trying
+			if got := content(t, out); !bytes.Equal(got, normalized(p.state(2))) {
+				t.Fatal("the copy changed though the file it needed was damaged")
+			}
+
+			// The primary heals its replica: a snapshot of its newest state.
+			p.write(c, storage.SnapshotLevel, 1, after, nil)
+			last := p.insert(7)
+			p.write(c, 0, last, last, nil)
+			f.waitTXID(t, last)
+			if got := content(t, out); !bytes.Equal(got, normalized(p.state(last))) {
+				t.Fatalf("the copy is not the primary's state of TXID %s", last)
+			}
+		})
+	}
+}
