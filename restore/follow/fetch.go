@@ -2,6 +2,7 @@ package follow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,6 +86,11 @@ func fetch(ctx context.Context, c storage.Client, out string, st *restore.State,
 
 func fetchOne(ctx context.Context, c storage.Client, out string, st *restore.State, fi *ltx.FileInfo, first bool) (string, error) {
 	rc, err := c.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, 0, 0)
+	if errors.Is(err, storage.ErrDamaged) {
+		// An encrypted file whose header does not open: as damaged as
+		// one whose pages do not prove, and gone around the same way.
+		return "", &restore.FileError{Replica: c.String(), File: fi, Damaged: true, Err: err}
+	}
 	if err != nil {
 		return "", fmt.Errorf("replica %s: %s: %w", c.String(), storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), err)
 	}

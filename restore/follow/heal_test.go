@@ -18,6 +18,7 @@ import (
 	"github.com/walship/walship/internal/testutil"
 	"github.com/walship/walship/restore/follow"
 	"github.com/walship/walship/storage"
+	"github.com/walship/walship/storage/crypt"
 	"github.com/walship/walship/storage/file"
 )
 
@@ -215,29 +216,13 @@ func TestFollowWaitsForRepair(t *testing.T) {
 			// The file is made aside, damaged, and put in place whole:
 			// the follower never sees it good.
 			bad := p.insert(40)
-			scratch := file.New(filepath.Join(t.TempDir(), "scratch"))
-			p.write(scratch, 0, bad, bad, nil)
-			b, err := os.ReadFile(scratch.LTXFilePath(0, bad, bad))
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch damage {
-			case "flipped byte":
-				b[len(b)/2] ^= 0xff
-			case "cut short":
-				b = b[:len(b)*2/3]
-			}
 			if damage != "deleted" {
-				name := c.(*file.Client).LTXFilePath(0, bad, bad)
-				if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(name+".tmp", b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(name+".tmp", name); err != nil {
-					t.Fatal(err)
-				}
+				p.putDamaged(c.(*file.Client), plain, 0, bad, bad, func(b []byte) []byte {
+					if damage == "cut short" {
+						return b[:len(b)*2/3]
+					}
+					return flipMiddle(b)
+				})
 			}
 			after := p.insert(3)
 			p.write(c, 0, after, after, nil)
@@ -256,5 +241,142 @@ func TestFollowWaitsForRepair(t *testing.T) {
 				t.Fatalf("the copy is not the primary's state of TXID %s", last)
 			}
 		})
+	}
+}
+
+// putDamaged stores the LTX file of TXIDs min-max at level in c as write
+// makes it through w (c itself, or an encrypting wrapper of it), then
+// changed by damage, in one rename: a follower never sees it whole.
+func (p *primary) putDamaged(c *file.Client, wrap func(storage.Client) storage.Client, level int, min, max ltx.TXID, damage func([]byte) []byte) {
+	p.t.Helper()
+	scratch := file.New(filepath.Join(p.t.TempDir(), "scratch"))
+	p.write(wrap(scratch), level, min, max, nil)
+	b, err := os.ReadFile(scratch.LTXFilePath(level, min, max))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	name := c.LTXFilePath(level, min, max)
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(name+".tmp", damage(b), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func flipMiddle(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }
+
+func plain(c storage.Client) storage.Client { return c }
+
+// TestFollowGoesAroundDamagedSnapshot: a follower that must rebase (its
+// copy is not on the replica's history) and whose newest snapshot is
+// damaged goes around it, as a restore does, from an older snapshot and
+// the files after it, rather than wait for a repair that only a
+// verification of the replica would bring.
+func TestFollowGoesAroundDamagedSnapshot(t *testing.T) {
+	p, c, out := setup(t)
+	for range 5 {
+		p.insert(9)
+	}
+	p.write(c, storage.SnapshotLevel, 1, 6, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 6)
+	f.stop(t)
+
+	q := newPrimary(t, "other")
+	for range 5 {
+		q.insert(11)
+	}
+	c2 := file.New(filepath.Join(t.TempDir(), "replica2"))
+	q.write(c2, storage.SnapshotLevel, 1, 3, nil)
+	for txid := ltx.TXID(4); txid <= 6; txid++ {
+		q.write(c2, 0, txid, txid, nil)
+	}
+	q.putDamaged(c2, plain, storage.SnapshotLevel, 1, 6, flipMiddle)
+	f = startFollower(t, c2, out)
+	if s := f.waitTXID(t, 6); !s.Rebased {
+		t.Fatal("the copy took another history's TXID 6 for its own")
+	}
+	if got := content(t, out); !bytes.Equal(got, normalized(q.state(6))) {
+		t.Fatal("the copy is not the new history's state of TXID 6")
+	}
+}
+
+// TestFollowProvesAgainstRepair: a follower started again on its copy,
+// whose state's last file in the replica was damaged since, cannot prove
+// the copy against it and keeps trying; once the primary's repair
+// snapshot of that TXID is there (an idle primary: no later file), it
+// proves the copy against it and goes on (before, it read the damaged
+// file at every look, for good, and reported the copy failing).
+func TestFollowProvesAgainstRepair(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	txid := p.insert(30)
+	p.write(c, 0, txid, txid, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, txid)
+	f.stop(t)
+	name := c.(*file.Client).LTXFilePath(0, txid, txid)
+	if err := os.WriteFile(name, flipMiddle(mustRead(t, name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, errs := startStepping(t, c, out)
+	awaitStepError(t, f, errs)
+	p.write(c, storage.SnapshotLevel, 1, txid, nil) // the repair
+	// The primary is idle: the copy holds the replica's newest state,
+	// which the repair snapshot proves.
+	deadline := time.After(10 * time.Second)
+	for proved := false; !proved; {
+		select {
+		case err := <-errs:
+			proved = err == nil
+		case <-deadline:
+			t.Fatal("the follower did not prove its copy against the repair snapshot")
+		}
+	}
+	next := p.insert(4)
+	p.write(c, 0, next, next, nil)
+	f.waitTXID(t, next)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(next))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", next)
+	}
+}
+
+// TestFollowEncryptedDamagedHeader: on an encrypted replica, a file whose
+// encryption header was overwritten fails to open as damaged
+// (storage.ErrDamaged); the follower takes it for a damaged file, applies
+// nothing, and goes on from the repair snapshot (before, the open's error
+// was taken for a passing one, and the follower read that file at every
+// look, for good, repair or not).
+func TestFollowEncryptedDamagedHeader(t *testing.T) {
+	key, err := crypt.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrap := func(c storage.Client) storage.Client { return crypt.Wrap(c, crypt.Keys{Current: key}) }
+	p, dir, out := setup(t)
+	c := wrap(dir)
+	p.insert(5)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f, errs := startStepping(t, c, out)
+	f.waitTXID(t, 2)
+	bad := p.insert(20)
+	p.putDamaged(dir.(*file.Client), wrap, 0, bad, bad, func(b []byte) []byte { copy(b, "NOT"); return b })
+	after := p.insert(3)
+	p.write(c, 0, after, after, nil)
+	awaitStepError(t, f, errs)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(2))) {
+		t.Fatal("the copy changed though the file it needed was damaged")
+	}
+	p.write(c, storage.SnapshotLevel, 1, after, nil) // the repair
+	last := p.insert(2)
+	p.write(c, 0, last, last, nil)
+	f.waitTXID(t, last)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(last))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", last)
 	}
 }
