@@ -380,3 +380,42 @@ func TestFollowEncryptedDamagedHeader(t *testing.T) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", last)
 	}
 }
+
+// TestFollowPageSizeChangeWaitsForReaders: a reader that holds a read
+// transaction on the copy longer than the follower waits makes the change
+// of page size give up (the copy stays whole at the old state, which the
+// follower proves again from its pages) and try again later; once the
+// reader is done, the change is applied.
+func TestFollowPageSizeChangeWaitsForReaders(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(20)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f, errs := startStepping(t, c, out)
+	f.waitTXID(t, 2)
+	reader, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	long, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := long.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	txid := p.changePageSize(8192)
+	p.write(c, 0, txid, txid, nil)
+	awaitStepError(t, f, errs)
+	if err := long.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 20 {
+		t.Fatalf("the reader's transaction reads %d rows (%v), want 20", n, err)
+	}
+	if err := long.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitTXID(t, txid)
+	if got := content(t, out); !bytes.Equal(got, normalized(p.state(txid))) {
+		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
+	}
+}
