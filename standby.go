@@ -110,7 +110,8 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 
 	var copyTXID atomic.Uint64
 	// steppedOK is set once a follower brought the copy up to the
-	// replica: a follower that stops after that starts again at once.
+	// replica: the back-off of a follower that stops after that starts
+	// again from the interval.
 	var steppedOK atomic.Bool
 	failures := 0 // followers in a row that stopped before that
 	fopts := follow.Options{
