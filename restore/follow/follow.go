@@ -126,6 +126,7 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 	defer lock.Unlock()
 	lock.Set(fmt.Appendf(nil, "pid %d", os.Getpid()))
 	removeFetched(out)
+	removeDB(resizePath(out)) // a change of page size killed half way
 
 	if err := f.open(ctx); err != nil {
 		return err
