@@ -108,6 +108,14 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		db.lease.mu.Unlock()
 	}()
 
+	// copyTXID is the TXID the follower has proved its copy holds against
+	// the replica (a first restore, a commit, or a step that found the
+	// copy at the replica's newest state): catchUp promotes once it
+	// reaches the replica's newest. A copy a follower only opened is
+	// proved against its record, not the replica (an interrupted
+	// page-size change leaves a state of the replica's TXID that is not
+	// its state), so Opened does not set it, and a follower started again
+	// starts from zero.
 	var copyTXID atomic.Uint64
 	// steppedOK is set once a follower brought the copy up to the
 	// replica: the back-off of a follower that stops after that starts
@@ -118,7 +126,6 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		Interval: opts.Interval,
 		Logger:   db.log,
 		Opened: func(s follow.Status) {
-			copyTXID.Store(uint64(s.TXID))
 			db.lease.setStandby(func(st *StandbyStatus) { st.TXID = s.TXID })
 		},
 		Applied: func(s follow.Status) {
@@ -132,6 +139,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 			db.lease.following.set(err)
 			if err == nil {
 				steppedOK.Store(true)
+				copyTXID.Store(uint64(s.TXID))
 				db.lease.setStandby(func(st *StandbyStatus) { st.TXID, st.Replica = s.TXID, s.Newest })
 			}
 		},
@@ -140,6 +148,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 	defer stopFollowing()
 	followed := make(chan error, 1)
 	startFollowing := func() {
+		copyTXID.Store(0)
 		go func() { followed <- follow.Run(fctx, r.Client, db.path, fopts) }()
 	}
 	startFollowing()
