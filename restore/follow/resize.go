@@ -97,7 +97,11 @@ func (f *follower) resize(ctx context.Context, l *restore.Listing) error {
 			return err
 		}
 	}
-	if err := f.copy.writePage1(ctx, patch(normalize(page1, header), next.Pages)); err != nil {
+	// Not cancelled with ctx: the two transactions are one change, and a
+	// follower stopped in between (a standby stops it to promote) would
+	// leave the copy in a state of no TXID (the backup's schema cookie).
+	// SQLite's busy timeout bounds the wait.
+	if err := f.copy.writePage1(context.WithoutCancel(ctx), patch(normalize(page1, header), next.Pages)); err != nil {
 		return err
 	}
 	f.st = &restore.State{TXID: res.TXID, PageSize: res.PageSize, Sums: sums, Checksum: res.Checksum}
