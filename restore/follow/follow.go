@@ -93,6 +93,9 @@ type follower struct {
 	header []byte      // the state's page-1 header
 	proved bool        // the copy's state is shown to be the replica's
 	file   os.FileInfo // the copy's file when it was opened
+	// damaged holds the files rebases found damaged, and when (see
+	// knownDamaged).
+	damaged map[fileID]time.Time
 }
 
 // Run restores c to out if out does not exist, or goes on from the copy

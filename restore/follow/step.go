@@ -94,9 +94,24 @@ func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 		return fmt.Errorf("%w; the follower tries again at every interval, and goes on once the replica's primary has repaired it (a new snapshot)", err)
 	}
 	want := plan.TXID()
+	if known := f.knownDamaged(l); len(known) > 0 {
+		// Files found damaged by an earlier step and not changed since:
+		// left out without being read again (the plan's snapshot would be
+		// downloaded at every interval while the primary has not
+		// repaired its replica).
+		for _, fi := range known {
+			l = without(l, f.c.String(), fi)
+		}
+		if plan, err = l.Plan(restore.Target{TXID: want}); err != nil {
+			return fmt.Errorf("%d files of the replica were found damaged (%s first, read again after %s), and no other chain of files reaches TXID %s without them (%w): the copy stays as it is, and the follower goes on once the replica's primary has repaired it (a new snapshot)", len(known), storage.Describe(known[0].Level, known[0].MinTXID, known[0].MaxTXID), damagedFor, want, err)
+		}
+	}
 	for around := 0; ; around++ {
 		got, err := fetch(ctx, f.c, f.out, nil, plan.Files)
 		var fe *restore.FileError
+		if errors.As(err, &fe) && fe.Damaged {
+			f.foundDamaged(fe.File)
+		}
 		if errors.As(err, &fe) && fe.Damaged && around < maxAround {
 			l = without(l, f.c.String(), fe.File)
 			next, perr := l.Plan(restore.Target{TXID: want})
@@ -116,6 +131,54 @@ func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 		}
 		return f.commit(ctx, got, plan.Files, plan.TXID(), true)
 	}
+}
+
+// damagedFor is how long a file found damaged is left out of rebases
+// before it is read again: a file rewritten (another size or time) is read
+// at once, and one the storage served damaged by a fault of its own is
+// not left out for good.
+const damagedFor = time.Minute
+
+// fileID names a listed file: one rewritten is another.
+type fileID struct {
+	level    int
+	min, max ltx.TXID
+	size     int64
+	created  int64 // UnixNano
+}
+
+func idOf(fi *ltx.FileInfo) fileID {
+	return fileID{fi.Level, fi.MinTXID, fi.MaxTXID, fi.Size, fi.CreatedAt.UnixNano()}
+}
+
+// foundDamaged remembers that file fi was found damaged.
+func (f *follower) foundDamaged(fi *ltx.FileInfo) {
+	if f.damaged == nil {
+		f.damaged = map[fileID]time.Time{}
+	}
+	f.damaged[idOf(fi)] = time.Now()
+}
+
+// knownDamaged returns the files of l found damaged less than damagedFor
+// ago, and forgets the others.
+func (f *follower) knownDamaged(l *restore.Listing) []*ltx.FileInfo {
+	for id, at := range f.damaged {
+		if time.Since(at) >= damagedFor {
+			delete(f.damaged, id)
+		}
+	}
+	if len(f.damaged) == 0 {
+		return nil
+	}
+	var known []*ltx.FileInfo
+	for level := 0; level <= storage.MaxLevel; level++ {
+		for _, fi := range l.Files(level) {
+			if _, ok := f.damaged[idOf(fi)]; ok {
+				known = append(known, fi)
+			}
+		}
+	}
+	return known
 }
 
 // maxAround bounds how many damaged files one rebase goes around, as a
