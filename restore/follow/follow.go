@@ -162,6 +162,12 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		}
 		var wait <-chan time.Time
 		switch {
+		case errors.Is(err, ErrNotACopy):
+			// The copy's pages are none of the states it could hold
+			// (a page-size change that failed, and something else
+			// wrote the copy): a file applied on top of it would give
+			// neither the replica's state nor the copy's.
+			return err
 		case err != nil && isBusy(err):
 			// Readers held the copy longer than the follower waits: give
 			// them the copy for a while (new readers were kept out while

@@ -419,3 +419,39 @@ func TestFollowPageSizeChangeWaitsForReaders(t *testing.T) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", txid)
 	}
 }
+
+// TestFollowStopsOnUnknownCopy: a page-size change whose backup fails
+// leaves the copy's state to be read from its pages; when they are none
+// of the states its record names (something else wrote the copy), the
+// follower stops with ErrNotACopy instead of applying the next files on
+// top of pages it does not know.
+func TestFollowStopsOnUnknownCopy(t *testing.T) {
+	p, c, out := setup(t)
+	p.insert(20)
+	p.write(c, storage.SnapshotLevel, 1, 2, nil)
+	f := startFollower(t, c, out)
+	f.waitTXID(t, 2)
+	follow.SetBeforeBackup(func() error {
+		db, err := sql.Open("sqlite", "file:"+out+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := db.Exec("CREATE TABLE other (x)"); err != nil {
+			return err
+		}
+		return errors.New("the backup failed (test)")
+	})
+	defer follow.SetBeforeBackup(nil)
+	txid := p.changePageSize(16384)
+	p.write(c, 0, txid, txid, nil)
+	select {
+	case err := <-f.done:
+		f.cancel = nil
+		if !errors.Is(err, follow.ErrNotACopy) {
+			t.Fatalf("the follower stopped with %v; want ErrNotACopy", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower went on over a copy whose pages are none of the states it knows")
+	}
+}

@@ -78,7 +78,14 @@ func (f *follower) resize(ctx context.Context, l *restore.Listing) error {
 	}
 	oldSize := f.st.PageSize
 	f.proved = false
-	if err := f.copy.restoreFrom(ctx, tmp); err != nil {
+	err = nil
+	if beforeBackup != nil {
+		err = beforeBackup()
+	}
+	if err == nil {
+		err = f.copy.restoreFrom(ctx, tmp)
+	}
+	if err != nil {
 		// Rolled back, as a rule; which state the copy holds is read
 		// from its pages rather than assumed.
 		if perr := f.proveCopy(ctx, &record{States: []recordedState{old, next, mid}}); perr != nil {
@@ -121,6 +128,10 @@ func (f *follower) resize(ctx context.Context, l *restore.Listing) error {
 // afterRestore, when set (by tests), is called between resize's two
 // transactions; an error stops resize there, as a crash would.
 var afterRestore func() error
+
+// beforeBackup, when set (by tests), is called just before the backup
+// that changes the copy's page size; an error is taken for the backup's.
+var beforeBackup func() error
 
 // sumOf is the database checksum of page checksums.
 func sumOf(sums []ltx.Checksum) ltx.Checksum {
