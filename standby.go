@@ -71,7 +71,11 @@ type Promotion struct {
 // follower's copy (an old primary's, which may hold commits the replica
 // does not) is kept aside, renamed with its WAL, and never merged. A
 // replica without a lease record is never taken: its primary runs without
-// lease-ttl, and may still write. It returns ctx's error if ctx ends first.
+// lease-ttl, and may still write. A follower that stops (its first
+// restore failed: the replica out of reach, or its newest state damaged
+// until its primary repairs it) is started again, after a back-off, and
+// never promoted meanwhile: the standby does not stop for it. It returns
+// ctx's error if ctx ends first.
 func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, error) {
 	var p Promotion
 	ttl := db.opts.LeaseTTL
@@ -104,12 +108,24 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		db.lease.mu.Unlock()
 	}()
 
+	// copyTXID is the TXID the follower has proved its copy holds against
+	// the replica (a first restore, a commit, or a step that found the
+	// copy at the replica's newest state): catchUp promotes once it
+	// reaches the replica's newest. A copy a follower only opened is
+	// proved against its record, not the replica (an interrupted
+	// page-size change leaves a state of the replica's TXID that is not
+	// its state), so Opened does not set it, and a follower started again
+	// starts from zero.
 	var copyTXID atomic.Uint64
+	// steppedOK is set once a follower brought the copy up to the
+	// replica: the back-off of a follower that stops after that starts
+	// again from the interval.
+	var steppedOK atomic.Bool
+	failures := 0 // followers in a row that stopped before that
 	fopts := follow.Options{
 		Interval: opts.Interval,
 		Logger:   db.log,
 		Opened: func(s follow.Status) {
-			copyTXID.Store(uint64(s.TXID))
 			db.lease.setStandby(func(st *StandbyStatus) { st.TXID = s.TXID })
 		},
 		Applied: func(s follow.Status) {
@@ -122,6 +138,8 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		Stepped: func(s follow.Status, err error) {
 			db.lease.following.set(err)
 			if err == nil {
+				steppedOK.Store(true)
+				copyTXID.Store(uint64(s.TXID))
 				db.lease.setStandby(func(st *StandbyStatus) { st.TXID, st.Replica = s.TXID, s.Newest })
 			}
 		},
@@ -130,6 +148,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 	defer stopFollowing()
 	followed := make(chan error, 1)
 	startFollowing := func() {
+		copyTXID.Store(0)
 		go func() { followed <- follow.Run(fctx, r.Client, db.path, fopts) }()
 	}
 	startFollowing()
@@ -170,7 +189,22 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 				continue
 			}
 			if !errors.Is(err, follow.ErrNotACopy) || p.KeptAside != "" {
-				return p, fmt.Errorf("database %s: standby: following the replica stopped: %w", db.path, err)
+				// The first restore failed (the replica out of reach,
+				// or its newest state damaged until its primary
+				// repairs it), or a file beside the copy needs an
+				// operator: a standby that stopped for good would
+				// leave the site without one. It says why (log,
+				// status, /healthz) and follows again, never
+				// promoting meanwhile.
+				if steppedOK.Swap(false) {
+					failures = 0
+				}
+				failures++
+				d := min(cmp.Or(opts.Interval, follow.DefaultInterval)<<min(failures-1, 6), maxRefollow)
+				db.lease.following.set(err)
+				db.log.Error("standby: following the replica stopped; starting it again (this standby does not promote until it follows)", "retry_in", d.String(), "error", err)
+				refollow = time.After(d)
+				continue
 			}
 			// The staging directory goes aside too: what it staged is
 			// that database's history, not the replica's.
@@ -270,6 +304,10 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 		return p, nil
 	}
 }
+
+// maxRefollow bounds how long a standby waits before it follows again
+// after its follower stopped.
+const maxRefollow = 30 * time.Second
 
 // catchUp renews the lease h just took while the follower applies what
 // the replica holds, and returns once the copy holds the replica's newest

@@ -2,6 +2,7 @@ package follow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +32,15 @@ func removeFetched(out string) {
 type fetched struct {
 	files []string
 	state *restore.State // the state after the last file
+	// since is the index of the first file at the last file's page size:
+	// one at another page size before it is a full copy, which replaces
+	// the state whole, so the files before it need not be written.
+	since int
 }
+
+// toWrite returns the files a commit writes: those since the last change
+// of page size.
+func (f *fetched) toWrite() []string { return f.files[f.since:] }
 
 func (f *fetched) remove() {
 	for _, n := range f.files {
@@ -60,6 +69,7 @@ func fetch(ctx context.Context, c storage.Client, out string, st *restore.State,
 		}
 	}()
 	for i, fi := range files {
+		size := next.PageSize
 		name, err := fetchOne(ctx, c, out, next, fi, st == nil && i == 0)
 		if name != "" {
 			res.files = append(res.files, name)
@@ -67,12 +77,20 @@ func fetch(ctx context.Context, c storage.Client, out string, st *restore.State,
 		if err != nil {
 			return nil, err
 		}
+		if i > 0 && next.PageSize != size {
+			res.since = i
+		}
 	}
 	return res, nil
 }
 
 func fetchOne(ctx context.Context, c storage.Client, out string, st *restore.State, fi *ltx.FileInfo, first bool) (string, error) {
 	rc, err := c.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, 0, 0)
+	if errors.Is(err, storage.ErrDamaged) {
+		// An encrypted file whose header does not open: as damaged as
+		// one whose pages do not prove, and gone around the same way.
+		return "", &restore.FileError{Replica: c.String(), File: fi, Damaged: true, Err: err}
+	}
 	if err != nil {
 		return "", fmt.Errorf("replica %s: %s: %w", c.String(), storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), err)
 	}

@@ -93,6 +93,9 @@ type follower struct {
 	header []byte      // the state's page-1 header
 	proved bool        // the copy's state is shown to be the replica's
 	file   os.FileInfo // the copy's file when it was opened
+	// damaged holds the files rebases found damaged, and when (see
+	// knownDamaged).
+	damaged map[fileID]time.Time
 }
 
 // Run restores c to out if out does not exist, or goes on from the copy
@@ -126,6 +129,7 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 	defer lock.Unlock()
 	lock.Set(fmt.Appendf(nil, "pid %d", os.Getpid()))
 	removeFetched(out)
+	removeDB(resizePath(out)) // a change of page size killed half way
 
 	if err := f.open(ctx); err != nil {
 		return err
@@ -158,6 +162,12 @@ func Run(ctx context.Context, c storage.Client, out string, opts Options) error 
 		}
 		var wait <-chan time.Time
 		switch {
+		case errors.Is(err, ErrNotACopy):
+			// The copy's pages are none of the states it could hold
+			// (a page-size change that failed, and something else
+			// wrote the copy): a file applied on top of it would give
+			// neither the replica's state nor the copy's.
+			return err
 		case err != nil && isBusy(err):
 			// Readers held the copy longer than the follower waits: give
 			// them the copy for a while (new readers were kept out while

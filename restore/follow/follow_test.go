@@ -89,10 +89,19 @@ func (p *primary) insert(n int) ltx.TXID {
 
 func (p *primary) state(txid ltx.TXID) []byte { return p.states[txid-1] }
 
+// pageSizeOf reads the page size of a database state from its header.
+func pageSizeOf(state []byte) int {
+	if n := int(state[16])<<8 | int(state[17]); n != 1 {
+		return n
+	}
+	return 65536
+}
+
 func checksum(state []byte) ltx.Checksum {
 	sum := ltx.ChecksumFlag
-	for i := 0; i < len(state); i += pageSize {
-		sum = ltx.ChecksumFlag | (sum ^ ltx.ChecksumPage(uint32(i/pageSize)+1, state[i:i+pageSize]))
+	size := pageSizeOf(state)
+	for i := 0; i < len(state); i += size {
+		sum = ltx.ChecksumFlag | (sum ^ ltx.ChecksumPage(uint32(i/size)+1, state[i:i+size]))
 	}
 	return sum
 }
@@ -106,9 +115,13 @@ func (p *primary) write(c storage.Client, level int, min, max ltx.TXID, mangle f
 	if min > 1 {
 		prev = p.state(min - 1)
 	}
-	hdr := ltx.Header{Version: ltx.Version, PageSize: pageSize, Commit: uint32(len(s) / pageSize), MinTXID: min, MaxTXID: max, Timestamp: time.Now().UnixMilli()}
+	size := pageSizeOf(s)
+	if prev != nil && pageSizeOf(prev) != size {
+		prev = prev[:0] // a full copy: every page, after the state of the other page size
+	}
+	hdr := ltx.Header{Version: ltx.Version, PageSize: uint32(size), Commit: uint32(len(s) / size), MinTXID: min, MaxTXID: max, Timestamp: time.Now().UnixMilli()}
 	if min > 1 {
-		hdr.PreApplyChecksum = checksum(prev)
+		hdr.PreApplyChecksum = checksum(p.state(min - 1))
 	}
 	var buf bytes.Buffer
 	enc, err := ltx.NewEncoder(&buf)
@@ -118,12 +131,12 @@ func (p *primary) write(c storage.Client, level int, min, max ltx.TXID, mangle f
 	if err := enc.EncodeHeader(hdr); err != nil {
 		p.t.Fatal(err)
 	}
-	for off := 0; off < len(s); off += pageSize {
-		page := s[off : off+pageSize]
-		if prev != nil && off+pageSize <= len(prev) && bytes.Equal(page, prev[off:off+pageSize]) {
+	for off := 0; off < len(s); off += size {
+		page := s[off : off+size]
+		if prev != nil && off+size <= len(prev) && bytes.Equal(page, prev[off:off+size]) {
 			continue
 		}
-		pgno := uint32(off/pageSize) + 1
+		pgno := uint32(off/size) + 1
 		data := append([]byte(nil), page...)
 		if mangle != nil {
 			mangle(pgno, data)

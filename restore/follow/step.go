@@ -73,25 +73,129 @@ func (f *follower) stepFrom(ctx context.Context, l *restore.Listing) error {
 	if err != nil {
 		return err
 	}
+	if got.state.PageSize != f.st.PageSize {
+		// A full copy at another page size: the copy is rebuilt.
+		got.remove()
+		return f.resize(ctx, l)
+	}
 	return f.commit(ctx, got, chain, newest, false)
 }
 
 // rebase brings the copy to the replica's newest state from the newest
-// snapshot.
+// snapshot. A file of that plan found damaged is gone around as a restore
+// goes around it (restore.ApplyListing): the plan is made again without
+// it, to the same TXID (an older snapshot and the files after it, say);
+// when no other plan reaches that TXID, the copy stays as it is, and the
+// next steps try again until the primary repairs its replica (a new
+// snapshot, see internal/ship's Repair).
 func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 	plan, err := l.Plan(restore.Target{})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; the follower tries again at every interval, and goes on once the replica's primary has repaired it (a new snapshot)", err)
 	}
-	got, err := fetch(ctx, f.c, f.out, nil, plan.Files)
-	if err != nil {
-		return err
+	want := plan.TXID()
+	if known := f.knownDamaged(l); len(known) > 0 {
+		// Files found damaged by an earlier step and not changed since:
+		// left out without being read again (the plan's snapshot would be
+		// downloaded at every interval while the primary has not
+		// repaired its replica).
+		for _, fi := range known {
+			l = without(l, f.c.String(), fi)
+		}
+		if plan, err = l.Plan(restore.Target{TXID: want}); err != nil {
+			return fmt.Errorf("%d files of the replica were found damaged (%s first, read again after %s), and no other chain of files reaches TXID %s without them (%w): the copy stays as it is, and the follower goes on once the replica's primary has repaired it (a new snapshot)", len(known), storage.Describe(known[0].Level, known[0].MinTXID, known[0].MaxTXID), damagedFor, want, err)
+		}
 	}
-	if got.state.PageSize != f.st.PageSize {
-		got.remove()
-		return fmt.Errorf("the replica's database now has pages of %d bytes, the copy %d: a copy cannot change its page size under its readers; stop the follower, delete %s and its record %s, and start it again", got.state.PageSize, f.st.PageSize, f.out, recordPath(f.out))
+	for around := 0; ; around++ {
+		got, err := fetch(ctx, f.c, f.out, nil, plan.Files)
+		var fe *restore.FileError
+		if errors.As(err, &fe) && fe.Damaged {
+			f.foundDamaged(fe.File)
+		}
+		if errors.As(err, &fe) && fe.Damaged && around < maxAround {
+			l = without(l, f.c.String(), fe.File)
+			next, perr := l.Plan(restore.Target{TXID: want})
+			if perr != nil {
+				return fmt.Errorf("%w; no other chain of files in the replica reaches TXID %s without it (%v): the copy stays as it is, and the follower goes on once the replica's primary has repaired it (a new snapshot)", err, want, perr)
+			}
+			f.log.Warn("follow: a file of the replica is damaged; going around it", "file", storage.Describe(fe.File.Level, fe.File.MinTXID, fe.File.MaxTXID), "txid", want, "err", fe.Err)
+			plan = next
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if got.state.PageSize != f.st.PageSize {
+			got.remove()
+			return f.resize(ctx, l)
+		}
+		return f.commit(ctx, got, plan.Files, plan.TXID(), true)
 	}
-	return f.commit(ctx, got, plan.Files, plan.TXID(), true)
+}
+
+// damagedFor is how long a file found damaged is left out of rebases
+// before it is read again: a file rewritten (another size or time) is read
+// at once, and one the storage served damaged by a fault of its own is
+// not left out for good.
+const damagedFor = time.Minute
+
+// fileID names a listed file: one rewritten is another.
+type fileID struct {
+	level    int
+	min, max ltx.TXID
+	size     int64
+	created  int64 // UnixNano
+}
+
+func idOf(fi *ltx.FileInfo) fileID {
+	return fileID{fi.Level, fi.MinTXID, fi.MaxTXID, fi.Size, fi.CreatedAt.UnixNano()}
+}
+
+// foundDamaged remembers that file fi was found damaged.
+func (f *follower) foundDamaged(fi *ltx.FileInfo) {
+	if f.damaged == nil {
+		f.damaged = map[fileID]time.Time{}
+	}
+	f.damaged[idOf(fi)] = time.Now()
+}
+
+// knownDamaged returns the files of l found damaged less than damagedFor
+// ago, and forgets the others.
+func (f *follower) knownDamaged(l *restore.Listing) []*ltx.FileInfo {
+	for id, at := range f.damaged {
+		if time.Since(at) >= damagedFor {
+			delete(f.damaged, id)
+		}
+	}
+	if len(f.damaged) == 0 {
+		return nil
+	}
+	var known []*ltx.FileInfo
+	for level := 0; level <= storage.MaxLevel; level++ {
+		for _, fi := range l.Files(level) {
+			if _, ok := f.damaged[idOf(fi)]; ok {
+				known = append(known, fi)
+			}
+		}
+	}
+	return known
+}
+
+// maxAround bounds how many damaged files one rebase goes around, as a
+// restore does: each costs the downloads of a new plan.
+const maxAround = 8
+
+// without returns listing l of replica less file gone.
+func without(l *restore.Listing, replica string, gone *ltx.FileInfo) *restore.Listing {
+	var files []*ltx.FileInfo
+	for level := 0; level <= storage.MaxLevel; level++ {
+		for _, fi := range l.Files(level) {
+			if fi != gone {
+				files = append(files, fi)
+			}
+		}
+	}
+	return restore.NewListing(replica, files)
 }
 
 // commit writes a proved chain to the copy in one transaction, recording
@@ -102,7 +206,7 @@ func (f *follower) commit(ctx context.Context, got *fetched, files []*ltx.FileIn
 	old := recordedState{TXID: uint64(f.st.TXID), Checksum: uint64(f.st.Checksum), PageSize: f.st.PageSize, Pages: uint32(len(f.st.Sums)), Header: f.header}
 	next := got.state
 	nextRec := recordedState{TXID: uint64(next.TXID), Checksum: uint64(next.Checksum), PageSize: next.PageSize, Pages: uint32(len(next.Sums))}
-	header, err := f.copy.apply(ctx, batch{files: got.files, oldPages: old.Pages, newPages: nextRec.Pages, pageSize: f.st.PageSize, oldHeader: f.header},
+	header, err := f.copy.apply(ctx, batch{files: got.toWrite(), oldPages: old.Pages, newPages: nextRec.Pages, pageSize: f.st.PageSize, oldHeader: f.header},
 		func(header []byte) error {
 			nextRec.Header = header
 			return writeRecord(f.out, f.c.String(), old, nextRec)
@@ -124,30 +228,64 @@ func (f *follower) commit(ctx context.Context, got *fetched, files []*ltx.FileIn
 }
 
 // holdsNewest says whether the copy's state is the one the replica's
-// newest file ends with (its post-apply checksum). A file without
+// newest files end with (their post-apply checksum). A file without
 // database checksums (Litestream's) cannot say: the copy is taken to
-// hold it.
+// hold it. A damaged file says nothing either: the next file that ends at
+// that TXID, at a higher level, is read (a repair snapshot); when none is
+// whole, the copy is not taken to hold it (the rebase goes around them).
 func (f *follower) holdsNewest(ctx context.Context, l *restore.Listing) (bool, error) {
-	var last *ltx.FileInfo
 	for level := 0; level <= storage.MaxLevel; level++ {
 		fs := l.Files(level)
-		if len(fs) > 0 && fs[len(fs)-1].MaxTXID == f.st.TXID {
-			last = fs[len(fs)-1]
-			break
+		if len(fs) == 0 || fs[len(fs)-1].MaxTXID != f.st.TXID {
+			continue
 		}
+		last := fs[len(fs)-1]
+		post, err := postApply(ctx, f.c, last)
+		var fe *restore.FileError
+		if errors.As(err, &fe) && fe.Damaged {
+			f.log.Warn("follow: a file of the replica is damaged; going around it", "file", storage.Describe(last.Level, last.MinTXID, last.MaxTXID), "err", fe.Err)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		return post == 0 || post == f.st.Checksum, nil
 	}
-	if last == nil {
-		return false, nil
+	return false, nil
+}
+
+// postApply reads file fi of c whole and returns its post-apply checksum
+// (zero if it has none); a *restore.FileError with Damaged set when the
+// file is damaged rather than unreadable.
+func postApply(ctx context.Context, c storage.Client, fi *ltx.FileInfo) (ltx.Checksum, error) {
+	damaged := func(err error) error {
+		return &restore.FileError{Replica: c.String(), File: fi, Damaged: true, Err: err}
 	}
-	rc, err := f.c.OpenLTXFile(ctx, last.Level, last.MinTXID, last.MaxTXID, 0, 0)
+	rc, err := c.OpenLTXFile(ctx, fi.Level, fi.MinTXID, fi.MaxTXID, 0, 0)
+	if errors.Is(err, storage.ErrDamaged) {
+		return 0, damaged(err)
+	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	defer rc.Close()
-	dec := ltx.NewDecoder(rc)
+	src := &storage.SourceReader{R: storage.ContextReader(ctx, rc)}
+	failed := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if src.Err != nil {
+			return fmt.Errorf("%s: %w", storage.Describe(fi.Level, fi.MinTXID, fi.MaxTXID), src.Err)
+		}
+		return damaged(err)
+	}
+	dec := ltx.NewDecoder(src)
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
-		return false, fmt.Errorf("%s: %w", storage.Describe(last.Level, last.MinTXID, last.MaxTXID), err)
+		return 0, failed(err)
+	}
+	if h := dec.Header(); h.MinTXID != fi.MinTXID || h.MaxTXID != fi.MaxTXID {
+		return 0, damaged(fmt.Errorf("its header says TXIDs %s-%s", h.MinTXID, h.MaxTXID))
 	}
 	buf := make([]byte, dec.Header().PageSize)
 	for {
@@ -155,14 +293,13 @@ func (f *follower) holdsNewest(ctx context.Context, l *restore.Listing) (bool, e
 		if err := dec.DecodePage(&ph, buf); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return false, fmt.Errorf("%s: %w", storage.Describe(last.Level, last.MinTXID, last.MaxTXID), err)
+			return 0, failed(err)
 		}
 	}
 	if err := dec.Close(); err != nil {
-		return false, fmt.Errorf("%s: %w", storage.Describe(last.Level, last.MinTXID, last.MaxTXID), err)
+		return 0, failed(err)
 	}
-	post := storage.PostApplyChecksum(dec.Header(), dec.Trailer())
-	return post == 0 || post == f.st.Checksum, nil
+	return storage.PostApplyChecksum(dec.Header(), dec.Trailer()), nil
 }
 
 // chainFrom returns the files of levels 0 to 8 that take a state at TXID
