@@ -32,12 +32,12 @@ func (c *countingClient) OpenLTXFile(ctx context.Context, level int, min, max lt
 	return c.Client.OpenLTXFile(ctx, level, min, max, offset, size)
 }
 
-// TestReviewWaitForRepairCost: while the follower waits for the primary to
+// TestFollowWaitForRepairCost: while the follower waits for the primary to
 // repair a damaged file it needs (hours, at the audit's interval), it
 // should not download the whole newest snapshot again at every interval
 // to find out that nothing changed. On standbyheal every failing step
 // rebases: the snapshot is downloaded once per step.
-func TestReviewWaitForRepairCost(t *testing.T) {
+func TestFollowWaitForRepairCost(t *testing.T) {
 	p, c, out := setup(t)
 	p.insert(5)
 	p.write(c, storage.SnapshotLevel, 1, 2, nil)
@@ -59,12 +59,12 @@ func TestReviewWaitForRepairCost(t *testing.T) {
 	}
 }
 
-// TestReviewPageSizeShrinkAndSchema: page-size changes down and up, with
+// TestFollowPageSizeShrinkAndSchema: page-size changes down and up, with
 // a shrink and schema changes, applied in one chain that ends at the
 // copy's own page size (fetched.since) and in one that ends at another
 // (resize), a reader keeping the copy open; interrupted between resize's
 // two transactions too. The copy is the state at every stop.
-func TestReviewPageSizeShrinkAndSchema(t *testing.T) {
+func TestFollowPageSizeShrinkAndSchema(t *testing.T) {
 	p := newPrimaryWith(t, "a", "PRAGMA page_size=16384")
 	c := file.New(filepath.Join(t.TempDir(), "replica"))
 	out := filepath.Join(t.TempDir(), "copy.db")
@@ -166,12 +166,12 @@ func TestReviewPageSizeShrinkAndSchema(t *testing.T) {
 	}
 }
 
-// TestReviewResizeFinishesWhenStopped: a follower stopped (its context
+// TestFollowResizeFinishesWhenStopped: a follower stopped (its context
 // ended, as a standby stops it to promote) between resize's two
 // transactions must still write page 1: the copy left in between holds no
 // state of the replica's history (the backup's schema cookie), and
 // Promote, finding the record names three states, promotes it as it is.
-func TestReviewResizeFinishesWhenStopped(t *testing.T) {
+func TestFollowResizeFinishesWhenStopped(t *testing.T) {
 	p, c, out := setup(t)
 	p.insert(20)
 	p.write(c, storage.SnapshotLevel, 1, 2, nil)

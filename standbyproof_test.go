@@ -74,7 +74,7 @@ func makeMid(t *testing.T, path string) {
 	}
 }
 
-// TestReviewStandbyNeverPromotesUnprovenCopy: a standby restarted on a copy
+// TestStandbyNeverPromotesUnprovenCopy: a standby restarted on a copy
 // its record proves but the replica does not (here: the state an
 // interrupted page-size change leaves, whose schema cookie is not the
 // replica's; the replica's file of that TXID cut short, so the follower
@@ -82,7 +82,7 @@ func makeMid(t *testing.T, path string) {
 // (README: "cannot promote while the replica's newest state does not
 // restore"). On standbyheal it promotes at once: Opened stores the
 // record's TXID as copyTXID, and catchUp takes it for the replica's.
-func TestReviewStandbyNeverPromotesUnprovenCopy(t *testing.T) {
+func TestStandbyNeverPromotesUnprovenCopy(t *testing.T) {
 	ttl := 2 * time.Second
 	a := newHarness(t)
 	a.open(walship.Options{LeaseTTL: ttl, Levels: []time.Duration{}})
