@@ -77,11 +77,11 @@ func (t target) lsYAML(key string, counted bool, extra string) string {
 	var s strings.Builder
 	switch t.name {
 	case "MinIO":
-		ep := t.b.minio.endpoint
+		ep := t.b.minio.Endpoint
 		if counted {
 			ep = t.b.minio.proxy
 		}
-		fmt.Fprintf(&s, "url: s3://%s/%s\n      endpoint: %s\n      region: us-east-1\n      force-path-style: true", t.b.minio.bucket, key, ep)
+		fmt.Fprintf(&s, "url: s3://%s/%s\n      endpoint: %s\n      region: us-east-1\n      force-path-style: true", t.b.minio.Bucket, key, ep)
 	default:
 		s.WriteString("url: " + t.url(key, false))
 	}

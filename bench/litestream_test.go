@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/walship/walship/internal/testserver"
 )
 
 func TestRatioOf(t *testing.T) {
@@ -69,7 +71,7 @@ func TestTableColumns(t *testing.T) {
 }
 
 func TestLitestreamTwins(t *testing.T) {
-	b := &bench{keyFile: "/k/key", litestream: "/bin/litestream", minio: &minio{bucket: "bench", endpoint: "http://127.0.0.1:9000", proxy: "http://127.0.0.1:9001"}}
+	b := &bench{keyFile: "/k/key", litestream: "/bin/litestream", minio: &minio{SuiteMinIO: &testserver.SuiteMinIO{Bucket: "bench", Endpoint: "http://127.0.0.1:9000"}, proxy: "http://127.0.0.1:9001"}}
 	ts := b.withLitestreamTwins(append(withEncrypted(b.targets()), b.targets()[0].withMetrics()))
 	var labels []string
 	for _, u := range ts {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/internal/bytesize"
+	"github.com/walship/walship/internal/machine"
 )
 
 // bench is one run of the suite.
@@ -162,7 +163,7 @@ func main() {
 	if b.keyFile, err = b.keygen(); err != nil {
 		fatalf("%v", err)
 	}
-	machine := describeMachine()
+	facts := machine.Describe(b.walship, "BENCHMARKS.md")
 	fmt.Println("== machine's limits")
 	b.limits = measureLimits(b.work)
 	fmt.Printf("  %s\n", b.limits)
@@ -178,7 +179,7 @@ func main() {
 	fmt.Println()
 	fmt.Print(b.table())
 	if *out != "" {
-		if err := os.WriteFile(*out, []byte(b.report(machine, time.Since(started), os.Args[1:])), 0o644); err != nil {
+		if err := os.WriteFile(*out, []byte(b.report(facts, time.Since(started), os.Args[1:])), 0o644); err != nil {
 			fatalf("%v", err)
 		}
 		fmt.Printf("\nwrote %s\n", *out)

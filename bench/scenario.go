@@ -160,7 +160,7 @@ func (m *minio) keys(prefix string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(m.sdk(), &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(m.SDK(), &s3.ListObjectsV2Input{Bucket: aws.String(m.Bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -192,7 +192,7 @@ func (t target) removeReplicas(prefix string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, k := range keys {
-		if _, err := t.b.minio.sdk().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(t.b.minio.bucket), Key: aws.String(k)}); err != nil {
+		if _, err := t.b.minio.SDK().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(t.b.minio.Bucket), Key: aws.String(k)}); err != nil {
 			return fmt.Errorf("delete %s from MinIO: %w", k, err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walship/walship/internal/testserver"
 )
 
 func TestMedianAndPercentile(t *testing.T) {
@@ -43,7 +45,7 @@ func TestThousands(t *testing.T) {
 }
 
 func TestEncryptedTwins(t *testing.T) {
-	b := &bench{keyFile: "/k/key", minio: &minio{bucket: "bench", endpoint: "http://127.0.0.1:9000"}}
+	b := &bench{keyFile: "/k/key", minio: &minio{SuiteMinIO: &testserver.SuiteMinIO{Bucket: "bench", Endpoint: "http://127.0.0.1:9000"}}}
 	ts := withEncrypted(b.targets())
 	var labels []string
 	for _, u := range ts {

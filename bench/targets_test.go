@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walship/walship/internal/machine"
 )
 
 // checkGoal fails t unless g shows target and judges the figure met.
@@ -113,7 +115,7 @@ func TestScaleCase(t *testing.T) {
 }
 
 func TestReportSaysWhoseTargets(t *testing.T) {
-	s := (&bench{}).report(machine{}, time.Minute, nil)
+	s := (&bench{}).report(machine.Facts{}, time.Minute, nil)
 	for _, want := range []string{"The targets are issue 17's", "computed from the disk's fsynced sequential write rate measured at the start of the same run", `marked "(issue 5)"`, "issue 14's"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the report does not say %q", want)

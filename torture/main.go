@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/walship/walship/internal/machine"
 )
 
 // suite is one run: the binaries, the settings every trial reads, and the
@@ -124,7 +126,7 @@ func run() int {
 
 	started := time.Now()
 	fmt.Printf("torture: seed %d; walship %s; work %s\n", s.seed, s.walship, s.work)
-	machine := describeMachine(s.walship)
+	facts := machine.Describe(s.walship, "RELIABILITY.md")
 	var results []*kindResult
 	for _, k := range run {
 		indices := make([]int, s.trials)
@@ -152,7 +154,7 @@ func run() int {
 	}
 	failed := s.hasFailed() || anyNotRun(results)
 	if *out != "" {
-		rep := report{seed: s.seed, args: s.args, machine: machine, date: started, took: took, kinds: results, trials: s.trials, exactEvery: s.exactEvery, replay: s.replayCommand}
+		rep := report{seed: s.seed, args: s.args, machine: facts, date: started, took: took, kinds: results, trials: s.trials, exactEvery: s.exactEvery, replay: s.replayCommand}
 		if _, err := os.Stat(analysisPath); err == nil {
 			rep.analysis = analysisPath
 		}

@@ -46,7 +46,7 @@ func runProxy(t *trial) error {
 	m := t.s.minio
 	prefix := fmt.Sprintf("%s-%04d", t.kind.name, t.index)
 	rate := pick(t, 0.02, 0.05, 0.1, 0.2)
-	proxy, err := testserver.StartFaultProxy(m.endpoint, rate, t.rng.Uint64())
+	proxy, err := testserver.StartFaultProxy(m.Endpoint, rate, t.rng.Uint64())
 	if err != nil {
 		return err
 	}
@@ -60,13 +60,13 @@ func runProxy(t *trial) error {
 		t.cleanup(func() { down.Stop(); up.Stop() })
 		t.note("server down for a moment")
 	}
-	restoreURL := m.url(prefix, m.endpoint)
+	restoreURL := m.url(prefix, m.Endpoint)
 	if t.rng.IntN(3) == 0 {
 		restoreURL = m.url(prefix, proxy.URL)
 		t.retries = restoreAttemptsThroughFaults
 		t.note("restores through the fault proxy")
 	}
-	t.listURL = m.url(prefix, m.endpoint) // what to restore is chosen from MinIO itself
+	t.listURL = m.url(prefix, m.Endpoint) // what to restore is chosen from MinIO itself
 	err = killTrial(t, m.target(prefix, proxy.URL), restoreURL, 1)
 	t.printf("fault proxy: %s", proxy.Summary())
 	for f := testserver.Fault(0); f < testserver.NumFaults; f++ {

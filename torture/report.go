@@ -7,13 +7,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/walship/walship/internal/machine"
 )
 
 // report is what RELIABILITY.md is rendered from.
 type report struct {
 	seed       uint64
 	args       []string // the command line, without the program
-	machine    machine
+	machine    machine.Facts
 	date       time.Time
 	took       time.Duration
 	trials     int // of each kind
@@ -37,8 +39,8 @@ func (r report) render() string {
 
 	b.WriteString("## Machine\n\n")
 	m := r.machine
-	fmt.Fprintf(&b, "- CPU: %s, %d cores; memory %s; %s\n", m.cpu, m.cores, m.memory, m.kernel)
-	fmt.Fprintf(&b, "- %s; `walship version`: %s; source at commit %s\n", m.goVersion, m.walship, m.commit)
+	fmt.Fprintf(&b, "- %s\n", m.Hardware())
+	fmt.Fprintf(&b, "- %s; `walship version`: %s; source at commit %s\n", m.Go, m.Walship, m.Commit)
 	fmt.Fprintf(&b, "- Run on %s; the whole run took %s\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
 
 	b.WriteString("## Results\n\n")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walship/walship/internal/machine"
 )
 
 func TestPercentile(t *testing.T) {
@@ -52,7 +54,7 @@ func TestReportRender(t *testing.T) {
 	r := report{
 		seed: 1234, args: []string{"-walship", "bin/walship"}, date: time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC),
 		took: 20 * time.Minute, trials: 1000, exactEvery: 25, kinds: []*kindResult{kill, diskfull},
-		machine: machine{cpu: "Test CPU", cores: 2, goVersion: "go1.26", walship: "walship dev", commit: "abc1234"},
+		machine: machine.Facts{CPU: "Test CPU", Cores: 2, Go: "go1.26", Walship: "walship dev", Commit: "abc1234"},
 		replay: func(kind string, i int) string {
 			return fmt.Sprintf("go run ./torture -seed 1234 -replay %s:%d", kind, i)
 		},

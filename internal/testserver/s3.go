@@ -77,45 +77,28 @@ func startMinIO(t testing.TB, useTLS bool) *S3Server {
 		SecretKey: "secret-" + s3RandomHex(16),
 		Region:    "us-east-1",
 	}
-	args := []string{"server", "--quiet", "--address", Addr(port), "--console-address", Addr(consolePort)}
+	var flags []string
 	readyClient := &http.Client{Timeout: 2 * time.Second}
 	if useTLS {
 		certsDir := t.TempDir()
 		s.CAFile = s3WriteTLSFiles(t, certsDir, "public.crt", "private.key")
-		args = append(args, "--certs-dir", certsDir)
+		flags = []string{"--certs-dir", certsDir}
 		s.Endpoint = "https://" + Addr(port)
 		readyClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3CertPool(t, s.CAFile)}}
 	}
-	args = append(args, t.TempDir())
 
 	var kmsKey [32]byte
 	_, _ = rand.Read(kmsKey[:])
 	s.Process = Start(t, Config{
 		Name: "minio",
 		Path: bin,
-		Args: args,
-		Env: []string{
-			"MINIO_ROOT_USER=" + s.AccessKey,
-			"MINIO_ROOT_PASSWORD=" + s.SecretKey,
-			"MINIO_REGION=" + s.Region,
-			"MINIO_BROWSER=off",
-			"MINIO_UPDATE=off",
-			"MINIO_KMS_SECRET_KEY=" + MinIOKMSKeyID + ":" + base64.StdEncoding.EncodeToString(kmsKey[:]),
-			// Keep MinIO's own state under the test's temporary directories.
-			"MINIO_CONFIG_DIR=" + t.TempDir(),
-			"HOME=" + t.TempDir(),
-		},
-		Ready: func() error {
-			resp, err := readyClient.Get(s.Endpoint + "/minio/health/live")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("health check: %s", resp.Status)
-			}
-			return nil
-		},
+		Args: minioArgs(port, consolePort, t.TempDir(), flags...),
+		// Keep MinIO's own state under the test's temporary directories.
+		Env: append(minioEnv(s.AccessKey, s.SecretKey, t.TempDir(), t.TempDir()),
+			"MINIO_REGION="+s.Region,
+			"MINIO_KMS_SECRET_KEY="+MinIOKMSKeyID+":"+base64.StdEncoding.EncodeToString(kmsKey[:]),
+		),
+		Ready: func() error { return minioLive(readyClient, s.Endpoint) },
 	})
 	return s
 }

@@ -5,6 +5,10 @@
 //
 // scripts/install-test-servers installs them. A server that is missing or
 // cannot start fails the test: it never skips.
+//
+// The bench and torture suites, which are programs rather than tests,
+// start MinIO (PrepareMinIO) and the fault proxy (StartFaultProxy) the
+// same way, with errors returned instead of a failed test.
 package testserver
 
 import (
@@ -52,12 +56,11 @@ func Bin(t testing.TB, name string) string {
 // FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Process is a running server.
