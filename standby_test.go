@@ -24,17 +24,7 @@ type standbyResult struct {
 // replica of h, in the background.
 func startStandby(t *testing.T, h *harness, path string, ttl time.Duration) (*walship.DB, <-chan standbyResult) {
 	t.Helper()
-	db, err := walship.NewDB(path, walship.Options{LeaseTTL: ttl, Logger: quietLogger()}, walship.NewReplica("dir", h.replica))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	res := make(chan standbyResult, 1)
-	go func() {
-		p, err := db.Standby(ctx, walship.StandbyOptions{Interval: 50 * time.Millisecond})
-		res <- standbyResult{p, err}
-	}()
+	db, res, _ := runStandby(t, h, path, ttl)
 	return db, res
 }
 

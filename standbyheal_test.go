@@ -136,13 +136,7 @@ func TestStandbyFollowsPageSizeChange(t *testing.T) {
 // byte for byte.
 func TestStandbyWaitsForRepair(t *testing.T) {
 	ttl := 3 * time.Second
-	a := newHarness(t)
-	a.open(walship.Options{LeaseTTL: ttl, Levels: []time.Duration{}})
-	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
-	a.sync()
-	if _, err := a.db.Audit(a.ctx, a.db.Replicas()[0]); err != nil {
-		t.Fatal(err)
-	}
+	a := auditedPrimary(t, ttl)
 	bPath := filepath.Join(t.TempDir(), "standby.db")
 	b, res, stop := runStandby(t, a, bPath, ttl)
 	before := a.db.Pos().TXID
@@ -264,6 +258,21 @@ func TestStandbyRetriesFirstRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitPromotion(t, a, res, bPath, last)
+}
+
+// auditedPrimary opens a primary with a lease of ttl and no compaction
+// levels, commits one row, syncs, and audits its replica once, so that
+// its next audit finds what a test damages and repairs it.
+func auditedPrimary(t *testing.T, ttl time.Duration) *harness {
+	t.Helper()
+	a := newHarness(t)
+	a.open(walship.Options{LeaseTTL: ttl, Levels: []time.Duration{}})
+	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
+	a.sync()
+	if _, err := a.db.Audit(a.ctx, a.db.Replicas()[0]); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // runStandby is startStandby, with a function that stops the standby

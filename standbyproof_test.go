@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/superfly/ltx"
-
-	"github.com/walship/walship"
 )
 
 // makeMid turns the copy at path, stopped, into the state an interrupted
@@ -80,17 +78,11 @@ func makeMid(t *testing.T, path string) {
 // replica's; the replica's file of that TXID cut short, so the follower
 // cannot rebase) must not promote it when the primary's lease expires
 // (README: "cannot promote while the replica's newest state does not
-// restore"). On standbyheal it promotes at once: Opened stores the
-// record's TXID as copyTXID, and catchUp takes it for the replica's.
+// restore"). It promoted at once when Opened stored the record's TXID as
+// copyTXID, which catchUp took for the replica's.
 func TestStandbyNeverPromotesUnprovenCopy(t *testing.T) {
 	ttl := 2 * time.Second
-	a := newHarness(t)
-	a.open(walship.Options{LeaseTTL: ttl, Levels: []time.Duration{}})
-	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
-	a.sync()
-	if _, err := a.db.Audit(a.ctx, a.db.Replicas()[0]); err != nil {
-		t.Fatal(err)
-	}
+	a := auditedPrimary(t, ttl)
 	a.exec("INSERT INTO t (v) VALUES (randomblob(3000))")
 	last := a.sync()
 	bPath := filepath.Join(t.TempDir(), "standby.db")

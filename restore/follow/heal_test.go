@@ -87,20 +87,7 @@ func TestFollowPageSizeChange(t *testing.T) {
 	f.waitTXID(t, 2)
 
 	// A reader with the copy open across the change.
-	reader, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	reader.SetMaxOpenConns(1)
-	count := func() int {
-		t.Helper()
-		var n int
-		if err := reader.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
-			t.Fatalf("a reader of the copy: %v", err)
-		}
-		return n
-	}
+	count := copyReader(t, out, "SELECT count(*) FROM t")
 	if n := count(); n != 20 {
 		t.Fatalf("the reader counts %d rows, want 20", n)
 	}
@@ -188,6 +175,27 @@ func TestFollowPageSizeChangeInterrupted(t *testing.T) {
 	f.stop(t)
 	if got := content(t, out); !bytes.Equal(got, normalized(p.state(next))) {
 		t.Fatalf("the copy is not the primary's state of TXID %s", next)
+	}
+}
+
+// copyReader opens the copy read-only on one connection, as an
+// application reading it would, and keeps it open until the test ends;
+// it returns what query (a count) reads through it.
+func copyReader(t *testing.T, out, query string) func() int {
+	t.Helper()
+	reader, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	reader.SetMaxOpenConns(1)
+	return func() int {
+		t.Helper()
+		var n int
+		if err := reader.QueryRow(query).Scan(&n); err != nil {
+			t.Fatalf("a reader of the copy: %v", err)
+		}
+		return n
 	}
 }
 

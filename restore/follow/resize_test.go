@@ -3,7 +3,6 @@ package follow_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -35,8 +34,8 @@ func (c *countingClient) OpenLTXFile(ctx context.Context, level int, min, max lt
 // TestFollowWaitForRepairCost: while the follower waits for the primary to
 // repair a damaged file it needs (hours, at the audit's interval), it
 // should not download the whole newest snapshot again at every interval
-// to find out that nothing changed. On standbyheal every failing step
-// rebases: the snapshot is downloaded once per step.
+// to find out that nothing changed (every failing step rebased, and
+// downloaded the snapshot once per step).
 func TestFollowWaitForRepairCost(t *testing.T) {
 	p, c, out := setup(t)
 	p.insert(5)
@@ -72,20 +71,7 @@ func TestFollowPageSizeShrinkAndSchema(t *testing.T) {
 	p.write(c, storage.SnapshotLevel, 1, 2, nil)
 	f := startFollower(t, c, out)
 	f.waitTXID(t, 2)
-	reader, err := sql.Open("sqlite", "file:"+out+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	reader.SetMaxOpenConns(1)
-	count := func() int {
-		t.Helper()
-		var n int
-		if err := reader.QueryRow("SELECT count(*) FROM t WHERE v IS NOT NULL").Scan(&n); err != nil {
-			t.Fatalf("a reader of the copy: %v", err)
-		}
-		return n
-	}
+	count := copyReader(t, out, "SELECT count(*) FROM t WHERE v IS NOT NULL")
 	if count() != 3000 {
 		t.Fatal("reader")
 	}
