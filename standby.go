@@ -200,7 +200,7 @@ func (db *DB) Standby(ctx context.Context, opts StandbyOptions) (Promotion, erro
 					failures = 0
 				}
 				failures++
-				d := min(cmp.Or(opts.Interval, follow.DefaultInterval)<<min(failures-1, 6), maxRefollow)
+				d := storage.RetryPolicy{Base: cmp.Or(opts.Interval, follow.DefaultInterval), Max: maxRefollow, HalfJitter: true}.Delay(failures - 1)
 				db.lease.following.set(err)
 				db.log.Error("standby: following the replica stopped; starting it again (this standby does not promote until it follows)", "retry_in", d.String(), "error", err)
 				refollow = time.After(d)

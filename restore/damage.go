@@ -96,7 +96,7 @@ func aroundDamaged(l *Listing, plan *Plan, try func(*Plan) error) ([]Damaged, er
 			return damaged, fmt.Errorf("%w; %d damaged files were gone around before it, and walship gives up there: run walship verify on the replica", err, maxDamaged)
 		}
 		damaged = append(damaged, Damaged{Level: fe.File.Level, MinTXID: fe.File.MinTXID, MaxTXID: fe.File.MaxTXID, Problem: fe.Err.Error()})
-		l = l.without(fe.File)
+		l = l.Without(fe.File)
 		next, perr := l.Plan(Target{TXID: want})
 		if perr != nil {
 			return damaged, fmt.Errorf("%w; no other chain of files in the replica reaches TXID %s without it (%v): restore an earlier point with -txid (walship verify lists the ones that are whole), or from another replica", err, want, perr)
@@ -105,8 +105,8 @@ func aroundDamaged(l *Listing, plan *Plan, try func(*Plan) error) ([]Damaged, er
 	}
 }
 
-// without returns the listing less file f.
-func (l *Listing) without(f *ltx.FileInfo) *Listing {
+// Without returns the listing less file f (one found damaged, say).
+func (l *Listing) Without(f *ltx.FileInfo) *Listing {
 	var files []*ltx.FileInfo
 	for _, fs := range l.levels {
 		for _, g := range fs {

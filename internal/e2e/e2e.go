@@ -27,6 +27,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/walship/walship/internal/testutil"
+	"github.com/walship/walship/restore"
 	"github.com/walship/walship/storage"
 )
 
@@ -94,8 +95,7 @@ func replicateKilled(t *testing.T, bin string, env []string, cfgPath string, c s
 	}
 }
 
-// newestTXID returns the newest TXID the replica c holds at level 0 or
-// in a snapshot, where a replicator's commits land first; 0 if none.
+// newestTXID returns the newest TXID the replica c holds; 0 if none.
 func newestTXID(t *testing.T, c storage.Client) ltx.TXID {
 	t.Helper()
 	newest, err := newestShipped(c)
@@ -108,17 +108,11 @@ func newestTXID(t *testing.T, c storage.Client) ltx.TXID {
 // newestShipped is newestTXID returning the listing's error, which a
 // wait may outlast.
 func newestShipped(c storage.Client) (ltx.TXID, error) {
-	var newest ltx.TXID
-	for _, level := range []int{0, storage.SnapshotLevel} {
-		files, err := c.LTXFiles(context.Background(), level)
-		if err != nil {
-			return 0, err
-		}
-		for _, f := range files {
-			newest = max(newest, f.MaxTXID)
-		}
+	l, err := restore.List(context.Background(), c)
+	if err != nil {
+		return 0, err
 	}
-	return newest, nil
+	return l.Newest(), nil
 }
 
 // waitShipped waits until the replica c holds a TXID past from, the

@@ -283,9 +283,7 @@ func (f *follower) proveCopy(ctx context.Context, rec *record) error {
 // replace a file that appeared meanwhile).
 func (f *follower) restore(ctx context.Context) error {
 	tmp := newPath(f.out)
-	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
-		os.Remove(p)
-	}
+	removeDB(tmp)
 	l, err := restore.List(ctx, f.c)
 	if err != nil {
 		return err
@@ -294,31 +292,14 @@ func (f *follower) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := restore.ApplyListing(ctx, f.c, l, plan, tmp, restore.Options{IntegrityCheck: f.opts.IntegrityCheck, Parallelism: f.opts.Parallelism})
-	if err != nil {
-		return err
-	}
 	defer os.Remove(tmp)
-	// The restored file is the state exactly: its header is the state's,
-	// read before SQLite switches the file to rollback journal (and so
-	// before any SQLite connection has it open).
-	header, err := readHeader(tmp)
+	res, restored, sums, _, err := f.restoreBeside(ctx, l, plan, tmp)
 	if err != nil {
 		return err
 	}
-	cp, err := openCopy(tmp) // switches it to rollback-journal mode
-	if err != nil {
-		return err
-	}
-	f.copy = cp
-	sums, page1, err := cp.sums(ctx)
-	if err == nil {
-		st := recordedState{TXID: uint64(res.TXID), Checksum: uint64(res.Checksum), PageSize: res.PageSize, Pages: res.Pages, Header: header}
-		err = f.adopt(sums, page1, st)
-	}
-	cp.close()
-	f.copy = nil
-	if err != nil {
+	f.header = restored.Header
+	f.st = &restore.State{TXID: restored.txid(), PageSize: restored.PageSize, Sums: sums, Checksum: restored.checksum()}
+	if err := writeRecord(f.out, f.c.String(), restored); err != nil {
 		return err
 	}
 	if f.file, err = os.Stat(tmp); err != nil {
@@ -395,24 +376,6 @@ func (f *follower) proveInPlace(ctx context.Context) (err error) {
 		return fmt.Errorf("%w; removing the copy failed too (%v): delete %s and %s before following again", err, rerr, f.out, recordPath(f.out))
 	}
 	return fmt.Errorf("%w; the copy was removed: follow again to restore it", err)
-}
-
-// adopt takes the restored state as the copy's: the page-1 bytes the copy
-// alters are the restored file's header as it was before the switch to
-// rollback journal; the checksum must be the restore's.
-func (f *follower) adopt(sums []ltx.Checksum, page1 []byte, st recordedState) error {
-	f.header = st.Header
-	var total ltx.Checksum
-	sums[0] = ltx.ChecksumPage(1, normalize(page1, st.Header))
-	for _, s := range sums {
-		total ^= s
-	}
-	total |= ltx.ChecksumFlag
-	if total != st.checksum() || uint32(len(sums)) != st.Pages {
-		return fmt.Errorf("the restored copy has checksum %s over %d pages, the restore gave %s over %d: the copy was changed while it was restored", total, len(sums), st.checksum(), st.Pages)
-	}
-	f.st = &restore.State{TXID: st.txid(), PageSize: st.PageSize, Sums: sums, Checksum: total}
-	return writeRecord(f.out, f.c.String(), st)
 }
 
 // readHeader reads the database header of the file at path.

@@ -190,6 +190,24 @@ func normalized(state []byte) []byte {
 	return b
 }
 
+// promoteExact promotes the stopped follower's copy at out, and requires
+// the header given back and the promoted file to be want, the replica's
+// state of txid, byte for byte.
+func promoteExact(t *testing.T, out string, want []byte, txid ltx.TXID) {
+	t.Helper()
+	restored, err := follow.Promote(context.Background(), out)
+	if err != nil || !restored {
+		t.Fatalf("Promote = %v, %v; want the header restored", restored, err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the promoted copy is not the replica's state of TXID %s byte for byte", txid)
+	}
+}
+
 // follower runs follow.Run in the background.
 type follower struct {
 	cancel  context.CancelFunc
@@ -770,17 +788,7 @@ func TestFollowPromote(t *testing.T) {
 	if got, _ := os.ReadFile(out); bytes.Equal(got, p.state(txid)) {
 		t.Fatal("the copy before the promotion is already the state byte for byte: the test proves nothing")
 	}
-	restored, err := follow.Promote(context.Background(), out)
-	if err != nil || !restored {
-		t.Fatalf("Promote = %v, %v; want the header restored", restored, err)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, p.state(txid)) {
-		t.Fatalf("the promoted copy is not the replica's state of TXID %s byte for byte", txid)
-	}
+	promoteExact(t, out, p.state(txid), txid)
 	if err := testutil.IntegrityCheck(context.Background(), out); err != nil {
 		t.Fatalf("the promoted copy: %v", err)
 	}

@@ -125,12 +125,7 @@ func TestFollowPageSizeChange(t *testing.T) {
 	f.stop(t)
 
 	// Promoted, the copy is the state byte for byte.
-	if restored, err := follow.Promote(context.Background(), out); err != nil || !restored {
-		t.Fatalf("Promote = %v, %v; want the header restored", restored, err)
-	}
-	if got, _ := os.ReadFile(out); !bytes.Equal(got, p.state(next)) {
-		t.Fatalf("the promoted copy is not the replica's state of TXID %s byte for byte", next)
-	}
+	promoteExact(t, out, p.state(next), next)
 }
 
 // TestFollowPageSizeChangeInterrupted: a follower stopped between the

@@ -41,28 +41,11 @@ func (f *follower) resize(ctx context.Context, l *restore.Listing) error {
 	if err != nil {
 		return err
 	}
-	res, err := restore.ApplyListing(ctx, f.c, l, plan, tmp, restore.Options{Parallelism: f.opts.Parallelism})
+	res, next, sums, page1, err := f.restoreBeside(ctx, l, plan, tmp)
 	if err != nil {
 		return err
 	}
-	header, err := readHeader(tmp) // the state's, before SQLite changes the file
-	if err != nil {
-		return err
-	}
-	src, err := openCopy(tmp) // rollback-journal mode, as the copy
-	if err != nil {
-		return err
-	}
-	sums, page1, err := src.sums(ctx)
-	src.close()
-	if err != nil {
-		return err
-	}
-	next := recordedState{TXID: uint64(res.TXID), Checksum: uint64(res.Checksum), PageSize: res.PageSize, Pages: res.Pages, Header: header}
-	sums[0] = ltx.ChecksumPage(1, normalize(page1, header))
-	if total := sumOf(sums); total != next.checksum() || uint32(len(sums)) != next.Pages {
-		return fmt.Errorf("the state restored beside the copy has checksum %s over %d pages, the restore gave %s over %d: it was changed while it was restored", total, len(sums), next.checksum(), next.Pages)
-	}
+	header := next.Header
 	// The state between the two transactions: the new state, with the
 	// schema cookie the backup gives the copy.
 	mid := next
@@ -132,6 +115,41 @@ var afterRestore func() error
 // beforeBackup, when set (by tests), is called just before the backup
 // that changes the copy's page size; an error is taken for the backup's.
 var beforeBackup func() error
+
+// restoreBeside restores plan, made from l, into a file of its own at
+// path, switched to rollback-journal mode as the copy is, and returns the
+// restore's result, the state the file holds (with its header as the
+// restore wrote it), its page checksums (page 1's as the state's) and its
+// page 1 as SQLite left it: proved to add up to the checksum the restore
+// gave, so that nothing changed it meanwhile.
+func (f *follower) restoreBeside(ctx context.Context, l *restore.Listing, plan *restore.Plan, path string) (*restore.Result, recordedState, []ltx.Checksum, []byte, error) {
+	res, err := restore.ApplyListing(ctx, f.c, l, plan, path, restore.Options{IntegrityCheck: f.opts.IntegrityCheck, Parallelism: f.opts.Parallelism})
+	if err != nil {
+		return nil, recordedState{}, nil, nil, err
+	}
+	// The restored file is the state exactly: its header is the state's,
+	// read before SQLite switches the file to rollback journal (and so
+	// before any SQLite connection has it open).
+	header, err := readHeader(path)
+	if err != nil {
+		return nil, recordedState{}, nil, nil, err
+	}
+	cp, err := openCopy(path) // switches it to rollback-journal mode
+	if err != nil {
+		return nil, recordedState{}, nil, nil, err
+	}
+	sums, page1, err := cp.sums(ctx)
+	cp.close()
+	if err != nil {
+		return nil, recordedState{}, nil, nil, err
+	}
+	st := recordedState{TXID: uint64(res.TXID), Checksum: uint64(res.Checksum), PageSize: res.PageSize, Pages: res.Pages, Header: header}
+	sums[0] = ltx.ChecksumPage(1, normalize(page1, header))
+	if total := sumOf(sums); total != st.checksum() || uint32(len(sums)) != st.Pages {
+		return nil, recordedState{}, nil, nil, fmt.Errorf("the state restored beside the copy has checksum %s over %d pages, the restore gave %s over %d: it was changed while it was restored", total, len(sums), st.checksum(), st.Pages)
+	}
+	return res, st, sums, page1, nil
+}
 
 // sumOf is the database checksum of page checksums.
 func sumOf(sums []ltx.Checksum) ltx.Checksum {

@@ -144,12 +144,7 @@ func TestFollowPageSizeShrinkAndSchema(t *testing.T) {
 	if n := count(); n != 53 {
 		t.Fatalf("reader counts %d", n)
 	}
-	if restored, err := follow.Promote(context.Background(), out); err != nil || !restored {
-		t.Fatalf("Promote = %v, %v", restored, err)
-	}
-	if got, _ := os.ReadFile(out); !bytes.Equal(got, p.state(last)) {
-		t.Fatal("promoted copy not byte for byte")
-	}
+	promoteExact(t, out, p.state(last), last)
 }
 
 // TestFollowResizeFinishesWhenStopped: a follower stopped (its context

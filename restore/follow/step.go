@@ -100,7 +100,7 @@ func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 		// downloaded at every interval while the primary has not
 		// repaired its replica).
 		for _, fi := range known {
-			l = without(l, f.c.String(), fi)
+			l = l.Without(fi)
 		}
 		if plan, err = l.Plan(restore.Target{TXID: want}); err != nil {
 			return fmt.Errorf("%d files of the replica were found damaged (%s first, read again after %s), and no other chain of files reaches TXID %s without them (%w): the copy stays as it is, and the follower goes on once the replica's primary has repaired it (a new snapshot)", len(known), storage.Describe(known[0].Level, known[0].MinTXID, known[0].MaxTXID), damagedFor, want, err)
@@ -113,7 +113,7 @@ func (f *follower) rebase(ctx context.Context, l *restore.Listing) error {
 			f.foundDamaged(fe.File)
 		}
 		if errors.As(err, &fe) && fe.Damaged && around < maxAround {
-			l = without(l, f.c.String(), fe.File)
+			l = l.Without(fe.File)
 			next, perr := l.Plan(restore.Target{TXID: want})
 			if perr != nil {
 				return fmt.Errorf("%w; no other chain of files in the replica reaches TXID %s without it (%v): the copy stays as it is, and the follower goes on once the replica's primary has repaired it (a new snapshot)", err, want, perr)
@@ -184,19 +184,6 @@ func (f *follower) knownDamaged(l *restore.Listing) []*ltx.FileInfo {
 // maxAround bounds how many damaged files one rebase goes around, as a
 // restore does: each costs the downloads of a new plan.
 const maxAround = 8
-
-// without returns listing l of replica less file gone.
-func without(l *restore.Listing, replica string, gone *ltx.FileInfo) *restore.Listing {
-	var files []*ltx.FileInfo
-	for level := 0; level <= storage.MaxLevel; level++ {
-		for _, fi := range l.Files(level) {
-			if fi != gone {
-				files = append(files, fi)
-			}
-		}
-	}
-	return restore.NewListing(replica, files)
-}
 
 // commit writes a proved chain to the copy in one transaction, recording
 // the state before and after it first, and the state after it alone once
